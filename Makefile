@@ -1,0 +1,38 @@
+# reusescan: `make demo` and `make test` work on a fresh machine (Python 3.11, pip).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo-out
+PYTEST_ARGS ?=
+
+.PHONY: install test test-fast demo bench clean
+
+install: $(STAMP)
+
+# torch/torchvision are pinned to the builds that lie on this machine's disk;
+# asking for them first keeps pip from downloading a different multi-GB build.
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PIP) install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(VENV)/bin/reusescan make-corpus $(DEMO_DIR)/corpus --docs 12 --reuse 6 --seed 7
+	$(VENV)/bin/reusescan extract $(DEMO_DIR)/corpus --out $(DEMO_DIR)/extract
+	@echo "demo: panels in $(DEMO_DIR)/extract/figures.parquet, errors in $(DEMO_DIR)/extract/errors.csv"
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_extract.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) bench-out .pytest_cache

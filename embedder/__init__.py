@@ -1,0 +1,1 @@
+"""Stage 2: the BTA model (encoder, projector, similarity head) and batch inference."""

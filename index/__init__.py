@@ -1,0 +1,1 @@
+"""Stage 3: the Parquet figure store, FAISS indexes, candidate pairs and reuse groups."""

@@ -1,0 +1,1 @@
+"""The only stage that wires the others together (on Ray) and hosts the click CLI."""

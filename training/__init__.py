@@ -1,0 +1,1 @@
+"""Data generators, alterations, losses, training loops and evaluation for the BTA model."""
