@@ -14,6 +14,10 @@ import click
 
 # name -> "module:attribute"; each module owns one sub-command.
 SUBCOMMANDS: dict[str, str] = {
+    "scan": "jobs.cmd_scan:scan",
+    "nightly": "jobs.cmd_nightly:nightly",
+    "train": "jobs.cmd_train:train_command",
+    "evaluate": "jobs.cmd_evaluate:evaluate_command",
 }
 
 

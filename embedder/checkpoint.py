@@ -1,0 +1,60 @@
+"""Save and load model checkpoints.
+
+A checkpoint is a plain dict `{"format", "config", "model", "meta"}` written with
+`torch.save` to a temporary name and then `os.replace`d, and read back with
+`torch.load(weights_only=True)`: only tensors and plain containers, never pickled code.
+The architecture is rebuilt from the stored config, never from the caller's arguments.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from embedder.config import ModelConfig
+from embedder.model import BTAModel
+
+log = logging.getLogger(__name__)
+
+FORMAT = "reusescan-bta/1"
+
+
+class CheckpointError(ValueError):
+    """The file is not a reusescan model checkpoint (or is from an unknown format)."""
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """torch.save to `path.tmp`, then rename: a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: BTAModel, meta: dict[str, Any] | None = None) -> None:
+    """Write the model (config + weights) and free-form metadata (plain types only)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_torch_save({"format": FORMAT, "config": model.config.to_dict(), "model": state, "meta": dict(meta or {})}, path)
+    log.info("saved checkpoint %s", path)
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The raw checkpoint dict, validated."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a {FORMAT} checkpoint")
+    return data
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[BTAModel, dict[str, Any]]:
+    """Rebuild the model from the config stored in the file; return it (eval mode) and meta."""
+    data = read_checkpoint(path)
+    config = ModelConfig.from_dict(data["config"])
+    model = BTAModel(config)
+    model.load_state_dict(data["model"], strict=True)
+    model.eval()
+    return model, dict(data.get("meta", {}))

@@ -1,0 +1,411 @@
+"""The figure store: every panel record with its vector, as an append-only Parquet dataset.
+
+Layout of a store folder (the same on local disk or shared storage)::
+
+    STORE/manifest.json                 model id, dimension, dtype, counts, runs, files
+    STORE/figures/part-000000.parquet   one immutable file per ingested batch
+    STORE/index/...                     the FAISS index (see `index.faiss_index`)
+
+Each Parquet file holds the scanner's `FIGURES_SCHEMA` columns plus `row_id`
+(a dense int64 assigned by the store: 0, 1, 2, ... in ingest order; FAISS uses it
+as the vector id), `vector` (a fixed_size_list of float16 or float32, L2-normalised
+so inner product is cosine), `model_id`, `run_id` (the ingest run) and `thumbnail`
+(small JPEG bytes for the report).
+
+Why this shape: files are written once under a temporary name and renamed, so a
+crashed ingest leaves either a whole file or nothing; the manifest is rewritten the
+same way after each file and is the list of what counts. DuckDB and pandas read the
+folder directly (``SELECT ... FROM 'STORE/figures/*.parquet'``). Vectors from two
+different models (or dimensions) can never be compared, so the store refuses to mix
+them (`StoreMismatchError`). One writer at a time; any number of readers.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from scanner.records import FIGURES_SCHEMA, NOISE_FLAGS, PanelRecord, records_to_table
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "reusescan-store/1"
+MANIFEST = "manifest.json"
+FIGURES_DIR = "figures"
+INDEX_DIR = "index"
+VECTOR_DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
+# Columns needed to decide which pairs are trivial (no pixels, no vectors).
+KEY_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "parent_id", "flags"]
+
+
+class StoreError(Exception):
+    """Base class of the store's errors."""
+
+
+class StoreMismatchError(StoreError):
+    """Vectors of another model, dimension or dtype were offered to a store (or index)."""
+
+
+def store_schema(dim: int, dtype: str = "float32") -> pa.Schema:
+    """The Parquet schema of a store holding `dim`-dimensional vectors of `dtype`."""
+    if dtype not in VECTOR_DTYPES:
+        raise ValueError(f"vector dtype must be one of {sorted(VECTOR_DTYPES)}, not {dtype!r}")
+    if dim <= 0:
+        raise ValueError(f"dimension must be positive, not {dim}")
+    return pa.schema(
+        [pa.field("row_id", pa.int64(), nullable=False)]
+        + list(FIGURES_SCHEMA)
+        + [
+            pa.field("vector", pa.list_(VECTOR_DTYPES[dtype], dim)),
+            pa.field("model_id", pa.string()),
+            pa.field("run_id", pa.string()),
+            pa.field("thumbnail", pa.binary()),
+        ]
+    )
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write `data` as JSON to a temporary sibling of `path`, fsync it, then rename over `path`."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Float32 copy of `vectors` (n, d) with unit rows; zero or non-finite rows are an error."""
+    x = np.asarray(vectors, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"vectors must be a 2-D array (n, d), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("vectors contain NaN or infinity")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if (norms <= 1e-12).any():
+        raise ValueError(f"{int((norms <= 1e-12).sum())} zero vector(s) cannot be normalised")
+    return x / norms
+
+
+def make_thumbnail(image: bytes | None, max_side: int = 128, quality: int = 80) -> bytes | None:
+    """Small JPEG of an encoded image (the record's PNG) for the HTML report; None for no image."""
+    if not image:
+        return None
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image)) as im:
+        im = im.convert("RGB")
+        im.thumbnail((max_side, max_side))
+        out = io.BytesIO()
+        im.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def vectors_from_arrow(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
+    """(n, dim) float32 array from a fixed_size_list column (any chunking or slicing)."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    parts = [np.asarray(c.flatten().to_numpy(zero_copy_only=False)).reshape(-1, dim) for c in chunks if len(c)]
+    if not parts:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """What one `append` wrote."""
+
+    file: str            # path relative to the store root
+    run_id: str
+    rows: int
+    first_row_id: int    # row ids first_row_id .. first_row_id + rows - 1
+
+
+class FigureStore:
+    """An append-only Parquet dataset of panel records and their vectors (see module doc)."""
+
+    def __init__(self, root: str | os.PathLike[str], manifest: dict[str, Any]) -> None:
+        self.root = Path(root)
+        self._manifest = manifest
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def create(
+        cls, root: str | os.PathLike[str], *, model_id: str, dim: int, dtype: str = "float32"
+    ) -> FigureStore:
+        """Make a new, empty store; an existing store at `root` is an error."""
+        root = Path(root)
+        if (root / MANIFEST).exists():
+            raise StoreError(f"a store already exists at {root}")
+        store_schema(dim, dtype)  # validates dim and dtype
+        if not model_id:
+            raise ValueError("model_id must be a non-empty string")
+        (root / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "model_id": model_id,
+            "dim": int(dim),
+            "dtype": dtype,
+            "num_rows": 0,
+            "num_noise": 0,
+            "files": [],
+            "runs": {},
+            "index": None,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        write_json_atomic(root / MANIFEST, manifest)
+        return cls(root, manifest)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str]) -> FigureStore:
+        """Open an existing store (reads only the manifest)."""
+        root = Path(root)
+        path = root / MANIFEST
+        if not path.exists():
+            raise StoreError(f"no store at {root} (missing {MANIFEST})")
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT:
+            raise StoreError(f"{path} is not a {FORMAT} manifest")
+        store = cls(root, manifest)
+        orphans = store.orphan_files()
+        if orphans:
+            logger.warning("%s: %d Parquet file(s) not in the manifest (an interrupted ingest); "
+                           "they are ignored and will be overwritten: %s", root, len(orphans), orphans)
+        return store
+
+    @classmethod
+    def open_or_create(
+        cls, root: str | os.PathLike[str], *, model_id: str, dim: int, dtype: str = "float32"
+    ) -> FigureStore:
+        """Open the store at `root` if there is one (it must match), else create it."""
+        if (Path(root) / MANIFEST).exists():
+            store = cls.open(root)
+            store.check_compatible(model_id=model_id, dim=dim)
+            return store
+        return cls.create(root, model_id=model_id, dim=dim, dtype=dtype)
+
+    # --------------------------------------------------------------- properties
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """A copy of the manifest."""
+        return json.loads(json.dumps(self._manifest))
+
+    @property
+    def model_id(self) -> str:
+        return str(self._manifest["model_id"])
+
+    @property
+    def dim(self) -> int:
+        return int(self._manifest["dim"])
+
+    @property
+    def dtype(self) -> str:
+        return str(self._manifest["dtype"])
+
+    @property
+    def num_rows(self) -> int:
+        return int(self._manifest["num_rows"])
+
+    @property
+    def files(self) -> list[str]:
+        """Store files (relative to the root) in ingest order."""
+        return [f["file"] for f in self._manifest["files"]]
+
+    @property
+    def index_dir(self) -> Path:
+        return self.root / INDEX_DIR
+
+    @property
+    def schema(self) -> pa.Schema:
+        return store_schema(self.dim, self.dtype)
+
+    def file_info(self) -> list[dict[str, Any]]:
+        """Manifest entries of the files: file, run_id, rows, first_row_id, noise."""
+        return [dict(f) for f in self._manifest["files"]]
+
+    def orphan_files(self) -> list[str]:
+        """Parquet files in figures/ that the manifest does not list."""
+        listed = set(self.files)
+        found = sorted(f"{FIGURES_DIR}/{p.name}" for p in (self.root / FIGURES_DIR).glob("*.parquet"))
+        return [f for f in found if f not in listed]
+
+    def check_compatible(self, *, model_id: str, dim: int) -> None:
+        """Raise `StoreMismatchError` unless vectors of (`model_id`, `dim`) belong in this store."""
+        if model_id != self.model_id:
+            raise StoreMismatchError(
+                f"store {self.root} holds vectors of model {self.model_id!r}; refusing vectors of "
+                f"model {model_id!r} (vectors of different models are not comparable: re-embed, or "
+                f"use a new store)")
+        if int(dim) != self.dim:
+            raise StoreMismatchError(
+                f"store {self.root} holds {self.dim}-d vectors; refusing {dim}-d vectors")
+
+    # ------------------------------------------------------------------ writing
+    def append(
+        self,
+        figures: pa.Table | Sequence[PanelRecord],
+        vectors: np.ndarray,
+        *,
+        model_id: str,
+        run_id: str,
+        thumbnails: Sequence[bytes | None] | None = None,
+        make_thumbnails: bool = True,
+        keep_images: bool = True,
+    ) -> BatchInfo:
+        """Write one batch of records and their vectors as a new immutable Parquet file.
+
+        `figures` is a table with the `FIGURES_SCHEMA` columns (or PanelRecords),
+        `vectors` an (n, dim) array aligned with it (normalised here to unit length).
+        Thumbnails are made from the `image` column unless given (or disabled).
+        With `keep_images=False` the lossless `image` column is stored empty (null):
+        at corpus scale the PDFs stay the source of the pixels and the store keeps
+        provenance, vector and thumbnail only.
+        Raises `StoreMismatchError` for another model or dimension. Returns what was
+        written; the manifest is updated only after the file is in place.
+        """
+        table = figures if isinstance(figures, pa.Table) else records_to_table(list(figures))
+        table = table.select(FIGURES_SCHEMA.names).cast(FIGURES_SCHEMA)
+        vecs = np.asarray(vectors)
+        if vecs.ndim != 2:
+            raise ValueError(f"vectors must be 2-D (n, d), got shape {vecs.shape}")
+        self.check_compatible(model_id=model_id, dim=vecs.shape[1])
+        if len(vecs) != table.num_rows:
+            raise ValueError(f"{table.num_rows} records but {len(vecs)} vectors")
+        if not run_id:
+            raise ValueError("run_id must be a non-empty string")
+        n = table.num_rows
+        if n == 0:
+            raise ValueError("refusing to write an empty batch")
+        unit = l2_normalize(vecs)
+        if thumbnails is None:
+            images = table.column("image").to_pylist() if make_thumbnails else [None] * n
+            thumbnails = [make_thumbnail(img) for img in images]
+        elif len(thumbnails) != n:
+            raise ValueError(f"{n} records but {len(thumbnails)} thumbnails")
+
+        if not keep_images:
+            table = table.set_column(table.schema.get_field_index("image"), "image", pa.nulls(n, pa.binary()))
+        first = self.num_rows
+        np_dtype = np.float16 if self.dtype == "float16" else np.float32
+        flat = pa.array(unit.astype(np_dtype).ravel(), type=VECTOR_DTYPES[self.dtype])
+        vector_col = pa.FixedSizeListArray.from_arrays(flat, self.dim)
+        out = pa.Table.from_arrays(
+            [pa.array(np.arange(first, first + n, dtype=np.int64))]
+            + [table.column(name) for name in FIGURES_SCHEMA.names]
+            + [
+                vector_col,
+                pa.array([model_id] * n, type=pa.string()),
+                pa.array([run_id] * n, type=pa.string()),
+                pa.array(list(thumbnails), type=pa.binary()),
+            ],
+            schema=self.schema,
+        )
+        seq = len(self._manifest["files"])
+        rel = f"{FIGURES_DIR}/part-{seq:06d}.parquet"
+        final = self.root / rel
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        pq.write_table(out, tmp, compression="zstd", row_group_size=65536)
+        os.replace(tmp, final)
+
+        flags = table.column("flags").to_pylist()
+        noise = sum(1 for f in flags if f and NOISE_FLAGS.intersection(f))
+        entry = {"file": rel, "run_id": run_id, "rows": n, "first_row_id": first, "noise": noise,
+                 "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self._manifest["files"].append(entry)
+        self._manifest["num_rows"] = first + n
+        self._manifest["num_noise"] = int(self._manifest.get("num_noise", 0)) + noise
+        run = self._manifest["runs"].setdefault(run_id, {"rows": 0, "files": []})
+        run["rows"] += n
+        run["files"].append(rel)
+        write_json_atomic(self.root / MANIFEST, self._manifest)
+        logger.info("store %s: wrote %s (%d rows, run %s)", self.root, rel, n, run_id)
+        return BatchInfo(file=rel, run_id=run_id, rows=n, first_row_id=first)
+
+    def set_index_info(self, info: dict[str, Any] | None) -> None:
+        """Record the current FAISS index parameters in the manifest (written atomically)."""
+        self._manifest["index"] = info
+        write_json_atomic(self.root / MANIFEST, self._manifest)
+
+    # ------------------------------------------------------------------ reading
+    def paths(self, files: Sequence[str] | None = None) -> list[str]:
+        """Absolute paths of `files` (default: every file in the manifest)."""
+        return [str(self.root / f) for f in (self.files if files is None else files)]
+
+    def read_table(
+        self, columns: Sequence[str] | None = None, *, files: Sequence[str] | None = None
+    ) -> pa.Table:
+        """The records of `files` (default all) as one Arrow table, in row-id order."""
+        paths = self.paths(files)
+        if not paths:
+            schema = self.schema
+            if columns is not None:
+                schema = pa.schema([schema.field(c) for c in columns])
+            return schema.empty_table()
+        return pa.concat_tables(pq.read_table(p, columns=list(columns) if columns else None) for p in paths)
+
+    def read_keys(self, files: Sequence[str] | None = None) -> pa.Table:
+        """The columns that decide trivial pairs (no pixels, no vectors)."""
+        return self.read_table(KEY_COLUMNS, files=files)
+
+    def iter_vectors(
+        self, files: Sequence[str] | None = None, *, include_noise: bool = True
+    ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """Yield (file, row_ids int64, vectors float32 (n, dim)) one store file at a time."""
+        for rel in self.files if files is None else files:
+            t = pq.read_table(self.root / rel, columns=["row_id", "flags", "vector"])
+            ids = t.column("row_id").to_numpy().astype(np.int64)
+            vecs = vectors_from_arrow(t.column("vector"), self.dim)
+            if not include_noise:
+                keep = ~noise_mask(t.column("flags").to_pylist())
+                ids, vecs = ids[keep], vecs[keep]
+            yield rel, ids, vecs
+
+    def read_vectors(
+        self, files: Sequence[str] | None = None, *, include_noise: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(row_ids, vectors) of `files` (default all) in row-id order, float32."""
+        ids, vecs = [], []
+        for _, i, v in self.iter_vectors(files, include_noise=include_noise):
+            ids.append(i)
+            vecs.append(v)
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
+        return np.concatenate(ids), np.concatenate(vecs)
+
+    def dense_vectors(self) -> np.ndarray:
+        """All vectors as one (num_rows, dim) float32 array indexed by row id."""
+        out = np.zeros((self.num_rows, self.dim), dtype=np.float32)
+        for _, ids, vecs in self.iter_vectors():
+            out[ids] = vecs
+        return out
+
+    def sample_vectors(self, n: int, *, include_noise: bool = False, seed: int = 0) -> np.ndarray:
+        """About `n` vectors drawn uniformly from the store, reading one file at a time."""
+        total = self.num_rows - (0 if include_noise else int(self._manifest.get("num_noise", 0)))
+        rng = np.random.default_rng(seed)
+        frac = min(1.0, n / max(total, 1))
+        parts = []
+        for _, _, vecs in self.iter_vectors(include_noise=include_noise):
+            take = vecs if frac >= 1.0 else vecs[rng.random(len(vecs)) < frac]
+            parts.append(take)
+        if not parts:
+            return np.zeros((0, self.dim), np.float32)
+        return np.concatenate(parts)
+
+    def figure_ids(self) -> set[str]:
+        """Every figure_id already stored (to skip re-submitted documents)."""
+        return set(self.read_table(["figure_id"]).column("figure_id").to_pylist())
+
+
+def noise_mask(flags: Sequence[Sequence[str] | None]) -> np.ndarray:
+    """True where a record's flags include one of the noise flags (tiny, uniform, boilerplate)."""
+    return np.fromiter((bool(f) and bool(NOISE_FLAGS.intersection(f)) for f in flags), dtype=bool, count=len(flags))

@@ -1,0 +1,201 @@
+"""The Ray Data half of a scan: input files -> panel records -> vectors.
+
+Thin on purpose (the design's "Ray layer is thin"): a stateless function
+extracts one document per task (PyMuPDF is not thread-safe, and a Ray task runs
+in its own worker process), and a class loads the model once per actor and
+embeds batches of panels. Everything else (the store, the index, matching,
+reports) runs on the driver in `jobs.scan`.
+
+The rows flowing out of extraction are of three kinds (`row_kind`): `record`
+(a panel or figure), `error` (one line of errors.csv) and `doc` (one per input
+document, carrying its page count and timing) so that one Ray dataset carries
+everything the summary and errors.csv need.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from scanner.records import FIGURES_SCHEMA
+
+logger = logging.getLogger(__name__)
+
+ROW_RECORD, ROW_ERROR, ROW_DOC = "record", "error", "doc"
+EXTRACT_SCHEMA = FIGURES_SCHEMA.append(pa.field("row_kind", pa.string())).append(
+    pa.field("stage", pa.string())).append(pa.field("error", pa.string())).append(
+    pa.field("pages", pa.int32())).append(pa.field("seconds", pa.float32()))
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Resources and batch sizes of the Ray Data stages (defaults fit the local machine)."""
+
+    model_path: str | None = None      # None: the checkpoint shipped in the package
+    embed_batch_size: int = 32
+    embed_actors: int = 1
+    gpus_per_actor: float = 0.0        # set by `resolve_resources` when GPUs are present
+    cpus_per_actor: float = 1.0
+    cpus_per_extract: float = 1.0
+    max_pages: int = 2_000
+    doc_timeout_s: float = 300.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _doc_rows(result: Any) -> pa.Table:
+    """One document's extraction result as rows of `EXTRACT_SCHEMA`."""
+    from scanner.records import records_to_table
+
+    records = records_to_table(result.records)
+    n = records.num_rows
+    records = records.append_column("row_kind", pa.array([ROW_RECORD] * n, pa.string()))
+    for name, typ in (("stage", pa.string()), ("error", pa.string()), ("pages", pa.int32()), ("seconds", pa.float32())):
+        records = records.append_column(name, pa.nulls(n, typ))
+    extra_rows: list[dict[str, Any]] = [
+        {"doc": e.input, "doc_sha256": result.doc_sha256, "row_kind": ROW_ERROR, "stage": e.stage, "error": e.error}
+        for e in result.errors
+    ]
+    extra_rows.append({"doc": result.doc, "doc_sha256": result.doc_sha256, "row_kind": ROW_DOC,
+                       "pages": result.pages, "seconds": result.seconds})
+    filled = [{name: row.get(name) for name in EXTRACT_SCHEMA.names} for row in extra_rows]
+    for row in filled:
+        row["flags"] = []
+    return pa.concat_tables([records.cast(EXTRACT_SCHEMA), pa.Table.from_pylist(filled, schema=EXTRACT_SCHEMA)])
+
+
+def extract_paths(batch: dict[str, np.ndarray], *, root: str, max_pages: int, doc_timeout_s: float) -> pa.Table:
+    """Ray Data task body: extract every document path in `batch` (normally one).
+
+    Never raises for a bad document: `extract_document` turns every problem into
+    error rows, and anything it did not foresee becomes one more error row here,
+    so one document can never take the scan down.
+    """
+    from scanner.extract import ExtractLimits, extract_document
+
+    limits = ExtractLimits(max_pages=max_pages, timeout_s=doc_timeout_s)
+    tables = []
+    for path in batch["path"]:
+        try:
+            tables.append(_doc_rows(extract_document(Path(str(path)), Path(root), limits)))
+        except Exception as exc:  # pragma: no cover - extract_document already catches
+            logger.exception("extraction crashed on %s", path)
+            rel = os.path.relpath(str(path), root)
+            row = {name: None for name in EXTRACT_SCHEMA.names}
+            row.update(doc=rel, row_kind=ROW_ERROR, stage="extract", error=f"{type(exc).__name__}: {exc}", flags=[])
+            tables.append(pa.Table.from_pylist([row], schema=EXTRACT_SCHEMA))
+    return pa.concat_tables(tables) if tables else EXTRACT_SCHEMA.empty_table()
+
+
+class EmbedPanels:
+    """Ray Data actor: loads the model once, then embeds batches of panel rows.
+
+    Adds a `vector` column (list<float32>, null for error and document rows) and
+    `model_id`. Noise panels (tiny, uniform) are embedded too: they are few and
+    cheap, and the store keeps one vector per record so `--include-noise` works.
+    """
+
+    def __init__(self, model_path: str | None, batch_size: int) -> None:
+        import torch
+
+        from embedder.inference import Embedder
+
+        # One actor per CPU slot: let it use the threads of the slot it holds.
+        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
+        self.embedder = Embedder.load(model_path, batch_size=batch_size)
+        self.model_id = model_id_of(self.embedder, model_path)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        from PIL import Image
+
+        kinds = batch.column("row_kind").to_pylist()
+        images = batch.column("image").to_pylist()
+        todo = [i for i, k in enumerate(kinds) if k == ROW_RECORD]
+        vectors: list[list[float] | None] = [None] * batch.num_rows
+        if todo:
+            pil = [Image.open(io.BytesIO(images[i])).convert("RGB") for i in todo]
+            vecs = self.embedder.embed(pil)
+            for i, v in zip(todo, vecs):
+                vectors[i] = v.tolist()
+        batch = batch.append_column("vector", pa.array(vectors, pa.list_(pa.float32())))
+        return batch.append_column("model_id", pa.array([self.model_id] * batch.num_rows, pa.string()))
+
+
+def model_id_of(embedder: Any, model_path: str | None) -> str:
+    """A stable id of a model: its checkpoint's content hash (plus the preset name)."""
+    import hashlib
+
+    from embedder.inference import DEFAULT_CHECKPOINT
+
+    path = Path(model_path) if model_path else Path(DEFAULT_CHECKPOINT)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    name = getattr(embedder.config, "name", None) or getattr(embedder.config, "backbone", "model")
+    return f"{name}-{digest}"
+
+
+def resolve_resources(options: PipelineOptions) -> PipelineOptions:
+    """Fill in GPU use and actor counts from what the Ray cluster offers.
+
+    With GPUs: one actor per GPU, each holding a whole GPU (the encoder runs on
+    CUDA in reduced precision there). Without: CPU actors, leaving at least one
+    CPU for extraction tasks so the two stages overlap instead of queueing.
+    """
+    import ray
+
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    cpus = int(resources.get("CPU", 1))
+    from dataclasses import replace
+
+    if gpus > 0:
+        return replace(options, gpus_per_actor=1.0, embed_actors=min(options.embed_actors or gpus, gpus) or gpus)
+    actors = max(1, min(options.embed_actors, max(1, cpus - 1)))
+    return replace(options, gpus_per_actor=0.0, embed_actors=actors)
+
+
+def run_extract_and_embed(paths: Sequence[Path], root: Path, options: PipelineOptions) -> Iterator[pa.Table]:
+    """Stream extraction + embedding over Ray Data; yields pyarrow batches of rows.
+
+    The caller must have called `ray.init` (see `jobs.ray_runtime`).
+    """
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    if not paths:
+        return
+    options = resolve_resources(options)
+    ds = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=max(1, len(paths)))
+    ds = ds.map_batches(
+        extract_paths,
+        batch_size=1,
+        batch_format="numpy",
+        fn_kwargs={"root": str(root), "max_pages": options.max_pages, "doc_timeout_s": options.doc_timeout_s},
+        num_cpus=options.cpus_per_extract,
+        # A worker killed by a native crash (a MuPDF segfault) is retried once. The
+        # differing remote args also keep Ray from fusing extraction into the
+        # embedding actor, so extraction runs in parallel tasks.
+        max_retries=1,
+    )
+    ds = ds.map_batches(
+        EmbedPanels,
+        batch_size=options.embed_batch_size,
+        batch_format="pyarrow",
+        fn_constructor_kwargs={"model_path": options.model_path, "batch_size": options.embed_batch_size},
+        compute=ActorPoolStrategy(size=options.embed_actors),
+        num_cpus=options.cpus_per_actor,
+        num_gpus=options.gpus_per_actor or None,
+    )
+    # A document whose task still fails must not end the scan: its block is
+    # dropped and `jobs.scan.ingest` reports it as an error (no `doc` row came back).
+    ray.data.DataContext.get_current().max_errored_blocks = len(paths)
+    started = time.monotonic()
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        yield batch
+    logger.info("extract+embed finished in %.1f s", time.monotonic() - started)

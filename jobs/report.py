@@ -1,0 +1,333 @@
+"""The scan reports: `report.csv`, `errors.csv` and the self-contained `report.html`.
+
+This module is pure: it turns a list of already scored pairs (`ReportPair`, each
+holding two `PanelRef` with provenance and thumbnail bytes) into files. It knows
+nothing of Ray, the model or the index, so the pipeline (and anything else, such
+as the nightly job) only has to build `ReportPair` objects and call the writers.
+
+Transform convention: `ReportPair.transform` names the one of the 8 rotations /
+flips (the dihedral group D4) that maps panel **b onto panel a**, i.e.
+``apply_transform(b, pair.transform) ≈ a``. Rotations are counter-clockwise as
+displayed, like `numpy.rot90` and `torch.rot90(x, k, dims=(-2, -1))`. Each name is
+`rot90^k(flip_h^f(x))`; `D4_NAMES[i]` uses the embedder's view order (`i = 4*f + k`).
+
+All writes are atomic (temporary file in the same folder, then `os.replace`), so
+a crashed or restarted run never leaves a half-written report behind.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+KIND_INTER = "inter"  # the two panels come from two different documents
+KIND_INTRA = "intra"  # the two panels come from one document
+
+# name -> (mirrored left-right first?, number of 90° counter-clockwise turns after it)
+_D4: dict[str, tuple[bool, int]] = {
+    "identity": (False, 0),
+    "rot90": (False, 1),
+    "rot180": (False, 2),
+    "rot270": (False, 3),
+    "flip_h": (True, 0),
+    "transpose": (True, 1),
+    "flip_v": (True, 2),
+    "transverse": (True, 3),
+}
+#: The 8 transform names in the embedder's D4 view order: index = 4 * flipped + k.
+D4_NAMES: tuple[str, ...] = tuple(_D4)
+TRANSFORM_NAMES = frozenset(_D4)
+
+# How panel b looks compared with panel a when `transform` maps b onto a
+# (that is, b = inverse(transform)(a)); shown to reviewers.
+_PHRASES: dict[str, str] = {
+    "identity": "same orientation",
+    "rot90": "rotated 90° clockwise",
+    "rot180": "rotated 180°",
+    "rot270": "rotated 90° counter-clockwise",
+    "flip_h": "mirrored left–right",
+    "flip_v": "mirrored top–bottom",
+    "transpose": "rotated 90° and mirrored (flipped over the main diagonal)",
+    "transverse": "rotated 90° and mirrored (flipped over the anti-diagonal)",
+}
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "score", "doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b", "kind",
+    "group", "transform", "figure_id_a", "figure_id_b",
+)
+ERROR_COLUMNS: tuple[str, ...] = ("input", "stage", "error")
+
+
+def transform_name(k: int, flipped: bool) -> str:
+    """Name of `rot90^k(flip_h(x) if flipped else x)` (k counter-clockwise quarter turns)."""
+    return D4_NAMES[4 * int(bool(flipped)) + (int(k) % 4)]
+
+
+def inverse_transform(name: str) -> str:
+    """The transform that undoes `name` (rotations invert, flips are their own inverse)."""
+    flipped, k = _D4[name]
+    return name if flipped else transform_name(-k, False)
+
+
+def describe_transform(name: str | None) -> str:
+    """Human phrase for how panel b looks compared with panel a, e.g. "rotated 90° clockwise"."""
+    if name is None:
+        return "not estimated"
+    return _PHRASES[name]
+
+
+def apply_transform(image: "Image.Image", name: str) -> "Image.Image":
+    """Apply the named D4 transform to a PIL image (lossless: only moves pixels)."""
+    from PIL import Image
+
+    flipped, k = _D4[name]
+    out = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flipped else image
+    rotate = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
+    return out.transpose(rotate[k]) if k else out.copy()
+
+
+def estimate_transform(a: "Image.Image", b: "Image.Image", size: int = 32) -> tuple[str, float]:
+    """Best of the 8 transforms mapping `b` onto `a` by normalised correlation of small grey copies.
+
+    A cheap fallback when the matcher does not say which orientation matched:
+    both panels are squashed to `size`×`size` (so a crop or a 90° turn of a
+    non-square panel still lines up roughly) and the transform with the highest
+    Pearson correlation wins. Returns `(name, correlation)`.
+    """
+    import numpy as np
+
+    def prep(img: "Image.Image") -> "np.ndarray":
+        from PIL import Image
+
+        arr = np.asarray(img.convert("L").resize((size, size), Image.Resampling.BILINEAR), dtype=np.float64)
+        arr = arr - arr.mean()
+        norm = np.linalg.norm(arr)
+        return arr / norm if norm > 0 else arr
+
+    target = prep(a)
+    base = prep(b)
+    best_name, best_corr = "identity", -2.0
+    for name in D4_NAMES:  # identity first: ties (symmetric or flat panels) keep it
+        flipped, k = _D4[name]
+        view = np.rot90(base[:, ::-1] if flipped else base, k)
+        corr = float((view * target).sum())
+        if corr > best_corr + 1e-9:
+            best_name, best_corr = name, corr
+    return best_name, best_corr
+
+
+@dataclass(frozen=True)
+class PanelRef:
+    """One side of a reported pair: where the panel is, and what it looks like.
+
+    `doc` is the path relative to the scanned root (POSIX separators), `page` is
+    1-based, `bbox` is (x0, y0, x1, y1) in PDF points with a top-left origin (for
+    image files: the whole image, pixels taken as points). `thumbnail` is PNG or
+    JPEG bytes of the panel; `page_image` optional PNG/JPEG bytes of the whole page
+    drawn small, and `page_size` the page's (width, height) in points so that the
+    bbox can be highlighted on it.
+    """
+
+    doc: str
+    page: int
+    bbox: tuple[float, float, float, float]
+    figure_id: str
+    thumbnail: bytes
+    page_image: bytes | None = None
+    page_size: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.page < 1:
+            raise ValueError(f"page is 1-based, got {self.page} for {self.doc!r}")
+        if len(self.bbox) != 4:
+            raise ValueError(f"bbox needs 4 numbers, got {self.bbox!r}")
+        object.__setattr__(self, "bbox", tuple(float(v) for v in self.bbox))
+        if self.page_size is not None:
+            w, h = (float(v) for v in self.page_size)
+            if w <= 0 or h <= 0:
+                raise ValueError(f"page_size must be positive, got {self.page_size!r}")
+            object.__setattr__(self, "page_size", (w, h))
+
+
+def pair_kind(a: PanelRef, b: PanelRef) -> str:
+    """`intra` when both panels come from one document, else `inter`."""
+    return KIND_INTRA if a.doc == b.doc else KIND_INTER
+
+
+@dataclass(frozen=True)
+class ReportPair:
+    """A scored suspicious pair of panels.
+
+    `score` is the similarity head's probability in [0, 1]. `kind` is derived from
+    the documents when left as None (and checked against them when given).
+    `group_id` joins pairs that belong to one cluster of copies (connected
+    components over the reported pairs). `transform` maps b onto a (see the module
+    docstring), or None when not estimated. `extra` is free-form metadata shown
+    on the card (string keys, short values).
+    """
+
+    score: float
+    a: PanelRef
+    b: PanelRef
+    kind: str | None = None
+    group_id: int = 0
+    transform: str | None = "identity"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        score = float(self.score)
+        if not 0.0 <= score <= 1.0:
+            raise ValueError(f"score must be in [0, 1], got {score}")
+        object.__setattr__(self, "score", score)
+        expected = pair_kind(self.a, self.b)
+        if self.kind is None:
+            object.__setattr__(self, "kind", expected)
+        elif self.kind != expected:
+            raise ValueError(f"kind {self.kind!r} does not match the documents ({expected!r}): {self.a.doc!r} / {self.b.doc!r}")
+        if self.transform is not None and self.transform not in TRANSFORM_NAMES:
+            raise ValueError(f"unknown transform {self.transform!r}; expected one of {sorted(TRANSFORM_NAMES)}")
+
+    @property
+    def transform_phrase(self) -> str:
+        """How b looks compared with a, in words."""
+        return describe_transform(self.transform)
+
+
+@dataclass(frozen=True)
+class ReportError:
+    """One input that could not be processed: which, at what stage, and why."""
+
+    input: str
+    stage: str
+    error: str
+
+
+def format_bbox(bbox: Sequence[float]) -> str:
+    """`"x0 y0 x1 y1"` with two decimals (PDF points)."""
+    return " ".join(f"{float(v):.2f}" for v in bbox)
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    """Inverse of `format_bbox`."""
+    parts = [float(v) for v in text.split()]
+    if len(parts) != 4:
+        raise ValueError(f"bbox needs 4 numbers, got {text!r}")
+    return (parts[0], parts[1], parts[2], parts[3])
+
+
+def sort_pairs(pairs: Iterable[ReportPair]) -> list[ReportPair]:
+    """Highest score first; ties broken by provenance so the order is reproducible."""
+    return sorted(
+        pairs,
+        key=lambda p: (-p.score, p.a.doc, p.a.page, p.a.bbox, p.b.doc, p.b.page, p.b.bbox, p.a.figure_id, p.b.figure_id),
+    )
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to `path` via a temporary file in the same folder and `os.replace`."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
+
+
+def _csv_bytes(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def pair_csv_row(pair: ReportPair) -> list[object]:
+    """One `report.csv` row in `CSV_COLUMNS` order."""
+    return [
+        f"{pair.score:.4f}",
+        pair.a.doc, pair.a.page, format_bbox(pair.a.bbox),
+        pair.b.doc, pair.b.page, format_bbox(pair.b.bbox),
+        pair.kind, pair.group_id, pair.transform or "",
+        pair.a.figure_id, pair.b.figure_id,
+    ]
+
+
+def write_report_csv(pairs: Iterable[ReportPair], path: str | os.PathLike[str]) -> Path:
+    """Write `report.csv` (DESIGN contract columns first, then extras), highest score first.
+
+    An empty report still has the header row.
+    """
+    ordered = sort_pairs(pairs)
+    out = atomic_write_bytes(path, _csv_bytes(CSV_COLUMNS, (pair_csv_row(p) for p in ordered)))
+    log.info("wrote %d pairs to %s", len(ordered), out)
+    return out
+
+
+def _error_row(err: ReportError | Mapping[str, object] | Sequence[object]) -> list[object]:
+    if isinstance(err, ReportError):
+        return [err.input, err.stage, err.error]
+    if isinstance(err, Mapping):
+        return [err.get("input", ""), err.get("stage", ""), err.get("error", "")]
+    values = list(err)
+    if len(values) != 3:
+        raise ValueError(f"an error row needs (input, stage, error), got {err!r}")
+    return values
+
+
+def normalise_errors(errors: Iterable[ReportError | Mapping[str, object] | Sequence[object]] | None) -> list[ReportError]:
+    """Accept `ReportError`s, dicts or 3-tuples; return `ReportError`s."""
+    return [ReportError(*(str(v) for v in _error_row(e))) for e in (errors or [])]
+
+
+def write_errors_csv(
+    errors: Iterable[ReportError | Mapping[str, object] | Sequence[object]], path: str | os.PathLike[str]
+) -> Path:
+    """Write `errors.csv` with columns input, stage, error (header only when nothing failed)."""
+    rows = [_error_row(e) for e in errors]
+    out = atomic_write_bytes(path, _csv_bytes(ERROR_COLUMNS, rows))
+    log.info("wrote %d errors to %s", len(rows), out)
+    return out
+
+
+def write_report_html(
+    pairs: Iterable[ReportPair],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "reusescan report",
+    summary: Mapping[str, Any] | None = None,
+    errors: Iterable[ReportError | Mapping[str, object] | Sequence[object]] | None = None,
+) -> Path:
+    """Write the self-contained, offline `report.html` (see `jobs.report_html`).
+
+    `summary` keys shown as tiles: documents, pages, panels, pairs, errors; a
+    `timings` (or `stage_seconds`) dict of stage -> seconds is shown as time per
+    stage; any other scalar keys (root, model, threshold, ...) as run details.
+    `errors`, when given, are listed in a collapsible table.
+    """
+    from jobs.report_html import render_report_html
+
+    html_text = render_report_html(list(pairs), title=title, summary=dict(summary or {}), errors=normalise_errors(errors))
+    out = atomic_write_bytes(path, html_text.encode("utf-8"))
+    log.info("wrote %s (%.1f kB)", out, len(html_text) / 1024)
+    return out

@@ -1,0 +1,549 @@
+"""Render `report.html`: one self-contained page a reviewer opens offline.
+
+Everything lives in the one file: thumbnails and page images as `data:` URIs,
+inline CSS and a little vanilla JavaScript (sort, filter, flicker comparison, and
+an image-decoding self-check used by the browser test). No network request is
+ever made. Every string that comes from the inputs (document names, figure ids,
+extra metadata, summary values, error messages) goes through `html.escape`, and
+the script never writes input text as HTML (it reads `dataset`/`textContent`).
+
+Layout: a summary header (counts, time per stage, run details, unreadable
+inputs), a sticky toolbar, then one card per pair. Pairs of a group with more
+than two distinct panels are gathered under a group header. Each card shows
+panel A, panel B, and B pre-transformed with PIL so it is aligned to A (the
+suspected rotation/flip in words above it), plus each page drawn small with the
+panel's box highlighted.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import io
+import logging
+from collections import defaultdict
+from html import escape
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from jobs.report import KIND_INTER, ReportError, ReportPair, PanelRef, apply_transform, format_bbox, sort_pairs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+THUMB_MAX_PX = 384       # panel thumbnails (shown in a 280 px box: sharp enough, small files)
+PAGE_MAX_PX = 260        # page miniatures
+PNG_BUDGET = 60_000      # above this a PNG thumbnail is re-encoded as JPEG when that is smaller
+SUMMARY_TILES = (("documents", "documents"), ("pages", "pages"), ("panels", "panels"), ("pairs", "pairs"), ("errors", "errors"))
+
+
+def _e(value: object) -> str:
+    """Escape any value for HTML text or a double-quoted attribute."""
+    return escape(str(value), quote=True)
+
+
+def _open_image(data: bytes | None) -> "Image.Image | None":
+    """Decode image bytes with PIL, or None when missing/undecodable (logged)."""
+    if not data:
+        return None
+    from PIL import Image
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means "no picture"
+        log.warning("could not decode an embedded image (%d bytes): %s", len(data), exc)
+        return None
+    if img.mode not in ("RGB", "L"):
+        if img.mode in ("RGBA", "LA", "P", "PA"):
+            rgba = img.convert("RGBA")
+            background = Image.new("RGB", rgba.size, (255, 255, 255))
+            background.paste(rgba, mask=rgba.getchannel("A"))
+            img = background
+        else:
+            img = img.convert("RGB")
+    return img
+
+
+def _data_uri(img: "Image.Image", max_px: int) -> str:
+    """Downscale to fit `max_px` and encode as PNG (or JPEG when much smaller)."""
+    from PIL import Image
+
+    img = img.copy()
+    if max(img.size) > max_px:
+        img.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+    png = io.BytesIO()
+    img.save(png, format="PNG", optimize=True)
+    data, mime = png.getvalue(), "image/png"
+    if len(data) > PNG_BUDGET:
+        jpg = io.BytesIO()
+        img.convert("RGB").save(jpg, format="JPEG", quality=88, optimize=True)
+        if jpg.tell() < len(data):
+            data, mime = jpg.getvalue(), "image/jpeg"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+class _ImageCache:
+    """Encode each distinct picture once (a panel or page often appears in many pairs)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[bytes, str, int], str | None] = {}
+
+    def uri(self, data: bytes | None, transform: str = "identity", max_px: int = THUMB_MAX_PX) -> str | None:
+        if not data:
+            return None
+        key = (data, transform, max_px)
+        if key not in self._cache:
+            img = _open_image(data)
+            if img is not None and transform != "identity":
+                img = apply_transform(img, transform)
+            self._cache[key] = None if img is None else _data_uri(img, max_px)
+        return self._cache[key]
+
+
+def _fmt_number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _fmt_seconds(seconds: Any) -> str:
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return str(seconds)
+    if s < 60:
+        return f"{s:.1f} s"
+    minutes, sec = divmod(s, 60)
+    if minutes < 60:
+        return f"{int(minutes)} min {sec:02.0f} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{int(hours)} h {int(minutes):02d} min"
+
+
+def _score_class(score: float) -> str:
+    if score >= 0.9:
+        return "s-high"
+    if score >= 0.75:
+        return "s-mid"
+    return "s-low"
+
+
+def _thumb(uri: str | None, alt: str, cls: str = "") -> str:
+    if uri is None:
+        return '<div class="thumb missing" role="img" aria-label="thumbnail unavailable">thumbnail unavailable</div>'
+    return f'<div class="thumb"><img class="{cls}" src="{uri}" alt="{_e(alt)}" loading="eager" decoding="sync"></div>'
+
+
+def _page_mini(ref: PanelRef, cache: _ImageCache) -> str:
+    """The page drawn small with the panel's bbox highlighted (percent-positioned overlay)."""
+    if ref.page_size is None:
+        return ""
+    w, h = ref.page_size
+    x0, y0, x1, y1 = ref.bbox
+
+    def pct(v: float, total: float) -> float:
+        return max(0.0, min(100.0, 100.0 * v / total))
+
+    left, top = pct(min(x0, x1), w), pct(min(y0, y1), h)
+    width, height = max(0.4, pct(max(x0, x1), w) - left), max(0.4, pct(max(y0, y1), h) - top)
+    uri = cache.uri(ref.page_image, max_px=PAGE_MAX_PX)
+    page = (
+        f'<img src="{uri}" alt="page {ref.page} of {_e(ref.doc)}" loading="eager" decoding="sync">'
+        if uri
+        else '<div class="blank-page"></div>'
+    )
+    return (
+        f'<div class="page" style="aspect-ratio: {w:.2f} / {h:.2f}" title="page {ref.page}: panel position">'
+        f"{page}"
+        f'<div class="hl" style="left:{left:.2f}%;top:{top:.2f}%;width:{width:.2f}%;height:{height:.2f}%"></div>'
+        "</div>"
+    )
+
+
+def _panel_figure(label: str, ref: PanelRef, cache: _ImageCache) -> str:
+    return (
+        '<figure class="panel">'
+        f'<figcaption class="plabel"><span class="badge">{label}</span>'
+        f'<span class="doc" title="{_e(ref.doc)}">{_e(ref.doc)}</span></figcaption>'
+        f"{_thumb(cache.uri(ref.thumbnail), f'panel {label}: {ref.doc} page {ref.page}', 'ithumb')}"
+        '<div class="prov">'
+        f'<div class="meta"><span>page <b>{ref.page}</b></span>'
+        f'<span class="bbox" title="x0 y0 x1 y1 in PDF points, top-left origin">bbox {_e(format_bbox(ref.bbox))}</span>'
+        f'<span class="fid" title="figure id">{_e(ref.figure_id)}</span></div>'
+        f"{_page_mini(ref, cache)}"
+        "</div></figure>"
+    )
+
+
+def _aligned_figure(pair: ReportPair, cache: _ImageCache) -> str:
+    if pair.transform is None:
+        note = "orientation not estimated: B shown as is"
+        uri = cache.uri(pair.b.thumbnail)
+    else:
+        uri = cache.uri(pair.b.thumbnail, transform=pair.transform)
+        note = "no rotation or mirroring needed" if pair.transform == "identity" else f"B undone: {_e(pair.transform)}"
+    return (
+        '<figure class="panel aligned">'
+        '<figcaption class="plabel"><span class="badge b-al">B→A</span><span class="doc">B aligned to A</span></figcaption>'
+        f"{_thumb(uri, 'panel B transformed to line up with panel A', 'ialigned')}"
+        f'<div class="prov"><div class="meta"><span>{note}</span></div>'
+        '<p class="hint">Hover or tap the aligned image to flicker between it and A.</p></div>'
+        "</figure>"
+    )
+
+
+def _card(pair: ReportPair, rank: int, cache: _ImageCache) -> str:
+    kind_label = "two documents" if pair.kind == KIND_INTER else "within one document"
+    extra = ""
+    if pair.extra:
+        items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in pair.extra.items())
+        extra = f'<dl class="extra">{items}</dl>'
+    docs = "\n".join(sorted({pair.a.doc, pair.b.doc}))
+    return (
+        f'<article class="card" data-score="{pair.score:.6f}" data-kind="{_e(pair.kind)}" '
+        f'data-docs="{_e(docs.lower())}" data-doc-key="{_e(min(pair.a.doc, pair.b.doc).lower())}" '
+        f'data-rank="{rank}" data-group="{pair.group_id}">'
+        '<header class="chead">'
+        f'<span class="rank">#{rank}</span>'
+        f'<span class="score {_score_class(pair.score)}" title="similarity score (0–1)">'
+        f'<span class="sval">{pair.score:.3f}</span><span class="sbar"><i style="width:{100 * pair.score:.1f}%"></i></span></span>'
+        f'<span class="chip k-{_e(pair.kind)}">{_e(pair.kind)} · {kind_label}</span>'
+        f'<span class="chip">group {pair.group_id}</span>'
+        f'<span class="transform">B is A <b>{_e(pair.transform_phrase)}</b></span>'
+        "</header>"
+        '<div class="cbody">'
+        f'{_panel_figure("A", pair.a, cache)}{_panel_figure("B", pair.b, cache)}{_aligned_figure(pair, cache)}'
+        "</div>"
+        f"{extra}"
+        "</article>"
+    )
+
+
+def _group_members(pairs: Sequence[ReportPair]) -> set[str]:
+    members: set[str] = set()
+    for p in pairs:
+        members.update((p.a.figure_id, p.b.figure_id))
+    return members
+
+
+def _summary_html(summary: Mapping[str, Any], n_pairs: int, errors: Sequence[ReportError]) -> str:
+    tiles = []
+    for key, label in SUMMARY_TILES:
+        value = summary.get(key)
+        if value is None and key == "pairs":
+            value = n_pairs
+        if value is None and key == "errors" and errors:
+            value = len(errors)
+        if value is None:
+            continue
+        tiles.append(f'<div class="tile"><div class="tv">{_e(_fmt_number(value))}</div><div class="tl">{label}</div></div>')
+    timings = summary.get("timings") or summary.get("stage_seconds") or {}
+    timing_html = ""
+    if isinstance(timings, Mapping) and timings:
+        cells = "".join(f"<li><span>{_e(stage)}</span><b>{_e(_fmt_seconds(sec))}</b></li>" for stage, sec in timings.items())
+        try:
+            total = sum(float(v) for v in timings.values())
+            cells += f'<li class="total"><span>total</span><b>{_e(_fmt_seconds(total))}</b></li>'
+        except (TypeError, ValueError):
+            pass
+        timing_html = f'<div class="timings"><h3>Time per stage</h3><ul>{cells}</ul></div>'
+    known = {k for k, _ in SUMMARY_TILES} | {"timings", "stage_seconds"}
+    details = [(k, v) for k, v in summary.items() if k not in known and not isinstance(v, (Mapping, list, tuple, set))]
+    details_html = ""
+    if details:
+        rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(_fmt_number(v))}</dd>" for k, v in details)
+        details_html = f'<div class="details"><h3>Run</h3><dl>{rows}</dl></div>'
+    errors_html = ""
+    if errors:
+        rows = "".join(f"<tr><td>{_e(er.input)}</td><td>{_e(er.stage)}</td><td>{_e(er.error)}</td></tr>" for er in errors)
+        errors_html = (
+            f'<details class="errors"><summary>{len(errors)} input(s) could not be read (also in errors.csv)</summary>'
+            f"<table><thead><tr><th>input</th><th>stage</th><th>error</th></tr></thead><tbody>{rows}</tbody></table></details>"
+        )
+    return (
+        f'<section class="summary"><div class="tiles">{"".join(tiles)}</div>'
+        f'<div class="side">{timing_html}{details_html}</div></section>{errors_html}'
+    )
+
+
+def render_report_html(
+    pairs: Sequence[ReportPair],
+    *,
+    title: str = "reusescan report",
+    summary: Mapping[str, Any] | None = None,
+    errors: Sequence[ReportError] = (),
+) -> str:
+    """The whole report page as a string (see the module docstring for what it shows)."""
+    summary = summary or {}
+    ordered = sort_pairs(pairs)
+    cache = _ImageCache()
+    by_group: dict[int, list[tuple[int, ReportPair]]] = defaultdict(list)
+    for rank, pair in enumerate(ordered, start=1):
+        by_group[pair.group_id].append((rank, pair))
+
+    blocks: list[str] = []
+    emitted_groups: set[int] = set()
+    for rank, pair in enumerate(ordered, start=1):
+        members = by_group[pair.group_id]
+        panels = _group_members([p for _, p in members])
+        if len(panels) <= 2:
+            blocks.append(f'<div class="item" data-score="{pair.score:.6f}" data-doc-key="{_e(min(pair.a.doc, pair.b.doc).lower())}">'
+                          f"{_card(pair, rank, cache)}</div>")
+            continue
+        if pair.group_id in emitted_groups:
+            continue
+        emitted_groups.add(pair.group_id)
+        docs = sorted({d for _, p in members for d in (p.a.doc, p.b.doc)})
+        doc_list = "".join(f"<li>{_e(d)}</li>" for d in docs)
+        cards = "".join(_card(p, r, cache) for r, p in members)
+        blocks.append(
+            f'<section class="item group" data-score="{members[0][1].score:.6f}" data-doc-key="{_e(docs[0].lower())}">'
+            f'<header class="ghead"><h2>Group {pair.group_id}</h2>'
+            f"<span>{len(panels)} panels · {len(members)} pairs · {len(docs)} document(s) · top score {members[0][1].score:.3f}</span>"
+            f'<ul class="gdocs">{doc_list}</ul></header>'
+            f'<div class="gcards">{cards}</div></section>'
+        )
+
+    all_docs = sorted({d for p in ordered for d in (p.a.doc, p.b.doc)})
+    datalist = "".join(f'<option value="{_e(d)}"></option>' for d in all_docs)
+    generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        from importlib.metadata import version
+
+        tool = f"reusescan {version('reusescan')}"
+    except Exception:  # noqa: BLE001 - not installed: a source tree
+        tool = "reusescan"
+    empty_style = "" if not ordered else ' style="display:none"'
+    empty_text = (
+        "No suspicious pairs: nothing in this scan scored above the report threshold."
+        if not ordered
+        else "No pair matches the current filters."
+    )
+    body = "".join(blocks)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<title>{_e(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body data-cards="{len(ordered)}" data-images-ok="" data-images-broken="">
+<header class="top">
+<div class="titlebar"><h1>{_e(title)}</h1><span class="gen">{_e(tool)} · generated {_e(generated)}</span></div>
+{_summary_html(summary, len(ordered), errors)}
+</header>
+<nav class="toolbar" aria-label="sort and filter">
+<label>Sort <select id="sort"><option value="score-desc">score, highest first</option><option value="score-asc">score, lowest first</option><option value="doc">document name</option></select></label>
+<label>Min score <input id="minscore" type="range" min="0" max="1" step="0.01" value="0"><output id="minscore-out">0.00</output></label>
+<label>Kind <select id="kind"><option value="all">all</option><option value="inter">inter (two documents)</option><option value="intra">intra (one document)</option></select></label>
+<label>Document <input id="docfilter" type="search" list="doclist" placeholder="name contains…" autocomplete="off"></label>
+<datalist id="doclist">{datalist}</datalist>
+<span id="count" class="count">{len(ordered)} of {len(ordered)} pairs</span>
+</nav>
+<main id="results">
+{body}
+<div id="empty" class="empty"{empty_style}>{_e(empty_text)}</div>
+</main>
+<footer class="foot">Panel A and B are shown as found; “B aligned to A” is panel B turned/mirrored by the suspected transform so the two can be compared directly. Boxes on the small pages mark where each panel sits (coordinates in PDF points). This file is self-contained and works offline.</footer>
+<script>{_JS}</script>
+</body>
+</html>
+"""
+
+
+_CSS = """
+:root{--bg:#f4f5f7;--card:#fff;--ink:#1d2330;--muted:#5b6475;--line:#dfe3ea;--accent:#2456c7;--hi:#c62828;--mid:#e07b00;--low:#8a8f99}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--ink);font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+h1{font-size:22px;margin:0}
+h2{font-size:17px;margin:0}
+h3{font-size:12px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted);margin:0 0 6px}
+.top{background:#1d2330;color:#fff;padding:18px 28px 16px}
+.titlebar{display:flex;align-items:baseline;gap:16px;flex-wrap:wrap}
+.gen{color:#aab3c5;font-size:12px}
+.summary{display:flex;gap:28px;flex-wrap:wrap;margin-top:14px;align-items:flex-start}
+.tiles{display:flex;gap:10px;flex-wrap:wrap}
+.tile{background:#2b3344;border-radius:8px;padding:8px 14px;min-width:92px}
+.tv{font-size:22px;font-weight:650}
+.tl{font-size:11px;color:#aab3c5;text-transform:uppercase;letter-spacing:.06em}
+.side{display:flex;gap:28px;flex-wrap:wrap}
+.side h3{color:#aab3c5}
+.timings ul{list-style:none;margin:0;padding:0;display:grid;grid-template-columns:auto auto;column-gap:14px;font-size:13px}
+.timings li{display:contents}
+.timings li span{color:#cfd6e4}
+.timings li.total span,.timings li.total b{border-top:1px solid #3d475c;padding-top:2px}
+.details dl{margin:0;display:grid;grid-template-columns:auto auto;column-gap:14px;font-size:13px}
+.details dt{color:#cfd6e4}
+.details dd{margin:0;word-break:break-all}
+.errors{margin-top:12px;background:#3a2a2a;border-radius:6px;padding:6px 12px;font-size:13px}
+.errors summary{cursor:pointer;color:#ffcdc8}
+.errors table{border-collapse:collapse;margin-top:6px;width:100%}
+.errors td,.errors th{border-top:1px solid #5a4444;padding:3px 8px;text-align:left;vertical-align:top;word-break:break-word}
+.toolbar{position:sticky;top:0;z-index:5;display:flex;gap:18px;flex-wrap:wrap;align-items:center;background:#fff;border-bottom:1px solid var(--line);padding:10px 28px;box-shadow:0 1px 3px rgba(0,0,0,.05)}
+.toolbar label{display:flex;gap:6px;align-items:center;color:var(--muted);font-size:13px}
+.toolbar select,.toolbar input[type=search]{font:inherit;padding:4px 6px;border:1px solid var(--line);border-radius:5px;background:#fff;color:var(--ink)}
+.toolbar input[type=search]{width:220px}
+.toolbar output{font-variant-numeric:tabular-nums;min-width:2.6em;color:var(--ink)}
+.count{margin-left:auto;color:var(--muted);font-size:13px}
+main{padding:18px 28px;display:flex;flex-direction:column;gap:18px}
+.group{border:1px solid #c9d3e8;border-left:4px solid var(--accent);border-radius:10px;background:#eef2fa;padding:12px}
+.ghead{display:flex;gap:12px;align-items:baseline;flex-wrap:wrap;margin:2px 4px 10px}
+.ghead span{color:var(--muted);font-size:13px}
+.gdocs{list-style:none;margin:0;padding:0;display:flex;gap:6px;flex-wrap:wrap;width:100%}
+.gdocs li{background:#fff;border:1px solid var(--line);border-radius:4px;padding:1px 6px;font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}
+.gcards{display:flex;flex-direction:column;gap:12px}
+.card{background:var(--card);border:1px solid var(--line);border-radius:10px;box-shadow:0 1px 2px rgba(0,0,0,.04);overflow:hidden}
+.chead{display:flex;gap:12px;align-items:center;flex-wrap:wrap;padding:10px 16px;border-bottom:1px solid var(--line);background:#fafbfc}
+.rank{font-weight:650;color:var(--muted);min-width:2.4em}
+.score{display:flex;align-items:center;gap:8px;font-weight:700;font-variant-numeric:tabular-nums}
+.sval{font-size:17px}
+.sbar{display:inline-block;width:70px;height:6px;background:#e6e8ec;border-radius:3px;overflow:hidden}
+.sbar i{display:block;height:100%;background:currentColor}
+.s-high{color:var(--hi)}.s-mid{color:var(--mid)}.s-low{color:var(--low)}
+.chip{font-size:12px;border:1px solid var(--line);border-radius:999px;padding:1px 9px;color:var(--muted);background:#fff}
+.k-inter{border-color:#c5d3f3;color:#1e4bb0;background:#eef3ff}
+.k-intra{border-color:#e8d3b5;color:#8a4d00;background:#fff6ea}
+.transform{margin-left:auto;font-size:13px;color:var(--muted)}
+.transform b{color:var(--ink)}
+.cbody{display:grid;grid-template-columns:repeat(3,minmax(256px,1fr));gap:16px;padding:14px 16px}
+.panel{margin:0;min-width:0;display:flex;flex-direction:column;gap:8px}
+.plabel{display:flex;gap:8px;align-items:center;min-width:0}
+.badge{flex:none;background:var(--ink);color:#fff;border-radius:4px;font-size:11px;font-weight:700;padding:1px 6px}
+.b-al{background:var(--accent)}
+.doc{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere;word-break:break-all}
+.thumb{height:280px;min-width:256px;display:flex;align-items:center;justify-content:center;background:#f0f1f4 repeating-conic-gradient(#e9ebef 0 25%,#f4f5f7 0 50%) 0 0/16px 16px;border:1px solid var(--line);border-radius:6px;overflow:hidden}
+.thumb img{max-width:100%;max-height:100%;width:auto;height:100%;object-fit:contain;display:block}
+.thumb.missing{color:var(--muted);font-size:13px}
+.aligned .thumb{border-color:#b9c8ef;cursor:crosshair}
+.aligned .thumb.flick{outline:3px solid var(--accent);outline-offset:-3px}
+.prov{display:flex;gap:10px;align-items:flex-start}
+.meta{display:flex;flex-direction:column;gap:2px;font-size:12.5px;color:var(--muted);flex:1;min-width:0}
+.meta b{color:var(--ink)}
+.bbox,.fid{font:11.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
+.fid{color:#8b93a3}
+.page{position:relative;flex:none;width:96px;background:#fff;border:1px solid #c3c8d2;box-shadow:0 1px 3px rgba(0,0,0,.12)}
+.page img{display:block;width:100%;height:100%;object-fit:fill}
+.blank-page{width:100%;height:100%;background:repeating-linear-gradient(#fff 0 7px,#eef0f3 7px 8px)}
+.hl{position:absolute;border:2px solid var(--hi);background:rgba(198,40,40,.18);box-shadow:0 0 0 1px #fff}
+.hint{margin:0;font-size:11.5px;color:#8b93a3}
+.extra{display:grid;grid-template-columns:auto 1fr;column-gap:12px;margin:0;padding:8px 16px 12px;border-top:1px dashed var(--line);font-size:12.5px}
+.extra dt{color:var(--muted)}.extra dd{margin:0;overflow-wrap:anywhere}
+.empty{background:#fff;border:1px dashed #b8c0cc;border-radius:10px;padding:40px;text-align:center;color:var(--muted);font-size:16px}
+.foot{padding:8px 28px 28px;color:var(--muted);font-size:12px;max-width:1100px}
+@media (max-width:900px){.cbody{grid-template-columns:1fr}.transform{margin-left:0}}
+"""
+
+_JS = r"""
+(function(){
+  "use strict";
+  var results = document.getElementById('results');
+  var sortSel = document.getElementById('sort');
+  var minScore = document.getElementById('minscore');
+  var minOut = document.getElementById('minscore-out');
+  var kindSel = document.getElementById('kind');
+  var docFilter = document.getElementById('docfilter');
+  var countEl = document.getElementById('count');
+  var emptyEl = document.getElementById('empty');
+  var total = document.querySelectorAll('.card').length;
+
+  function keyOf(el, mode){
+    if (mode === 'doc') return el.dataset.docKey || '';
+    return parseFloat(el.dataset.score || '0');
+  }
+  function cmp(mode){
+    return function(x, y){
+      var a = keyOf(x, mode), b = keyOf(y, mode);
+      if (mode === 'doc') { var c = a < b ? -1 : a > b ? 1 : 0; if (c) return c; return parseFloat(y.dataset.score) - parseFloat(x.dataset.score); }
+      return mode === 'score-asc' ? a - b : b - a;
+    };
+  }
+  function applySort(){
+    var mode = sortSel.value;
+    var items = Array.prototype.slice.call(results.querySelectorAll(':scope > .item'));
+    items.sort(cmp(mode)).forEach(function(el){ results.insertBefore(el, emptyEl); });
+    Array.prototype.forEach.call(results.querySelectorAll('.gcards'), function(box){
+      Array.prototype.slice.call(box.children).sort(cmp(mode)).forEach(function(el){ box.appendChild(el); });
+    });
+  }
+  function applyFilter(){
+    var min = parseFloat(minScore.value);
+    minOut.textContent = min.toFixed(2);
+    var kind = kindSel.value;
+    var needle = docFilter.value.trim().toLowerCase();
+    var shown = 0;
+    Array.prototype.forEach.call(results.querySelectorAll('.item'), function(item){
+      var any = false;
+      Array.prototype.forEach.call(item.querySelectorAll('.card'), function(card){
+        var ok = parseFloat(card.dataset.score) >= min - 1e-9 &&
+                 (kind === 'all' || card.dataset.kind === kind) &&
+                 (!needle || (card.dataset.docs || '').indexOf(needle) !== -1);
+        card.hidden = !ok;
+        if (ok) { any = true; shown++; }
+      });
+      item.hidden = !any;
+    });
+    countEl.textContent = shown + ' of ' + total + ' pairs';
+    emptyEl.style.display = shown ? 'none' : '';
+  }
+  // The view state lives in the URL fragment (#sort=doc&min=0.9&kind=inter&doc=name) so a
+  // filtered view can be bookmarked or shared as a link to this file.
+  function readHash(){
+    var h = (location.hash || '').replace(/^#/, '');
+    if (!h) return;
+    h.split('&').forEach(function(kv){
+      var i = kv.indexOf('='); if (i < 0) return;
+      var k = decodeURIComponent(kv.slice(0, i)), v = decodeURIComponent(kv.slice(i + 1).replace(/\+/g, ' '));
+      if (k === 'sort' && ['score-desc','score-asc','doc'].indexOf(v) !== -1) sortSel.value = v;
+      else if (k === 'min' && isFinite(parseFloat(v))) minScore.value = String(Math.max(0, Math.min(1, parseFloat(v))));
+      else if (k === 'kind' && ['all','inter','intra'].indexOf(v) !== -1) kindSel.value = v;
+      else if (k === 'doc') docFilter.value = v;
+    });
+  }
+  function writeHash(){
+    var parts = [];
+    if (sortSel.value !== 'score-desc') parts.push('sort=' + encodeURIComponent(sortSel.value));
+    if (parseFloat(minScore.value) > 0) parts.push('min=' + encodeURIComponent(minScore.value));
+    if (kindSel.value !== 'all') parts.push('kind=' + encodeURIComponent(kindSel.value));
+    if (docFilter.value) parts.push('doc=' + encodeURIComponent(docFilter.value));
+    try { history.replaceState(null, '', parts.length ? '#' + parts.join('&') : location.pathname + location.search); } catch (e) {}
+  }
+  sortSel.addEventListener('change', function(){ applySort(); writeHash(); });
+  [minScore, kindSel, docFilter].forEach(function(el){
+    el.addEventListener('input', function(){ applyFilter(); writeHash(); });
+    el.addEventListener('change', function(){ applyFilter(); writeHash(); });
+  });
+  readHash();
+  applySort();
+  applyFilter();
+
+  // Flicker comparison: hovering/tapping "B aligned to A" shows A in its place.
+  Array.prototype.forEach.call(document.querySelectorAll('.card'), function(card){
+    var al = card.querySelector('img.ialigned');
+    var a = card.querySelector('img.ithumb');
+    if (!al || !a) return;
+    var own = al.getAttribute('src'), box = al.parentNode;
+    function showA(){ al.setAttribute('src', a.getAttribute('src')); box.classList.add('flick'); }
+    function showB(){ al.setAttribute('src', own); box.classList.remove('flick'); }
+    box.addEventListener('mouseenter', showA);
+    box.addEventListener('mouseleave', showB);
+    box.addEventListener('click', function(){ if (box.classList.contains('flick')) showB(); else showA(); });
+  });
+
+  // Self-check used by the browser test: how many images decoded.
+  function countImages(){
+    var ok = 0, broken = 0;
+    Array.prototype.forEach.call(document.images, function(img){
+      if (img.complete && img.naturalWidth > 0) ok++; else broken++;
+    });
+    document.body.setAttribute('data-images-ok', String(ok));
+    document.body.setAttribute('data-images-broken', String(broken));
+  }
+  window.addEventListener('load', countImages);
+  if (document.readyState === 'complete') countImages();
+})();
+"""

@@ -1,0 +1,320 @@
+"""A scan on the driver: ingest (via Ray Data), index, match, score, group, report.
+
+`scan` (a folder of papers, one report) and `nightly` (new submissions against
+everything seen before) share these steps; they differ only in which documents
+are ingested and which pairs are reported.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_ERROR, ROW_RECORD, PipelineOptions, run_extract_and_embed
+from scanner.records import FIGURES_SCHEMA, FLAG_BOILERPLATE
+
+logger = logging.getLogger(__name__)
+
+STORE_DIRNAME = "store"
+# Thumbnails in the HTML report: big enough to judge a blot band or a cell by eye.
+REPORT_THUMB_PX = 384
+PAGE_THUMB_PX = 260
+
+
+@dataclass(frozen=True)
+class MatchOptions:
+    """How candidates are found and accepted."""
+
+    k: int = 10                  # nearest neighbours per panel
+    min_sim: float = 0.3         # cosine floor for a candidate (recall first; the head decides)
+    threshold: float = 0.5       # head score at which a pair is reported
+    include_noise: bool = False  # match tiny / uniform / boilerplate panels too
+    boilerplate_min_docs: int = 5
+
+
+@dataclass
+class StageClock:
+    """Wall time per stage, in the order the stages ran."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, name: str) -> "_Timer":
+        return _Timer(self, name)
+
+
+class _Timer:
+    def __init__(self, clock: StageClock, name: str) -> None:
+        self.clock, self.name = clock, name
+
+    def __enter__(self) -> None:
+        self.start = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        self.clock.seconds[self.name] = self.clock.seconds.get(self.name, 0.0) + time.monotonic() - self.start
+
+
+@dataclass
+class IngestResult:
+    """What one ingest added to the store."""
+
+    documents: int = 0
+    pages: int = 0
+    panels: int = 0
+    noise: int = 0
+    skipped_documents: int = 0
+    errors: list[tuple[str, str, str]] = field(default_factory=list)
+    input_sha256: dict[str, str] = field(default_factory=dict)   # every readable input: doc -> content hash
+    new_row_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _relative(path: Path, root: Path) -> str:
+    if root.is_file():
+        return path.name
+    return path.relative_to(root).as_posix()
+
+
+def ingest(
+    paths: Sequence[Path],
+    root: Path,
+    store_dir: Path,
+    *,
+    run_id: str,
+    pipeline: PipelineOptions,
+    match: MatchOptions,
+    seen: Callable[[str, str], bool],
+    clock: StageClock,
+) -> IngestResult:
+    """Extract and embed the documents of `paths` that `seen(doc, sha)` rejects, append them to the store.
+
+    The store is created on first use with the model's id and dimension. Rows are
+    written in batches as they stream out of Ray, so an interrupted ingest keeps
+    every finished batch; boilerplate is flagged per batch against the store's
+    known boilerplate hashes and the batch itself (see `flag_boilerplate_rows`).
+    """
+    from index.store import FigureStore
+
+    result = IngestResult()
+    todo: list[Path] = []
+    with clock.timed("hash inputs"):
+        for p in paths:
+            try:
+                sha = file_digest(p)
+            except OSError as exc:
+                result.errors.append((_relative(p, root), "read", f"{type(exc).__name__}: {exc}"))
+                continue
+            result.input_sha256[_relative(p, root)] = sha
+            if seen(_relative(p, root), sha):
+                result.skipped_documents += 1
+            else:
+                todo.append(p)
+    logger.info("%d input(s), %d already in the store, %d to ingest", len(paths), result.skipped_documents, len(todo))
+    if not todo:
+        return result
+
+    pending: list[pa.Table] = []
+    new_ids: list[np.ndarray] = []
+    store: FigureStore | None = None
+    finished: set[str] = set()
+    with clock.timed("extract + embed"):
+        for batch in run_extract_and_embed(todo, root, pipeline):
+            kinds = batch.column("row_kind").to_pylist()
+            for i, kind in enumerate(kinds):
+                if kind == ROW_ERROR:
+                    result.errors.append((batch.column("doc")[i].as_py(), batch.column("stage")[i].as_py(),
+                                          batch.column("error")[i].as_py()))
+                elif kind == ROW_DOC:
+                    finished.add(batch.column("doc")[i].as_py())
+                    result.documents += 1
+                    result.pages += int(batch.column("pages")[i].as_py() or 0)
+            records = batch.filter(pc.equal(batch.column("row_kind"), ROW_RECORD))
+            if records.num_rows:
+                pending.append(records)
+    for p in todo:
+        if _relative(p, root) not in finished:
+            result.errors.append((_relative(p, root), "extract", "the extraction process crashed on this document "
+                                  "(twice); nothing of it was kept"))
+    # Boilerplate needs every record of the run (a logo is boilerplate because it
+    # recurs), so the store is written once extraction is complete.
+    with clock.timed("store"):
+        if pending:
+            table = pa.concat_tables(pending)
+            table = flag_boilerplate_rows(table, min_docs=match.boilerplate_min_docs)
+            model_id = table.column("model_id")[0].as_py()
+            vectors = np.asarray(table.column("vector").to_pylist(), dtype=np.float32)
+            store = FigureStore.open_or_create(store_dir, model_id=model_id, dim=vectors.shape[1])
+            for start in range(0, table.num_rows, 4096):
+                part = table.slice(start, 4096)
+                info = store.append(part.select(FIGURES_SCHEMA.names), vectors[start:start + part.num_rows],
+                                    model_id=model_id, run_id=run_id)
+                new_ids.append(np.arange(info.first_row_id, info.first_row_id + info.rows, dtype=np.int64))
+            flags = table.column("flags").to_pylist()
+            result.panels = table.num_rows
+            result.noise = sum(1 for f in flags if f and set(f) & {"tiny", "uniform", FLAG_BOILERPLATE})
+    if new_ids:
+        result.new_row_ids = np.concatenate(new_ids)
+    return result
+
+
+def flag_boilerplate_rows(table: pa.Table, *, min_docs: int) -> pa.Table:
+    """Add the `boilerplate` flag to rows whose exact pixels recur in >= `min_docs` documents.
+
+    A publisher logo sits on the first page of every paper of that publisher;
+    a reused figure panel is copied a handful of times. `min_docs` sits between.
+    """
+    from scanner.noise import add_flag, boilerplate_hashes, pixel_hash
+
+    images = table.column("image").to_pylist()
+    docs = table.column("doc").to_pylist()
+    pages = table.column("page").to_pylist()
+    hashes = [pixel_hash(img) for img in images]
+    flagged = boilerplate_hashes(zip(hashes, docs, pages), min_docs=min_docs, min_pages=10 * min_docs)
+    if not flagged:
+        return table
+    flags = [list(add_flag(f or (), FLAG_BOILERPLATE)) if h in flagged else list(f or ())
+             for h, f in zip(hashes, table.column("flags").to_pylist())]
+    return table.set_column(table.schema.get_field_index("flags"), "flags", pa.array(flags, pa.list_(pa.string())))
+
+
+@dataclass
+class MatchResult:
+    """Accepted pairs of store row ids with their head scores and groups."""
+
+    a: np.ndarray
+    b: np.ndarray
+    sim: np.ndarray
+    score: np.ndarray
+    group: np.ndarray
+    candidates: int
+
+
+def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path: str | None,
+                options: MatchOptions, clock: StageClock) -> MatchResult:
+    """Update the FAISS index, find k-NN candidates, score them with the head, group them.
+
+    `query_row_ids=None` matches the whole store against itself (scan); otherwise
+    only those rows are queried against everything (nightly increments).
+    """
+    from embedder.inference import Embedder
+    from index.candidates import RecordKeys, score_candidates, self_join
+    from index.faiss_index import sync_index
+    from index.groups import connected_components
+    from index.store import FigureStore
+
+    store = FigureStore.open(store_dir)
+    with clock.timed("index"):
+        index = sync_index(store, include_noise=options.include_noise)
+    with clock.timed("candidates"):
+        keys = RecordKeys.from_table(store.read_keys())
+        ids, vecs = store.read_vectors(include_noise=options.include_noise)
+        if query_row_ids is not None:
+            keep = np.isin(ids, query_row_ids)
+            ids, vecs = ids[keep], vecs[keep]
+        pairs = self_join(index, ids, vecs, keys, k=options.k, min_sim=options.min_sim,
+                          exclude_noise=not options.include_noise)
+    with clock.timed("score"):
+        embedder = Embedder.load(model_path)
+        scores = score_candidates(pairs, store.dense_vectors(), embedder.score) if len(pairs) else np.zeros(0, np.float32)
+        keep = scores >= options.threshold
+        a, b, sim, score = pairs.a[keep], pairs.b[keep], pairs.sim[keep], scores[keep]
+        groups = connected_components(a, b)
+        group = groups.group_of(a)
+    return MatchResult(a=a, b=b, sim=sim, score=score, group=group, candidates=len(pairs))
+
+
+def _png_thumbnail(image: bytes, max_px: int) -> bytes:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image)) as im:
+        im = im.convert("RGB")
+        im.thumbnail((max_px, max_px))
+        out = io.BytesIO()
+        im.save(out, format="PNG", optimize=True)
+        return out.getvalue()
+
+
+def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[str, Path],
+                       pair_filter: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None) -> list[Any]:
+    """ReportPairs for the accepted pairs: thumbnails, page drawings, suspected transform.
+
+    `doc_roots` maps a document's relative path to the file it came from (for page
+    drawings); a document missing there is shown without its page.
+    """
+    from PIL import Image
+
+    from index.store import FigureStore
+    from jobs.page_thumbs import render_pages
+    from jobs.report import PanelRef, ReportPair, estimate_transform
+
+    if not len(match.a):
+        return []
+    store = FigureStore.open(store_dir)
+    wanted = set(match.a.tolist()) | set(match.b.tolist())
+    table = store.read_table(["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "image"])
+    mask = pc.is_in(table.column("row_id"), value_set=pa.array(sorted(wanted), pa.int64()))
+    rows = {r["row_id"]: r for r in table.filter(mask).to_pylist()}
+
+    pages_needed: dict[str, set[int]] = defaultdict(set)
+    for r in rows.values():
+        pages_needed[r["doc"]].add(int(r["page"]))
+    page_art: dict[tuple[str, int], tuple[bytes, tuple[float, float]]] = {}
+    for doc, pages in pages_needed.items():
+        src = doc_roots.get(doc)
+        if src is None or not src.exists():
+            continue
+        try:
+            for page, art in render_pages(src, pages, max_px=PAGE_THUMB_PX).items():
+                page_art[(doc, page)] = art
+        except Exception as exc:  # a page drawing is a nicety; never lose the report over it
+            logger.warning("could not draw pages of %s: %s", doc, exc)
+
+    refs: dict[int, PanelRef] = {}
+    for rid, r in rows.items():
+        art = page_art.get((r["doc"], int(r["page"])))
+        refs[rid] = PanelRef(doc=r["doc"], page=int(r["page"]), bbox=(r["x0"], r["y0"], r["x1"], r["y1"]),
+                             figure_id=r["figure_id"], thumbnail=_png_thumbnail(r["image"], REPORT_THUMB_PX),
+                             page_image=art[0] if art else None, page_size=art[1] if art else None)
+    out = []
+    for a, b, score, sim, group in zip(match.a.tolist(), match.b.tolist(), match.score.tolist(),
+                                        match.sim.tolist(), match.group.tolist()):
+        ra, rb = rows[a], rows[b]
+        if pair_filter is not None and not pair_filter(ra, rb):
+            continue
+        img_a = Image.open(io.BytesIO(ra["image"]))
+        img_b = Image.open(io.BytesIO(rb["image"]))
+        transform, corr = estimate_transform(img_a, img_b)
+        out.append(ReportPair(score=float(score), a=refs[a], b=refs[b], group_id=int(group), transform=transform,
+                              extra={"cosine": f"{sim:.3f}", "alignment": f"{corr:.2f}"}))
+    return out
+
+
+def write_outputs(out_dir: Path, pairs: list[Any], errors: Iterable[tuple[str, str, str]], *, title: str,
+                  summary: dict[str, Any]) -> None:
+    """report.csv, report.html and errors.csv into `out_dir` (each written atomically)."""
+    from jobs.report import ReportError, write_errors_csv, write_report_csv, write_report_html
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_report_csv(pairs, out_dir / "report.csv")
+    write_errors_csv([ReportError(*e) for e in errors], out_dir / "errors.csv")
+    write_report_html(pairs, out_dir / "report.html", title=title, summary=summary)
+
+
+__all__ = ["EXTRACT_SCHEMA", "IngestResult", "MatchOptions", "MatchResult", "StageClock", "build_report_pairs",
+           "flag_boilerplate_rows", "ingest", "match_store", "write_outputs"]

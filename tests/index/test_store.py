@@ -1,0 +1,135 @@
+"""The Parquet figure store: round trip, atomic files, refusal to mix models, DuckDB/pandas access."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from index.store import FigureStore, StoreError, StoreMismatchError, make_thumbnail
+from scanner.records import table_to_records
+from tests.index.helpers import figures_table, simple_table, unit
+
+
+def _store_with_two_batches(tmp_path, dtype="float32"):
+    store = FigureStore.create(tmp_path / "s", model_id="bta-r18-v1", dim=8, dtype=dtype)
+    rng = np.random.default_rng(0)
+    v1, v2 = rng.normal(size=(5, 8)), rng.normal(size=(3, 8))
+    t1 = figures_table([{"doc": f"a{i}.pdf"} for i in range(5)])
+    t2 = figures_table([{"doc": "b.pdf", "flags": ("boilerplate",) if i == 0 else ()} for i in range(3)])
+    b1 = store.append(t1, v1, model_id="bta-r18-v1", run_id="run-1")
+    b2 = store.append(t2, v2, model_id="bta-r18-v1", run_id="run-2")
+    return store, (t1, t2), (v1, v2), (b1, b2)
+
+
+def test_round_trip_and_manifest(tmp_path) -> None:
+    store, (t1, t2), (v1, v2), (b1, b2) = _store_with_two_batches(tmp_path)
+    assert (b1.first_row_id, b1.rows, b2.first_row_id, b2.rows) == (0, 5, 5, 3)
+    again = FigureStore.open(tmp_path / "s")
+    m = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert m["model_id"] == "bta-r18-v1" and m["dim"] == 8 and m["dtype"] == "float32"
+    assert m["num_rows"] == 8 and m["num_noise"] == 1
+    assert m["runs"]["run-1"]["rows"] == 5 and m["runs"]["run-2"]["files"] == ["figures/part-000001.parquet"]
+    assert again.files == ["figures/part-000000.parquet", "figures/part-000001.parquet"]
+    ids, vecs = again.read_vectors()
+    np.testing.assert_array_equal(ids, np.arange(8))
+    np.testing.assert_allclose(vecs, unit(np.vstack([v1, v2])), atol=1e-6)
+    ids_nn, _ = again.read_vectors(include_noise=False)
+    np.testing.assert_array_equal(ids_nn, [0, 1, 2, 3, 4, 6, 7])
+    np.testing.assert_allclose(again.dense_vectors()[6], unit(v2[1]), atol=1e-6)
+    # the scanner's records come back unchanged
+    table = again.read_table()
+    assert table_to_records(table) == table_to_records(t1) + table_to_records(t2)
+    assert table.column("run_id").to_pylist() == ["run-1"] * 5 + ["run-2"] * 3
+
+
+def test_float16_vectors_and_thumbnails(tmp_path) -> None:
+    store, _, (v1, v2), _ = _store_with_two_batches(tmp_path, dtype="float16")
+    _, vecs = store.read_vectors()
+    assert vecs.dtype == np.float32
+    np.testing.assert_allclose(vecs, unit(np.vstack([v1, v2])), atol=2e-3)
+    schema = pq.read_schema(tmp_path / "s" / store.files[0])
+    vtype = schema.field("vector").type
+    assert vtype.value_type == pa.float16() and vtype.list_size == 8
+    thumb = store.read_table(["thumbnail"]).column("thumbnail")[0].as_py()
+    with Image.open(io.BytesIO(thumb)) as im:
+        assert im.format == "JPEG" and im.size == (32, 24)
+
+
+def test_images_can_be_left_out(tmp_path) -> None:
+    store = FigureStore.create(tmp_path / "s", model_id="m", dim=4)
+    store.append(figures_table([{}, {}]), np.eye(4)[:2], model_id="m", run_id="r", keep_images=False)
+    t = store.read_table(["image", "thumbnail"])
+    assert t.column("image").null_count == 2
+    assert all(th.startswith(b"\xff\xd8") for th in t.column("thumbnail").to_pylist())  # JPEG kept
+
+
+def test_thumbnail_is_bounded() -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (600, 300), (200, 10, 10)).save(out, format="PNG")
+    with Image.open(io.BytesIO(make_thumbnail(out.getvalue(), max_side=128))) as im:
+        assert im.size == (128, 64)
+    assert make_thumbnail(None) is None
+
+
+def test_refuses_other_model_or_dimension(tmp_path) -> None:
+    store, *_ = _store_with_two_batches(tmp_path)
+    with pytest.raises(StoreMismatchError, match="model 'other-model'"):
+        store.append(simple_table(2), np.ones((2, 8)), model_id="other-model", run_id="r")
+    with pytest.raises(StoreMismatchError, match="16-d"):
+        store.append(simple_table(2), np.ones((2, 16)), model_id="bta-r18-v1", run_id="r")
+    with pytest.raises(StoreMismatchError):
+        FigureStore.open_or_create(tmp_path / "s", model_id="other-model", dim=8)
+    with pytest.raises(StoreError):
+        FigureStore.create(tmp_path / "s", model_id="bta-r18-v1", dim=8)
+    # nothing was written by the refused calls
+    assert len(list((tmp_path / "s" / "figures").glob("*"))) == 2
+    assert FigureStore.open(tmp_path / "s").num_rows == 8
+
+
+def test_rejects_bad_vectors(tmp_path) -> None:
+    store = FigureStore.create(tmp_path / "s", model_id="m", dim=4)
+    with pytest.raises(ValueError, match="zero vector"):
+        store.append(simple_table(2), np.array([[1, 0, 0, 0], [0, 0, 0, 0]]), model_id="m", run_id="r")
+    with pytest.raises(ValueError, match="2 records but 3 vectors"):
+        store.append(simple_table(2), np.ones((3, 4)), model_id="m", run_id="r")
+    assert store.num_rows == 0
+
+
+def test_interrupted_ingest_is_ignored_then_overwritten(tmp_path, caplog) -> None:
+    store, *_ = _store_with_two_batches(tmp_path)
+    # a crash after the rename but before the manifest: a file the manifest does not list
+    orphan = tmp_path / "s" / "figures" / "part-000002.parquet"
+    orphan.write_bytes((tmp_path / "s" / store.files[0]).read_bytes())
+    with caplog.at_level(logging.WARNING):
+        again = FigureStore.open(tmp_path / "s")
+    assert "not in the manifest" in caplog.text
+    assert again.read_table(["row_id"]).num_rows == 8
+    again.append(simple_table(2), np.ones((2, 8)), model_id="bta-r18-v1", run_id="run-3")
+    assert again.orphan_files() == []
+    np.testing.assert_array_equal(again.read_vectors()[0], np.arange(10))
+
+
+def test_duckdb_and_pandas_read_the_folder(tmp_path) -> None:
+    for dtype in ("float32", "float16"):
+        root = tmp_path / dtype
+        store, _, (v1, _), _ = _store_with_two_batches(root, dtype=dtype)
+        glob = f"{root / 's'}/figures/*.parquet"
+        rows = duckdb.sql(
+            f"SELECT run_id, count(*) AS n, min(row_id) AS first FROM '{glob}' GROUP BY run_id ORDER BY run_id"
+        ).fetchall()
+        assert rows == [("run-1", 5, 0), ("run-2", 3, 5)]
+        (doc, vec), = duckdb.sql(f"SELECT doc, vector FROM '{glob}' WHERE row_id = 2").fetchall()
+        assert doc == "a2.pdf"
+        np.testing.assert_allclose(np.array(vec, dtype=np.float32), unit(v1[2]), atol=2e-3)
+        noise = duckdb.sql(f"SELECT count(*) FROM '{glob}' WHERE list_contains(flags, 'boilerplate')").fetchall()
+        assert noise == [(1,)]
+        df = pd.read_parquet(root / "s" / "figures", columns=["row_id", "doc", "model_id"])
+        assert sorted(df["row_id"]) == list(range(8)) and set(df["model_id"]) == {"bta-r18-v1"}
