@@ -28,8 +28,9 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/reusescan make-corpus $(DEMO_DIR)/corpus --docs 12 --reuse 6 --seed 7
-	$(VENV)/bin/reusescan extract $(DEMO_DIR)/corpus --out $(DEMO_DIR)/extract
-	@echo "demo: panels in $(DEMO_DIR)/extract/figures.parquet, errors in $(DEMO_DIR)/extract/errors.csv"
+	$(VENV)/bin/reusescan scan $(DEMO_DIR)/corpus/pdf --out $(DEMO_DIR)/scan
+	$(VENV)/bin/reusescan score $(DEMO_DIR)/scan/report.csv $(DEMO_DIR)/corpus/truth.csv
+	@echo "demo: open $(DEMO_DIR)/scan/report.html in a browser (pairs in report.csv, unreadable inputs in errors.csv)"
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_extract.py

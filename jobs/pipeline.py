@@ -178,10 +178,11 @@ def run_extract_and_embed(paths: Sequence[Path], root: Path, options: PipelineOp
         batch_format="numpy",
         fn_kwargs={"root": str(root), "max_pages": options.max_pages, "doc_timeout_s": options.doc_timeout_s},
         num_cpus=options.cpus_per_extract,
-        # A worker killed by a native crash (a MuPDF segfault) is retried once. The
-        # differing remote args also keep Ray from fusing extraction into the
+        # Recycle the worker process every 50 documents: MuPDF's caches and the
+        # allocator's fragmentation are then returned to the OS on long runs. A
+        # differing remote arg also keeps Ray from fusing extraction into the
         # embedding actor, so extraction runs in parallel tasks.
-        max_retries=1,
+        max_calls=50,
     )
     ds = ds.map_batches(
         EmbedPanels,

@@ -31,6 +31,10 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, prog
             kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
         logger.info("starting Ray (%s)", address or f"local, {kwargs.get('num_cpus')} CPUs")
         ray.init(**kwargs)  # type: ignore[arg-type]
+    # Ray Data logs every execution plan at INFO; show that only with -v.
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray").setLevel(logging.WARNING)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = progress
     ctx.verbose_progress = False

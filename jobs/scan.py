@@ -149,8 +149,8 @@ def ingest(
                 pending.append(records)
     for p in todo:
         if _relative(p, root) not in finished:
-            result.errors.append((_relative(p, root), "extract", "the extraction process crashed on this document "
-                                  "(twice); nothing of it was kept"))
+            result.errors.append((_relative(p, root), "extract", "the extraction process crashed on this document; "
+                                  "nothing of it was kept"))
     # Boilerplate needs every record of the run (a logo is boilerplate because it
     # recurs), so the store is written once extraction is complete.
     with clock.timed("store"):

@@ -129,3 +129,15 @@ def test_score_candidates_with_a_cosine_head() -> None:
         score_candidates(pairs, x, lambda a, b: np.ones(3), batch_size=8)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         score_candidates(pairs, x, lambda a, b: np.full(len(a), 1.5), batch_size=8)
+
+
+def test_pairs_frame_for_reports(tmp_path) -> None:
+    from index.candidates import pairs_frame
+
+    store = _scenario(tmp_path)
+    pairs = Pairs.from_arrays(np.array([1, 4]), np.array([2, 1]), np.array([0.99, 0.98]))
+    df = pairs_frame(pairs, store.read_table())
+    assert list(df["row_a"]) == [1, 1] and list(df["row_b"]) == [2, 4]
+    assert list(df["kind"]) == ["intra", "inter"]
+    assert list(df["doc_b"]) == ["a.pdf", "b.pdf"] and list(df["page_b"]) == [1, 3]
+    assert list(df["figure_id_a"]) == ["P1", "P1"]

@@ -1,0 +1,163 @@
+"""`reusescan scan` and `reusescan nightly` through a real local Ray cluster.
+
+The corpus is built here: three PDFs, one panel planted again in another
+paper rotated by 90 degrees, one copied within a paper, plus unreadable
+inputs. The model is the tiny preset with a fixed random seed: its vectors
+are exactly invariant to rotations and flips (D4 pooling), so exact and
+rotated copies have cosine 1, which is what these tests need to check the
+wiring. Model quality is tested in tests/embedder and tests/training.
+"""
+from __future__ import annotations
+
+import csv
+import fcntl
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from jobs.cli import main
+from tests.scanner.pdf_factory import simple_pdf, texture
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+CONTRACT = ["score", "doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b", "kind"]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    from embedder.checkpoint import save_checkpoint
+    from embedder.config import Preset
+    from embedder.model import BTAModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_checkpoint(path, BTAModel(Preset.TINY.config), {"note": "random init, for wiring tests"})
+    return path
+
+
+def make_corpus(root: Path) -> dict[str, np.ndarray]:
+    """paper1: A, B; paper2: C, rot90(A); sub/paper3: D, D (an intra copy); plus bad inputs."""
+    panels = {name: texture(h, w, seed) for name, (h, w, seed) in
+              {"A": (200, 260, 1), "B": (180, 240, 2), "C": (220, 200, 3), "D": (160, 210, 4)}.items()}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "sub").mkdir(exist_ok=True)
+    simple_pdf(root / "paper1.pdf", [panels["A"], panels["B"]])
+    simple_pdf(root / "paper2.pdf", [panels["C"], np.rot90(panels["A"]).copy()])
+    simple_pdf(root / "sub" / "paper3.pdf", [panels["D"], panels["D"]])
+    (root / "fake.pdf").write_bytes(b"<html>this is a web page</html>")
+    (root / "empty.pdf").write_bytes(b"")
+    return panels
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def run(args: list[str]) -> tuple[int, str]:
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def pair_set(rows: list[dict[str, str]]) -> set[frozenset[tuple[str, str]]]:
+    return {frozenset({(r["doc_a"], r["bbox_a"]), (r["doc_b"], r["bbox_b"])}) for r in rows}
+
+
+def test_scan_reports_planted_pairs_and_errors(ray_cluster: None, tiny_model: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    make_corpus(corpus)
+    out = tmp_path / "out"
+    code, output = run(["scan", str(corpus), "--out", str(out), "--model", str(tiny_model),
+                        "--threshold", "0", "--min-sim", "0.999", "--no-progress"])
+    assert code == 0, output
+    rows = read_csv(out / "report.csv")
+    assert list(rows[0].keys())[: len(CONTRACT)] == CONTRACT
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    found = pair_set(rows)
+    inter = [r for r in rows if r["kind"] == "inter"]
+    intra = [r for r in rows if r["kind"] == "intra"]
+    assert {(r["doc_a"], r["doc_b"]) for r in inter} == {("paper1.pdf", "paper2.pdf")}
+    assert {(r["doc_a"], r["doc_b"]) for r in intra} == {("sub/paper3.pdf", "sub/paper3.pdf")}
+    assert len(found) == 2, rows
+    rotated = inter[0]
+    assert rotated["transform"] in {"rot90", "rot270"}
+    assert all(r["page_a"] == "1" and r["page_b"] == "1" for r in rows)
+    errors = read_csv(out / "errors.csv")
+    assert {e["input"] for e in errors} == {"fake.pdf", "empty.pdf"}
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "paper2.pdf" in html and "http://" not in html.replace("http://www.w3.org", "")
+
+
+def test_scan_resumes_without_reingesting(ray_cluster: None, tiny_model: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    make_corpus(corpus)
+    out = tmp_path / "out"
+    args = ["scan", str(corpus), "--out", str(out), "--model", str(tiny_model), "--threshold", "0",
+            "--min-sim", "0.999", "--no-progress"]
+    assert run(args)[0] == 0
+    first = read_csv(out / "report.csv")
+    code, output = run(args)
+    assert code == 0
+    assert "already stored 3" in output
+    assert read_csv(out / "report.csv") == first
+    # a document removed from the folder leaves the report
+    (corpus / "paper2.pdf").unlink()
+    assert run(args)[0] == 0
+    docs = {r["doc_a"] for r in read_csv(out / "report.csv")} | {r["doc_b"] for r in read_csv(out / "report.csv")}
+    assert docs == {"sub/paper3.pdf"}
+
+
+def test_nightly_is_incremental_idempotent_and_locked(ray_cluster: None, tiny_model: Path, tmp_path: Path) -> None:
+    panels = make_corpus(tmp_path / "unused")
+    night1, night2 = tmp_path / "in1", tmp_path / "in2"
+    night1.mkdir()
+    night2.mkdir()
+    simple_pdf(night1 / "old.pdf", [panels["A"], panels["B"]])
+    simple_pdf(night2 / "new.pdf", [panels["C"], np.fliplr(panels["A"]).copy()])
+    (night2 / "old-again.pdf").write_bytes((night1 / "old.pdf").read_bytes())  # same content, new name
+    store = tmp_path / "store"
+    common = ["--store", str(store), "--model", str(tiny_model), "--threshold", "0", "--min-sim", "0.999",
+              "--no-progress"]
+    assert run(["nightly", str(night1), *common, "--date", "2026-11-01"])[0] == 0
+    assert read_csv(store / "reports" / "2026-11-01" / "report.csv") == []
+
+    code, output = run(["nightly", str(night2), *common, "--date", "2026-11-02"])
+    assert code == 0, output
+    rows = read_csv(store / "reports" / "2026-11-02" / "report.csv")
+    assert [(r["doc_a"], r["doc_b"]) for r in rows] in ([("new.pdf", "old.pdf")], [("old.pdf", "new.pdf")])
+    assert rows[0]["transform"] in {"flip_h", "flip_v"}
+
+    from index.store import FigureStore
+
+    before = FigureStore.open(store).num_rows
+    code, output = run(["nightly", str(night2), *common, "--date", "2026-11-02"])
+    assert code == 0
+    assert FigureStore.open(store).num_rows == before
+    assert read_csv(store / "reports" / "2026-11-02" / "report.csv") == rows
+
+    with open(store / ".lock", "a+") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = CliRunner().invoke(main, ["nightly", str(night2), *common])
+    assert result.exit_code == 1
+    assert "another run is writing" in result.output
+
+
+def test_scan_usage_errors() -> None:
+    code, output = run(["scan", "/no/such/folder", "--out", "/tmp/x"])
+    assert code == 2
+    code, output = run(["nightly", "/tmp", "--store", "/tmp/s", "--date", "yesterday"])
+    assert code == 2
