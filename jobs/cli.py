@@ -15,7 +15,10 @@ import click
 # name -> "module:attribute"; each module owns one sub-command.
 SUBCOMMANDS: dict[str, str] = {
     "scan": "jobs.cmd_scan:scan",
+    "extract": "jobs.cmd_extract:extract",
     "nightly": "jobs.cmd_nightly:nightly",
+    "make-corpus": "jobs.cmd_corpus:make_corpus",
+    "score": "jobs.cmd_score:score",
     "train": "jobs.cmd_train:train_command",
     "evaluate": "jobs.cmd_evaluate:evaluate_command",
 }

@@ -63,6 +63,7 @@ def _ray_loop(loop_config: dict[str, Any]) -> None:
         world_size=ctx.get_world_size(),
         prepare_model=ray.train.torch.prepare_model,
         max_seconds=loop_config["max_seconds"],
+        export_partial=loop_config.get("export_partial", False),
         progress=ctx.get_world_rank() == 0,
     )
     ray.train.report({"step": result.step, "finished": result.finished,
@@ -123,6 +124,7 @@ def _run_on_ray(workers: int, address: str | None, threads: int, loop_config: di
 @click.option("--backbone-weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="External backbone weights (torchvision ResNet state_dict or Barlow Twins resnet50.pth).")
 @click.option("--max-minutes", type=float, default=None, help="Stop (state saved) after this long; re-run to resume.")
+@click.option("--export-partial", is_flag=True, help="Write --out even when stopped early by --max-minutes.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="torch threads per worker (0 = torch default).")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="0: train in this process; N>=1: N data-parallel Ray Train workers.")
@@ -130,7 +132,7 @@ def _run_on_ray(workers: int, address: str | None, threads: int, loop_config: di
 def train_command(preset: str, objective: str, steps: int, batch_size: int, lr_max: float, lr_min: float,
                   temperature: float, specimens: int, max_ops: int, seed: int, save_every: int, state_dir: Path,
                   out: Path, init: str | None, head_kind: str | None, backbone_weights: str | None,
-                  max_minutes: float | None, threads: int, workers: int, address: str | None) -> None:
+                  max_minutes: float | None, export_partial: bool, threads: int, workers: int, address: str | None) -> None:
     """Train one stage of the BTA model (resumable; data-parallel with --workers)."""
     from training.data import DataConfig
     from training.train import TrainConfig, TrainStateMismatch, train
@@ -144,7 +146,8 @@ def train_command(preset: str, objective: str, steps: int, batch_size: int, lr_m
     if workers >= 1:
         loop_config = {"model_config": model_config.to_dict(), "train_config": config.to_dict(),
                        "state_dir": str(state_dir.resolve()), "out": str(out.resolve()), "init": init,
-                       "backbone_weights": backbone_weights, "max_seconds": max_seconds, "threads": threads or 1}
+                       "backbone_weights": backbone_weights, "max_seconds": max_seconds, "threads": threads or 1,
+                       "export_partial": export_partial}
         _run_on_ray(workers, address, threads or 1, loop_config)
         # Ray Train v2 keeps metrics only with reported checkpoints: read our own state file
         state = torch_load_state(state_dir / "state.pt")
@@ -160,7 +163,8 @@ def train_command(preset: str, objective: str, steps: int, batch_size: int, lr_m
             torch.set_num_threads(threads)
         try:
             result = train(model_config, config, state_dir, out=out, init_checkpoint=init,
-                           backbone_weights=backbone_weights, max_seconds=max_seconds)
+                           backbone_weights=backbone_weights, max_seconds=max_seconds,
+                           export_partial=export_partial)
         except TrainStateMismatch as exc:
             raise click.ClickException(f"{exc}; use a new --state-dir to start over") from exc
         finished = result.finished
@@ -170,4 +174,6 @@ def train_command(preset: str, objective: str, steps: int, batch_size: int, lr_m
     if finished:
         click.echo(f"wrote {out}")
     else:
+        if export_partial and out.is_file():
+            click.echo(f"wrote partial model {out}")
         click.echo(f"stopped before the last step; re-run the same command to resume from {state_dir}")

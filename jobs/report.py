@@ -317,8 +317,12 @@ def write_report_html(
     title: str = "reusescan report",
     summary: Mapping[str, Any] | None = None,
     errors: Iterable[ReportError | Mapping[str, object] | Sequence[object]] | None = None,
+    max_pairs: int | None = 500,
 ) -> Path:
     """Write the self-contained, offline `report.html` (see `jobs.report_html`).
+
+    Cards are drawn for the `max_pairs` highest-scoring pairs (None: all; about
+    100 kB each), the page says how many more are only in report.csv.
 
     `summary` keys shown as tiles: documents, pages, panels, pairs, errors; a
     `timings` (or `stage_seconds`) dict of stage -> seconds is shown as time per
@@ -327,7 +331,9 @@ def write_report_html(
     """
     from jobs.report_html import render_report_html
 
-    html_text = render_report_html(list(pairs), title=title, summary=dict(summary or {}), errors=normalise_errors(errors))
+    html_text = render_report_html(
+        list(pairs), title=title, summary=dict(summary or {}), errors=normalise_errors(errors), max_pairs=max_pairs
+    )
     out = atomic_write_bytes(path, html_text.encode("utf-8"))
     log.info("wrote %s (%.1f kB)", out, len(html_text) / 1024)
     return out

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 THUMB_MAX_PX = 384       # panel thumbnails (shown in a 280 px box: sharp enough, small files)
 PAGE_MAX_PX = 260        # page miniatures
 PNG_BUDGET = 60_000      # above this a PNG thumbnail is re-encoded as JPEG when that is smaller
+MAX_PAIRS = 500          # cards in one page (~100 kB each); every pair is always in report.csv
 SUMMARY_TILES = (("documents", "documents"), ("pages", "pages"), ("panels", "panels"), ("pairs", "pairs"), ("errors", "errors"))
 
 
@@ -184,13 +185,17 @@ def _aligned_figure(pair: ReportPair, cache: _ImageCache) -> str:
         uri = cache.uri(pair.b.thumbnail)
     else:
         uri = cache.uri(pair.b.thumbnail, transform=pair.transform)
-        note = "no rotation or mirroring needed" if pair.transform == "identity" else f"B undone: {_e(pair.transform)}"
+        note = (
+            "no rotation or mirroring needed"
+            if pair.transform == "identity"
+            else f'applied to B: <code>{_e(pair.transform)}</code>'
+        )
     return (
         '<figure class="panel aligned">'
         '<figcaption class="plabel"><span class="badge b-al">B→A</span><span class="doc">B aligned to A</span></figcaption>'
         f"{_thumb(uri, 'panel B transformed to line up with panel A', 'ialigned')}"
-        f'<div class="prov"><div class="meta"><span>{note}</span></div>'
-        '<p class="hint">Hover or tap the aligned image to flicker between it and A.</p></div>'
+        f'<div class="prov col"><div class="meta"><span>{note}</span></div>'
+        '<p class="hint">Hover or tap this image to flicker between it and A.</p></div>'
         "</figure>"
     )
 
@@ -275,10 +280,17 @@ def render_report_html(
     title: str = "reusescan report",
     summary: Mapping[str, Any] | None = None,
     errors: Sequence[ReportError] = (),
+    max_pairs: int | None = MAX_PAIRS,
 ) -> str:
-    """The whole report page as a string (see the module docstring for what it shows)."""
+    """The whole report page as a string (see the module docstring for what it shows).
+
+    Only the `max_pairs` highest-scoring pairs get a card (None: all), so that a
+    huge scan still yields a page a browser opens; the page says how many were left out.
+    """
     summary = summary or {}
-    ordered = sort_pairs(pairs)
+    everything = sort_pairs(pairs)
+    ordered = everything if max_pairs is None else everything[: max(0, max_pairs)]
+    left_out = len(everything) - len(ordered)
     cache = _ImageCache()
     by_group: dict[int, list[tuple[int, ReportPair]]] = defaultdict(list)
     for rank, pair in enumerate(ordered, start=1):
@@ -323,6 +335,12 @@ def render_report_html(
         else "No pair matches the current filters."
     )
     body = "".join(blocks)
+    truncated = (
+        f'<p class="truncated">Showing the {len(ordered):,} highest-scoring of {len(everything):,} pairs; '
+        f"{left_out:,} lower-scoring pairs are listed only in report.csv.</p>"
+        if left_out
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -332,10 +350,11 @@ def render_report_html(
 <title>{_e(title)}</title>
 <style>{_CSS}</style>
 </head>
-<body data-cards="{len(ordered)}" data-images-ok="" data-images-broken="">
+<body data-cards="{len(ordered)}" data-pairs-total="{len(everything)}" data-images-ok="" data-images-broken="">
 <header class="top">
 <div class="titlebar"><h1>{_e(title)}</h1><span class="gen">{_e(tool)} · generated {_e(generated)}</span></div>
-{_summary_html(summary, len(ordered), errors)}
+{_summary_html(summary, len(everything), errors)}
+{truncated}
 </header>
 <nav class="toolbar" aria-label="sort and filter">
 <label>Sort <select id="sort"><option value="score-desc">score, highest first</option><option value="score-asc">score, lowest first</option><option value="doc">document name</option></select></label>
@@ -380,6 +399,7 @@ h3{font-size:12px;text-transform:uppercase;letter-spacing:.06em;color:var(--mute
 .details dl{margin:0;display:grid;grid-template-columns:auto auto;column-gap:14px;font-size:13px}
 .details dt{color:#cfd6e4}
 .details dd{margin:0;word-break:break-all}
+.truncated{margin:12px 0 0;color:#ffd98a;font-size:13px}
 .errors{margin-top:12px;background:#3a2a2a;border-radius:6px;padding:6px 12px;font-size:13px}
 .errors summary{cursor:pointer;color:#ffcdc8}
 .errors table{border-collapse:collapse;margin-top:6px;width:100%}
@@ -416,17 +436,19 @@ main{padding:18px 28px;display:flex;flex-direction:column;gap:18px}
 .badge{flex:none;background:var(--ink);color:#fff;border-radius:4px;font-size:11px;font-weight:700;padding:1px 6px}
 .b-al{background:var(--accent)}
 .doc{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere;word-break:break-all}
-.thumb{height:280px;min-width:256px;display:flex;align-items:center;justify-content:center;background:#f0f1f4 repeating-conic-gradient(#e9ebef 0 25%,#f4f5f7 0 50%) 0 0/16px 16px;border:1px solid var(--line);border-radius:6px;overflow:hidden}
+.thumb{height:280px;min-width:256px;display:flex;align-items:center;justify-content:center;background:#eef0f3;border:1px solid var(--line);border-radius:6px;overflow:hidden}
 .thumb img{max-width:100%;max-height:100%;width:auto;height:100%;object-fit:contain;display:block}
 .thumb.missing{color:var(--muted);font-size:13px}
 .aligned .thumb{border-color:#b9c8ef;cursor:crosshair}
 .aligned .thumb.flick{outline:3px solid var(--accent);outline-offset:-3px}
 .prov{display:flex;gap:10px;align-items:flex-start}
+.prov.col{flex-direction:column;gap:4px}
+.meta code{font:11.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#eef3ff;color:#1e4bb0;padding:0 4px;border-radius:3px}
 .meta{display:flex;flex-direction:column;gap:2px;font-size:12.5px;color:var(--muted);flex:1;min-width:0}
 .meta b{color:var(--ink)}
 .bbox,.fid{font:11.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
 .fid{color:#8b93a3}
-.page{position:relative;flex:none;width:96px;background:#fff;border:1px solid #c3c8d2;box-shadow:0 1px 3px rgba(0,0,0,.12)}
+.page{position:relative;flex:none;width:104px;background:#fff;border:1px solid #c3c8d2;box-shadow:0 1px 3px rgba(0,0,0,.12)}
 .page img{display:block;width:100%;height:100%;object-fit:fill}
 .blank-page{width:100%;height:100%;background:repeating-linear-gradient(#fff 0 7px,#eef0f3 7px 8px)}
 .hl{position:absolute;border:2px solid var(--hi);background:rgba(198,40,40,.18);box-shadow:0 0 0 1px #fff}

@@ -42,8 +42,9 @@ def is_uniform(rgb: np.ndarray, opts: NoiseOptions) -> bool:
     gray = rgb[::step, ::step].astype(np.float32).mean(axis=2)
     if gray.size == 0 or float(gray.std()) < opts.uniform_std:
         return True
-    med = float(np.median(gray))
-    return float((np.abs(gray - med) <= 6.0).mean()) >= opts.uniform_share
+    hist = np.bincount(np.clip(gray, 0, 255).astype(np.uint8).ravel(), minlength=256)
+    peak = int(hist.argmax())
+    return float(hist[max(0, peak - 6): peak + 7].sum()) / gray.size >= opts.uniform_share
 
 
 def pixel_hash(image_png: bytes) -> str:

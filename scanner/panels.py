@@ -25,8 +25,10 @@ class SplitOptions:
     line_ink_frac: float = 0.004    # a row/column is empty when at most this fraction is ink
     label_max_frac: float = 0.12    # components smaller than this fraction of both figure sides ...
     label_max_px: int = 48          # ... and of at most this many pixels each side are labels
-    min_panel_px: int = 24          # smaller pieces are dropped (stray marks), not panels
+    min_panel_px: int = 32          # smaller pieces are dropped (stray marks), not panels
     min_panel_area_frac: float = 0.01
+    min_fill: float = 0.8           # a panel's ink (holes filled) must cover this share of its box
+    min_explained: float = 0.97     # panels must hold this share of the figure's (label-free) ink
     max_depth: int = 6
     max_panels: int = 64
 
@@ -116,7 +118,10 @@ def split_panels(rgb: np.ndarray, opts: SplitOptions | None = None) -> list[Box]
 
     Returns [] when the figure is a single panel (nothing to split), else two or
     more boxes in the figure's pixel coordinates. Labels in the gutters are not
-    part of any box.
+    part of any box. A split is only accepted when every piece is panel-like
+    (its ink, holes filled, covers most of its box) and the pieces hold nearly
+    all of the figure's ink; otherwise the figure is kept whole (over-splitting a
+    single picture with a light background is worse than not splitting).
     """
     opts = opts or SplitOptions()
     h, w = rgb.shape[:2]
@@ -132,5 +137,19 @@ def split_panels(rgb: np.ndarray, opts: SplitOptions | None = None) -> list[Box]
         and (b[2] - b[0]) * (b[3] - b[1]) >= min_area
     ]
     if len(boxes) < 2:
+        return []
+    # Panels are rectangles (micrographs, blots on grey, framed plots). Blobs of a single
+    # picture on a near-white background (histology, sparse plots) are not: keep those whole.
+    from scipy import ndimage
+
+    total = int(mask.sum())
+    inside = 0
+    for x0, y0, x1, y1 in boxes:
+        sub = mask[y0:y1, x0:x1]
+        inside += int(sub.sum())
+        filled = ndimage.binary_fill_holes(sub)
+        if float(filled.mean()) < opts.min_fill:
+            return []
+    if total and inside < opts.min_explained * total:
         return []
     return boxes

@@ -184,11 +184,13 @@ def train(
     prepare_model: Callable[[nn.Module], nn.Module] | None = None,
     on_step: Callable[[int, float], None] | None = None,
     max_seconds: float | None = None,
+    export_partial: bool = False,
     progress: bool = True,
 ) -> TrainResult:
     """Run (or resume) one training stage; on completion rank 0 writes the model to `out`.
 
-    `max_seconds` stops early (state saved) so long trainings span several sessions.
+    `max_seconds` stops early (state saved) so long trainings span several sessions;
+    with `export_partial` the model is written to `out` even then (meta "finished": False).
     """
     state_dir = Path(state_dir)
     state_path = state_dir / "state.pt"
@@ -262,7 +264,7 @@ def train(
         save_state()
     finished = step >= config.steps
     written = None
-    if finished and out is not None and rank == 0:
+    if (finished or export_partial) and out is not None and rank == 0:
         model.eval()
         meta = {
             "objective": config.objective,
@@ -270,6 +272,7 @@ def train(
             "head_trained": config.objective in ("head", "bta_combined"),
             "train_config": config.to_dict(),
             "steps": step,
+            "finished": finished,
             "elapsed_seconds": round(elapsed, 1),
             "world_size": world_size,
             "history": [[s, round(v, 6)] for s, v in history],

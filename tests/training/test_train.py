@@ -102,3 +102,11 @@ def test_time_budget_stops_and_state_mismatch_is_refused(tmp_path: Path) -> None
     assert (tmp_path / "s" / "state.pt").exists()
     with pytest.raises(TrainStateMismatch):
         train(TINY, TrainConfig(objective="infonce", steps=51, batch_size=4, data=DATA), tmp_path / "s", progress=False)
+
+
+def test_partial_export_when_stopped_early(tmp_path: Path) -> None:
+    cfg = TrainConfig(objective="bt", steps=50, batch_size=4, data=DATA)
+    res = train(TINY, cfg, tmp_path / "s", out=tmp_path / "m.pt", max_seconds=0.0, export_partial=True, progress=False)
+    assert not res.finished
+    _, meta = load_checkpoint(tmp_path / "m.pt")
+    assert meta["finished"] is False and meta["steps"] == 0

@@ -65,7 +65,10 @@ def _tissue(style: np.random.Generator, field: np.random.Generator, size: tuple[
     nuclei = nuclei * (0.65 + 0.5 * chrom)
     cyto = blur(splat_ellipses(size, pts, radii * 2.2, angles, np.ones(n), "disk", wob), nuc_r * 0.5)
     fib = _fibres(field, size, fib_period, fib_angle, fib_warp)
-    stroma = stroma_density * (0.35 + 0.65 * fib) * (0.7 + 0.6 * smooth_noise(field, size, min(size) / 4, 3))
+    patch = smooth_noise(field, size, fib_period * 4, 3)
+    fib2 = _fibres(field, size, fib_period * 1.7, fib_angle + field.uniform(0.6, 1.2), fib_warp * 1.5)
+    stroma = stroma_density * (0.25 + 0.45 * (fib * patch + fib2 * (1 - patch)) + 0.3 * smooth_noise(field, size, fib_period, 3))
+    stroma = stroma * (0.6 + 0.8 * smooth_noise(field, size, min(size) / 4, 3))
     hole = np.clip(lumen, 0, 1)
     return {"nuclei": nuclei, "cyto": cyto, "stroma": stroma, "hole": hole, "pts": pts, "radii": radii, "angles": angles, "wob": wob}
 

@@ -1,0 +1,23 @@
+"""`reusescan make-corpus OUT`: synthetic papers with known image reuse, and their ground truth."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("make-corpus")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--docs", type=click.IntRange(min=1), default=20, show_default=True, help="Number of papers.")
+@click.option("--reuse", type=click.IntRange(min=0), default=10, show_default=True, help="Number of reuse events (true pairs).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Everything is deterministic in the seed.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Rendering processes.")
+@click.option("--images/--no-images", default=True, show_default=True, help="Also write the image-folder variant (OUT/images, OUT/images_truth.csv).")
+@click.option("--intra", "intra_fraction", type=click.FloatRange(0, 1), default=0.3, show_default=True, help="Share of reuse within one paper.")
+def make_corpus(out: str, docs: int, reuse: int, seed: int, workers: int, images: bool, intra_fraction: float) -> None:
+    """Write OUT/pdf/*.pdf, OUT/truth.csv, OUT/images/**.png, OUT/images_truth.csv (see training.corpus)."""
+    from training.corpus import CorpusConfig
+    from training.corpus import make_corpus as build
+
+    summary = build(out, CorpusConfig(docs=docs, reuse=reuse, seed=seed, workers=workers, images=images, intra_fraction=intra_fraction))
+    click.echo(json.dumps({k: v for k, v in summary.items() if k != "config"}))

@@ -1,0 +1,23 @@
+"""`reusescan score REPORT.csv TRUTH.csv`: precision/recall of a scan report against ground truth."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("score")
+@click.argument("report", type=click.Path(exists=True, dir_okay=False))
+@click.argument("truth", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--iou", "iou_threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True, help="Minimum bbox IoU on each side.")
+def score(report: str, truth: str, as_json: bool, iou_threshold: float) -> None:
+    """Match REPORT rows to TRUTH pairs (same doc and page, bbox IoU >= 0.5 on both sides, either order)
+    and print precision, recall, average precision, recall at precision 0.9, best F1 and recall per alteration."""
+    from training.scoring import ScoringInputError, format_text, score_report
+
+    try:
+        res = score_report(report, truth, iou_threshold)
+    except ScoringInputError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(json.dumps(res.to_dict(), indent=2) if as_json else format_text(res))

@@ -1,0 +1,105 @@
+"""report.html in a real browser: headless Chromium (installed from Debian when missing).
+
+Checks what only a browser can: the embedded images decode (the page's own
+script counts `img.complete && naturalWidth > 0` into <body> attributes), the
+number of cards, the sort/filter script (driven through the URL fragment), that
+a hostile document name stays text, and that a screenshot renders. Set
+`REUSESCAN_UPDATE_SCREENSHOT=1` to refresh `docs/report-screenshot.png`.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jobs.report import write_report_html
+from tests.jobs.browser import ensure_chromium, run_chromium
+from tests.jobs.report_samples import MALICIOUS_DOC, SAMPLE_ERRORS, SAMPLE_SUMMARY, sample_pairs
+from tests.jobs.test_report import Dom
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path, reason = ensure_chromium()
+    if path is None:
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("browser")
+    pairs = sample_pairs(root)
+    return write_report_html(pairs, root / "report.html", title="reusescan report — sample corpus", summary=SAMPLE_SUMMARY, errors=SAMPLE_ERRORS)
+
+
+def dump_dom(chromium: str, page: Path, tmp_path: Path, fragment: str = "") -> Dom:
+    proc = run_chromium(chromium, page.as_uri() + fragment, tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "<body" in proc.stdout, proc.stderr[-2000:]
+    return Dom(proc.stdout)
+
+
+def visible_cards(dom: Dom) -> list[dict[str, str | None]]:
+    return [c for c in dom.find("article", "card") if "hidden" not in c]
+
+
+def test_report_renders_all_cards_and_images(chromium: str, report: Path, tmp_path: Path) -> None:
+    dom = dump_dom(chromium, report, tmp_path)
+    body = dom.find("body")[0]
+    assert body["data-cards"] == "5"
+    assert len(dom.find("article", "card")) == 5 and len(visible_cards(dom)) == 5
+    assert body["data-images-broken"] == "0"
+    assert body["data-images-ok"] == "25"  # 5 cards x (A, B, B aligned, 2 page miniatures)
+    # the hostile name is text, not markup: only our own script element exists after parsing
+    assert len(dom.find("script")) == 1
+    assert MALICIOUS_DOC in "".join(dom.text)
+    assert "5 of 5 pairs" in "".join(dom.text)
+
+
+def test_filters_and_sort_run_in_the_browser(chromium: str, report: Path, tmp_path: Path) -> None:
+    dom = dump_dom(chromium, report, tmp_path, "#min=0.9&kind=inter")
+    assert [c["data-score"] for c in visible_cards(dom)] == ["0.970000", "0.930000", "0.910000"]
+    assert "3 of 5 pairs" in "".join(dom.text)
+    dom = dump_dom(chromium, report, tmp_path, "#kind=intra")
+    assert [c["data-kind"] for c in visible_cards(dom)] == ["intra"]
+    dom = dump_dom(chromium, report, tmp_path, "#doc=script&sort=score-asc")
+    assert [c["data-score"] for c in visible_cards(dom)] == ["0.880000", "0.910000"]
+    dom = dump_dom(chromium, report, tmp_path, "#sort=doc")
+    # the group whose first document sorts first ("<script>…") moves to the top
+    assert [c["data-group"] for c in dom.find("article", "card")][:3] == ["2", "2", "2"]
+    dom = dump_dom(chromium, report, tmp_path, "#min=0.99")
+    assert visible_cards(dom) == [] and "No pair matches the current filters." in "".join(dom.text)
+
+
+def test_empty_report_in_the_browser(chromium: str, tmp_path: Path) -> None:
+    page = write_report_html([], tmp_path / "empty.html", summary={"documents": 3, "pages": 9, "panels": 14, "errors": 0})
+    dom = dump_dom(chromium, page, tmp_path)
+    body = dom.find("body")[0]
+    assert (body["data-cards"], body["data-images-ok"], body["data-images-broken"]) == ("0", "0", "0")
+    assert "No suspicious pairs" in "".join(dom.text)
+
+
+def test_screenshot(chromium: str, report: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "shot.png"
+    proc = run_chromium(chromium, report.as_uri(), tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,1600", "--hide-scrollbars")
+    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
+    img = Image.open(shot).convert("RGB")
+    assert img.size == (1280, 1600)
+    arr = np.asarray(img, dtype=float)
+    assert arr.std() > 30  # not a blank page
+    # the dark header band is drawn at the top, and the first card's green fluorescence panel below it
+    assert arr[5:40, :, :].mean() < 80
+    green = (arr[..., 1] > 150) & (arr[..., 0] < 120)
+    assert green[300:800].sum() > 2000
+    if os.environ.get("REUSESCAN_UPDATE_SCREENSHOT") == "1":
+        (REPO / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(shot, REPO / "docs" / "report-screenshot.png")

@@ -1,0 +1,218 @@
+"""Score a scan report against ground truth (truth.csv from `training.corpus`).
+
+Matching: a reported row matches a true pair when both sides are on the same
+doc and page and each bbox has IoU >= `iou` (0.5) with its counterpart, in
+either order. Rows are taken highest score first; each true pair is matched at
+most once. Decisions:
+- exact duplicate rows (the same unordered pair of (doc, page, bbox)) collapse
+  to one, keeping the highest score;
+- a row that matches only true pairs already matched by a higher-scoring row is
+  a *duplicate finding*: it is ignored (neither TP nor FP) and counted in
+  `duplicates`, since a reviewer loses nothing real by seeing one finding twice;
+  rows matching nothing are false positives.
+Metrics: precision and recall over the whole report; average precision
+(non-interpolated: mean over true pairs of the precision at the rank each is
+found, unmatched ones counting 0); recall at precision >= 0.9; best F1 with its
+score threshold (cuts happen between distinct scores); recall per alteration
+label, per single alteration op, per kind (inter/intra) and per generator.
+An undefined value (precision of an empty report, recall with no truth) is None.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+REPORT_COLUMNS = ["score", "doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b"]
+TRUTH_REQUIRED = ["doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b"]
+
+Box = tuple[float, float, float, float]
+Side = tuple[str, int, Box]
+
+
+class ScoringInputError(ValueError):
+    """A report or truth file is missing columns or has unparsable values."""
+
+
+def parse_bbox(text: str) -> Box:
+    """'x0 y0 x1 y1' -> tuple of floats (commas tolerated)."""
+    parts = str(text).replace(",", " ").split()
+    if len(parts) != 4:
+        raise ScoringInputError(f"bbox must have 4 numbers, got {text!r}")
+    x0, y0, x1, y1 = (float(p) for p in parts)
+    return (x0, y0, x1, y1)
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when either is empty)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _side_match(s: Side, t: Side, thr: float) -> bool:
+    return s[0] == t[0] and s[1] == t[1] and iou(s[2], t[2]) >= thr
+
+
+@dataclass
+class ScoreResult:
+    n_reported: int
+    n_true: int
+    tp: int
+    fp: int
+    duplicates: int
+    precision: float | None
+    recall: float | None
+    average_precision: float
+    recall_at_p90: float
+    best_f1: float
+    best_f1_threshold: float | None
+    recall_by_alteration: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    recall_by_op: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    recall_by_kind: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    recall_by_generator: dict[str, dict[str, float | int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _read(path_or_df: str | Path | pd.DataFrame, required: list[str], what: str) -> pd.DataFrame:
+    df = path_or_df if isinstance(path_or_df, pd.DataFrame) else pd.read_csv(path_or_df, dtype=str, keep_default_na=False)
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ScoringInputError(f"{what} lacks columns: {', '.join(missing)}")
+    return df
+
+
+def _sides(row: Any) -> tuple[Side, Side]:
+    try:
+        return (
+            (str(row["doc_a"]), int(float(row["page_a"])), parse_bbox(row["bbox_a"])),
+            (str(row["doc_b"]), int(float(row["page_b"])), parse_bbox(row["bbox_b"])),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ScoringInputError(f"bad row {dict(row)}: {exc}") from exc
+
+
+def _group(truth: pd.DataFrame, matched: list[bool], col: str, split: bool = False) -> dict[str, dict[str, float | int]]:
+    if col not in truth.columns:
+        return {}
+    hit: dict[str, int] = defaultdict(int)
+    tot: dict[str, int] = defaultdict(int)
+    for value, m in zip(truth[col].astype(str), matched):
+        keys = set(value.split("+")) if split else {value}
+        for k in keys:
+            tot[k] += 1
+            hit[k] += int(m)
+    return {k: {"n": tot[k], "found": hit[k], "recall": hit[k] / tot[k]} for k in sorted(tot)}
+
+
+def score_report(report: str | Path | pd.DataFrame, truth: str | Path | pd.DataFrame, iou_threshold: float = 0.5) -> ScoreResult:
+    """Match `report` rows to `truth` pairs and compute the metrics (see module docstring)."""
+    rep = _read(report, REPORT_COLUMNS, "report")
+    tru = _read(truth, TRUTH_REQUIRED, "truth")
+    true_pairs = [_sides(r) for _, r in tru.iterrows()]
+    # collapse exact duplicates (unordered), keep the best score
+    best: dict[tuple[Side, Side], float] = {}
+    for _, r in rep.iterrows():
+        a, b = _sides(r)
+        key = (a, b) if (a[0], a[1], a[2]) <= (b[0], b[1], b[2]) else (b, a)
+        try:
+            s = float(r["score"])
+        except ValueError as exc:
+            raise ScoringInputError(f"bad score {r['score']!r}") from exc
+        if math.isnan(s):
+            raise ScoringInputError("score is NaN")
+        best[key] = max(s, best.get(key, -math.inf))
+    rows = sorted(best.items(), key=lambda kv: -kv[1])
+    # index true pairs by (doc, page) of side a for speed
+    by_key: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, (a, b) in enumerate(true_pairs):
+        by_key[(a[0], a[1])].append(i)
+        if (b[0], b[1]) != (a[0], a[1]):
+            by_key[(b[0], b[1])].append(i)
+    matched = [False] * len(true_pairs)
+    outcomes: list[tuple[float, int]] = []  # (score, 1 TP / 0 FP); duplicates dropped
+    duplicates = 0
+    for (a, b), s in rows:
+        cands = [i for i in by_key.get((a[0], a[1]), []) if _pair_match(a, b, true_pairs[i], iou_threshold)]
+        free = [i for i in cands if not matched[i]]
+        if free:
+            matched[free[0]] = True
+            outcomes.append((s, 1))
+        elif cands:
+            duplicates += 1
+        else:
+            outcomes.append((s, 0))
+    n_true = len(true_pairs)
+    tp = sum(o for _, o in outcomes)
+    fp = len(outcomes) - tp
+    ap, r_at_p90, best_f1, best_thr = _curve(outcomes, n_true)
+    return ScoreResult(
+        n_reported=len(rep), n_true=n_true, tp=tp, fp=fp, duplicates=duplicates,
+        precision=(tp / len(outcomes)) if outcomes else None,
+        recall=(tp / n_true) if n_true else None,
+        average_precision=ap, recall_at_p90=r_at_p90, best_f1=best_f1, best_f1_threshold=best_thr,
+        recall_by_alteration=_group(tru, matched, "alteration"),
+        recall_by_op=_group(tru, matched, "alteration", split=True),
+        recall_by_kind=_group(tru, matched, "kind"),
+        recall_by_generator=_group(tru, matched, "generator"),
+    )
+
+
+def _pair_match(a: Side, b: Side, t: tuple[Side, Side], thr: float) -> bool:
+    return (_side_match(a, t[0], thr) and _side_match(b, t[1], thr)) or (_side_match(a, t[1], thr) and _side_match(b, t[0], thr))
+
+
+def _curve(outcomes: list[tuple[float, int]], n_true: int) -> tuple[float, float, float, float | None]:
+    """AP, recall at precision >= 0.9, best F1 and its threshold, cutting only between distinct scores."""
+    if not n_true or not outcomes:
+        return 0.0, 0.0, 0.0, None
+    ap = 0.0
+    tp = 0
+    for k, (_, o) in enumerate(outcomes, start=1):
+        if o:
+            tp += 1
+            ap += tp / k
+    ap /= n_true
+    r90, best_f1, best_thr = 0.0, 0.0, None
+    tp = 0
+    for k, (s, o) in enumerate(outcomes, start=1):
+        tp += o
+        if k < len(outcomes) and outcomes[k][0] == s:
+            continue  # ties: a threshold cannot separate them
+        p, r = tp / k, tp / n_true
+        if p >= 0.9:
+            r90 = max(r90, r)
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        if f1 > best_f1:
+            best_f1, best_thr = f1, s
+    return ap, r90, best_f1, best_thr
+
+
+def format_text(res: ScoreResult) -> str:
+    """Human-readable summary."""
+    def f(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    lines = [
+        f"reported rows     {res.n_reported}   true pairs {res.n_true}",
+        f"true positives    {res.tp}   false positives {res.fp}   duplicate findings (ignored) {res.duplicates}",
+        f"precision         {f(res.precision)}",
+        f"recall            {f(res.recall)}",
+        f"average precision {f(res.average_precision)}",
+        f"recall @ P>=0.9   {f(res.recall_at_p90)}",
+        f"best F1           {f(res.best_f1)}  at score >= {f(res.best_f1_threshold)}",
+    ]
+    for title, table in (("alteration", res.recall_by_alteration), ("op", res.recall_by_op), ("kind", res.recall_by_kind), ("generator", res.recall_by_generator)):
+        if table:
+            lines.append(f"recall by {title}:")
+            for k, v in table.items():
+                lines.append(f"  {k:<32} {v['found']:>5}/{v['n']:<5} {v['recall']:.3f}")
+    return "\n".join(lines)
