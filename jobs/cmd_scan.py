@@ -27,7 +27,7 @@ class RunSettings:
     address: str | None
     batch_size: int
     actors: int
-    threshold: float
+    threshold: float | None
     k: int
     min_sim: float
     include_noise: bool
@@ -49,8 +49,9 @@ def run_options(func: Any) -> Any:
                      help="Panels per embedding batch."),
         click.option("--actors", type=click.IntRange(1, 1024), default=1, show_default=True,
                      help="Embedding actors (one per GPU when GPUs are present)."),
-        click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=defaults.threshold, show_default=True,
-                     help="Head score at which a pair is reported."),
+        click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+                     help="Head score at which a pair is reported. Default: the threshold calibrated for the model "
+                          "(0.5 when it has none)."),
         click.option("--k", "k", type=click.IntRange(1, 1000), default=defaults.k, show_default=True,
                      help="Nearest neighbours per panel."),
         click.option("--min-sim", type=click.FloatRange(-1.0, 1.0), default=defaults.min_sim, show_default=True,
@@ -163,8 +164,9 @@ def scan(path: Path, out_dir: Path, **kwargs: Any) -> None:
 
 
 def _html_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary as the HTML writer wants it: counts as tiles, stage times under `timings`."""
     flat = {k: v for k, v in summary.items() if k != "seconds"}
-    flat.update({f"time {k}": f"{v:.1f} s" for k, v in summary["seconds"].items()})
+    flat["timings"] = {k: v for k, v in summary["seconds"].items() if k != "total"}
     return flat
 
 

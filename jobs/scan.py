@@ -37,7 +37,7 @@ class MatchOptions:
 
     k: int = 10                  # nearest neighbours per panel
     min_sim: float = 0.3         # cosine floor for a candidate (recall first; the head decides)
-    threshold: float = 0.5       # head score at which a pair is reported
+    threshold: float | None = None  # head score at which a pair is reported; None: the model's calibrated one
     include_noise: bool = False  # match tiny / uniform / boilerplate panels too
     boilerplate_min_docs: int = 5
 
@@ -231,12 +231,27 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
                           exclude_noise=not options.include_noise)
     with clock.timed("score"):
         embedder = Embedder.load(model_path)
+        threshold = model_threshold(embedder) if options.threshold is None else options.threshold
         scores = score_candidates(pairs, store.dense_vectors(), embedder.score) if len(pairs) else np.zeros(0, np.float32)
-        keep = scores >= options.threshold
+        keep = scores >= threshold
         a, b, sim, score = pairs.a[keep], pairs.b[keep], pairs.sim[keep], scores[keep]
         groups = connected_components(a, b)
         group = groups.group_of(a)
     return MatchResult(a=a, b=b, sim=sim, score=score, group=group, candidates=len(pairs))
+
+
+DEFAULT_THRESHOLD = 0.5
+
+
+def model_threshold(embedder: Any) -> float:
+    """The acceptance threshold calibrated for this model (checkpoint meta `threshold`), else 0.5.
+
+    Calibration: `benchmarks/bench_scan.py` on a generated corpus whose seed is
+    not used for evaluation reports the lowest head score that keeps precision
+    at 0.9; that number is written into the checkpoint's meta when it ships.
+    """
+    value = embedder.meta.get("threshold")
+    return float(value) if isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0 else DEFAULT_THRESHOLD
 
 
 def _png_thumbnail(image: bytes, max_px: int) -> bytes:
@@ -311,9 +326,10 @@ def write_outputs(out_dir: Path, pairs: list[Any], errors: Iterable[tuple[str, s
     from jobs.report import ReportError, write_errors_csv, write_report_csv, write_report_html
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    error_rows = [ReportError(*e) for e in errors]
     write_report_csv(pairs, out_dir / "report.csv")
-    write_errors_csv([ReportError(*e) for e in errors], out_dir / "errors.csv")
-    write_report_html(pairs, out_dir / "report.html", title=title, summary=summary)
+    write_errors_csv(error_rows, out_dir / "errors.csv")
+    write_report_html(pairs, out_dir / "report.html", title=title, summary=summary, errors=error_rows)
 
 
 __all__ = ["EXTRACT_SCHEMA", "IngestResult", "MatchOptions", "MatchResult", "StageClock", "build_report_pairs",

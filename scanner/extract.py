@@ -235,6 +235,8 @@ class _PdfExtractor:
         self.bad_xrefs: set[int] = set()
         self.cache: dict[int, np.ndarray] = {}
         self.cache_bytes = 0
+        self.digests: dict[int, bytes | None] = {}
+        self.page_pixmaps: dict[int, Any] = {}  # decoded on this page for hashing, reused once
 
     def error(self, stage: str, message: object) -> None:
         self.result.errors.append(ExtractError(self.result.doc, stage, _one_line(message)))
@@ -262,7 +264,7 @@ class _PdfExtractor:
         if xref in self.bombs or xref in self.bad_xrefs:
             return None
         try:
-            pix = pymupdf.Pixmap(self.doc, xref)
+            pix = self.page_pixmaps.pop(xref, None) or pymupdf.Pixmap(self.doc, xref)
             check_pixels(pix.width, pix.height, self.limits.max_image_pixels)
             mask = None
             if smask and smask not in self.bombs:
@@ -283,12 +285,18 @@ class _PdfExtractor:
         return rgb
 
     def _digest(self, xref: int) -> bytes | None:
+        """MD5 of the decoded image, as MuPDF's page walk reports it (cached per document)."""
         import pymupdf
 
-        try:
-            return pymupdf.Pixmap(self.doc, xref).digest
-        except Exception:
-            return None
+        if xref not in self.digests:
+            try:
+                pix = pymupdf.Pixmap(self.doc, xref)
+                self.digests[xref] = pix.digest
+                if xref not in self.cache and xref not in self.bombs:
+                    self.page_pixmaps[xref] = pix
+            except Exception:
+                self.digests[xref] = None
+        return self.digests[xref]
 
     # ---- inline images
     def inline_pixels(self, page: "pymupdf.Page", info: dict[str, Any], blocks: list[dict[str, Any]]) -> np.ndarray | None:
@@ -335,6 +343,7 @@ class _PdfExtractor:
     def page_records(self, pno: int) -> None:
         import pymupdf
 
+        self.page_pixmaps.clear()
         page = self.doc.load_page(pno)
         images = page.get_images(full=True)
         self._check_bombs(images)
@@ -443,6 +452,8 @@ def extract_pdf(path: Path, result: DocumentResult, limits: ExtractLimits) -> No
                 raise
             except Exception as exc:
                 ex.error("page", f"page {pno + 1}: {type(exc).__name__}: {exc}")
+            finally:
+                ex.page_pixmaps.clear()
             result.pages = pno + 1
             if pno % 16 == 15:
                 pymupdf.TOOLS.store_shrink(100)

@@ -281,3 +281,23 @@ def test_tiny_and_uniform_flags(tmp_path: Path) -> None:
     assert FLAG_TINY in recs[0].flags
     assert FLAG_UNIFORM in recs[1].flags
     assert recs[2].flags == () and not recs[2].is_noise
+
+
+def test_jpx_image(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image, features
+
+    if not features.check("jpg_2000"):
+        pytest.skip("Pillow without OpenJPEG cannot write the fixture")
+    img = F.texture(48, 64, 16)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG2000", irreversible=False)  # lossless wavelet
+    doc = F.new_doc()
+    page = doc.new_page()
+    xref = F.add_image(page, (30, 30, 94, 78), buf.getvalue())
+    assert "JPXDecode" in doc.xref_object(xref)
+    path = F.save(doc, tmp_path / "jpx.pdf")
+    (rec,) = extract_document(path, tmp_path, ExtractLimits(split=False)).records
+    assert_bbox(rec, (30, 30, 94, 78))
+    assert_same(pixels(rec), img, 1.0)
