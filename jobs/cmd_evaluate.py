@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 @click.option("--threshold", type=float, default=0.5, show_default=True)
 @click.option("--roc", "roc_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("roc.png"),
               show_default=True, help="Where to draw the ROC curves (PNG).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="Inference precision (auto: fp16 on CUDA, bf16 on CPUs with AMX, else fp32).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate_command(images_dir: Path | None, models: tuple[str, ...], names: tuple[str, ...], pairs: int, seed: int,
-                     p_similar: float, threshold: float, roc_path: Path, as_json: bool) -> None:
+                     p_similar: float, threshold: float, roc_path: Path, precision: str, as_json: bool) -> None:
     """Accuracy, precision, recall, F1 and ROC AUC of BTA-style models on similar/dissimilar pairs.
 
     Without IMAGES_DIR the pairs come from held-out generator seeds; with it, from those images.
@@ -39,7 +41,7 @@ def evaluate_command(images_dir: Path | None, models: tuple[str, ...], names: tu
     paths: list[str | None] = list(models) or [None]
     embedders = {}
     for i, path in enumerate(paths):
-        emb = Embedder.load(path)
+        emb = Embedder.load(path, precision=precision)
         label = names[i] if names else str(emb.meta.get("method", "model"))
         while label in embedders:
             label += "'"
@@ -51,6 +53,7 @@ def evaluate_command(images_dir: Path | None, models: tuple[str, ...], names: tu
     if as_json:
         click.echo(json.dumps({"pairs": len(pair_list), "similar": int(labels.sum()), "threshold": threshold,
                                "source": str(images_dir) if images_dir else "generators (held-out seeds)",
+                               "precision": precision,
                                "roc_png": str(roc_path), "methods": [r.to_dict() for r in rows]}, indent=2))
     else:
         click.echo(f"{len(pair_list)} pairs ({int(labels.sum())} similar), threshold {threshold}")

@@ -45,45 +45,88 @@ def _worker_init() -> None:
         sys.modules.setdefault("pymupdf.layout", None)  # type: ignore[arg-type]
 
 
-def _run_pool(inputs: list[Path], root: Path, limits: "ExtractLimits", workers: int) -> Iterator[tuple[int, "DocumentResult"]]:
+def extract_guarded(path: Path, root: Path, limits: "ExtractLimits", hard_cpu_s: float | None) -> "DocumentResult":
+    """`extract_document` in a pool worker, with a hard CPU-time limit as a last resort.
+
+    The per-document timeout (SIGALRM) only fires when control is back in Python; a
+    MuPDF call that spins in C is stopped by RLIMIT_CPU instead: the kernel kills the
+    worker, the pool notices, and the document is reported as a crashed worker.
+    """
+    from scanner.extract import extract_document
+
+    if hard_cpu_s is None:
+        return extract_document(path, root, limits)
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    budget = int(usage.ru_utime + usage.ru_stime + max(1.0, hard_cpu_s)) + 1
+    if hard != resource.RLIM_INFINITY:
+        budget = min(budget, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (budget, hard))
+    try:
+        return extract_document(path, root, limits)
+    finally:
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _run_pool(
+    inputs: list[Path], root: Path, limits: "ExtractLimits", workers: int, hard_cpu_s: float | None = None
+) -> Iterator[tuple[int, "DocumentResult"]]:
     """(input index, result) for every input, in completion order.
 
-    A worker that dies (a crash inside MuPDF) breaks the pool; the documents that
-    had not finished are then retried one at a time in fresh processes so the
-    culprit is isolated and reported instead of stopping the run.
+    At most `workers + 1` documents are in flight. A worker that dies (a crash
+    inside MuPDF, or the CPU limit) breaks the pool: the documents in flight are
+    then retried one at a time in fresh processes, so the culprit is isolated and
+    reported, and a new pool takes the rest.
     """
     import multiprocessing
+    from collections import deque
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    from scanner.extract import DocumentResult, ExtractError, extract_document
+    from scanner.extract import DocumentResult, ExtractError
+
+    def died(i: int) -> DocumentResult:
+        res = DocumentResult(doc=_rel(inputs[i], root), doc_sha256="")
+        res.errors.append(ExtractError(
+            res.doc, "extract", "the worker process died while reading this document (crash, or CPU limit exceeded)"
+        ))
+        return res
 
     ctx = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-    unfinished: list[int] = []
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, max_tasks_per_child=50, initializer=_worker_init
-    ) as pool:
-        pending = {pool.submit(extract_document, inputs[i], root, limits): i for i in range(len(inputs))}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                i = pending.pop(fut)
-                try:
-                    yield i, fut.result()
-                except BrokenProcessPool:
-                    unfinished.append(i)
-                except Exception as exc:  # pickling or an unexpected worker error
-                    res = DocumentResult(doc=inputs[i].name, doc_sha256="")
-                    res.errors.append(ExtractError(_rel(inputs[i], root), "extract", f"{type(exc).__name__}: {exc}"))
-                    yield i, res
-    for i in sorted(unfinished):
-        try:
-            with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_init) as solo:
-                yield i, solo.submit(extract_document, inputs[i], root, limits).result()
-        except BrokenProcessPool:
-            res = DocumentResult(doc=_rel(inputs[i], root), doc_sha256="")
-            res.errors.append(ExtractError(res.doc, "extract", "the worker process crashed while reading this document"))
-            yield i, res
+    todo = deque(range(len(inputs)))
+    while todo:
+        suspects: list[int] = []
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, max_tasks_per_child=50, initializer=_worker_init
+        ) as pool:
+            pending: dict = {}
+            while todo or pending:
+                while todo and not suspects and len(pending) <= workers:
+                    i = todo.popleft()
+                    pending[pool.submit(extract_guarded, inputs[i], root, limits, hard_cpu_s)] = i
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = pending.pop(fut)
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool:
+                        suspects.append(i)
+                        continue
+                    except Exception as exc:  # pickling or an unexpected worker error
+                        result = DocumentResult(doc=_rel(inputs[i], root), doc_sha256="")
+                        result.errors.append(ExtractError(result.doc, "extract", f"{type(exc).__name__}: {exc}"))
+                    yield i, result
+        for i in sorted(suspects):
+            try:
+                with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_init) as solo:
+                    result = solo.submit(extract_guarded, inputs[i], root, limits, hard_cpu_s).result()
+            except BrokenProcessPool:
+                result = died(i)
+            yield i, result
 
 
 def _run_inline(inputs: list[Path], root: Path, limits: "ExtractLimits") -> Iterator[tuple[int, "DocumentResult"]]:
@@ -106,15 +149,21 @@ def _safe_name(doc: str) -> str:
 
 def run_extract(
     path: Path, out: Path, *, workers: int, limits: "ExtractLimits", dump_png: Path | None = None,
-    min_docs: int = 3, min_pages: int = 4, progress: bool = True,
+    min_docs: int = 3, min_pages: int = 4, progress: bool = True, hard_cpu_s: float | None = -1.0,
 ) -> ExtractSummary:
-    """Extract `path` into `out` (figures.parquet, errors.csv, optional PNGs). Raises on run failures."""
+    """Extract `path` into `out` (figures.parquet, errors.csv, optional PNGs). Raises on run failures.
+
+    `hard_cpu_s` is the CPU-seconds budget per document in pool workers (None: no
+    limit; the default -1 means 2 x the timeout + 30 s, none without a timeout).
+    """
+    if hard_cpu_s is not None and hard_cpu_s < 0:
+        hard_cpu_s = 2 * limits.timeout_s + 30 if limits.timeout_s else None
     import pyarrow as pa
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
     from scanner.discover import find_inputs
-    from scanner.noise import add_flag, boilerplate_hashes, pixel_hash
+    from scanner.noise import add_flag, boilerplate_hashes, logo_hashes, pixel_hash
     from scanner.records import FIGURES_SCHEMA, FLAG_BOILERPLATE, FLAG_COMPOUND, records_to_table
 
     out.mkdir(parents=True, exist_ok=True)
@@ -123,6 +172,7 @@ def run_extract(
     partial = out / "figures.parquet.partial"
     errors: list[ExtractError] = []
     occurrences: list[tuple[str, str, int]] = []
+    spots: list[tuple[float, float, float, float]] = []  # bbox per record, same order
     n_records = 0
     candidate: list[bool] = []  # per record, in file order: would go to matching unless boilerplate
     started = time.monotonic()
@@ -130,7 +180,7 @@ def run_extract(
 
     writer = pq.ParquetWriter(partial, FIGURES_SCHEMA)
     try:
-        results = _run_inline(inputs, root, limits) if workers <= 0 else _run_pool(inputs, root, limits, workers)
+        results = _run_inline(inputs, root, limits) if workers <= 0 else _run_pool(inputs, root, limits, workers, hard_cpu_s)
         waiting: dict[int, DocumentResult] = {}
         next_i = 0
         bar = tqdm(total=len(inputs), unit="doc", file=sys.stderr, disable=not progress, desc="extract")
@@ -145,6 +195,7 @@ def run_extract(
                 if r.records:
                     writer.write_table(records_to_table(r.records))
                     occurrences.extend((pixel_hash(x.image), x.doc, x.page) for x in r.records)
+                    spots.extend(x.bbox for x in r.records)
                     n_records += len(r.records)
                     candidate.extend(not x.is_noise and FLAG_COMPOUND not in x.flags for x in r.records)
         bar.close()
@@ -152,7 +203,9 @@ def run_extract(
         writer.close()
 
     # Corpus-level pass: boilerplate flags, final file, optional PNG dump.
-    flagged = boilerplate_hashes(occurrences, min_docs=min_docs, min_pages=min_pages)
+    flagged = boilerplate_hashes(occurrences, min_docs=min_docs, min_pages=min_pages) | logo_hashes(
+        (h, doc, bbox) for (h, doc, _), bbox in zip(occurrences, spots)
+    )
     tmp = out / "figures.parquet.tmp"
     k = 0
     if dump_png is not None:

@@ -54,7 +54,6 @@ class ExtractLimits:
     split: bool = True                    # split compound figures into panels
     split_options: SplitOptions = field(default_factory=SplitOptions)
     noise: NoiseOptions = field(default_factory=NoiseOptions)
-    store_max_bytes: int = 256 * 1024 * 1024  # MuPDF store cap for this process
     max_render_zoom: float = 8.0          # inline-image fallback rendering
 
 
@@ -179,15 +178,17 @@ def records_for_placement(
 
 
 def _configure_mupdf(limits: ExtractLimits) -> None:
+    """Silence MuPDF's stderr messages (they are collected into errors.csv instead).
+
+    PyMuPDF 2.0 offers no setter for MuPDF's store limit, so the store is emptied
+    (`store_shrink(100)`) every 16 pages and after each document, and the `jobs`
+    layer recycles worker processes, so a long run cannot grow without bound.
+    """
     import pymupdf
 
     pymupdf.TOOLS.mupdf_display_errors(False)
     pymupdf.TOOLS.mupdf_display_warnings(False)
     pymupdf.TOOLS.reset_mupdf_warnings()
-    try:
-        pymupdf.TOOLS.store_maxsize = limits.store_max_bytes  # property in some versions
-    except Exception:  # pragma: no cover - read-only in this version
-        pass
 
 
 def _mupdf_warnings() -> list[str]:

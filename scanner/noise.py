@@ -67,6 +67,30 @@ def boilerplate_hashes(
     return {h for h in docs if len(docs[h]) >= min_docs or len(pages[h]) >= min_pages}
 
 
+def logo_hashes(
+    placements: Iterable[tuple[str, str, tuple[float, float, float, float]]],
+    min_docs: int = 2, max_side_pt: float = 150.0, tolerance_pt: float = 2.0,
+) -> set[str]:
+    """Pixel hashes of logo-like placements: small and at the same spot in >= `min_docs` documents.
+
+    `placements` are (pixel_hash, doc, bbox) triples. A journal template puts its logo at
+    the same place in every paper, so two papers suffice; a reused panel is neither at the
+    identical page position nor logo-sized (max side <= `max_side_pt`) in both.
+    """
+    spots: dict[str, list[tuple[str, tuple[float, float, float, float]]]] = defaultdict(list)
+    for h, doc, bbox in placements:
+        if max(bbox[2] - bbox[0], bbox[3] - bbox[1]) <= max_side_pt:
+            spots[h].append((doc, bbox))
+    found: set[str] = set()
+    for h, items in spots.items():
+        for _, bbox in items:
+            docs = {d for d, b in items if max(abs(b[i] - bbox[i]) for i in range(4)) <= tolerance_pt}
+            if len(docs) >= min_docs:
+                found.add(h)
+                break
+    return found
+
+
 def add_flag(flags: Iterable[str], flag: str) -> tuple[str, ...]:
     """`flags` with `flag` appended once (order kept)."""
     flags = tuple(flags)
@@ -76,13 +100,15 @@ def add_flag(flags: Iterable[str], flag: str) -> tuple[str, ...]:
 def flag_boilerplate(records: list[PanelRecord], min_docs: int = 3, min_pages: int = 4) -> list[PanelRecord]:
     """Records with `boilerplate` added where the same pixels recur across the corpus.
 
-    The defaults are deliberately above what image reuse in papers looks like
-    (a panel duplicated once or twice) and below a logo on every page.
+    Flagged: the same pixels in >= `min_docs` documents or on >= `min_pages` pages
+    (defaults deliberately above what image reuse in papers looks like: a panel
+    duplicated once or twice; below a logo on every page), and logo-sized images
+    at the same page position in two or more documents (`logo_hashes`).
     """
     hashes = [pixel_hash(r.image) for r in records]
     flagged = boilerplate_hashes(
         ((h, r.doc, r.page) for h, r in zip(hashes, records)), min_docs=min_docs, min_pages=min_pages
-    )
+    ) | logo_hashes((h, r.doc, r.bbox) for h, r in zip(hashes, records))
     return [
         replace(r, flags=add_flag(r.flags, FLAG_BOILERPLATE)) if h in flagged else r
         for h, r in zip(hashes, records)

@@ -151,18 +151,30 @@ def _plan_reuse(plans: list[DocPlan], cfg: CorpusConfig) -> None:
     rng = np.random.default_rng([cfg.seed, 2])
     used: set[tuple[int, int, int]] = set()
     n_docs = len(plans)
+    docs_by_size: dict[tuple[int, int], list[int]] = {}
+    for plan in plans:
+        for size in sorted({(s.w, s.h) for slots in plan.figures for s in slots}):
+            docs_by_size.setdefault(size, []).append(plan.index)
     made, attempts = 0, 0
     while made < cfg.reuse and attempts < cfg.reuse * 50 + 100:
         attempts += 1
         a = int(rng.integers(n_docs))
-        intra = n_docs == 1 or rng.random() < cfg.intra_fraction
-        b = a if intra else int((a + 1 + rng.integers(n_docs - 1)) % n_docs)
         fa = int(rng.integers(len(plans[a].figures)))
         pa = int(rng.integers(len(plans[a].figures[fa])))
         src = (a, fa, pa)
         if src in used:
             continue
         s_slot = plans[a].figures[fa][pa]
+        intra = n_docs == 1 or rng.random() < cfg.intra_fraction
+        if intra:
+            b = a
+        else:  # another paper that has a slot of the same size (so inter events are not rejected more often)
+            others = docs_by_size[(s_slot.w, s_slot.h)]
+            if len(others) < 2:
+                continue
+            b = int(others[int(rng.integers(len(others)))])
+            if b == a:
+                continue
         targets = [
             (b, f, p)
             for f, slots in enumerate(plans[b].figures)

@@ -87,3 +87,28 @@ def test_exit_codes(tmp_path: Path) -> None:
     (rec,) = table_to_records(pq.read_table(tmp_path / "o1" / "figures.parquet"))
     assert rec.doc == "a.pdf"
     assert np.allclose(rec.bbox, (40, 40, 80, 80))
+
+
+def test_a_worker_killed_mid_document_is_reported_and_the_rest_extracted(tmp_path: Path) -> None:
+    from jobs.cmd_extract import run_extract
+    from scanner.extract import ExtractLimits
+
+    corpus = tmp_path / "corpus"
+    for d in range(3):
+        F.simple_pdf(corpus / f"ok{d}.pdf", [F.texture(40, 60, d)])
+    # CPU-heavy document: far more than the 1 s CPU budget given below
+    doc = F.new_doc()
+    xref = F.add_image(doc.new_page(), (0, 0, 500, 600), F.png_bytes(F.texture(600, 500, 9)))
+    for _ in range(150):  # the same image object drawn on 150 pages: cheap to build, slow to extract
+        doc.new_page().insert_image((0, 0, 500, 600), xref=xref)
+    F.save(doc, corpus / "heavy.pdf")
+    summary = run_extract(
+        corpus, tmp_path / "out", workers=2, limits=ExtractLimits(timeout_s=None), progress=False, hard_cpu_s=1.0
+    )
+    with open(tmp_path / "out" / "errors.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["input"], r["stage"]) for r in rows] == [("heavy.pdf", "extract")]
+    assert "died" in rows[0]["error"]
+    docs = {r.doc for r in table_to_records(pq.read_table(tmp_path / "out" / "figures.parquet"))}
+    assert docs == {"ok0.pdf", "ok1.pdf", "ok2.pdf"}
+    assert summary.documents == 4

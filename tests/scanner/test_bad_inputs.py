@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from scanner.decode import decode_png
 from scanner.extract import ExtractLimits, extract_document

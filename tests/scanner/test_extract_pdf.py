@@ -301,3 +301,21 @@ def test_jpx_image(tmp_path: Path) -> None:
     (rec,) = extract_document(path, tmp_path, ExtractLimits(split=False)).records
     assert_bbox(rec, (30, 30, 94, 78))
     assert_same(pixels(rec), img, 1.0)
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_cropbox_offset_page_matches_the_displayed_page(tmp_path: Path, rotation: int) -> None:
+    img = F.texture(100, 160, 17)
+    doc = F.new_doc()
+    page = doc.new_page(width=600, height=800)
+    F.add_image(page, (100, 150, 260, 250), F.png_bytes(img))
+    page.set_cropbox(pymupdf.Rect(50, 100, 550, 700))
+    page.set_rotation(rotation)
+    path = F.save(doc, tmp_path / "crop.pdf")
+    (rec,) = extract_document(path, tmp_path).records
+    assert_bbox(rec, (50, 50, 210, 150) if rotation == 0 else (450, 50, 550, 210))
+    with pymupdf.open(path) as d:
+        shown = d[0].get_pixmap(alpha=False)
+        page_px = np.frombuffer(shown.samples, np.uint8).reshape(shown.h, shown.w, 3)
+    x0, y0, x1, y1 = (int(round(v)) for v in rec.bbox)
+    assert_same(pixels(rec)[3:-3, 3:-3], page_px[y0:y1, x0:x1][3:-3, 3:-3], mean_tol=12)

@@ -164,3 +164,12 @@ def test_reused_panels_are_the_recorded_alterations_of_their_source(corpus: Path
         # and the source panel file is the raw field itself
         got_src = np.asarray(Image.open(corpus / "images" / r["doc_a"]).convert("RGB"), dtype=np.float32)
         assert np.abs(got_src - np.asarray(raw, dtype=np.float32))[mask].mean() < 0.5
+
+
+@pytest.mark.slow
+def test_parallel_run_writes_the_same_corpus(tmp_path: Path) -> None:
+    cfg = CorpusConfig(docs=3, reuse=2, seed=8, images=False)
+    make_corpus(tmp_path / "one", cfg)
+    make_corpus(tmp_path / "two", CorpusConfig(docs=3, reuse=2, seed=8, images=False, workers=2))
+    for name in ("truth.csv", "panels.csv"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
