@@ -30,6 +30,7 @@ from jobs.cmd_scan import (
     pipeline_and_match,
     run_options,
     settings_from,
+    stage_announcer,
 )
 
 LOCK_FILE = ".lock"
@@ -117,7 +118,7 @@ def nightly(incoming: Path, store_dir: Path, night: str | None, **kwargs: Any) -
     paths = [p for p in find_inputs(root) if store_dir not in p.resolve().parents]
     rel = {p.relative_to(root).as_posix(): p for p in paths}
     pipeline, match = pipeline_and_match(settings)
-    clock = StageClock()
+    clock = StageClock(announce=stage_announcer(settings.progress))
     try:
         with store_lock(store_dir):
             known: set[str] = set()

@@ -26,7 +26,7 @@ class RunSettings:
     model: str | None
     address: str | None
     batch_size: int
-    actors: int
+    actors: int | None
     threshold: float | None
     k: int
     min_sim: float
@@ -47,8 +47,9 @@ def run_options(func: Any) -> Any:
                      help="Ray cluster to join ('auto' or 'ray://HOST:10001'). Default: start a local Ray."),
         click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True,
                      help="Panels per embedding batch."),
-        click.option("--actors", type=click.IntRange(1, 1024), default=1, show_default=True,
-                     help="Embedding actors (one per GPU when GPUs are present)."),
+        click.option("--actors", type=click.IntRange(1, 1024), default=None,
+                     help="Embedding actors. Default: one per GPU when GPUs are present, else one per two CPUs "
+                          "(at least one CPU stays free for extraction)."),
         click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
                      help="Head score at which a pair is reported. Default: the threshold calibrated for the model "
                           "(0.5 when it has none)."),
@@ -93,6 +94,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def stage_announcer(enabled: bool) -> Any:
+    """A callback printing `reusescan: <stage> ...` to stderr as each stage starts (None when quiet)."""
+    if not enabled:
+        return None
+    return lambda stage: click.echo(f"reusescan: {stage} ...", err=True)
+
+
 def fail(message: str) -> None:
     """Exit 1: the run itself failed (not an input)."""
     click.echo(f"reusescan: error: {message}", err=True)
@@ -126,7 +134,7 @@ def scan(path: Path, out_dir: Path, **kwargs: Any) -> None:
     if not paths:
         click.echo(f"reusescan: no PDF or image files under {path}", err=True)
     pipeline, match = pipeline_and_match(settings)
-    clock = StageClock()
+    clock = StageClock(announce=stage_announcer(settings.progress))
     rel = {(p.name if root.is_file() else p.relative_to(root).as_posix()): p for p in paths}
     stored = _stored_documents(store_dir)
     run_id = time.strftime("scan-%Y%m%dT%H%M%SZ", time.gmtime())

@@ -41,7 +41,7 @@ class PipelineOptions:
 
     model_path: str | None = None      # None: the checkpoint shipped in the package
     embed_batch_size: int = 32
-    embed_actors: int = 1
+    embed_actors: int | None = None    # None: one per GPU, else about half the CPUs (see resolve_resources)
     gpus_per_actor: float = 0.0        # set by `resolve_resources` when GPUs are present
     cpus_per_actor: float = 1.0
     cpus_per_extract: float = 1.0
@@ -143,9 +143,11 @@ def model_id_of(embedder: Any, model_path: str | None) -> str:
 def resolve_resources(options: PipelineOptions) -> PipelineOptions:
     """Fill in GPU use and actor counts from what the Ray cluster offers.
 
-    With GPUs: one actor per GPU, each holding a whole GPU (the encoder runs on
-    CUDA in reduced precision there). Without: CPU actors, leaving at least one
-    CPU for extraction tasks so the two stages overlap instead of queueing.
+    With GPUs: one actor per GPU (or the number asked for, at most that), each
+    holding a whole GPU (the encoder runs on CUDA in reduced precision there).
+    Without: CPU actors, by default one per two CPUs, always leaving at least
+    one CPU for extraction tasks so the two stages overlap instead of queueing
+    (extraction and embedding cost about the same per panel on a CPU).
     """
     import ray
 
@@ -155,8 +157,9 @@ def resolve_resources(options: PipelineOptions) -> PipelineOptions:
     from dataclasses import replace
 
     if gpus > 0:
-        return replace(options, gpus_per_actor=1.0, embed_actors=min(options.embed_actors or gpus, gpus) or gpus)
-    actors = max(1, min(options.embed_actors, max(1, cpus - 1)))
+        return replace(options, gpus_per_actor=1.0, embed_actors=min(options.embed_actors or gpus, gpus))
+    wanted = options.embed_actors or max(1, cpus // 2)
+    actors = max(1, min(wanted, cpus - 1))
     return replace(options, gpus_per_actor=0.0, embed_actors=actors)
 
 

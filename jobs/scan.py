@@ -47,6 +47,7 @@ class StageClock:
     """Wall time per stage, in the order the stages ran."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    announce: Callable[[str], None] | None = None   # told when a stage starts (a status line on stderr)
 
     def timed(self, name: str) -> "_Timer":
         return _Timer(self, name)
@@ -57,6 +58,8 @@ class _Timer:
         self.clock, self.name = clock, name
 
     def __enter__(self) -> None:
+        if self.clock.announce is not None:
+            self.clock.announce(self.name)
         self.start = time.monotonic()
 
     def __exit__(self, *exc: object) -> None:
