@@ -97,8 +97,8 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     return x / norms
 
 
-def make_thumbnail(image: bytes | None, max_side: int = 128, quality: int = 80) -> bytes | None:
-    """Small JPEG of an encoded image (the record's PNG) for the HTML report; None for no image."""
+def make_thumbnail(image: bytes | None, max_side: int = 128, quality: int = 80, fmt: str = "JPEG") -> bytes | None:
+    """Small copy (JPEG by default, or PNG) of an encoded image (the record's PNG); None for no image."""
     if not image:
         return None
     from PIL import Image
@@ -107,7 +107,10 @@ def make_thumbnail(image: bytes | None, max_side: int = 128, quality: int = 80) 
         im = im.convert("RGB")
         im.thumbnail((max_side, max_side))
         out = io.BytesIO()
-        im.save(out, format="JPEG", quality=quality)
+        if fmt == "PNG":
+            im.save(out, format="PNG", optimize=True)
+        else:
+            im.save(out, format=fmt, quality=quality)
     return out.getvalue()
 
 

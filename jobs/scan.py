@@ -6,7 +6,6 @@ are ingested and which pairs are reported.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import time
@@ -80,14 +79,6 @@ class IngestResult:
     new_row_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _relative(path: Path, root: Path) -> str:
     if root.is_file():
         return path.name
@@ -113,13 +104,14 @@ def ingest(
     known boilerplate hashes and the batch itself (see `flag_boilerplate_rows`).
     """
     from index.store import FigureStore
+    from scanner.extract import file_sha256
 
     result = IngestResult()
     todo: list[Path] = []
     with clock.timed("hash inputs"):
         for p in paths:
             try:
-                sha = file_digest(p)
+                sha = file_sha256(p)
             except OSError as exc:
                 result.errors.append((_relative(p, root), "read", f"{type(exc).__name__}: {exc}"))
                 continue
@@ -257,17 +249,6 @@ def model_threshold(embedder: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0 else DEFAULT_THRESHOLD
 
 
-def _png_thumbnail(image: bytes, max_px: int) -> bytes:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(image)) as im:
-        im = im.convert("RGB")
-        im.thumbnail((max_px, max_px))
-        out = io.BytesIO()
-        im.save(out, format="PNG", optimize=True)
-        return out.getvalue()
-
-
 def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[str, Path],
                        pair_filter: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None) -> list[Any]:
     """ReportPairs for the accepted pairs: thumbnails, page drawings, suspected transform.
@@ -277,7 +258,7 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
     """
     from PIL import Image
 
-    from index.store import FigureStore
+    from index.store import FigureStore, make_thumbnail
     from jobs.page_thumbs import render_pages
     from jobs.report import PanelRef, ReportPair, estimate_transform
 
@@ -307,7 +288,7 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
     for rid, r in rows.items():
         art = page_art.get((r["doc"], int(r["page"])))
         refs[rid] = PanelRef(doc=r["doc"], page=int(r["page"]), bbox=(r["x0"], r["y0"], r["x1"], r["y1"]),
-                             figure_id=r["figure_id"], thumbnail=_png_thumbnail(r["image"], REPORT_THUMB_PX),
+                             figure_id=r["figure_id"], thumbnail=make_thumbnail(r["image"], REPORT_THUMB_PX, fmt="PNG") or b"",
                              page_image=art[0] if art else None, page_size=art[1] if art else None)
     out = []
     for a, b, score, sim, group in zip(match.a.tolist(), match.b.tolist(), match.score.tolist(),
