@@ -119,7 +119,7 @@ class RecordKeys:
     row_id: np.ndarray      # int64, sorted
     figure: np.ndarray      # int64 code of figure_id
     parent: np.ndarray      # int64 code of parent_id, -1 for none
-    doc: np.ndarray         # int64 code of doc_sha256 (the file's content: copies count as one)
+    doc: np.ndarray         # int64 code of the document (relative path + content hash)
     page: np.ndarray        # int32
     bbox: np.ndarray        # float32 (n, 4): x0 y0 x1 y1 in PDF points
     noise: np.ndarray       # bool: tiny / uniform / boilerplate
@@ -137,7 +137,10 @@ class RecordKeys:
         lookup = {u: i for i, u in enumerate(uniques)}
         figure = codes[: len(fig)].astype(np.int64)
         parent = np.array([lookup[p] if p is not None else -1 for p in par], dtype=np.int64)
-        doc = pd.factorize(pd.Series(table.column("doc_sha256").to_pylist(), dtype=object))[0].astype(np.int64)
+        # A document is its path and its content: a paper submitted twice (two files,
+        # same bytes) is two documents, and its pages pair up as reuse.
+        doc_keys = [f"{d}\x00{s}" for d, s in zip(table.column("doc").to_pylist(), table.column("doc_sha256").to_pylist())]
+        doc = pd.factorize(pd.Series(doc_keys, dtype=object))[0].astype(np.int64)
         page = table.column("page").to_numpy(zero_copy_only=False).astype(np.int32)
         bbox = np.stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float32)
                          for c in ("x0", "y0", "x1", "y1")], axis=1) if len(row_id) else np.zeros((0, 4), np.float32)
@@ -169,10 +172,10 @@ def trivial_mask(pairs: Pairs, keys: RecordKeys, *, exclude_noise: bool = True,
                  min_overlap: float = 0.5) -> np.ndarray:
     """True for pairs that are not reuse but the same pixels seen twice by construction.
 
-    * the same record, or the same `figure_id` (one occurrence ingested twice, e.g. a
-      re-submitted file: figure ids derive from the file's content hash);
+    * the same record, or the same `figure_id` (one occurrence ingested twice: figure
+      ids derive from the document's path and content hash);
     * a panel and the compound figure it was cut from (`parent_id`), either way round;
-    * two records of the same file (`doc_sha256`) on the same page whose boxes overlap
+    * two records of the same document (path and content) on the same page whose boxes overlap
       by at least `min_overlap` of the smaller one: one picture in another (a panel
       and a sub-panel or its parent, an image drawn twice at the same place); two
       sibling panels side by side do not overlap and are kept, since duplicated

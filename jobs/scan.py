@@ -38,7 +38,6 @@ class MatchOptions:
     min_sim: float = 0.3         # cosine floor for a candidate (recall first; the head decides)
     threshold: float | None = None  # head score at which a pair is reported; None: the model's calibrated one
     include_noise: bool = False  # match tiny / uniform / boilerplate panels too
-    boilerplate_min_docs: int = 5
 
 
 @dataclass
@@ -151,7 +150,7 @@ def ingest(
     with clock.timed("store"):
         if pending:
             table = pa.concat_tables(pending)
-            table = flag_boilerplate_rows(table, min_docs=match.boilerplate_min_docs)
+            table = flag_boilerplate_rows(table)
             model_id = table.column("model_id")[0].as_py()
             vectors = np.asarray(table.column("vector").to_pylist(), dtype=np.float32)
             store = FigureStore.open_or_create(store_dir, model_id=model_id, dim=vectors.shape[1])
@@ -168,19 +167,33 @@ def ingest(
     return result
 
 
-def flag_boilerplate_rows(table: pa.Table, *, min_docs: int) -> pa.Table:
-    """Add the `boilerplate` flag to rows whose exact pixels recur in >= `min_docs` documents.
+# Boilerplate is small: a logo or icon (longest side at most LOGO_MAX_SIDE_PT) or a
+# banner strip (shortest side at most BANNER_MAX_SIDE_PT). A large figure that
+# recurs verbatim across papers is exactly what a reviewer must see, never noise.
+LOGO_MAX_SIDE_PT = 150.0
+BANNER_MAX_SIDE_PT = 60.0
 
-    A publisher logo sits on the first page of every paper of that publisher;
-    a reused figure panel is copied a handful of times. `min_docs` sits between.
+
+def flag_boilerplate_rows(table: pa.Table, *, min_docs: int = 3, min_pages: int = 4) -> pa.Table:
+    """Add the `boilerplate` flag to small images that recur like a publisher's template.
+
+    Two rules (`scanner.noise`): identical pixels in >= `min_docs` documents or on
+    >= `min_pages` pages, for logo- or banner-sized placements; and a logo-sized
+    image at the same spot of the first page in two or more documents (a journal
+    template, even when only two papers of that journal are in the corpus).
     """
-    from scanner.noise import add_flag, boilerplate_hashes, pixel_hash
+    from scanner.noise import add_flag, boilerplate_hashes, logo_hashes, pixel_hash
 
-    images = table.column("image").to_pylist()
+    hashes = [pixel_hash(img) for img in table.column("image").to_pylist()]
     docs = table.column("doc").to_pylist()
     pages = table.column("page").to_pylist()
-    hashes = [pixel_hash(img) for img in images]
-    flagged = boilerplate_hashes(zip(hashes, docs, pages), min_docs=min_docs, min_pages=10 * min_docs)
+    boxes = list(zip(*(table.column(c).to_pylist() for c in ("x0", "y0", "x1", "y1"))))
+    small = [max(x1 - x0, y1 - y0) <= LOGO_MAX_SIDE_PT or min(x1 - x0, y1 - y0) <= BANNER_MAX_SIDE_PT
+             for x0, y0, x1, y1 in boxes]
+    recurring = boilerplate_hashes(((h, d, p) for h, d, p, s in zip(hashes, docs, pages, small) if s),
+                                   min_docs=min_docs, min_pages=min_pages)
+    logos = logo_hashes((h, d, b) for h, d, p, b in zip(hashes, docs, pages, boxes) if p == 1)
+    flagged = recurring | logos
     if not flagged:
         return table
     flags = [list(add_flag(f or (), FLAG_BOILERPLATE)) if h in flagged else list(f or ())

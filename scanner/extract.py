@@ -82,12 +82,14 @@ class DocumentTimeout(Exception):
     """The per-document time budget ran out."""
 
 
-def make_figure_id(doc_sha256: str, page: int, placement: int, panel: int) -> str:
-    """Stable id of a record: same document bytes, page, placement and panel give the same id.
+def make_figure_id(doc: str, doc_sha256: str, page: int, placement: int, panel: int) -> str:
+    """Stable id of a record: same document (path and bytes), page, placement and panel give the same id.
 
     `panel` is 0 for the whole placement (figure) and 1.. for its split panels.
+    The relative path is part of the key because two byte-identical files in one
+    corpus (a paper submitted twice) are two documents whose panels must pair up.
     """
-    key = f"{doc_sha256}:{page}:{placement}:{panel}".encode()
+    key = f"{doc}:{doc_sha256}:{page}:{placement}:{panel}".encode()
     return hashlib.sha256(key).hexdigest()[:24]
 
 
@@ -146,7 +148,7 @@ def records_for_placement(
     boxes = split_panels(rgb, limits.split_options) if limits.split and not flags else []
     if boxes:
         flags.append(FLAG_COMPOUND)
-    parent_id = make_figure_id(doc_sha256, page, placement, 0)
+    parent_id = make_figure_id(doc, doc_sha256, page, placement, 0)
     out = [
         PanelRecord(
             figure_id=parent_id, doc=doc, doc_sha256=doc_sha256, page=page,
@@ -165,7 +167,7 @@ def records_for_placement(
             pflags.append(FLAG_UNIFORM)
         out.append(
             PanelRecord(
-                figure_id=make_figure_id(doc_sha256, page, placement, i), doc=doc, doc_sha256=doc_sha256,
+                figure_id=make_figure_id(doc, doc_sha256, page, placement, i), doc=doc, doc_sha256=doc_sha256,
                 page=page, x0=float(pbox[0]), y0=float(pbox[1]), x1=float(pbox[2]), y1=float(pbox[3]),
                 width=int(crop.shape[1]), height=int(crop.shape[0]), image=encode_png(crop),
                 parent_id=parent_id, flags=tuple(pflags),

@@ -161,3 +161,34 @@ def test_scan_usage_errors() -> None:
     assert code == 2
     code, output = run(["nightly", "/tmp", "--store", "/tmp/s", "--date", "yesterday"])
     assert code == 2
+
+
+def test_scan_pairs_a_paper_submitted_twice_and_ignores_logos(ray_cluster: None, tiny_model: Path, tmp_path: Path) -> None:
+    """Byte-identical files are two documents; a small logo on every first page is boilerplate."""
+    import pymupdf
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    big, logo = texture(200, 260, 11), texture(40, 90, 12)
+
+    def paper(path: Path, panel: np.ndarray) -> None:
+        simple_pdf(path, [panel])
+        doc = pymupdf.open(path)
+        from tests.scanner.pdf_factory import png_bytes
+
+        doc[0].insert_image(pymupdf.Rect(500, 20, 590, 60), stream=png_bytes(logo))
+        doc.saveIncr()
+        doc.close()
+
+    paper(corpus / "a.pdf", big)
+    (corpus / "a-resubmitted.pdf").write_bytes((corpus / "a.pdf").read_bytes())
+    paper(corpus / "b.pdf", texture(210, 250, 13))
+    paper(corpus / "c.pdf", texture(190, 240, 14))
+    out = tmp_path / "out"
+    code, output = run(["scan", str(corpus), "--out", str(out), "--model", str(tiny_model), "--threshold", "0",
+                        "--min-sim", "0.999", "--no-progress"])
+    assert code == 0, output
+    rows = read_csv(out / "report.csv")
+    assert [(r["doc_a"], r["doc_b"]) for r in rows] in ([("a.pdf", "a-resubmitted.pdf")], [("a-resubmitted.pdf", "a.pdf")])
+    assert rows[0]["bbox_a"] == rows[0]["bbox_b"]
+    assert "noise 4" in output  # the logo on each of the four first pages

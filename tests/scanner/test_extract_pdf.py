@@ -65,7 +65,7 @@ def test_figure_ids_are_stable_across_runs(tmp_path: Path) -> None:
     second = extract_document(path, tmp_path)
     assert [r.figure_id for r in first.records] == [r.figure_id for r in second.records]
     rec = first.records[0]
-    assert rec.figure_id == make_figure_id(rec.doc_sha256, 1, 0, 0)
+    assert rec.figure_id == make_figure_id(rec.doc, rec.doc_sha256, 1, 0, 0)
 
 
 @pytest.mark.parametrize("rotation", [90, 180, 270])
