@@ -186,9 +186,11 @@ def format_table(rows: Sequence[MethodResult]) -> str:
         lines.append("")
         lines.append("per-alteration accuracy")
         kw = max([len(k) for k in kinds] + [10])
-        lines.append(f"{'alteration':<{kw}}  " + "  ".join(f"{r.name[:14]:>14}" for r in rows))
+        widths = [max(len(r.name), 6) for r in rows]
+        lines.append(f"{'alteration':<{kw}}  " + "  ".join(f"{r.name:>{w}}" for r, w in zip(rows, widths)))
         for k in kinds:
-            lines.append(f"{k:<{kw}}  " + "  ".join(f"{r.per_alteration.get(k, float('nan')):>14.3f}" for r in rows))
+            lines.append(f"{k:<{kw}}  " + "  ".join(f"{r.per_alteration.get(k, float('nan')):>{w}.3f}"
+                                                   for r, w in zip(rows, widths)))
     return "\n".join(lines)
 
 

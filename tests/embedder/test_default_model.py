@@ -1,0 +1,35 @@
+"""The shipped default checkpoint: loadable, within budget, invariant, and it separates copies from others."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from embedder.inference import DEFAULT_CHECKPOINT, Embedder
+
+
+@pytest.fixture(scope="module")
+def default() -> Embedder:
+    if not DEFAULT_CHECKPOINT.is_file():
+        pytest.fail(f"the default model must ship at {DEFAULT_CHECKPOINT}")
+    return Embedder.load(device="cpu", precision="fp32")
+
+
+def test_budget_and_config(default: Embedder) -> None:
+    assert DEFAULT_CHECKPOINT.stat().st_size < 50e6
+    assert default.dim <= 512 and default.config.d4_pool
+    assert default.meta["head_trained"] and default.model.head.symmetric
+    assert (DEFAULT_CHECKPOINT.parent / "MODEL_CARD.md").is_file()
+
+
+def test_copies_score_above_different_specimens(default: Embedder) -> None:
+    from training.synth import generate_specimen_field
+
+    base = [generate_specimen_field(k, 2_000_000 + i, 0, (120, 96)) for i, k in enumerate(["fluorescence", "western_blot", "histology_he"])]
+    other = [generate_specimen_field(k, 3_000_000 + i, 0, (120, 96)) for i, k in enumerate(["fluorescence", "western_blot", "histology_he"])]
+    copies = [im.transpose(Image.Transpose.ROTATE_270).resize((80, 100)) for im in base]
+    va, vc, vo = default.embed(base), default.embed(copies), default.embed(other)
+    same, diff = default.score(va, vc), default.score(va, vo)
+    assert (same > 0.5).all(), same
+    assert (diff < same).all(), (same, diff)
+    np.testing.assert_allclose(default.score(vc, va), same, atol=1e-6)
