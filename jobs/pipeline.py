@@ -110,7 +110,7 @@ class EmbedPanels:
         # One actor per CPU slot: let it use the threads of the slot it holds.
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
         self.embedder = Embedder.load(model_path, batch_size=batch_size)
-        self.model_id = model_id_of(self.embedder, model_path)
+        self.model_id = model_id_of(model_path)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         from PIL import Image
@@ -128,16 +128,21 @@ class EmbedPanels:
         return batch.append_column("model_id", pa.array([self.model_id] * batch.num_rows, pa.string()))
 
 
-def model_id_of(embedder: Any, model_path: str | None) -> str:
-    """A stable id of a model: its checkpoint's content hash (plus the preset name)."""
+def model_id_of(model_path: str | None) -> str:
+    """A stable id of a model: its preset/backbone name and its checkpoint's content hash.
+
+    Vectors of two models are not comparable; the store keys on this id to refuse
+    mixing them, and a resumed scan or a nightly run checks it before any work.
+    """
     import hashlib
 
+    from embedder.checkpoint import read_checkpoint
     from embedder.inference import DEFAULT_CHECKPOINT
 
     path = Path(model_path) if model_path else Path(DEFAULT_CHECKPOINT)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    name = getattr(embedder.config, "name", None) or getattr(embedder.config, "backbone", "model")
-    return f"{name}-{digest}"
+    config = read_checkpoint(path).get("config", {})
+    return f"{config.get('backbone', 'model')}-{digest}"
 
 
 def resolve_resources(options: PipelineOptions) -> PipelineOptions:

@@ -105,6 +105,7 @@ def ingest(
     from index.store import FigureStore
     from scanner.extract import file_sha256
 
+    check_store_model(store_dir, pipeline.model_path)
     result = IngestResult()
     todo: list[Path] = []
     with clock.timed("hash inputs"):
@@ -174,6 +175,23 @@ LOGO_MAX_SIDE_PT = 150.0
 BANNER_MAX_SIDE_PT = 60.0
 
 
+def check_store_model(store_dir: Path, model_path: str | None) -> None:
+    """Raise `StoreMismatchError` when `store_dir` holds vectors of a model other than `model_path`'s.
+
+    Checked before any extraction, so a resumed scan or a nightly run with another
+    model fails at once instead of scoring old vectors with a new head.
+    """
+    from index.store import MANIFEST, FigureStore, StoreMismatchError
+    from jobs.pipeline import model_id_of
+
+    if not (store_dir / MANIFEST).exists():
+        return
+    stored, wanted = FigureStore.open(store_dir).model_id, model_id_of(model_path)
+    if stored != wanted:
+        raise StoreMismatchError(f"{store_dir} holds vectors of model {stored}, not of {wanted} "
+                                 f"({model_path or 'the shipped model'})")
+
+
 def flag_boilerplate_rows(table: pa.Table, *, min_docs: int = 3, min_pages: int = 4) -> pa.Table:
     """Add the `boilerplate` flag to small images that recur like a publisher's template.
 
@@ -226,6 +244,7 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
     from index.groups import connected_components
     from index.store import FigureStore
 
+    check_store_model(store_dir, model_path)
     store = FigureStore.open(store_dir)
     with clock.timed("index"):
         index = sync_index(store, include_noise=options.include_noise)

@@ -192,3 +192,22 @@ def test_scan_pairs_a_paper_submitted_twice_and_ignores_logos(ray_cluster: None,
     assert [(r["doc_a"], r["doc_b"]) for r in rows] in ([("a.pdf", "a-resubmitted.pdf")], [("a-resubmitted.pdf", "a.pdf")])
     assert rows[0]["bbox_a"] == rows[0]["bbox_b"]
     assert "noise 4" in output  # the logo on each of the four first pages
+
+
+def test_resuming_with_another_model_is_refused(ray_cluster: None, tiny_model: Path, tmp_path: Path) -> None:
+    import torch
+
+    from embedder.checkpoint import save_checkpoint
+    from embedder.config import Preset
+    from embedder.model import BTAModel
+
+    torch.manual_seed(1)
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, BTAModel(Preset.TINY.config), {"note": "another random init"})
+    corpus = tmp_path / "corpus"
+    make_corpus(corpus)
+    out = tmp_path / "out"
+    assert run(["scan", str(corpus), "--out", str(out), "--model", str(tiny_model), "--no-progress"])[0] == 0
+    result = CliRunner().invoke(main, ["scan", str(corpus), "--out", str(out), "--model", str(other), "--no-progress"])
+    assert result.exit_code == 1
+    assert "holds vectors of model" in result.output and "new --out" in result.output
