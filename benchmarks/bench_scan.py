@@ -30,7 +30,8 @@ from training.scoring import score_report  # noqa: E402
 def reusescan(*args: str) -> float:
     """Run the CLI as a user would; returns wall seconds."""
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "jobs", *args], check=True, cwd=REPO)
+    # the CLI's own stdout (the report path) goes to stderr: stdout is this script's JSON
+    subprocess.run([sys.executable, "-m", "jobs", *args], check=True, cwd=REPO, stdout=sys.stderr)
     return time.monotonic() - started
 
 
