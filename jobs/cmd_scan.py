@@ -85,8 +85,8 @@ def pipeline_and_match(settings: RunSettings) -> tuple[Any, Any]:
 def format_summary(summary: dict[str, Any]) -> str:
     """The closing lines printed after a run."""
     lines = [
-        f"documents {summary['documents']} (new {summary['new_documents']}, already stored {summary['skipped_documents']}), "
-        f"pages {summary['pages']}, panels {summary['panels']} (noise {summary['noise']}), "
+        f"documents {summary['documents']} (new {summary['new_documents']}, already stored {summary['skipped_documents']}); "
+        f"extracted now: pages {summary['pages']}, panels {summary['panels']} (noise {summary['noise']}); "
         f"candidates {summary['candidates']}, pairs {summary['pairs']} in {summary['groups']} group(s), "
         f"errors {summary['errors']}",
         "time: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary["seconds"].items()),

@@ -32,7 +32,8 @@ logger = logging.getLogger(__name__)
 ROW_RECORD, ROW_ERROR, ROW_DOC = "record", "error", "doc"
 EXTRACT_SCHEMA = FIGURES_SCHEMA.append(pa.field("row_kind", pa.string())).append(
     pa.field("stage", pa.string())).append(pa.field("error", pa.string())).append(
-    pa.field("pages", pa.int32())).append(pa.field("seconds", pa.float32()))
+    pa.field("pages", pa.int32())).append(pa.field("seconds", pa.float32())).append(
+    pa.field("records", pa.int32()))  # on `doc` rows: how many record rows the document has
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,15 @@ def _doc_rows(result: Any) -> pa.Table:
     records = records_to_table(result.records)
     n = records.num_rows
     records = records.append_column("row_kind", pa.array([ROW_RECORD] * n, pa.string()))
-    for name, typ in (("stage", pa.string()), ("error", pa.string()), ("pages", pa.int32()), ("seconds", pa.float32())):
+    for name, typ in (("stage", pa.string()), ("error", pa.string()), ("pages", pa.int32()), ("seconds", pa.float32()),
+                      ("records", pa.int32())):
         records = records.append_column(name, pa.nulls(n, typ))
     extra_rows: list[dict[str, Any]] = [
         {"doc": e.input, "doc_sha256": result.doc_sha256, "row_kind": ROW_ERROR, "stage": e.stage, "error": e.error}
         for e in result.errors
     ]
     extra_rows.append({"doc": result.doc, "doc_sha256": result.doc_sha256, "row_kind": ROW_DOC,
-                       "pages": result.pages, "seconds": result.seconds})
+                       "pages": result.pages, "seconds": result.seconds, "records": n})
     filled = [{name: row.get(name) for name in EXTRACT_SCHEMA.names} for row in extra_rows]
     for row in filled:
         row["flags"] = []

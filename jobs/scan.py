@@ -19,7 +19,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_ERROR, ROW_RECORD, PipelineOptions, run_extract_and_embed
+from jobs.pipeline import (
+    EXTRACT_SCHEMA,
+    ROW_DOC,
+    ROW_ERROR,
+    ROW_RECORD,
+    PipelineOptions,
+    model_id_of,
+    run_extract_and_embed,
+)
 from scanner.records import FIGURES_SCHEMA, FLAG_BOILERPLATE
 
 logger = logging.getLogger(__name__)
@@ -98,14 +106,16 @@ def ingest(
     """Extract and embed the documents of `paths` that `seen(doc, sha)` rejects, append them to the store.
 
     The store is created on first use with the model's id and dimension. Rows are
-    written in batches as they stream out of Ray, so an interrupted ingest keeps
-    every finished batch; boilerplate is flagged per batch against the store's
-    known boilerplate hashes and the batch itself (see `flag_boilerplate_rows`).
+    staged batch by batch as they stream out of Ray (`StagingArea`), so an
+    interrupted ingest keeps every finished document and the next run resumes;
+    once extraction is complete, boilerplate is flagged over all of the run's
+    records (`flag_boilerplate_rows`) and they are appended to the store.
     """
     from index.store import FigureStore
     from scanner.extract import file_sha256
 
     check_store_model(store_dir, pipeline.model_path)
+    staged = StagingArea(store_dir / STAGING_DIRNAME).finished_documents(model_id_of(pipeline.model_path))
     result = IngestResult()
     todo: list[Path] = []
     with clock.timed("hash inputs"):
@@ -118,51 +128,43 @@ def ingest(
             result.input_sha256[_relative(p, root)] = sha
             if seen(_relative(p, root), sha):
                 result.skipped_documents += 1
-            else:
+            elif (_relative(p, root), sha) not in staged:  # staged: finished by an interrupted run
                 todo.append(p)
-    logger.info("%d input(s), %d already in the store, %d to ingest", len(paths), result.skipped_documents, len(todo))
-    if not todo:
+    logger.info("%d input(s), %d already in the store, %d staged by an interrupted run, %d to ingest",
+                len(paths), result.skipped_documents, len(staged), len(todo))
+    if not todo and not staged:
         return result
 
-    pending: list[pa.Table] = []
     new_ids: list[np.ndarray] = []
-    store: FigureStore | None = None
-    finished: set[str] = set()
+    staging = StagingArea(store_dir / STAGING_DIRNAME)
     with clock.timed("extract + embed"):
         for batch in run_extract_and_embed(todo, root, pipeline):
-            kinds = batch.column("row_kind").to_pylist()
-            for i, kind in enumerate(kinds):
-                if kind == ROW_ERROR:
-                    result.errors.append((batch.column("doc")[i].as_py(), batch.column("stage")[i].as_py(),
-                                          batch.column("error")[i].as_py()))
-                elif kind == ROW_DOC:
-                    finished.add(batch.column("doc")[i].as_py())
-                    result.documents += 1
-                    result.pages += int(batch.column("pages")[i].as_py() or 0)
-            records = batch.filter(pc.equal(batch.column("row_kind"), ROW_RECORD))
-            if records.num_rows:
-                pending.append(records)
+            staging.write(batch)
+    table, finished = staging.complete_documents()
+    _count_rows(table, result)
     for p in todo:
         if _relative(p, root) not in finished:
             result.errors.append((_relative(p, root), "extract", "the extraction process crashed on this document; "
                                   "nothing of it was kept"))
     # Boilerplate needs every record of the run (a logo is boilerplate because it
-    # recurs), so the store is written once extraction is complete.
+    # recurs), so the store is written once extraction is complete; until then the
+    # finished documents wait in the staging area, which a restarted run picks up.
     with clock.timed("store"):
-        if pending:
-            table = pa.concat_tables(pending)
-            table = flag_boilerplate_rows(table)
-            model_id = table.column("model_id")[0].as_py()
-            vectors = np.asarray(table.column("vector").to_pylist(), dtype=np.float32)
+        records = table.filter(pc.equal(table.column("row_kind"), ROW_RECORD))
+        if records.num_rows:
+            records = flag_boilerplate_rows(records)
+            model_id = records.column("model_id")[0].as_py()
+            vectors = np.asarray(records.column("vector").to_pylist(), dtype=np.float32)
             store = FigureStore.open_or_create(store_dir, model_id=model_id, dim=vectors.shape[1])
-            for start in range(0, table.num_rows, 4096):
-                part = table.slice(start, 4096)
+            for start in range(0, records.num_rows, 4096):
+                part = records.slice(start, 4096)
                 info = store.append(part.select(FIGURES_SCHEMA.names), vectors[start:start + part.num_rows],
                                     model_id=model_id, run_id=run_id)
                 new_ids.append(np.arange(info.first_row_id, info.first_row_id + info.rows, dtype=np.int64))
-            flags = table.column("flags").to_pylist()
-            result.panels = table.num_rows
+            flags = records.column("flags").to_pylist()
+            result.panels = records.num_rows
             result.noise = sum(1 for f in flags if f and set(f) & {"tiny", "uniform", FLAG_BOILERPLATE})
+        staging.clear()
     if new_ids:
         result.new_row_ids = np.concatenate(new_ids)
     return result
@@ -173,6 +175,108 @@ def ingest(
 # recurs verbatim across papers is exactly what a reviewer must see, never noise.
 LOGO_MAX_SIDE_PT = 150.0
 BANNER_MAX_SIDE_PT = 60.0
+
+
+STAGING_DIRNAME = "staging"
+
+
+class StagingArea:
+    """Extracted and embedded rows waiting for the store, one Parquet file per streamed batch.
+
+    Each batch is written under a temporary name and renamed, so the folder only
+    ever holds whole files. A document counts as finished when its `doc` row and
+    all the record rows it announces are staged; a restarted run skips finished
+    documents and re-extracts the others (their partial rows are ignored). The
+    area is cleared once its rows are in the store.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._seq = 0
+
+    def write(self, batch: pa.Table) -> None:
+        import os
+        import uuid
+
+        import pyarrow.parquet as pq
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / f"batch-{uuid.uuid4().hex}.parquet"
+        tmp = final.with_name(f".{final.name}.tmp")
+        pq.write_table(batch, tmp)
+        os.replace(tmp, final)
+
+    def _read(self) -> pa.Table | None:
+        import pyarrow.parquet as pq
+
+        files = sorted(self.root.glob("batch-*.parquet")) if self.root.exists() else []
+        if not files:
+            return None
+        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+
+    def complete_documents(self) -> tuple[pa.Table, set[str]]:
+        """The staged rows of finished documents, and those documents' names."""
+        table = self._read()
+        if table is None:
+            return pa.table({"row_kind": pa.array([], pa.string())}), set()
+        # A document extracted again after an interrupted run may have rows staged
+        # twice: keep one row per identity (records by figure_id, which derives from
+        # the document's path and content, page, placement and panel).
+        table = table.take(pa.array(self._first_of_each(table), pa.int64()))
+        keys = [f"{d}\x00{s}" for d, s in zip(table.column("doc").to_pylist(), table.column("doc_sha256").to_pylist())]
+        kinds = table.column("row_kind").to_pylist()
+        announced = {k: n for k, kind, n in zip(keys, kinds, table.column("records").to_pylist()) if kind == ROW_DOC}
+        have: dict[str, int] = defaultdict(int)
+        for k, kind in zip(keys, kinds):
+            if kind == ROW_RECORD:
+                have[k] += 1
+        done = {k for k, n in announced.items() if have.get(k, 0) == (n or 0)}
+        table = table.filter(pa.array([k in done for k in keys]))
+        return table, {k.split("\x00", 1)[0] for k in done}
+
+    @staticmethod
+    def _first_of_each(table: pa.Table) -> list[int]:
+        """Row positions that keep the first staged copy of each record, error and doc row."""
+        seen: set[tuple[object, ...]] = set()
+        keep = []
+        columns = [table.column(c).to_pylist() for c in ("row_kind", "figure_id", "doc", "doc_sha256", "stage", "error")]
+        for i, (kind, fid, doc, sha, stage, error) in enumerate(zip(*columns)):
+            identity = (kind, fid) if kind == ROW_RECORD else (kind, doc, sha, stage, error)
+            if identity not in seen:
+                seen.add(identity)
+                keep.append(i)
+        return keep
+
+    def finished_documents(self, model_id: str) -> set[tuple[str, str]]:
+        """(doc, sha256) of the finished documents staged for `model_id` (others are discarded)."""
+        table, _ = self.complete_documents()
+        if "model_id" in table.column_names and table.num_rows:
+            models = {m for m in table.column("model_id").to_pylist() if m}
+            if models and models != {model_id}:
+                logger.warning("discarding rows staged by another model (%s)", ", ".join(sorted(models)))
+                self.clear()
+                return set()
+        if "doc" not in table.column_names:
+            return set()
+        rows = table.filter(pc.equal(table.column("row_kind"), ROW_DOC))
+        return set(zip(rows.column("doc").to_pylist(), rows.column("doc_sha256").to_pylist()))
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _count_rows(table: pa.Table, result: IngestResult) -> None:
+    """Documents, pages and input errors of the staged rows, into `result`."""
+    if "row_kind" not in table.column_names or not table.num_rows:
+        return
+    for row in table.select(["row_kind", "doc", "stage", "error", "pages"]).to_pylist():
+        if row["row_kind"] == ROW_ERROR:
+            result.errors.append((row["doc"], row["stage"], row["error"]))
+        elif row["row_kind"] == ROW_DOC:
+            result.documents += 1
+            result.pages += int(row["pages"] or 0)
 
 
 def check_store_model(store_dir: Path, model_path: str | None) -> None:

@@ -211,3 +211,34 @@ def test_resuming_with_another_model_is_refused(ray_cluster: None, tiny_model: P
     result = CliRunner().invoke(main, ["scan", str(corpus), "--out", str(out), "--model", str(other), "--no-progress"])
     assert result.exit_code == 1
     assert "holds vectors of model" in result.output and "new --out" in result.output
+
+
+def test_staging_keeps_finished_documents_of_an_interrupted_run(tmp_path: Path) -> None:
+    """Rows staged before a crash: complete documents count, a half-staged one is redone once."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_RECORD
+    from jobs.scan import StagingArea
+
+    def rows(doc: str, n_records: int, announce: int | None) -> pa.Table:
+        out = [{**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_RECORD, "doc": doc, "doc_sha256": "s" + doc,
+                "figure_id": f"{doc}-{i}", "flags": [], "page": 1} for i in range(n_records)]
+        if announce is not None:
+            out.append({**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_DOC, "doc": doc,
+                        "doc_sha256": "s" + doc, "records": announce, "pages": 1, "flags": []})
+        table = pa.Table.from_pylist(out, schema=EXTRACT_SCHEMA)
+        return table.append_column("vector", pa.array([[1.0, 0.0]] * len(out), pa.list_(pa.float32()))).append_column(
+            "model_id", pa.array(["m"] * len(out), pa.string()))
+
+    area = StagingArea(tmp_path / "staging")
+    area.write(rows("a.pdf", 3, 3))         # finished before the crash
+    area.write(rows("b.pdf", 2, None))      # interrupted: 2 of its rows, no doc row
+    assert area.finished_documents("m") == {("a.pdf", "sa.pdf")}
+    area.write(rows("b.pdf", 4, 4))         # the next run extracts b again, completely
+    table, docs = area.complete_documents()
+    assert docs == {"a.pdf", "b.pdf"}
+    assert sorted(table.filter(pc.equal(table.column("row_kind"), ROW_RECORD)).column("figure_id").to_pylist()) == [
+        "a.pdf-0", "a.pdf-1", "a.pdf-2", "b.pdf-0", "b.pdf-1", "b.pdf-2", "b.pdf-3"]
+    assert area.finished_documents("another-model") == set()  # another model's rows are discarded
+    assert not (tmp_path / "staging").exists()
