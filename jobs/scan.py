@@ -141,6 +141,9 @@ def ingest(
         for batch in run_extract_and_embed(todo, root, pipeline):
             staging.write(batch)
     table, finished = staging.complete_documents()
+    if table.num_rows:  # a crash between writing the store and clearing the staging area
+        fresh = [not seen(d, h) for d, h in zip(table.column("doc").to_pylist(), table.column("doc_sha256").to_pylist())]
+        table = table.filter(pa.array(fresh))
     _count_rows(table, result)
     for p in todo:
         if _relative(p, root) not in finished:
@@ -153,12 +156,13 @@ def ingest(
         records = table.filter(pc.equal(table.column("row_kind"), ROW_RECORD))
         if records.num_rows:
             records = flag_boilerplate_rows(records)
+            records = records.sort_by([("doc", "ascending"), ("doc_sha256", "ascending")])
             model_id = records.column("model_id")[0].as_py()
             vectors = np.asarray(records.column("vector").to_pylist(), dtype=np.float32)
             store = FigureStore.open_or_create(store_dir, model_id=model_id, dim=vectors.shape[1])
-            for start in range(0, records.num_rows, 4096):
-                part = records.slice(start, 4096)
-                info = store.append(part.select(FIGURES_SCHEMA.names), vectors[start:start + part.num_rows],
+            for start, stop in document_aligned_slices(records.column("doc").to_pylist(), STORE_FILE_ROWS):
+                part = records.slice(start, stop - start)
+                info = store.append(part.select(FIGURES_SCHEMA.names), vectors[start:stop],
                                     model_id=model_id, run_id=run_id)
                 new_ids.append(np.arange(info.first_row_id, info.first_row_id + info.rows, dtype=np.int64))
             flags = records.column("flags").to_pylist()
@@ -178,6 +182,24 @@ BANNER_MAX_SIDE_PT = 60.0
 
 
 STAGING_DIRNAME = "staging"
+STORE_FILE_ROWS = 4096  # rows per store file (whole documents only, see document_aligned_slices)
+
+
+def document_aligned_slices(docs: Sequence[str], target_rows: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges of about `target_rows` rows that never split a document.
+
+    `docs` must be grouped (sorted). A store file then holds whole documents, so a
+    run interrupted between two files leaves every document either fully stored
+    (skipped next time) or not at all (taken from the staging area again).
+    """
+    slices: list[tuple[int, int]] = []
+    start = 0
+    for i in range(1, len(docs) + 1):
+        boundary = i == len(docs) or docs[i] != docs[i - 1]
+        if boundary and (i - start >= target_rows or i == len(docs)):
+            slices.append((start, i))
+            start = i
+    return slices
 
 
 class StagingArea:

@@ -242,3 +242,13 @@ def test_staging_keeps_finished_documents_of_an_interrupted_run(tmp_path: Path) 
         "a.pdf-0", "a.pdf-1", "a.pdf-2", "b.pdf-0", "b.pdf-1", "b.pdf-2", "b.pdf-3"]
     assert area.finished_documents("another-model") == set()  # another model's rows are discarded
     assert not (tmp_path / "staging").exists()
+
+
+def test_store_files_hold_whole_documents() -> None:
+    from jobs.scan import document_aligned_slices
+
+    docs = ["a"] * 3 + ["b"] * 4 + ["c"] * 1 + ["d"] * 5
+    assert document_aligned_slices(docs, 4) == [(0, 7), (7, 13)]
+    assert document_aligned_slices(docs, 1) == [(0, 3), (3, 7), (7, 8), (8, 13)]
+    assert document_aligned_slices(docs, 100) == [(0, 13)]
+    assert document_aligned_slices([], 4) == []
