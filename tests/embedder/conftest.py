@@ -1,16 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small models on a shared 2-core machine run faster (and steadier) on one thread."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Small models on a shared 2-core machine run faster (and steadier) on one thread:
+# the same autouse fixture as the training tests.
+from tests.training.conftest import _one_thread  # noqa: F401
