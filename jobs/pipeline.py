@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,6 @@ class PipelineOptions:
     cpus_per_extract: float = 1.0
     max_pages: int = 2_000
     doc_timeout_s: float = 300.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _doc_rows(result: Any) -> pa.Table:

@@ -81,7 +81,6 @@ def pil_to_rgb(img: "Image.Image") -> np.ndarray:
     Pillow decodes Adobe (inverted) CMYK JPEGs with the right polarity; its CMYK->RGB
     conversion is the naive one.
     """
-    from PIL import Image
 
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from training.synth import KINDS, FolderSource, generate, generate_specimen_field, random_image
 
