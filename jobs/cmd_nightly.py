@@ -125,7 +125,7 @@ def nightly(incoming: Path, store_dir: Path, night: str | None, **kwargs: Any) -
             if (store_dir / "manifest.json").exists():
                 known = set(FigureStore.open(store_dir).read_table(["doc_sha256"]).column("doc_sha256").to_pylist())
             with ray_session(settings.address, progress=settings.progress):
-                result = ingest(paths, root, store_dir, run_id=run_id, pipeline=pipeline, match=match,
+                result = ingest(paths, root, store_dir, run_id=run_id, pipeline=pipeline,
                                 seen=lambda doc, sha: sha in known, clock=clock)
             _record_errors(store_dir, [(f"{night}/{d}", s, e) for d, s, e in result.errors])
             new_docs = {d: p for d, p in rel.items() if result.input_sha256.get(d) not in known}

@@ -140,7 +140,7 @@ def scan(path: Path, out_dir: Path, **kwargs: Any) -> None:
     run_id = time.strftime("scan-%Y%m%dT%H%M%SZ", time.gmtime())
     try:
         with ray_session(settings.address, progress=settings.progress):
-            result = ingest(paths, root, store_dir, run_id=run_id, pipeline=pipeline, match=match,
+            result = ingest(paths, root, store_dir, run_id=run_id, pipeline=pipeline,
                             seen=lambda doc, sha: (doc, sha) in stored, clock=clock)
         _record_errors(store_dir, result.errors)
         current = set(result.input_sha256.items()) if stored else None

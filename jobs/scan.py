@@ -99,7 +99,6 @@ def ingest(
     *,
     run_id: str,
     pipeline: PipelineOptions,
-    match: MatchOptions,
     seen: Callable[[str, str], bool],
     clock: StageClock,
 ) -> IngestResult:
