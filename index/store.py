@@ -344,16 +344,31 @@ class FigureStore:
         return [str(self.root / f) for f in (self.files if files is None else files)]
 
     def read_table(
-        self, columns: Sequence[str] | None = None, *, files: Sequence[str] | None = None
+        self, columns: Sequence[str] | None = None, *, files: Sequence[str] | None = None,
+        row_ids: Sequence[int] | None = None,
     ) -> pa.Table:
-        """The records of `files` (default all) as one Arrow table, in row-id order."""
+        """The records of `files` (default all) as one Arrow table, in row-id order.
+
+        With `row_ids`, only those rows, reading only the files whose row-id range
+        holds some of them (so a report touching a few panels does not read every
+        stored image).
+        """
+        if row_ids is not None:
+            wanted = np.unique(np.asarray(row_ids, dtype=np.int64))
+            chosen = [e["file"] for e in self._manifest["files"]
+                      if (files is None or e["file"] in files)
+                      and np.any((wanted >= e["first_row_id"]) & (wanted < e["first_row_id"] + e["rows"]))]
+            files, filters = chosen, [("row_id", "in", wanted.tolist())]
+        else:
+            filters = None
         paths = self.paths(files)
         if not paths:
             schema = self.schema
             if columns is not None:
                 schema = pa.schema([schema.field(c) for c in columns])
             return schema.empty_table()
-        return pa.concat_tables(pq.read_table(p, columns=list(columns) if columns else None) for p in paths)
+        return pa.concat_tables(pq.read_table(p, columns=list(columns) if columns else None, filters=filters)
+                                for p in paths)
 
     def read_keys(self, files: Sequence[str] | None = None) -> pa.Table:
         """The columns that decide trivial pairs (no pixels, no vectors)."""

@@ -8,7 +8,6 @@ corpus-level boilerplate pass adds the `boilerplate` flag and the final
 """
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import sys
@@ -162,6 +161,7 @@ def run_extract(
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
+    from jobs.report import write_errors_csv
     from scanner.discover import find_inputs
     from scanner.noise import add_flag, boilerplate_hashes, logo_hashes, pixel_hash
     from scanner.records import FIGURES_SCHEMA, FLAG_BOILERPLATE, FLAG_COMPOUND, records_to_table
@@ -225,13 +225,7 @@ def run_extract(
     os.replace(tmp, out / "figures.parquet")
     partial.unlink(missing_ok=True)
 
-    tmp_csv = out / "errors.csv.tmp"
-    with open(tmp_csv, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["input", "stage", "error"])
-        for e in errors:
-            w.writerow([e.input, e.stage, e.error])
-    os.replace(tmp_csv, out / "errors.csv")
+    write_errors_csv([(e.input, e.stage, e.error) for e in errors], out / "errors.csv")
     elapsed = time.monotonic() - started
     logger.info("%d documents, %d pages, %d records, %d error lines in %.1f s", len(inputs), pages, n_records, len(errors), elapsed)
     n_panels = sum(1 for (h, _, _), c in zip(occurrences, candidate) if c and h not in flagged)

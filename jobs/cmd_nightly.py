@@ -22,9 +22,9 @@ from typing import Any
 import click
 
 from jobs.cmd_scan import (
-    _html_summary,
-    _load_errors,
-    _record_errors,
+    html_summary,
+    load_errors,
+    record_errors,
     fail,
     format_summary,
     pipeline_and_match,
@@ -127,7 +127,7 @@ def nightly(incoming: Path, store_dir: Path, night: str | None, **kwargs: Any) -
             with ray_session(settings.address, progress=settings.progress):
                 result = ingest(paths, root, store_dir, run_id=run_id, pipeline=pipeline,
                                 seen=lambda doc, sha: sha in known, clock=clock)
-            _record_errors(store_dir, [(f"{night}/{d}", s, e) for d, s, e in result.errors])
+            record_errors(store_dir, [(f"{night}/{d}", s, e) for d, s, e in result.errors])
             new_docs = {d: p for d, p in rel.items() if result.input_sha256.get(d) not in known}
             _record_sources(store_dir, run_id, new_docs, result.input_sha256)
             pairs: list[Any] = []
@@ -143,7 +143,7 @@ def nightly(incoming: Path, store_dir: Path, night: str | None, **kwargs: Any) -
                     candidates = matched.candidates
                     with clock.timed("report"):
                         pairs = build_report_pairs(store_dir, matched, doc_roots=_load_sources(store_dir))
-            errors = [(d.split("/", 1)[1], s, e) for d, s, e in _load_errors(store_dir) if d.startswith(f"{night}/")]
+            errors = [(d.split("/", 1)[1], s, e) for d, s, e in load_errors(store_dir) if d.startswith(f"{night}/")]
             summary = {
                 "documents": len(paths), "new_documents": result.documents,
                 "skipped_documents": result.skipped_documents, "pages": result.pages, "panels": result.panels,
@@ -152,7 +152,7 @@ def nightly(incoming: Path, store_dir: Path, night: str | None, **kwargs: Any) -
                 "seconds": {**clock.seconds, "total": time.monotonic() - started},
             }
             write_outputs(out_dir, pairs, errors, title=f"reusescan nightly {night}: {incoming}",
-                          summary=_html_summary(summary))
+                          summary=html_summary(summary))
     except StoreLocked as exc:
         fail(str(exc))
     except StoreError as exc:

@@ -142,7 +142,7 @@ def scan(path: Path, out_dir: Path, **kwargs: Any) -> None:
         with ray_session(settings.address, progress=settings.progress):
             result = ingest(paths, root, store_dir, run_id=run_id, pipeline=pipeline,
                             seen=lambda doc, sha: (doc, sha) in stored, clock=clock)
-        _record_errors(store_dir, result.errors)
+        record_errors(store_dir, result.errors)
         current = set(result.input_sha256.items()) if stored else None
         if not (store_dir / "manifest.json").exists():
             pairs, candidates, groups = [], 0, 0
@@ -154,7 +154,7 @@ def scan(path: Path, out_dir: Path, **kwargs: Any) -> None:
                     keep = lambda a, b: (a["doc"], a["doc_sha256"]) in current and (b["doc"], b["doc_sha256"]) in current  # noqa: E731
                 pairs = build_report_pairs(store_dir, matched, doc_roots=rel, pair_filter=keep)
             candidates, groups = matched.candidates, len({p.group_id for p in pairs})
-        errors = [e for e in _load_errors(store_dir) if e[0] in rel]
+        errors = [e for e in load_errors(store_dir) if e[0] in rel]
         summary = {
             "documents": len(paths), "new_documents": result.documents, "skipped_documents": result.skipped_documents,
             "pages": result.pages, "panels": result.panels, "noise": result.noise, "candidates": candidates,
@@ -162,7 +162,7 @@ def scan(path: Path, out_dir: Path, **kwargs: Any) -> None:
             "seconds": {**clock.seconds, "total": time.monotonic() - started},
         }
         with clock.timed("report"):
-            write_outputs(out_dir, pairs, errors, title=f"reusescan report: {path}", summary=_html_summary(summary))
+            write_outputs(out_dir, pairs, errors, title=f"reusescan report: {path}", summary=html_summary(summary))
     except StoreError as exc:
         fail(f"{exc}. Use a new --out folder for another model.")
     except KeyboardInterrupt:
@@ -171,7 +171,7 @@ def scan(path: Path, out_dir: Path, **kwargs: Any) -> None:
     click.echo(f"report: {out_dir / 'report.html'}")
 
 
-def _html_summary(summary: dict[str, Any]) -> dict[str, Any]:
+def html_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """The summary as the HTML writer wants it: counts as tiles, stage times under `timings`."""
     flat = {k: v for k, v in summary.items() if k != "seconds"}
     flat["timings"] = {k: v for k, v in summary["seconds"].items() if k != "total"}
@@ -191,7 +191,7 @@ def _stored_documents(store_dir: Path) -> set[tuple[str, str]]:
 ERRORS_LOG = "errors.jsonl"
 
 
-def _record_errors(store_dir: Path, errors: list[tuple[str, str, str]]) -> None:
+def record_errors(store_dir: Path, errors: list[tuple[str, str, str]]) -> None:
     """Append this run's input errors to the store's log, so a resumed run still reports them."""
     if not errors:
         return
@@ -203,7 +203,7 @@ def _record_errors(store_dir: Path, errors: list[tuple[str, str, str]]) -> None:
         os.fsync(fh.fileno())
 
 
-def _load_errors(store_dir: Path) -> list[tuple[str, str, str]]:
+def load_errors(store_dir: Path) -> list[tuple[str, str, str]]:
     """Every logged input error, once each, in the order first seen."""
     path = store_dir / ERRORS_LOG
     if not path.exists():

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +160,6 @@ def resolve_resources(options: PipelineOptions) -> PipelineOptions:
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     cpus = int(resources.get("CPU", 1))
-    from dataclasses import replace
-
     if gpus > 0:
         return replace(options, gpus_per_actor=1.0, embed_actors=min(options.embed_actors or gpus, gpus))
     wanted = options.embed_actors or max(1, cpus // 2)

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from training.scoring import format_bbox, parse_bbox  # noqa: F401  (the report contract's bbox text)
+
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
@@ -210,19 +212,6 @@ class ReportError:
     input: str
     stage: str
     error: str
-
-
-def format_bbox(bbox: Sequence[float]) -> str:
-    """`"x0 y0 x1 y1"` with two decimals (PDF points)."""
-    return " ".join(f"{float(v):.2f}" for v in bbox)
-
-
-def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    """Inverse of `format_bbox`."""
-    parts = [float(v) for v in text.split()]
-    if len(parts) != 4:
-        raise ValueError(f"bbox needs 4 numbers, got {text!r}")
-    return (parts[0], parts[1], parts[2], parts[3])
 
 
 def sort_pairs(pairs: Iterable[ReportPair]) -> list[ReportPair]:

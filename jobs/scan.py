@@ -375,16 +375,16 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
         index = sync_index(store, include_noise=options.include_noise)
     with clock.timed("candidates"):
         keys = RecordKeys.from_table(store.read_keys())
-        ids, vecs = store.read_vectors(include_noise=options.include_noise)
+        vectors = store.dense_vectors()  # read once: the queries now, the head's inputs below
+        ids = keys.row_id if options.include_noise else keys.row_id[~keys.noise]
         if query_row_ids is not None:
-            keep = np.isin(ids, query_row_ids)
-            ids, vecs = ids[keep], vecs[keep]
-        pairs = self_join(index, ids, vecs, keys, k=options.k, min_sim=options.min_sim,
+            ids = ids[np.isin(ids, query_row_ids)]
+        pairs = self_join(index, ids, vectors[ids], keys, k=options.k, min_sim=options.min_sim,
                           exclude_noise=not options.include_noise)
     with clock.timed("score"):
         embedder = Embedder.load(model_path)
         threshold = model_threshold(embedder) if options.threshold is None else options.threshold
-        scores = score_candidates(pairs, store.dense_vectors(), embedder.score) if len(pairs) else np.zeros(0, np.float32)
+        scores = score_candidates(pairs, vectors, embedder.score) if len(pairs) else np.zeros(0, np.float32)
         keep = scores >= threshold
         a, b, sim, score = pairs.a[keep], pairs.b[keep], pairs.sim[keep], scores[keep]
         groups = connected_components(a, b)
@@ -423,9 +423,9 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
         return []
     store = FigureStore.open(store_dir)
     wanted = set(match.a.tolist()) | set(match.b.tolist())
-    table = store.read_table(["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "image"])
-    mask = pc.is_in(table.column("row_id"), value_set=pa.array(sorted(wanted), pa.int64()))
-    rows = {r["row_id"]: r for r in table.filter(mask).to_pylist()}
+    table = store.read_table(["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "image"],
+                             row_ids=sorted(wanted))
+    rows = {r["row_id"]: r for r in table.to_pylist()}
 
     pages_needed: dict[str, set[int]] = defaultdict(set)
     for r in rows.values():

@@ -380,12 +380,10 @@ def _render_star(args: tuple[DocPlan, Path, CorpusConfig]) -> dict[str, Any]:
     return render_doc(*args)
 
 
-def _fmt(b: list[float]) -> str:
-    return " ".join(f"{v:.2f}" for v in b)
-
-
 def make_corpus(out: str | Path, cfg: CorpusConfig) -> dict[str, Any]:
     """Plan, render (in `cfg.workers` processes) and write truth files; returns a summary dict."""
+    from training.scoring import format_bbox  # the report contract's bbox text
+
     out = Path(out)
     t0 = time.time()
     for sub in ("pdf", "meta") + (("images",) if cfg.images else ()):
@@ -405,13 +403,13 @@ def make_corpus(out: str | Path, cfg: CorpusConfig) -> dict[str, Any]:
         for f, slots in enumerate(plan.figures):
             for p, s in enumerate(slots):
                 tgt = by_key[(d, f, p)]
-                all_panels.append([metas[d]["doc"], tgt["page"], _fmt(tgt["bbox"]), tgt["image"], tgt["gen"], tgt["specimen"], tgt["field"], tgt["alteration"]])
+                all_panels.append([metas[d]["doc"], tgt["page"], format_bbox(tgt["bbox"]), tgt["image"], tgt["gen"], tgt["specimen"], tgt["field"], tgt["alteration"]])
                 if s.reuse_of is None:
                     continue
                 a = s.reuse_of
                 src = by_key[a]
                 kind = "intra" if a[0] == d else "inter"
-                truth.append([metas[a[0]]["doc"], src["page"], _fmt(src["bbox"]), metas[d]["doc"], tgt["page"], _fmt(tgt["bbox"]), tgt["alteration"], kind, s.gen])
+                truth.append([metas[a[0]]["doc"], src["page"], format_bbox(src["bbox"]), metas[d]["doc"], tgt["page"], format_bbox(tgt["bbox"]), tgt["alteration"], kind, s.gen])
                 if cfg.images:
                     img_truth.append([src["image"], 1, f"0 0 {src['w']} {src['h']}", tgt["image"], 1, f"0 0 {tgt['w']} {tgt['h']}", tgt["alteration"], kind, s.gen])
     _write_csv(out / "truth.csv", TRUTH_COLUMNS, truth)

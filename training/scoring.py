@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,11 @@ Side = tuple[str, int, Box]
 
 class ScoringInputError(ValueError):
     """A report or truth file is missing columns or has unparsable values."""
+
+
+def format_bbox(bbox: Sequence[float]) -> str:
+    """`"x0 y0 x1 y1"` with two decimals (PDF points): the bbox text of reports and truth files."""
+    return " ".join(f"{float(v):.2f}" for v in bbox)
 
 
 def parse_bbox(text: str) -> Box:
