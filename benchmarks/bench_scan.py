@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -45,8 +47,10 @@ def threshold_for_precision(report: pd.DataFrame, truth_path: Path, precision: f
     return best
 
 
-def evaluate(variant: str, root: Path, truth: Path, out: Path, model: str | None, threshold: float) -> dict[str, object]:
-    args = ["scan", str(root), "--out", str(out), "--threshold", "0", "--no-progress"]
+def evaluate(variant: str, root: Path, truth: Path, out: Path, model: str | None, threshold: float,
+             extra: Sequence[str] = ()) -> dict[str, object]:
+    shutil.rmtree(out, ignore_errors=True)  # a fresh scan: a kept store would resume, and hold other corpora
+    args = ["scan", str(root), "--out", str(out), "--threshold", "0", "--no-progress", *extra]
     if model:
         args += ["--model", model]
     seconds = reusescan(*args)
@@ -79,17 +83,22 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.5, help="threshold to report precision/recall at")
     parser.add_argument("--out", type=Path, default=REPO / "bench-out" / "scan")
     parser.add_argument("--no-images", action="store_true", help="skip the image-folder variant")
+    parser.add_argument("--no-pixel-check", dest="pixel_check", action="store_false",
+                        help="score with the head alone (scan --no-pixel-check)")
     args = parser.parse_args()
 
     corpus = args.out / f"corpus-{args.docs}-{args.reuse}-{args.seed}"
     if not (corpus / "truth.csv").exists():
         reusescan("make-corpus", str(corpus), "--docs", str(args.docs), "--reuse", str(args.reuse),
                   "--seed", str(args.seed), "--workers", "2")
-    results = [evaluate("pdf", corpus / "pdf", corpus / "truth.csv", args.out / "scan-pdf", args.model, args.threshold)]
+    extra = [] if args.pixel_check else ["--no-pixel-check"]
+    scans = args.out / f"scan-{corpus.name}"
+    results = [evaluate("pdf", corpus / "pdf", corpus / "truth.csv", scans / "pdf", args.model, args.threshold, extra)]
     if not args.no_images:
-        results.append(evaluate("images", corpus / "images", corpus / "images_truth.csv", args.out / "scan-images",
-                                args.model, args.threshold))
-    print(json.dumps({"docs": args.docs, "reuse": args.reuse, "seed": args.seed, "results": results}, indent=2))
+        results.append(evaluate("images", corpus / "images", corpus / "images_truth.csv", scans / "images",
+                                args.model, args.threshold, extra))
+    print(json.dumps({"docs": args.docs, "reuse": args.reuse, "seed": args.seed, "pixel_check": args.pixel_check,
+                      "model": args.model or "shipped", "results": results}, indent=2))
 
 
 if __name__ == "__main__":

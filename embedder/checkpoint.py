@@ -58,3 +58,23 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[BTAModel, dict[str, A
     model.load_state_dict(data["model"], strict=True)
     model.eval()
     return model, dict(data.get("meta", {}))
+
+
+def weights_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of what decides the vectors: the config and every weight tensor (not the meta).
+
+    Calibrating a checkpoint (threshold, pixel-check weights in its meta) leaves
+    this unchanged, so stores built with the model stay valid.
+    """
+    import hashlib
+    import json
+
+    data = read_checkpoint(path)
+    h = hashlib.sha256(json.dumps(data["config"], sort_keys=True).encode())
+    for name in sorted(data["model"]):
+        tensor = data["model"][name].detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(tensor.dtype).encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return h.hexdigest()

@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "score": "jobs.cmd_score:score",
     "train": "jobs.cmd_train:train_command",
     "evaluate": "jobs.cmd_evaluate:evaluate_command",
+    "calibrate": "jobs.cmd_calibrate:calibrate",
 }
 
 

@@ -31,6 +31,7 @@ class RunSettings:
     k: int
     min_sim: float
     include_noise: bool
+    pixel_check: bool
     max_pages: int
     progress: bool
 
@@ -51,13 +52,16 @@ def run_options(func: Any) -> Any:
                      help="Embedding actors. Default: one per GPU when GPUs are present, else one per two CPUs "
                           "(at least one CPU stays free for extraction)."),
         click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-                     help="Head score at which a pair is reported. Default: the threshold calibrated for the model "
-                          "(0.5 when it has none)."),
+                     help="Score at which a pair is reported. Default: the threshold calibrated for the model "
+                          "and scoring mode (0.5 when it has none)."),
         click.option("--k", "k", type=click.IntRange(1, 1000), default=defaults.k, show_default=True,
                      help="Nearest neighbours per panel."),
         click.option("--min-sim", type=click.FloatRange(-1.0, 1.0), default=defaults.min_sim, show_default=True,
                      help="Cosine floor for a candidate pair."),
         click.option("--include-noise", is_flag=True, help="Also match tiny, uniform and boilerplate images."),
+        click.option("--pixel-check/--no-pixel-check", default=defaults.pixel_check, show_default=True,
+                     help="Refine the head score by placing one panel on the other (turn, crop, rescale) and "
+                          "correlating pixels; needs a calibrated model (the shipped one is)."),
         click.option("--max-pages", type=click.IntRange(1), default=2000, show_default=True,
                      help="Pages read per document (the rest is reported in errors.csv)."),
         click.option("--progress/--no-progress", default=True, help="Progress bars on stderr."),
@@ -78,7 +82,7 @@ def pipeline_and_match(settings: RunSettings) -> tuple[Any, Any]:
     pipeline = PipelineOptions(model_path=settings.model, embed_batch_size=settings.batch_size,
                                embed_actors=settings.actors, max_pages=settings.max_pages)
     match = MatchOptions(k=settings.k, min_sim=settings.min_sim, threshold=settings.threshold,
-                         include_noise=settings.include_noise)
+                         include_noise=settings.include_noise, pixel_check=settings.pixel_check)
     return pipeline, match
 
 
@@ -142,12 +146,15 @@ def scan(path: Path, out_dir: Path, **kwargs: Any) -> None:
         with ray_session(settings.address, progress=settings.progress):
             result = ingest(paths, root, store_dir, run_id=run_id, pipeline=pipeline,
                             seen=lambda doc, sha: (doc, sha) in stored, clock=clock)
-        record_errors(store_dir, result.errors)
+            record_errors(store_dir, result.errors)
+            matched = None
+            if (store_dir / "manifest.json").exists():  # the pixel check runs as Ray tasks
+                matched = match_store(store_dir, query_row_ids=None, model_path=settings.model, options=match,
+                                      clock=clock)
         current = set(result.input_sha256.items()) if stored else None
-        if not (store_dir / "manifest.json").exists():
+        if matched is None:
             pairs, candidates, groups = [], 0, 0
         else:
-            matched = match_store(store_dir, query_row_ids=None, model_path=settings.model, options=match, clock=clock)
             with clock.timed("report"):
                 keep = None
                 if current is not None:  # a resumed scan: report only documents present now

@@ -130,20 +130,18 @@ class EmbedPanels:
 
 
 def model_id_of(model_path: str | None) -> str:
-    """A stable id of a model: its preset/backbone name and its checkpoint's content hash.
+    """A stable id of a model: its backbone name and the digest of its config and weights.
 
     Vectors of two models are not comparable; the store keys on this id to refuse
     mixing them, and a resumed scan or a nightly run checks it before any work.
+    The checkpoint's meta (threshold, pixel-check calibration) is not part of it.
     """
-    import hashlib
-
-    from embedder.checkpoint import read_checkpoint
+    from embedder.checkpoint import read_checkpoint, weights_digest
     from embedder.inference import DEFAULT_CHECKPOINT
 
     path = Path(model_path) if model_path else Path(DEFAULT_CHECKPOINT)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     config = read_checkpoint(path).get("config", {})
-    return f"{config.get('backbone', 'model')}-{digest}"
+    return f"{config.get('backbone', 'model')}-{weights_digest(path)[:16]}"
 
 
 def resolve_resources(options: PipelineOptions) -> PipelineOptions:

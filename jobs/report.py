@@ -65,7 +65,8 @@ _PHRASES: dict[str, str] = {
 
 CSV_COLUMNS: tuple[str, ...] = (
     "score", "doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b", "kind",
-    "group", "transform", "figure_id_a", "figure_id_b",
+    "group", "transform", "figure_id_a", "figure_id_b", "head_score", "pixel_match",
+    "pixel_tiles",
 )
 ERROR_COLUMNS: tuple[str, ...] = ("input", "stage", "error")
 
@@ -170,7 +171,9 @@ def pair_kind(a: PanelRef, b: PanelRef) -> str:
 class ReportPair:
     """A scored suspicious pair of panels.
 
-    `score` is the similarity head's probability in [0, 1]. `kind` is derived from
+    `score` is the probability in [0, 1] that the two panels show the same content:
+    the similarity head's, refined by the pixel check when the model is calibrated
+    for it (then `head_score` keeps the head alone). `kind` is derived from
     the documents when left as None (and checked against them when given).
     `group_id` joins pairs that belong to one cluster of copies (connected
     components over the reported pairs). `transform` maps b onto a (see the module
@@ -185,6 +188,9 @@ class ReportPair:
     group_id: int = 0
     transform: str | None = "identity"
     extra: dict[str, Any] = field(default_factory=dict)
+    head_score: float | None = None  # the BTA head alone, when `score` also weighs the pixel check
+    pixel_match: float | None = None  # correlation of the pixel check's placement, when it ran
+    pixel_tiles: float | None = None  # median correlation of that placement's tiles
 
     def __post_init__(self) -> None:
         score = float(self.score)
@@ -259,6 +265,9 @@ def pair_csv_row(pair: ReportPair) -> list[object]:
         pair.b.doc, pair.b.page, format_bbox(pair.b.bbox),
         pair.kind, pair.group_id, pair.transform or "",
         pair.a.figure_id, pair.b.figure_id,
+        "" if pair.head_score is None else f"{pair.head_score:.4f}",
+        "" if pair.pixel_match is None else f"{pair.pixel_match:.4f}",
+        "" if pair.pixel_tiles is None else f"{pair.pixel_tiles:.4f}",
     ]
 
 

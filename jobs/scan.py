@@ -44,8 +44,10 @@ class MatchOptions:
 
     k: int = 10                  # nearest neighbours per panel
     min_sim: float = 0.3         # cosine floor for a candidate (recall first; the head decides)
-    threshold: float | None = None  # head score at which a pair is reported; None: the model's calibrated one
+    threshold: float | None = None  # score at which a pair is reported; None: the model's calibrated one
     include_noise: bool = False  # match tiny / uniform / boilerplate panels too
+    pixel_check: bool = True     # refine the head score with the pixel check, when the model is calibrated for it
+    pixel_floor: float = 0.02    # candidates whose head score is below this are not pixel-checked (speed)
 
 
 @dataclass
@@ -346,7 +348,12 @@ def flag_boilerplate_rows(table: pa.Table, *, min_docs: int = 3, min_pages: int 
 
 @dataclass
 class MatchResult:
-    """Accepted pairs of store row ids with their head scores and groups."""
+    """Accepted pairs of store row ids with their scores, pixel-check results and groups.
+
+    `score` is what the report shows: the fused score when the pixel check ran,
+    else the head's. `head` is the head alone; `alignment` is None per pair when
+    the pixel check did not run for it.
+    """
 
     a: np.ndarray
     b: np.ndarray
@@ -354,15 +361,52 @@ class MatchResult:
     score: np.ndarray
     group: np.ndarray
     candidates: int
+    head: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    alignment: list[Any] = field(default_factory=list)
+
+
+# Pairs read from the store at a time, and per Ray task, for the pixel check.
+PIXEL_CHECK_READ_PAIRS = 8192
+PIXEL_CHECK_TASK_PAIRS = 96
+
+
+def pixel_check(store: Any, a: np.ndarray, b: np.ndarray, config: Any) -> list[Any]:
+    """`embedder.verify.Alignment` for each pair of store rows (a[i], b[i]).
+
+    Runs as Ray tasks (one CPU each) when Ray is up, else in this process; the
+    stored panel images are read a bounded number of pairs at a time.
+    """
+    from embedder.verify import align_many
+
+    out: list[Any] = []
+    for start in range(0, len(a), PIXEL_CHECK_READ_PAIRS):
+        ca, cb = a[start:start + PIXEL_CHECK_READ_PAIRS], b[start:start + PIXEL_CHECK_READ_PAIRS]
+        table = store.read_table(["row_id", "image"], row_ids=np.union1d(ca, cb))
+        images = dict(zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()))
+        xs, ys = [images[i] for i in ca.tolist()], [images[i] for i in cb.tolist()]
+        out += _align_in_tasks(align_many, xs, ys, config)
+    return out
+
+
+def _align_in_tasks(fn: Callable[..., list[Any]], xs: list[bytes], ys: list[bytes], config: Any) -> list[Any]:
+    import ray
+
+    step = PIXEL_CHECK_TASK_PAIRS
+    if not ray.is_initialized() or len(xs) <= step:
+        return fn(xs, ys, config)
+    remote = ray.remote(num_cpus=1)(fn)
+    refs = [remote.remote(xs[i:i + step], ys[i:i + step], config) for i in range(0, len(xs), step)]
+    return [alignment for chunk in ray.get(refs) for alignment in chunk]
 
 
 def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path: str | None,
                 options: MatchOptions, clock: StageClock) -> MatchResult:
-    """Update the FAISS index, find k-NN candidates, score them with the head, group them.
+    """Update the FAISS index, find k-NN candidates, score them (head, then pixel check), group them.
 
     `query_row_ids=None` matches the whole store against itself (scan); otherwise
     only those rows are queried against everything (nightly increments).
     """
+    from embedder.fusion import PixelFusion
     from embedder.inference import Embedder
     from index.candidates import RecordKeys, score_candidates, self_join
     from index.faiss_index import sync_index
@@ -383,26 +427,40 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
                           exclude_noise=not options.include_noise)
     with clock.timed("score"):
         embedder = Embedder.load(model_path)
-        threshold = model_threshold(embedder) if options.threshold is None else options.threshold
-        scores = score_candidates(pairs, vectors, embedder.score) if len(pairs) else np.zeros(0, np.float32)
-        keep = scores >= threshold
-        a, b, sim, score = pairs.a[keep], pairs.b[keep], pairs.sim[keep], scores[keep]
-        groups = connected_components(a, b)
-        group = groups.group_of(a)
-    return MatchResult(a=a, b=b, sim=sim, score=score, group=group, candidates=len(pairs))
+        head = score_candidates(pairs, vectors, embedder.score) if len(pairs) else np.zeros(0, np.float32)
+    fusion = PixelFusion.from_meta(embedder.meta) if options.pixel_check else None
+    alignments: list[Any] = [None] * len(pairs)
+    scores = head
+    if fusion is not None:
+        with clock.timed("pixel check"):
+            todo = np.flatnonzero(head >= options.pixel_floor)
+            for i, found in zip(todo.tolist(), pixel_check(store, pairs.a[todo], pairs.b[todo], fusion.align)):
+                alignments[i] = found
+            correlation = np.array([0.0 if x is None else x.correlation for x in alignments], dtype=np.float32)
+            tiles = np.array([0.0 if x is None else x.tiles for x in alignments], dtype=np.float32)
+            scores = fusion.combine(head, correlation, tiles)
+    threshold = model_threshold(embedder, fused=fusion is not None) if options.threshold is None else options.threshold
+    keep = scores >= threshold
+    a, b = pairs.a[keep], pairs.b[keep]
+    group = connected_components(a, b).group_of(a)
+    return MatchResult(a=a, b=b, sim=pairs.sim[keep], score=scores[keep], group=group, candidates=len(pairs),
+                       head=head[keep], alignment=[x for x, k in zip(alignments, keep.tolist()) if k])
 
 
 DEFAULT_THRESHOLD = 0.5
 
 
-def model_threshold(embedder: Any) -> float:
-    """The acceptance threshold calibrated for this model (checkpoint meta `threshold`), else 0.5.
+def model_threshold(embedder: Any, *, fused: bool = False) -> float:
+    """The acceptance threshold calibrated for this model, else 0.5.
 
-    Calibration: `benchmarks/bench_scan.py` on a generated corpus whose seed is
-    not used for evaluation reports the lowest head score that keeps precision
-    at 0.9; that number is written into the checkpoint's meta when it ships.
+    The head alone uses the checkpoint meta `threshold`; the fused score (head +
+    pixel check) uses `pixel_check.threshold`. Calibration:
+    `benchmarks/bench_scan.py` on a generated corpus whose seed is not used for
+    evaluation reports the lowest score that keeps precision at 0.9; that number
+    is written into the checkpoint's meta when it ships.
     """
-    value = embedder.meta.get("threshold")
+    source = embedder.meta.get("pixel_check", {}) if fused else embedder.meta
+    value = source.get("threshold") if isinstance(source, dict) else None
     return float(value) if isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0 else DEFAULT_THRESHOLD
 
 
@@ -448,17 +506,39 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
                              figure_id=r["figure_id"], thumbnail=make_thumbnail(r["image"], REPORT_THUMB_PX, fmt="PNG") or b"",
                              page_image=art[0] if art else None, page_size=art[1] if art else None)
     out = []
-    for a, b, score, sim, group in zip(match.a.tolist(), match.b.tolist(), match.score.tolist(),
-                                        match.sim.tolist(), match.group.tolist()):
+    head = match.head.tolist() if len(match.head) == len(match.a) else [None] * len(match.a)
+    found = match.alignment if len(match.alignment) == len(match.a) else [None] * len(match.a)
+    for a, b, score, sim, group, head_score, alignment in zip(match.a.tolist(), match.b.tolist(), match.score.tolist(),
+                                                              match.sim.tolist(), match.group.tolist(), head, found):
         ra, rb = rows[a], rows[b]
         if pair_filter is not None and not pair_filter(ra, rb):
             continue
-        img_a = Image.open(io.BytesIO(ra["image"]))
-        img_b = Image.open(io.BytesIO(rb["image"]))
-        transform, corr = estimate_transform(img_a, img_b)
+        extra = {"cosine": f"{sim:.3f}"}
+        if head_score is not None:
+            extra["head score"] = f"{head_score:.3f}"
+        if alignment is not None:  # the pixel check placed one panel on the other
+            transform = alignment.transform
+            extra["pixel match"] = f"{alignment.correlation:.2f} (tiles {alignment.tiles:.2f})"
+            extra["placement"] = describe_placement(alignment)
+        else:
+            transform, corr = estimate_transform(Image.open(io.BytesIO(ra["image"])), Image.open(io.BytesIO(rb["image"])))
+            extra["alignment"] = f"{corr:.2f}"
         out.append(ReportPair(score=float(score), a=refs[a], b=refs[b], group_id=int(group), transform=transform,
-                              extra={"cosine": f"{sim:.3f}", "alignment": f"{corr:.2f}"}))
+                              head_score=head_score, pixel_match=None if alignment is None else alignment.correlation,
+                              pixel_tiles=None if alignment is None else alignment.tiles,
+                              extra=extra))
     return out
+
+
+def describe_placement(alignment: Any) -> str:
+    """Where the pixel check put one panel on the other, in words (crop share, extra turn)."""
+    parts = []
+    if alignment.scale < 0.97:
+        inner, outer = ("b", "a") if alignment.b_inside_a else ("a", "b")
+        parts.append(f"{inner} shows part of {outer} ({alignment.scale:.0%} of its width)")
+    if abs(alignment.angle) > 0.5:
+        parts.append(f"turned {alignment.angle:+.0f}°")
+    return ", ".join(parts) or "whole panel"
 
 
 def write_outputs(out_dir: Path, pairs: list[Any], errors: Iterable[tuple[str, str, str]], *, title: str,

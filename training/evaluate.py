@@ -9,6 +9,8 @@ A pair is called similar when its score is >= 0.5.
 Scores per model: its head `M(x, y)` (when the head was trained) and, as the
 representation-only baseline, the cosine of the two index vectors clipped to [0, 1]
 (the Barlow Twins baseline is that cosine for a Barlow-Twins-trained encoder).
+A model calibrated for the pixel check (`embedder.fusion`) also gets a row
+`<name> + pixel check`: the fused score the scan reports.
 Held-out generator seeds start at `EVAL_SEED_BASE`, far from any training seed.
 """
 from __future__ import annotations
@@ -20,6 +22,9 @@ from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from embedder.fusion import PixelFusion
+from embedder.verify import align_pair
 
 from training.data import (EVAL_SEED_BASE, PAIR_POS_FRACTION, alteration_kinds, all_kinds, apply_named,
                            specimen_image)
@@ -169,6 +174,11 @@ def evaluate_embedders(embedders: dict[str, Any], pairs: Sequence[EvalPair], thr
         variants = [(f"{name} cosine", cosine)]
         if emb.meta.get("head_trained", False):
             variants.insert(0, (name, head))
+            fusion = PixelFusion.from_meta(emb.meta)
+            if fusion is not None:
+                found = [align_pair(p.a, p.b, fusion.align) for p in pairs]
+                fused = fusion.combine(head, np.array([f.correlation for f in found]), np.array([f.tiles for f in found]))
+                variants.insert(1, (f"{name} + pixel check", fused.astype(np.float64)))
         for label, s in variants:
             rows.append(MethodResult(label, binary_metrics(s, labels, threshold), per_alteration_accuracy(s, labels, alts, threshold), s))
     return rows

@@ -1,0 +1,66 @@
+"""The reported score: the BTA head's probability, sharpened by the pixel check when the model has one.
+
+`score = sigmoid(w_head * logit(head) + w_match * atanh(correlation) + w_tiles * atanh(tiles) + bias)`,
+a logistic regression on three numbers per pair: the head probability M(x, y),
+the NCC of the best placement found by `embedder.verify.align_pair`, and the
+median NCC of that placement's tiles. Its four weights are fitted on generated calibration pairs (`reusescan calibrate`,
+`training.fusion`) and stored in the checkpoint meta under `"pixel_check"` with
+the search ranges used, so a scan always checks pixels exactly as calibrated. A
+checkpoint without that entry scores with the head alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from embedder.verify import AlignConfig
+
+META_KEY = "pixel_check"
+_EPS = 1e-4
+_MAX_CORRELATION = 0.999  # atanh(1) is infinite; a perfect match counts as 0.999
+
+
+def head_feature(head: np.ndarray) -> np.ndarray:
+    """logit of the head probability, clipped so that 0 and 1 stay finite."""
+    p = np.clip(np.asarray(head, dtype=np.float64), _EPS, 1.0 - _EPS)
+    return np.log(p / (1.0 - p))
+
+
+def match_feature(correlation: np.ndarray) -> np.ndarray:
+    """Fisher transform of a correlation (negative correlations count as none)."""
+    return np.arctanh(np.clip(np.asarray(correlation, dtype=np.float64), 0.0, _MAX_CORRELATION))
+
+
+@dataclass(frozen=True)
+class PixelFusion:
+    """Weights of the fused score and the alignment search they were fitted with."""
+
+    w_head: float
+    w_match: float
+    w_tiles: float
+    bias: float
+    align: AlignConfig = field(default_factory=AlignConfig)
+
+    def combine(self, head: np.ndarray, correlation: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+        """(N,) head probabilities, correlations and tile agreements -> (N,) float32 fused probabilities.
+
+        A pair the pixel check did not run on has correlation and tiles 0.
+        """
+        z = (self.w_head * head_feature(head) + self.w_match * match_feature(correlation)
+             + self.w_tiles * match_feature(tiles) + self.bias)
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+    def to_meta(self) -> dict[str, Any]:
+        return {"w_head": self.w_head, "w_match": self.w_match, "w_tiles": self.w_tiles, "bias": self.bias,
+                "align": self.align.to_dict()}
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> "PixelFusion | None":
+        """The fusion stored in checkpoint meta, or None when the model has none."""
+        entry = meta.get(META_KEY)
+        if not isinstance(entry, Mapping):
+            return None
+        return cls(float(entry["w_head"]), float(entry["w_match"]), float(entry.get("w_tiles", 0.0)),
+                   float(entry["bias"]), AlignConfig.from_dict(dict(entry.get("align", {}))))

@@ -1,0 +1,322 @@
+"""Pixel check of a candidate pair: does one panel, turned, cropped and rescaled, lie on the other?
+
+The BTA head compares two pooled vectors, so it cannot tell a reused field from
+another field of the same specimen: they share colours, texture and density. A
+reused panel, however, shows the *same pixels* after the alteration, so a dense
+search for the alteration finds a placement with a normalised cross-correlation
+(NCC) near 1, while another field of the same specimen does not line up anywhere.
+
+The search covers what the alterations do (training.alterations):
+- the 8 rotations/flips (D4), as a view of the panel taken as the template;
+- crops (keep 0.6-0.9 per side), as template scales relative to the container;
+- small rotations (up to ±15°), as template angles;
+- recolouring and grey: NCC on luminance is blind to gain and offset;
+- noise, blur, JPEG and rescaling: both sides are compared at low resolution.
+Either panel can be the cropped one, so both directions are tried. The template
+is the centre of the (turned, rescaled) panel, so it always lies inside the
+container even when aspect ratios differ slightly or corners were rotated away.
+
+Coarse to fine: every hypothesis is scored at `coarse_side` pixels, the best few
+are refined with finer scale and angle steps at `fine_side` pixels. All
+correlations are computed as batched `conv2d`s, a few milliseconds per pair.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+#: D4 views in the embedder's order: index = 4 * flipped + k (k counter-clockwise quarter turns).
+D4_VIEW_NAMES: tuple[str, ...] = ("identity", "rot90", "rot180", "rot270", "flip_h", "transpose", "flip_v", "transverse")
+# the inverse of view i, as a view index (rotations invert, mirrored views are their own inverse)
+_D4_INVERSE: tuple[int, ...] = (0, 3, 2, 1, 4, 5, 6, 7)
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Search ranges of the pixel check. Stored in the checkpoint meta next to the fusion weights."""
+
+    coarse_side: int = 32  # geometric-mean side of the container at the coarse stage, in pixels
+    fine_side: int = 64  # ... and at the fine stage
+    scales: tuple[float, ...] = (1.0, 0.85, 0.72, 0.6)  # side of the cropped panel / side of the container
+    angles: tuple[float, ...] = (0.0, -6.0, 6.0, -12.0, 12.0)  # degrees, counter-clockwise
+    centre: float = 0.8  # fraction of the template side kept (its centre) for the search
+    refine_top: int = 3  # coarse hypotheses refined at the fine stage
+    min_side: int = 8  # templates smaller than this are not tried
+    tile_grid: int = 3  # tiles per side for `tile_agreement`
+    tile_floor: float = 0.1  # tiles whose std is below this share of the template's are left out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AlignConfig":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("scales", "angles"):
+            if key in known:
+                known[key] = tuple(float(v) for v in known[key])
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """The best placement found between panels a and b.
+
+    `correlation` is the NCC of the placement in [-1, 1] (0 when nothing could be
+    compared, e.g. a uniform panel). `transform` names the D4 view mapping **b onto a**
+    (jobs.report's convention), `angle` the extra counter-clockwise rotation in degrees,
+    `scale` the side of the smaller (cropped) content relative to the other panel,
+    `b_inside_a` which of the two is the cropped one, and `tiles` the median
+    correlation of the placement's tiles (`tile_agreement`).
+    """
+
+    correlation: float
+    tiles: float = 0.0
+    transform: str = "identity"
+    angle: float = 0.0
+    scale: float = 1.0
+    b_inside_a: bool = True
+
+
+@dataclass(frozen=True)
+class _Hypothesis:
+    b_inside_a: bool
+    view: int
+    scale: float
+    angle: float
+    correlation: float
+    position: int  # flat index of the template's top-left corner in the container
+
+
+def luminance(image: Image.Image, side: int) -> torch.Tensor:
+    """Grey (H, W) float tensor in [0, 1] whose geometric-mean side is `side` (aspect kept)."""
+    image = image.convert("RGB")
+    w, h = image.size
+    if w <= 0 or h <= 0:
+        raise ValueError("empty image")
+    f = side / math.sqrt(w * h)
+    size = (max(4, round(w * f)), max(4, round(h * f)))
+    grey = image.convert("L").resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return torch.from_numpy(np.asarray(grey, dtype=np.float32) / 255.0)
+
+
+def d4_view(t: torch.Tensor, view: int) -> torch.Tensor:
+    """View `view` of a (H, W) tensor: mirror left-right first if view >= 4, then rot90^(view % 4)."""
+    base = t.flip(-1) if view >= 4 else t
+    return torch.rot90(base, view % 4, dims=(-2, -1))
+
+
+def rotate(t: torch.Tensor, angles: Sequence[float]) -> torch.Tensor:
+    """Rotate a (H, W) or (N, H, W) tensor by each angle (degrees, counter-clockwise) -> (A, N, H, W).
+
+    Rotation is about the centre with edge pixels repeated; angle 0 is an exact copy.
+    """
+    stack = t[None] if t.dim() == 2 else t
+    n, h, w = stack.shape
+    thetas = []
+    for angle in angles:
+        rad = math.radians(angle)
+        c, s = math.cos(rad), math.sin(rad)
+        # affine_grid works in normalised coordinates: correct for the aspect ratio so the turn is rigid
+        thetas.append([[c, s * h / w, 0.0], [-s * w / h, c, 0.0]])
+    theta = torch.tensor(thetas, dtype=torch.float32).repeat_interleave(n, dim=0)
+    grid = F.affine_grid(theta, [len(angles) * n, 1, h, w], align_corners=False)
+    src = stack[:, None].repeat(len(angles), 1, 1, 1)
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = out.reshape(len(angles), n, h, w)
+    for i, angle in enumerate(angles):
+        if angle == 0.0:  # exact, not resampled
+            out[i] = stack
+    return out
+
+
+def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(t[None, None], size=size, mode="bilinear", antialias=True, align_corners=False)[0, 0]
+
+
+def _window_sums(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Sum of every h x w window of a (H, W) tensor, from an integral image (float64 against drift)."""
+    ii = F.pad(t.double().cumsum(0).cumsum(1), (1, 0, 1, 0))
+    return (ii[h:, w:] - ii[:-h, w:] - ii[h:, :-w] + ii[:-h, :-w]).float()
+
+
+def best_ncc(container: torch.Tensor, templates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Highest NCC of each template (N, h, w) over all placements inside `container` (H, W).
+
+    Returns `(ncc (N,), flat position (N,))`; the position indexes the
+    (H - h + 1) x (W - w + 1) grid of top-left corners.
+    """
+    n, h, w = templates.shape
+    H, W = container.shape
+    if h > H or w > W:
+        return torch.full((n,), -1.0), torch.zeros(n, dtype=torch.long)
+    tpl = templates - templates.mean(dim=(1, 2), keepdim=True)
+    tpl_norm = tpl.flatten(1).norm(dim=1)
+    img = container[None, None]
+    cross = F.conv2d(img, tpl[:, None])[0]  # zero-mean template: the container's mean drops out
+    s1 = _window_sums(container, h, w)
+    s2 = _window_sums(container * container, h, w)
+    window_norm = (s2 - s1 * s1 / (h * w)).clamp_min(0.0).sqrt()
+    denom = tpl_norm[:, None, None] * window_norm[None]
+    # a flat template or window (std below one grey level) carries no evidence: NCC 0 there
+    ncc = torch.where(denom > h * w / 255.0**2, cross / denom.clamp_min(1e-12), torch.zeros_like(cross))
+    return ncc.flatten(1).max(dim=1)
+
+
+def tile_agreement(template: torch.Tensor, window: torch.Tensor, grid: int = 3, floor: float = 0.1) -> float:
+    """Median NCC of the template's grid x grid tiles with the same tiles of the matched window.
+
+    A reused panel agrees everywhere; a different field that merely shares large
+    structure (a plot frame, a gel's lanes, a tissue's layout) agrees on the whole
+    but not tile by tile. Tiles with little structure (std below `floor` times the
+    template's, e.g. empty background) are left out; with fewer than 3 tiles
+    left, the whole template's NCC is returned.
+    """
+    h, w = template.shape
+    floor = floor * float(template.std())
+    values = []
+    for i in range(grid):
+        for j in range(grid):
+            ys, ye, xs, xe = i * h // grid, (i + 1) * h // grid, j * w // grid, (j + 1) * w // grid
+            p, q = template[ys:ye, xs:xe].flatten(), window[ys:ye, xs:xe].flatten()
+            if p.numel() < 4 or float(p.std()) < floor:
+                continue
+            p, q = p - p.mean(), q - q.mean()
+            norm = float(p.norm() * q.norm())
+            values.append(float(p @ q) / norm if norm > 1e-9 else 0.0)
+    if len(values) < 3:
+        return _ncc(template, window)
+    return float(np.median(values))
+
+
+def _ncc(p: torch.Tensor, q: torch.Tensor) -> float:
+    p, q = p.flatten() - p.mean(), q.flatten() - q.mean()
+    norm = float(p.norm() * q.norm())
+    return float(p @ q) / norm if norm > 1e-9 else 0.0
+
+
+def _templates(views: Sequence[torch.Tensor], container_shape: tuple[int, int], scale: float, angles: Sequence[float],
+               centre: float) -> torch.Tensor | None:
+    """Views (V, h, w) rescaled to `scale` of the container, turned by each angle, centres cut -> (V*A, ...).
+
+    Ordered view-major: index = view_position * len(angles) + angle_position.
+    """
+    H, W = container_shape
+    full = (max(4, round(H * scale)), max(4, round(W * scale)))
+    cut = (max(1, round(full[0] * centre)), max(1, round(full[1] * centre)))
+    if min(cut) < 4:
+        return None
+    resized = torch.stack([_resize(v, full) for v in views])
+    turned = rotate(resized, angles).transpose(0, 1)  # (V, A, H, W)
+    y0, x0 = (full[0] - cut[0]) // 2, (full[1] - cut[1]) // 2
+    return turned[:, :, y0:y0 + cut[0], x0:x0 + cut[1]].reshape(-1, *cut)
+
+
+def _search(a: torch.Tensor, b: torch.Tensor, config: AlignConfig, views: Sequence[int], scales: Sequence[float],
+            angles: Sequence[float], b_inside_a: bool) -> list[_Hypothesis]:
+    """Score every (view, scale, angle) of template panel b inside container a."""
+    out: list[_Hypothesis] = []
+    views = list(views)
+    view_stack = [d4_view(b, v) for v in views]
+    for scale in scales:
+        tpl = _templates(view_stack, tuple(a.shape), scale, angles, config.centre)
+        if tpl is None or min(tpl.shape[1:]) < config.min_side // 2:
+            continue
+        scores, where = best_ncc(a, tpl)
+        keys = [(v, angle) for v in views for angle in angles]
+        out.extend(_Hypothesis(b_inside_a, v, scale, angle, s, p)
+                   for (v, angle), s, p in zip(keys, scores.tolist(), where.tolist()))
+    return out
+
+
+@torch.inference_mode()
+def align_pair(a: Image.Image, b: Image.Image, config: AlignConfig = AlignConfig()) -> Alignment:
+    """Search the placement of b in a (and of a in b) that correlates best; see the module docstring."""
+    coarse = {True: (luminance(a, config.coarse_side), luminance(b, config.coarse_side)),
+              False: (luminance(b, config.coarse_side), luminance(a, config.coarse_side))}
+    hyps: list[_Hypothesis] = []
+    for b_inside_a, (container, template) in coarse.items():
+        hyps += _search(container, template, config, range(8), config.scales, config.angles, b_inside_a)
+    if not hyps:
+        return Alignment(0.0)
+    hyps.sort(key=lambda h: h.correlation, reverse=True)
+
+    fine = {True: (luminance(a, config.fine_side), luminance(b, config.fine_side)),
+            False: (luminance(b, config.fine_side), luminance(a, config.fine_side))}
+    angle_step = _half_step(config.angles)
+    best: _Hypothesis | None = None
+    for h in hyps[:config.refine_top]:
+        container, template = fine[h.b_inside_a]
+        scales = sorted({min(1.0, h.scale * f) for f in (0.93, 1.0, 1.07)}, reverse=True)
+        angles = (h.angle - angle_step, h.angle, h.angle + angle_step) if angle_step else (h.angle,)
+        for r in _search(container, template, config, (h.view,), scales, angles, h.b_inside_a):
+            if best is None or r.correlation > best.correlation:
+                best = r
+    if best is None:  # the fine stage could not place a template: keep the coarse answer
+        best, (container, template) = hyps[0], coarse[hyps[0].b_inside_a]
+    else:
+        container, template = fine[best.b_inside_a]
+    tiles = _tiles_at(container, template, best, config)
+    correlation = float(max(0.0, min(1.0, best.correlation)))
+    # view v of b lies on a -> b is mapped onto a by v; view v of a lies on b -> by v's inverse
+    # (a mirror reverses the sense of a rotation it is swapped with)
+    view = best.view if best.b_inside_a else _D4_INVERSE[best.view]
+    angle = best.angle if best.b_inside_a or best.view >= 4 else -best.angle
+    return Alignment(correlation, max(0.0, min(1.0, tiles)), D4_VIEW_NAMES[view], float(angle), float(best.scale),
+                     best.b_inside_a)
+
+
+def _tiles_at(container: torch.Tensor, template_panel: torch.Tensor, h: _Hypothesis, config: AlignConfig) -> float:
+    """`tile_agreement` of hypothesis h's template with the container window it was placed on."""
+    tpl = _templates([d4_view(template_panel, h.view)], tuple(container.shape), h.scale, (h.angle,), config.centre)
+    if tpl is None or tpl.shape[1] > container.shape[0] or tpl.shape[2] > container.shape[1]:
+        return 0.0
+    th, tw = tpl.shape[1:]
+    y, x = divmod(h.position, container.shape[1] - tw + 1)
+    return tile_agreement(tpl[0], container[y:y + th, x:x + tw], config.tile_grid, config.tile_floor)
+
+
+def _half_step(values: Sequence[float]) -> float:
+    """Half the smallest gap between distinct values (0 for a single value)."""
+    distinct = sorted(set(values))
+    gaps = [y - x for x, y in zip(distinct, distinct[1:])]
+    return min(gaps) / 2.0 if gaps else 0.0
+
+
+def align_encoded(a: bytes, b: bytes, config: AlignConfig = AlignConfig()) -> Alignment:
+    """`align_pair` on two encoded images (PNG/JPEG bytes as stored); an undecodable one gives correlation 0.
+
+    Never raises for bad pixels: one broken panel must not take down a scan.
+    """
+    import io
+
+    try:
+        with Image.open(io.BytesIO(a)) as ia, Image.open(io.BytesIO(b)) as ib:
+            return align_pair(ia.convert("RGB"), ib.convert("RGB"), config)
+    except (OSError, ValueError, RuntimeError) as exc:
+        log.warning("pixel check skipped for an unreadable panel: %s", exc)
+        return Alignment(0.0)
+
+
+def align_many(a: Sequence[bytes], b: Sequence[bytes], config: AlignConfig = AlignConfig()) -> list[Alignment]:
+    """`align_encoded` over aligned lists of encoded images, on one thread.
+
+    The tensors are tiny (tens of pixels a side): torch's thread pool costs more
+    than it gains there, and against a busy machine it is 20x slower (measured:
+    24 ms a pair on one thread, 625 ms on two while another process trains).
+    Parallelism comes from running several batches at once (Ray tasks in `jobs`).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return [align_encoded(x, y, config) for x, y in zip(a, b, strict=True)]
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,33 @@
+"""`reusescan calibrate`: fit the fused score (head + pixel check) for a checkpoint and store it in it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("calibrate")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Checkpoint to calibrate (default: the shipped model).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the calibrated checkpoint (may be the --model file itself).")
+@click.option("--pairs", type=click.IntRange(min=20), default=1200, show_default=True,
+              help="Generated calibration pairs (40% similar).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def calibrate(model: str | None, out: Path, pairs: int, seed: int) -> None:
+    """Fit how the head score and the pixel check combine into the reported score.
+
+    The pairs come from generator seeds used neither for training nor for
+    `reusescan evaluate`; the three fitted weights go into the checkpoint's meta
+    (`pixel_check`), which `reusescan scan` then uses. The encoder is unchanged, so
+    stores built with the model stay valid. Recalibrate the report threshold
+    afterwards (`benchmarks/bench_scan.py`, README "Where quality stands").
+    """
+    from tqdm import tqdm
+
+    from training.fusion import calibrate_checkpoint
+
+    with tqdm(total=pairs, desc="pixel check", unit="pair") as bar:
+        fusion, stats = calibrate_checkpoint(model, out, n_pairs=pairs, seed=seed, progress=bar.update)
+    click.echo(json.dumps({"out": str(out), **fusion.to_meta(), **stats}, indent=2))

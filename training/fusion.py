@@ -1,0 +1,133 @@
+"""Fit the fused score (`embedder.fusion.PixelFusion`) on generated calibration pairs.
+
+Calibration pairs mimic what a scan sees among its candidates: a specimen field
+against a *chain* of 1-3 alterations of itself (positives, p = 0.4), against
+another field of the same specimen (the hard negatives that fool the head), or
+against another specimen. Their seeds start at `CALIBRATION_SEED_BASE`, apart
+from training specimens (below 1e5) and evaluation seeds (`EVAL_SEED_BASE` on).
+
+The fit is a two-feature logistic regression (LBFGS, a little L2), small enough
+to be exact and fast; `calibrate_checkpoint` writes the result into a copy of the
+checkpoint's meta.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from embedder.fusion import META_KEY, PixelFusion, head_feature, match_feature
+from embedder.verify import AlignConfig, align_pair
+from training.data import PAIR_POS_FRACTION, all_kinds, alter, specimen_image
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_SEED_BASE = 900_000
+
+
+@dataclass
+class CalibrationPair:
+    a: Image.Image
+    b: Image.Image
+    label: int
+    negative: str  # "" for positives, "same specimen" or "other specimen"
+
+
+def calibration_pairs(n_pairs: int, seed: int = 0, min_side: int = 80, max_side: int = 200) -> list[CalibrationPair]:
+    """`n_pairs` pairs: 40% altered copies (chains), the rest half same-specimen, half other-specimen."""
+    rng = np.random.default_rng([seed, 777])
+    kinds = all_kinds()
+    out: list[CalibrationPair] = []
+    for i in range(n_pairs):
+        spec = CALIBRATION_SEED_BASE + seed * 10_000 + i
+        _, a = specimen_image(kinds, spec, 0, min_side, max_side)
+        if rng.random() < PAIR_POS_FRACTION:
+            other, label, negative = a, 1, ""
+        elif rng.random() < 0.5:
+            other, label, negative = specimen_image(kinds, spec, 1, min_side, max_side)[1], 0, "same specimen"
+        else:
+            other, label, negative = specimen_image(kinds, spec + 5_000, 0, min_side, max_side)[1], 0, "other specimen"
+        out.append(CalibrationPair(a, alter(other, rng), label, negative))
+    return out
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-3) -> tuple[np.ndarray, float]:
+    """Weights (F,) and bias of a logistic regression minimising mean BCE + l2 * |w|^2."""
+    x = torch.as_tensor(features, dtype=torch.float64)
+    y = torch.as_tensor(labels, dtype=torch.float64)
+    params = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([params], max_iter=500, tolerance_grad=1e-10, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        z = x @ params[:-1] + params[-1]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, y) + l2 * params[:-1].pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    w = params.detach().numpy()
+    return w[:-1].copy(), float(w[-1])
+
+
+def fit_fusion(head: np.ndarray, correlation: np.ndarray, tiles: np.ndarray, labels: np.ndarray,
+               align: AlignConfig = AlignConfig()) -> PixelFusion:
+    """The fused score's weights from per-pair head probabilities, pixel-check results and 0/1 labels."""
+    labels = np.asarray(labels)
+    if labels.min() == labels.max():
+        raise ValueError("calibration needs both similar and dissimilar pairs")
+    features = np.stack([head_feature(head), match_feature(correlation), match_feature(tiles)], axis=1)
+    (w_head, w_match, w_tiles), bias = fit_logistic(features, labels)
+    return PixelFusion(float(w_head), float(w_match), float(w_tiles), bias, align)
+
+
+def pair_signals(embedder: Any, a: Sequence[Image.Image], b: Sequence[Image.Image], align: AlignConfig,
+                 progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Head probabilities, pixel-check correlations and tile agreements of pairs (a[i], b[i])."""
+    head = np.asarray(embedder.score(embedder.embed(list(a)), embedder.embed(list(b))), dtype=np.float64)
+    corr = np.empty(len(a), dtype=np.float64)
+    tiles = np.empty(len(a), dtype=np.float64)
+    for i, (x, y) in enumerate(zip(a, b)):
+        found = align_pair(x, y, align)
+        corr[i], tiles[i] = found.correlation, found.tiles
+        if progress is not None:
+            progress(1)
+    return head, corr, tiles
+
+
+def calibrate_checkpoint(model: str | Path | None, out: str | Path, n_pairs: int = 1200, seed: int = 0,
+                         align: AlignConfig = AlignConfig(),
+                         progress: Callable[[int], None] | None = None) -> tuple[PixelFusion, dict[str, float]]:
+    """Fit the fusion for a checkpoint and write the checkpoint with it to `out`.
+
+    Returns the fusion and the calibration set's AUC for the head alone and fused.
+    """
+    from embedder.checkpoint import atomic_torch_save, read_checkpoint
+    from embedder.inference import DEFAULT_CHECKPOINT, Embedder
+    from training.evaluate import roc_auc
+
+    path = Path(model) if model is not None else DEFAULT_CHECKPOINT
+    embedder = Embedder.load(path)
+    pairs = calibration_pairs(n_pairs, seed)
+    labels = np.array([p.label for p in pairs])
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread is fastest (see embedder.verify.align_many)
+    try:
+        head, corr, tiles = pair_signals(embedder, [p.a for p in pairs], [p.b for p in pairs], align, progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+    fusion = fit_fusion(head, corr, tiles, labels, align)
+    fused = fusion.combine(head, corr, tiles)
+    stats = {"pairs": float(len(pairs)), "auc_head": roc_auc(head, labels), "auc_fused": roc_auc(fused, labels),
+             "accuracy_head": float(((head >= 0.5) == labels).mean()),
+             "accuracy_fused": float(((fused >= 0.5) == labels).mean())}
+    data = read_checkpoint(path)
+    data["meta"] = {**data.get("meta", {}), META_KEY: {**fusion.to_meta(), "calibration": {"seed": seed, **stats}}}
+    atomic_torch_save(data, out)
+    log.info("calibrated %s -> %s: %s", path, out, stats)
+    return fusion, stats
