@@ -1,9 +1,9 @@
 """The reported score: the BTA head's probability, sharpened by the pixel check when the model has one.
 
-`score = sigmoid(w_head * logit(head) + w_match * atanh(correlation) + w_tiles * atanh(tiles) + bias)`,
+`score = sigmoid(w_head * logit(head) + w_match * atanh(correlation) + w_detail * atanh(detail) + bias)`,
 a logistic regression on three numbers per pair: the head probability M(x, y),
 the NCC of the best placement found by `embedder.verify.align_pair`, and the
-median NCC of that placement's tiles. Its four weights are fitted on generated calibration pairs (`reusescan calibrate`,
+NCC of that placement's fine detail (high-pass, at higher resolution). Its four weights are fitted on generated calibration pairs (`reusescan calibrate`,
 `training.fusion`) and stored in the checkpoint meta under `"pixel_check"` with
 the search ranges used, so a scan always checks pixels exactly as calibrated. A
 checkpoint without that entry scores with the head alone.
@@ -39,21 +39,21 @@ class PixelFusion:
 
     w_head: float
     w_match: float
-    w_tiles: float
+    w_detail: float
     bias: float
     align: AlignConfig = field(default_factory=AlignConfig)
 
-    def combine(self, head: np.ndarray, correlation: np.ndarray, tiles: np.ndarray) -> np.ndarray:
-        """(N,) head probabilities, correlations and tile agreements -> (N,) float32 fused probabilities.
+    def combine(self, head: np.ndarray, correlation: np.ndarray, detail: np.ndarray) -> np.ndarray:
+        """(N,) head probabilities, correlations and detail correlations -> (N,) float32 fused probabilities.
 
-        A pair the pixel check did not run on has correlation and tiles 0.
+        A pair the pixel check did not run on has correlation and detail 0.
         """
         z = (self.w_head * head_feature(head) + self.w_match * match_feature(correlation)
-             + self.w_tiles * match_feature(tiles) + self.bias)
+             + self.w_detail * match_feature(detail) + self.bias)
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
     def to_meta(self) -> dict[str, Any]:
-        return {"w_head": self.w_head, "w_match": self.w_match, "w_tiles": self.w_tiles, "bias": self.bias,
+        return {"w_head": self.w_head, "w_match": self.w_match, "w_detail": self.w_detail, "bias": self.bias,
                 "align": self.align.to_dict()}
 
     @classmethod
@@ -62,5 +62,5 @@ class PixelFusion:
         entry = meta.get(META_KEY)
         if not isinstance(entry, Mapping):
             return None
-        return cls(float(entry["w_head"]), float(entry["w_match"]), float(entry.get("w_tiles", 0.0)),
+        return cls(float(entry["w_head"]), float(entry["w_match"]), float(entry.get("w_detail", 0.0)),
                    float(entry["bias"]), AlignConfig.from_dict(dict(entry.get("align", {}))))

@@ -19,6 +19,14 @@ container even when aspect ratios differ slightly or corners were rotated away.
 Coarse to fine: every hypothesis is scored at `coarse_side` pixels, the best few
 are refined with finer scale and angle steps at `fine_side` pixels. All
 correlations are computed as batched `conv2d`s, a few milliseconds per pair.
+
+Detail: at low resolution two samples of one texture (two flow plots of the same
+population, two fields of one tissue) can still correlate at 0.95, because their
+shared *density* dominates. The best placement is therefore checked once more at
+`detail_side` pixels on the high-pass residual (image minus its local mean),
+where only the same dots, cells and edges correlate. Blur and noise weaken that
+`detail` correlation for true copies too, which is why it is one input of the
+fused score (embedder.fusion) and not a veto.
 """
 from __future__ import annotations
 
@@ -51,8 +59,8 @@ class AlignConfig:
     centre: float = 0.8  # fraction of the template side kept (its centre) for the search
     refine_top: int = 3  # coarse hypotheses refined at the fine stage
     min_side: int = 8  # templates smaller than this are not tried
-    tile_grid: int = 3  # tiles per side for `tile_agreement`
-    tile_floor: float = 0.1  # tiles whose std is below this share of the template's are left out
+    detail_side: int = 128  # geometric-mean side of the container at the detail stage
+    detail_kernel: int = 5  # side of the local mean the detail stage subtracts, in detail pixels
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,14 +80,15 @@ class Alignment:
 
     `correlation` is the NCC of the placement in [-1, 1] (0 when nothing could be
     compared, e.g. a uniform panel). `transform` names the D4 view mapping **b onto a**
-    (jobs.report's convention), `angle` the extra counter-clockwise rotation in degrees,
+    (jobs.report's convention), `angle` the counter-clockwise turn in degrees that
+    follows that view in mapping b onto a,
     `scale` the side of the smaller (cropped) content relative to the other panel,
-    `b_inside_a` which of the two is the cropped one, and `tiles` the median
-    correlation of the placement's tiles (`tile_agreement`).
+    `b_inside_a` which of the two is the cropped one, and `detail` the NCC of the
+    placement's high-pass residuals at the detail stage (module docstring).
     """
 
     correlation: float
-    tiles: float = 0.0
+    detail: float = 0.0
     transform: str = "identity"
     angle: float = 0.0
     scale: float = 1.0
@@ -125,8 +134,9 @@ def rotate(t: torch.Tensor, angles: Sequence[float]) -> torch.Tensor:
     for angle in angles:
         rad = math.radians(angle)
         c, s = math.cos(rad), math.sin(rad)
-        # affine_grid works in normalised coordinates: correct for the aspect ratio so the turn is rigid
-        thetas.append([[c, s * h / w, 0.0], [-s * w / h, c, 0.0]])
+        # affine_grid maps output to input coordinates, normalised per axis (y down): the inverse turn,
+        # corrected for the aspect ratio so that the turn is rigid
+        thetas.append([[c, -s * h / w, 0.0], [s * w / h, c, 0.0]])
     theta = torch.tensor(thetas, dtype=torch.float32).repeat_interleave(n, dim=0)
     grid = F.affine_grid(theta, [len(angles) * n, 1, h, w], align_corners=False)
     src = stack[:, None].repeat(len(angles), 1, 1, 1)
@@ -169,38 +179,6 @@ def best_ncc(container: torch.Tensor, templates: torch.Tensor) -> tuple[torch.Te
     # a flat template or window (std below one grey level) carries no evidence: NCC 0 there
     ncc = torch.where(denom > h * w / 255.0**2, cross / denom.clamp_min(1e-12), torch.zeros_like(cross))
     return ncc.flatten(1).max(dim=1)
-
-
-def tile_agreement(template: torch.Tensor, window: torch.Tensor, grid: int = 3, floor: float = 0.1) -> float:
-    """Median NCC of the template's grid x grid tiles with the same tiles of the matched window.
-
-    A reused panel agrees everywhere; a different field that merely shares large
-    structure (a plot frame, a gel's lanes, a tissue's layout) agrees on the whole
-    but not tile by tile. Tiles with little structure (std below `floor` times the
-    template's, e.g. empty background) are left out; with fewer than 3 tiles
-    left, the whole template's NCC is returned.
-    """
-    h, w = template.shape
-    floor = floor * float(template.std())
-    values = []
-    for i in range(grid):
-        for j in range(grid):
-            ys, ye, xs, xe = i * h // grid, (i + 1) * h // grid, j * w // grid, (j + 1) * w // grid
-            p, q = template[ys:ye, xs:xe].flatten(), window[ys:ye, xs:xe].flatten()
-            if p.numel() < 4 or float(p.std()) < floor:
-                continue
-            p, q = p - p.mean(), q - q.mean()
-            norm = float(p.norm() * q.norm())
-            values.append(float(p @ q) / norm if norm > 1e-9 else 0.0)
-    if len(values) < 3:
-        return _ncc(template, window)
-    return float(np.median(values))
-
-
-def _ncc(p: torch.Tensor, q: torch.Tensor) -> float:
-    p, q = p.flatten() - p.mean(), q.flatten() - q.mean()
-    norm = float(p.norm() * q.norm())
-    return float(p @ q) / norm if norm > 1e-9 else 0.0
 
 
 def _templates(views: Sequence[torch.Tensor], container_shape: tuple[int, int], scale: float, angles: Sequence[float],
@@ -261,27 +239,35 @@ def align_pair(a: Image.Image, b: Image.Image, config: AlignConfig = AlignConfig
             if best is None or r.correlation > best.correlation:
                 best = r
     if best is None:  # the fine stage could not place a template: keep the coarse answer
-        best, (container, template) = hyps[0], coarse[hyps[0].b_inside_a]
-    else:
-        container, template = fine[best.b_inside_a]
-    tiles = _tiles_at(container, template, best, config)
+        best = hyps[0]
+    detail = _detail_at(a, b, best, config)
     correlation = float(max(0.0, min(1.0, best.correlation)))
     # view v of b lies on a -> b is mapped onto a by v; view v of a lies on b -> by v's inverse
     # (a mirror reverses the sense of a rotation it is swapped with)
     view = best.view if best.b_inside_a else _D4_INVERSE[best.view]
     angle = best.angle if best.b_inside_a or best.view >= 4 else -best.angle
-    return Alignment(correlation, max(0.0, min(1.0, tiles)), D4_VIEW_NAMES[view], float(angle), float(best.scale),
+    return Alignment(correlation, max(0.0, min(1.0, detail)), D4_VIEW_NAMES[view], float(angle), float(best.scale),
                      best.b_inside_a)
 
 
-def _tiles_at(container: torch.Tensor, template_panel: torch.Tensor, h: _Hypothesis, config: AlignConfig) -> float:
-    """`tile_agreement` of hypothesis h's template with the container window it was placed on."""
-    tpl = _templates([d4_view(template_panel, h.view)], tuple(container.shape), h.scale, (h.angle,), config.centre)
-    if tpl is None or tpl.shape[1] > container.shape[0] or tpl.shape[2] > container.shape[1]:
-        return 0.0
-    th, tw = tpl.shape[1:]
-    y, x = divmod(h.position, container.shape[1] - tw + 1)
-    return tile_agreement(tpl[0], container[y:y + th, x:x + tw], config.tile_grid, config.tile_floor)
+def high_pass(t: torch.Tensor, kernel: int) -> torch.Tensor:
+    """(H, W) image minus its local mean over `kernel` x `kernel` pixels (edges replicated)."""
+    x = t[None, None]
+    pad = kernel // 2
+    local_mean = F.avg_pool2d(F.pad(x, (pad, kernel - 1 - pad, pad, kernel - 1 - pad), mode="replicate"), kernel, stride=1)
+    return (x - local_mean)[0, 0]
+
+
+def _detail_at(a: Image.Image, b: Image.Image, h: _Hypothesis, config: AlignConfig) -> float:
+    """Best NCC of the high-pass residuals at `detail_side`, searched just around hypothesis h."""
+    container_image, template_image = (a, b) if h.b_inside_a else (b, a)
+    container = high_pass(luminance(container_image, config.detail_side), config.detail_kernel)
+    template = high_pass(luminance(template_image, config.detail_side), config.detail_kernel)
+    scales = sorted({min(1.0, h.scale * f) for f in (0.97, 1.0, 1.03)}, reverse=True)
+    step = _half_step(config.angles) / 2.0
+    angles = (h.angle - step, h.angle, h.angle + step) if step else (h.angle,)
+    found = _search(container, template, config, (h.view,), scales, angles, h.b_inside_a)
+    return max((r.correlation for r in found), default=0.0)
 
 
 def _half_step(values: Sequence[float]) -> float:

@@ -15,18 +15,30 @@ import click
 @click.option("--pairs", type=click.IntRange(min=20), default=1200, show_default=True,
               help="Generated calibration pairs (40% similar).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def calibrate(model: str | None, out: Path, pairs: int, seed: int) -> None:
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Only store this report threshold for the fused score (from benchmarks/bench_scan.py); no refit.")
+def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: float | None) -> None:
     """Fit how the head score and the pixel check combine into the reported score.
 
     The pairs come from generator seeds used neither for training nor for
     `reusescan evaluate`; the three fitted weights go into the checkpoint's meta
     (`pixel_check`), which `reusescan scan` then uses. The encoder is unchanged, so
     stores built with the model stay valid. Recalibrate the report threshold
-    afterwards (`benchmarks/bench_scan.py`, README "Where quality stands").
+    afterwards (`benchmarks/bench_scan.py`, README "Where quality stands") and
+    store it with `--threshold`.
     """
     from tqdm import tqdm
 
-    from training.fusion import calibrate_checkpoint
+    from embedder.inference import DEFAULT_CHECKPOINT
+    from training.fusion import calibrate_checkpoint, set_fused_threshold
+
+    if threshold is not None:
+        try:
+            set_fused_threshold(model or DEFAULT_CHECKPOINT, out, threshold)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(json.dumps({"out": str(out), "threshold": threshold}))
+        return
 
     with tqdm(total=pairs, desc="pixel check", unit="pair") as bar:
         fusion, stats = calibrate_checkpoint(model, out, n_pairs=pairs, seed=seed, progress=bar.update)

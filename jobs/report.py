@@ -66,7 +66,7 @@ _PHRASES: dict[str, str] = {
 CSV_COLUMNS: tuple[str, ...] = (
     "score", "doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b", "kind",
     "group", "transform", "figure_id_a", "figure_id_b", "head_score", "pixel_match",
-    "pixel_tiles",
+    "pixel_detail",
 )
 ERROR_COLUMNS: tuple[str, ...] = ("input", "stage", "error")
 
@@ -190,7 +190,7 @@ class ReportPair:
     extra: dict[str, Any] = field(default_factory=dict)
     head_score: float | None = None  # the BTA head alone, when `score` also weighs the pixel check
     pixel_match: float | None = None  # correlation of the pixel check's placement, when it ran
-    pixel_tiles: float | None = None  # median correlation of that placement's tiles
+    pixel_detail: float | None = None  # correlation of that placement's fine detail (embedder.verify)
 
     def __post_init__(self) -> None:
         score = float(self.score)
@@ -267,7 +267,7 @@ def pair_csv_row(pair: ReportPair) -> list[object]:
         pair.a.figure_id, pair.b.figure_id,
         "" if pair.head_score is None else f"{pair.head_score:.4f}",
         "" if pair.pixel_match is None else f"{pair.pixel_match:.4f}",
-        "" if pair.pixel_tiles is None else f"{pair.pixel_tiles:.4f}",
+        "" if pair.pixel_detail is None else f"{pair.pixel_detail:.4f}",
     ]
 
 

@@ -437,8 +437,8 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
             for i, found in zip(todo.tolist(), pixel_check(store, pairs.a[todo], pairs.b[todo], fusion.align)):
                 alignments[i] = found
             correlation = np.array([0.0 if x is None else x.correlation for x in alignments], dtype=np.float32)
-            tiles = np.array([0.0 if x is None else x.tiles for x in alignments], dtype=np.float32)
-            scores = fusion.combine(head, correlation, tiles)
+            detail = np.array([0.0 if x is None else x.detail for x in alignments], dtype=np.float32)
+            scores = fusion.combine(head, correlation, detail)
     threshold = model_threshold(embedder, fused=fusion is not None) if options.threshold is None else options.threshold
     keep = scores >= threshold
     a, b = pairs.a[keep], pairs.b[keep]
@@ -518,14 +518,14 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
             extra["head score"] = f"{head_score:.3f}"
         if alignment is not None:  # the pixel check placed one panel on the other
             transform = alignment.transform
-            extra["pixel match"] = f"{alignment.correlation:.2f} (tiles {alignment.tiles:.2f})"
+            extra["pixel match"] = f"{alignment.correlation:.2f} (detail {alignment.detail:.2f})"
             extra["placement"] = describe_placement(alignment)
         else:
             transform, corr = estimate_transform(Image.open(io.BytesIO(ra["image"])), Image.open(io.BytesIO(rb["image"])))
             extra["alignment"] = f"{corr:.2f}"
         out.append(ReportPair(score=float(score), a=refs[a], b=refs[b], group_id=int(group), transform=transform,
                               head_score=head_score, pixel_match=None if alignment is None else alignment.correlation,
-                              pixel_tiles=None if alignment is None else alignment.tiles,
+                              pixel_detail=None if alignment is None else alignment.detail,
                               extra=extra))
     return out
 
@@ -536,8 +536,9 @@ def describe_placement(alignment: Any) -> str:
     if alignment.scale < 0.97:
         inner, outer = ("b", "a") if alignment.b_inside_a else ("a", "b")
         parts.append(f"{inner} shows part of {outer} ({alignment.scale:.0%} of its width)")
-    if abs(alignment.angle) > 0.5:
-        parts.append(f"turned {alignment.angle:+.0f}°")
+    if abs(alignment.angle) > 0.5:  # alignment.angle turns b onto a: b itself is turned the other way
+        sense = "clockwise" if alignment.angle > 0 else "counter-clockwise"
+        parts.append(f"b turned a further {abs(alignment.angle):.0f}° {sense}")
     return ", ".join(parts) or "whole panel"
 
 

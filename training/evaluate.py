@@ -177,7 +177,7 @@ def evaluate_embedders(embedders: dict[str, Any], pairs: Sequence[EvalPair], thr
             fusion = PixelFusion.from_meta(emb.meta)
             if fusion is not None:
                 found = [align_pair(p.a, p.b, fusion.align) for p in pairs]
-                fused = fusion.combine(head, np.array([f.correlation for f in found]), np.array([f.tiles for f in found]))
+                fused = fusion.combine(head, np.array([f.correlation for f in found]), np.array([f.detail for f in found]))
                 variants.insert(1, (f"{name} + pixel check", fused.astype(np.float64)))
         for label, s in variants:
             rows.append(MethodResult(label, binary_metrics(s, labels, threshold), per_alteration_accuracy(s, labels, alts, threshold), s))

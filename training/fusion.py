@@ -6,7 +6,7 @@ another field of the same specimen (the hard negatives that fool the head), or
 against another specimen. Their seeds start at `CALIBRATION_SEED_BASE`, apart
 from training specimens (below 1e5) and evaluation seeds (`EVAL_SEED_BASE` on).
 
-The fit is a two-feature logistic regression (LBFGS, a little L2), small enough
+The fit is a three-feature logistic regression (LBFGS, a little L2), small enough
 to be exact and fast; `calibrate_checkpoint` writes the result into a copy of the
 checkpoint's meta.
 """
@@ -75,15 +75,15 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-3) -> 
     return w[:-1].copy(), float(w[-1])
 
 
-def fit_fusion(head: np.ndarray, correlation: np.ndarray, tiles: np.ndarray, labels: np.ndarray,
+def fit_fusion(head: np.ndarray, correlation: np.ndarray, detail: np.ndarray, labels: np.ndarray,
                align: AlignConfig = AlignConfig()) -> PixelFusion:
     """The fused score's weights from per-pair head probabilities, pixel-check results and 0/1 labels."""
     labels = np.asarray(labels)
     if labels.min() == labels.max():
         raise ValueError("calibration needs both similar and dissimilar pairs")
-    features = np.stack([head_feature(head), match_feature(correlation), match_feature(tiles)], axis=1)
-    (w_head, w_match, w_tiles), bias = fit_logistic(features, labels)
-    return PixelFusion(float(w_head), float(w_match), float(w_tiles), bias, align)
+    features = np.stack([head_feature(head), match_feature(correlation), match_feature(detail)], axis=1)
+    (w_head, w_match, w_detail), bias = fit_logistic(features, labels)
+    return PixelFusion(float(w_head), float(w_match), float(w_detail), bias, align)
 
 
 def pair_signals(embedder: Any, a: Sequence[Image.Image], b: Sequence[Image.Image], align: AlignConfig,
@@ -91,13 +91,13 @@ def pair_signals(embedder: Any, a: Sequence[Image.Image], b: Sequence[Image.Imag
     """Head probabilities, pixel-check correlations and tile agreements of pairs (a[i], b[i])."""
     head = np.asarray(embedder.score(embedder.embed(list(a)), embedder.embed(list(b))), dtype=np.float64)
     corr = np.empty(len(a), dtype=np.float64)
-    tiles = np.empty(len(a), dtype=np.float64)
+    detail = np.empty(len(a), dtype=np.float64)
     for i, (x, y) in enumerate(zip(a, b)):
         found = align_pair(x, y, align)
-        corr[i], tiles[i] = found.correlation, found.tiles
+        corr[i], detail[i] = found.correlation, found.detail
         if progress is not None:
             progress(1)
-    return head, corr, tiles
+    return head, corr, detail
 
 
 def calibrate_checkpoint(model: str | Path | None, out: str | Path, n_pairs: int = 1200, seed: int = 0,
@@ -118,11 +118,11 @@ def calibrate_checkpoint(model: str | Path | None, out: str | Path, n_pairs: int
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: one thread is fastest (see embedder.verify.align_many)
     try:
-        head, corr, tiles = pair_signals(embedder, [p.a for p in pairs], [p.b for p in pairs], align, progress)
+        head, corr, detail = pair_signals(embedder, [p.a for p in pairs], [p.b for p in pairs], align, progress)
     finally:
         torch.set_num_threads(previous_threads)
-    fusion = fit_fusion(head, corr, tiles, labels, align)
-    fused = fusion.combine(head, corr, tiles)
+    fusion = fit_fusion(head, corr, detail, labels, align)
+    fused = fusion.combine(head, corr, detail)
     stats = {"pairs": float(len(pairs)), "auc_head": roc_auc(head, labels), "auc_fused": roc_auc(fused, labels),
              "accuracy_head": float(((head >= 0.5) == labels).mean()),
              "accuracy_fused": float(((fused >= 0.5) == labels).mean())}
@@ -131,3 +131,21 @@ def calibrate_checkpoint(model: str | Path | None, out: str | Path, n_pairs: int
     atomic_torch_save(data, out)
     log.info("calibrated %s -> %s: %s", path, out, stats)
     return fusion, stats
+
+
+def set_fused_threshold(model: str | Path, out: str | Path, threshold: float) -> None:
+    """Store the report threshold of the fused score (`pixel_check.threshold`) in a calibrated checkpoint.
+
+    The threshold comes from `benchmarks/bench_scan.py` (the lowest fused score
+    that keeps precision at 0.9 on a corpus not used for evaluation).
+    """
+    from embedder.checkpoint import atomic_torch_save, read_checkpoint
+
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must lie in [0, 1], not {threshold}")
+    data = read_checkpoint(model)
+    entry = data.get("meta", {}).get(META_KEY)
+    if not isinstance(entry, dict):
+        raise ValueError(f"{model} has no pixel-check calibration: run `reusescan calibrate` first")
+    data["meta"][META_KEY] = {**entry, "threshold": float(threshold)}
+    atomic_torch_save(data, out)

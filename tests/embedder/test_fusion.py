@@ -1,0 +1,43 @@
+"""The fused score: a logistic combination of head, pixel correlation and detail, stored in checkpoint meta."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedder.fusion import META_KEY, PixelFusion, head_feature, match_feature
+from embedder.verify import AlignConfig
+
+FUSION = PixelFusion(w_head=0.4, w_match=2.4, w_detail=2.5, bias=-5.5, align=AlignConfig(detail_side=96))
+
+
+def test_features_stay_finite_at_the_ends() -> None:
+    assert np.isfinite(head_feature(np.array([0.0, 1.0]))).all()
+    assert head_feature(np.array([0.5]))[0] == pytest.approx(0.0)
+    assert match_feature(np.array([-0.3]))[0] == 0.0  # anti-correlation counts as none
+    assert np.isfinite(match_feature(np.array([1.0]))).all()
+
+
+def test_combine_is_the_logistic_formula() -> None:
+    head, corr, detail = np.array([0.8]), np.array([0.9]), np.array([0.7])
+    z = 0.4 * np.log(0.8 / 0.2) + 2.4 * np.arctanh(0.9) + 2.5 * np.arctanh(0.7) - 5.5
+    assert FUSION.combine(head, corr, detail)[0] == pytest.approx(1 / (1 + np.exp(-z)), rel=1e-5)
+
+
+def test_combine_rises_with_every_signal() -> None:
+    grid = np.linspace(0.05, 0.95, 10)
+    base = np.full(10, 0.5)
+    for args in ((grid, base, base), (base, grid, base), (base, base, grid)):
+        assert np.all(np.diff(FUSION.combine(*args)) > 0)
+
+
+def test_a_copy_outscores_a_look_alike_the_head_prefers() -> None:
+    copy = FUSION.combine(np.array([0.3]), np.array([0.98]), np.array([0.9]))
+    look_alike = FUSION.combine(np.array([0.9]), np.array([0.95]), np.array([0.3]))
+    assert copy[0] > 0.95 > 0.7 > look_alike[0]
+
+
+def test_meta_round_trip_and_absence() -> None:
+    meta = {"threshold": 0.4, META_KEY: {**FUSION.to_meta(), "threshold": 0.7, "calibration": {"seed": 0}}}
+    assert PixelFusion.from_meta(meta) == FUSION
+    assert PixelFusion.from_meta({"threshold": 0.4}) is None
+    assert PixelFusion.from_meta({META_KEY: "garbage"}) is None
