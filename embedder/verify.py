@@ -296,8 +296,9 @@ def align_many(a: Sequence[bytes], b: Sequence[bytes], config: AlignConfig = Ali
     """`align_encoded` over aligned lists of encoded images, on one thread.
 
     The tensors are tiny (tens of pixels a side): torch's thread pool costs more
-    than it gains there, and against a busy machine it is 20x slower (measured:
-    24 ms a pair on one thread, 625 ms on two while another process trains).
+    than it gains there, and against a busy machine it is 20x slower (measured
+    without the detail stage: 24 ms a pair on one thread, 625 ms on two while
+    another process trains; the detail stage brings one thread to ~33 ms).
     Parallelism comes from running several batches at once (Ray tasks in `jobs`).
     """
     previous = torch.get_num_threads()

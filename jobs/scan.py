@@ -47,7 +47,10 @@ class MatchOptions:
     threshold: float | None = None  # score at which a pair is reported; None: the model's calibrated one
     include_noise: bool = False  # match tiny / uniform / boilerplate panels too
     pixel_check: bool = True     # refine the head score with the pixel check, when the model is calibrated for it
-    pixel_floor: float = 0.02    # candidates whose head score is below this are not pixel-checked (speed)
+    # candidates whose head score is below this are not pixel-checked. 0: all of them, because the head
+    # misses copies that line up pixel for pixel (a turned, stretched blot scored 0.005); raise it to
+    # trade recall for speed on very large stores
+    pixel_floor: float = 0.0
 
 
 @dataclass

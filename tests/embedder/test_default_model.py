@@ -33,3 +33,26 @@ def test_copies_score_above_different_specimens(default: Embedder) -> None:
     assert (same > 0.5).all(), same
     assert (diff < same).all(), (same, diff)
     np.testing.assert_allclose(default.score(vc, va), same, atol=1e-6)
+
+
+def test_the_shipped_pixel_check_confirms_copies_and_rejects_other_fields(default: Embedder) -> None:
+    from embedder.fusion import PixelFusion
+    from embedder.verify import align_pair
+    from training.synth import KINDS, generate_specimen_field
+
+    fusion = PixelFusion.from_meta(default.meta)
+    assert fusion is not None, "the shipped model must carry its pixel-check calibration"
+    threshold = default.meta["pixel_check"]["threshold"]
+    assert 0.5 <= threshold < 1.0
+    base = [generate_specimen_field(k, 2_100_000 + i, 0, (140, 110)) for i, k in enumerate(KINDS)]
+    # another field of the same specimen: the look-alike the head alone confuses most
+    others = [generate_specimen_field(k, 2_100_000 + i, 1, (140, 110)) for i, k in enumerate(KINDS)]
+    copies = [im.crop((12, 10, 128, 100)).transpose(Image.Transpose.FLIP_TOP_BOTTOM) for im in base]
+
+    def fused(a: list[Image.Image], b: list[Image.Image]) -> np.ndarray:
+        head = default.score(default.embed(a), default.embed(b))
+        found = [align_pair(x, y, fusion.align) for x, y in zip(a, b)]
+        return fusion.combine(head, np.array([f.correlation for f in found]), np.array([f.detail for f in found]))
+
+    assert (fused(base, copies) >= threshold).all(), fused(base, copies)
+    assert (fused(base, others) < threshold).all(), fused(base, others)
