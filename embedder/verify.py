@@ -8,7 +8,9 @@ search for the alteration finds a placement with a normalised cross-correlation
 
 The search covers what the alterations do (training.alterations):
 - the 8 rotations/flips (D4), as a view of the panel taken as the template;
-- crops (keep 0.6-0.9 per side), as template scales relative to the container;
+- crops (keep 0.6-0.9 per side), as template scales relative to the container, and
+  after the fine stage a slight stretch of one side against the other (a crop rarely
+  keeps the same share of both sides, and a figure slot can squeeze a panel);
 - small rotations (up to ±15°), as template angles;
 - recolouring and grey: NCC on luminance is blind to gain and offset;
 - noise, blur, JPEG and rescaling: both sides are compared at low resolution.
@@ -56,6 +58,7 @@ class AlignConfig:
     fine_side: int = 64  # ... and at the fine stage
     scales: tuple[float, ...] = (1.0, 0.85, 0.72, 0.6)  # side of the cropped panel / side of the container
     angles: tuple[float, ...] = (0.0, -6.0, 6.0, -12.0, 12.0)  # degrees, counter-clockwise
+    aspects: tuple[float, ...] = (0.93, 1.0, 1.07)  # template height stretch against its width (stretch pass)
     centre: float = 0.8  # fraction of the template side kept (its centre) for the search
     refine_top: int = 3  # coarse hypotheses refined at the fine stage
     min_side: int = 8  # templates smaller than this are not tried
@@ -68,7 +71,7 @@ class AlignConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AlignConfig":
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("scales", "angles"):
+        for key in ("scales", "angles", "aspects"):
             if key in known:
                 known[key] = tuple(float(v) for v in known[key])
         return cls(**known)
@@ -103,6 +106,7 @@ class _Hypothesis:
     angle: float
     correlation: float
     position: int  # flat index of the template's top-left corner in the container
+    aspect: float = 1.0  # the template's height scale is scale * aspect
 
 
 def luminance(image: Image.Image, side: int) -> torch.Tensor:
@@ -182,13 +186,14 @@ def best_ncc(container: torch.Tensor, templates: torch.Tensor) -> tuple[torch.Te
 
 
 def _templates(views: Sequence[torch.Tensor], container_shape: tuple[int, int], scale: float, angles: Sequence[float],
-               centre: float) -> torch.Tensor | None:
-    """Views (V, h, w) rescaled to `scale` of the container, turned by each angle, centres cut -> (V*A, ...).
+               centre: float, aspect: float = 1.0) -> torch.Tensor | None:
+    """Views (V, h, w) rescaled to `scale` of the container (height `scale * aspect`), turned by each angle,
+    centres cut -> (V*A, ...).
 
     Ordered view-major: index = view_position * len(angles) + angle_position.
     """
     H, W = container_shape
-    full = (max(4, round(H * scale)), max(4, round(W * scale)))
+    full = (max(4, round(H * scale * aspect)), max(4, round(W * scale)))
     cut = (max(1, round(full[0] * centre)), max(1, round(full[1] * centre)))
     if min(cut) < 4:
         return None
@@ -199,19 +204,20 @@ def _templates(views: Sequence[torch.Tensor], container_shape: tuple[int, int], 
 
 
 def _search(a: torch.Tensor, b: torch.Tensor, config: AlignConfig, views: Sequence[int], scales: Sequence[float],
-            angles: Sequence[float], b_inside_a: bool) -> list[_Hypothesis]:
-    """Score every (view, scale, angle) of template panel b inside container a."""
+            angles: Sequence[float], b_inside_a: bool, aspects: Sequence[float] = (1.0,)) -> list[_Hypothesis]:
+    """Score every (view, scale, aspect, angle) of template panel b inside container a."""
     out: list[_Hypothesis] = []
     views = list(views)
     view_stack = [d4_view(b, v) for v in views]
     for scale in scales:
-        tpl = _templates(view_stack, tuple(a.shape), scale, angles, config.centre)
-        if tpl is None or min(tpl.shape[1:]) < config.min_side // 2:
-            continue
-        scores, where = best_ncc(a, tpl)
-        keys = [(v, angle) for v in views for angle in angles]
-        out.extend(_Hypothesis(b_inside_a, v, scale, angle, s, p)
-                   for (v, angle), s, p in zip(keys, scores.tolist(), where.tolist()))
+        for aspect in aspects:
+            tpl = _templates(view_stack, tuple(a.shape), scale, angles, config.centre, aspect)
+            if tpl is None or min(tpl.shape[1:]) < config.min_side // 2:
+                continue
+            scores, where = best_ncc(a, tpl)
+            keys = [(v, angle) for v in views for angle in angles]
+            out.extend(_Hypothesis(b_inside_a, v, scale, angle, s, p, aspect)
+                       for (v, angle), s, p in zip(keys, scores.tolist(), where.tolist()))
     return out
 
 
@@ -240,6 +246,13 @@ def align_pair(a: Image.Image, b: Image.Image, config: AlignConfig = AlignConfig
                 best = r
     if best is None:  # the fine stage could not place a template: keep the coarse answer
         best = hyps[0]
+    elif len(config.aspects) > 1:  # stretch pass: view and angle stay, the two sides may scale apart
+        container, template = fine[best.b_inside_a]
+        scales = sorted({min(1.0, best.scale * f) for f in (0.97, 1.0, 1.03)}, reverse=True)
+        for r in _search(container, template, config, (best.view,), scales, (best.angle,), best.b_inside_a,
+                         config.aspects):
+            if r.correlation > best.correlation:
+                best = r
     detail = _detail_at(a, b, best, config)
     correlation = float(max(0.0, min(1.0, best.correlation)))
     # view v of b lies on a -> b is mapped onto a by v; view v of a lies on b -> by v's inverse
@@ -266,7 +279,7 @@ def _detail_at(a: Image.Image, b: Image.Image, h: _Hypothesis, config: AlignConf
     scales = sorted({min(1.0, h.scale * f) for f in (0.97, 1.0, 1.03)}, reverse=True)
     step = _half_step(config.angles) / 2.0
     angles = (h.angle - step, h.angle, h.angle + step) if step else (h.angle,)
-    found = _search(container, template, config, (h.view,), scales, angles, h.b_inside_a)
+    found = _search(container, template, config, (h.view,), scales, angles, h.b_inside_a, (h.aspect,))
     return max((r.correlation for r in found), default=0.0)
 
 

@@ -68,6 +68,18 @@ def test_a_crop_is_placed_in_its_source_in_both_directions(kind: str) -> None:
         assert found.correlation > 0.9 and found.detail > 0.85
 
 
+def test_the_stretch_pass_fits_a_crop_that_kept_unequal_shares_of_its_sides() -> None:
+    plain, stretched = [], []
+    for kind in KINDS:
+        a = field(kind)
+        squeezed = a.crop((20, 10, 132, 106)).resize((150, 112), Image.Resampling.BICUBIC)  # kept 70% x 80%
+        plain.append(align_pair(a, squeezed, AlignConfig(aspects=(1.0,))).correlation)
+        stretched.append(align_pair(a, squeezed).correlation)
+    # measured: without the pass 0.78-0.99, with it 0.83-0.99 (+0.05 on average)
+    assert all(s >= p for p, s in zip(plain, stretched)), (plain, stretched)
+    assert np.mean(stretched) - np.mean(plain) > 0.03 and min(stretched) > 0.8
+
+
 @pytest.mark.parametrize("degrees", [10, -10])
 def test_a_small_turn_is_found_with_its_sense(degrees: int) -> None:
     a = field()
@@ -121,8 +133,8 @@ def test_align_many_pairs_lists_in_order_and_restores_threads() -> None:
 
 
 def test_config_round_trips_through_checkpoint_meta() -> None:
-    config = AlignConfig(scales=(1.0, 0.8), angles=(0.0, 5.0), detail_side=96)
+    config = AlignConfig(scales=(1.0, 0.8), angles=(0.0, 5.0), aspects=(0.9, 1.0), detail_side=96)
     data = config.to_dict()
     data["unknown_future_key"] = 1
-    data["scales"] = list(data["scales"])  # as stored: lists
+    data["scales"], data["aspects"] = list(data["scales"]), list(data["aspects"])  # as stored: lists
     assert AlignConfig.from_dict(data) == config
