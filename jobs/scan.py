@@ -392,14 +392,25 @@ def pixel_check(store: Any, a: np.ndarray, b: np.ndarray, config: Any) -> list[A
 
 
 def _align_in_tasks(fn: Callable[..., list[Any]], xs: list[bytes], ys: list[bytes], config: Any) -> list[Any]:
+    """fn over chunks of the pairs in Ray tasks; a chunk whose task fails (a worker killed, out of
+    memory) is redone here, so one lost worker costs time, not the scan."""
     import ray
 
     step = PIXEL_CHECK_TASK_PAIRS
     if not ray.is_initialized() or len(xs) <= step:
         return fn(xs, ys, config)
     remote = ray.remote(num_cpus=1)(fn)
-    refs = [remote.remote(xs[i:i + step], ys[i:i + step], config) for i in range(0, len(xs), step)]
-    return [alignment for chunk in ray.get(refs) for alignment in chunk]
+    starts = range(0, len(xs), step)
+    refs = [remote.remote(xs[i:i + step], ys[i:i + step], config) for i in starts]
+    out: list[Any] = []
+    for start, ref in zip(starts, refs):
+        try:
+            out += ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            logger.warning("pixel check task failed (%s); redoing its %d pairs in this process",
+                        type(exc).__name__, len(xs[start:start + step]))
+            out += fn(xs[start:start + step], ys[start:start + step], config)
+    return out
 
 
 def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path: str | None,
