@@ -32,10 +32,11 @@ demo: $(STAMP)
 	$(VENV)/bin/reusescan score $(DEMO_DIR)/scan/report.csv $(DEMO_DIR)/corpus/truth.csv
 	@echo "demo: open $(DEMO_DIR)/scan/report.html in a browser (pairs in report.csv, unreadable inputs in errors.csv)"
 
-# extraction speed, whole-scan quality (two corpus variants), FAISS at 1M vectors (~4 min)
+# extraction speed, whole-scan quality (two corpus variants), pixel-check speed, FAISS at 1M vectors
 bench: $(STAMP)
 	$(PY) benchmarks/bench_extract.py
 	$(PY) benchmarks/bench_scan.py
+	$(PY) benchmarks/bench_pixel_check.py --kernels
 	$(PY) benchmarks/bench_index.py --n 1000000 --dim 256
 
 clean:

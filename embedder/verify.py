@@ -20,7 +20,8 @@ container even when aspect ratios differ slightly or corners were rotated away.
 
 Coarse to fine: every hypothesis is scored at `coarse_side` pixels, the best few
 are refined with finer scale and angle steps at `fine_side` pixels. All
-correlations are computed as batched `conv2d`s: about 50 ms per pair on one core.
+correlations are computed as batched `conv2d`s (through the FFT for large containers):
+about 45 ms per pair on one core (`benchmarks/bench_pixel_check.py`).
 
 Detail: at low resolution two samples of one texture (two flow plots of the same
 population, two fields of one tissue) can still correlate at 0.95, because their
@@ -162,6 +163,23 @@ def _window_sums(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return (ii[h:, w:] - ii[:-h, w:] - ii[h:, :-w] + ii[:-h, :-w]).float()
 
 
+# Containers of at least this many pixels are correlated by FFT, smaller ones directly:
+# `benchmarks/bench_pixel_check.py --kernels` measured direct conv2d faster at 32-64 px and
+# the FFT 1.7-6x faster at 128 px (the detail stage), on one thread.
+FFT_MIN_PIXELS = 96 * 96
+
+
+def cross_correlate(container: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+    """(H, W) container, (N, h, w) templates -> (N, H - h + 1, W - w + 1) sums of products per placement."""
+    H, W = container.shape
+    n, h, w = templates.shape
+    if H * W < FFT_MIN_PIXELS:
+        return F.conv2d(container[None, None], templates[:, None])[0]
+    # circular correlation through the FFT; the valid placements never wrap around
+    spectrum = torch.fft.rfft2(container)[None] * torch.fft.rfft2(templates, s=(H, W)).conj()
+    return torch.fft.irfft2(spectrum, s=(H, W))[:, :H - h + 1, :W - w + 1]
+
+
 def best_ncc(container: torch.Tensor, templates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Highest NCC of each template (N, h, w) over all placements inside `container` (H, W).
 
@@ -174,8 +192,7 @@ def best_ncc(container: torch.Tensor, templates: torch.Tensor) -> tuple[torch.Te
         return torch.full((n,), -1.0), torch.zeros(n, dtype=torch.long)
     tpl = templates - templates.mean(dim=(1, 2), keepdim=True)
     tpl_norm = tpl.flatten(1).norm(dim=1)
-    img = container[None, None]
-    cross = F.conv2d(img, tpl[:, None])[0]  # zero-mean template: the container's mean drops out
+    cross = cross_correlate(container, tpl)  # zero-mean template: the container's mean drops out
     s1 = _window_sums(container, h, w)
     s2 = _window_sums(container * container, h, w)
     window_norm = (s2 - s1 * s1 / (h * w)).clamp_min(0.0).sqrt()

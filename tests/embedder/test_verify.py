@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from embedder.verify import (D4_VIEW_NAMES, AlignConfig, Alignment, align_encoded, align_many, align_pair, d4_view,
-                             high_pass, rotate)
+from embedder.verify import (D4_VIEW_NAMES, FFT_MIN_PIXELS, AlignConfig, Alignment, align_encoded, align_many,
+                             align_pair, best_ncc, cross_correlate, d4_view, high_pass, rotate)
 from jobs.report import apply_transform, inverse_transform
 from training.synth import KINDS, generate_specimen_field
 
@@ -32,6 +32,26 @@ def test_d4_view_matches_the_report_transforms() -> None:
     for view, name in enumerate(D4_VIEW_NAMES):
         expected = np.asarray(apply_transform(Image.fromarray(arr.astype(np.uint8)), name), dtype=np.float32)
         assert np.array_equal(d4_view(torch.from_numpy(arr), view).numpy(), expected), name
+
+
+@pytest.mark.parametrize("side", [40, 120])  # below and above FFT_MIN_PIXELS
+def test_cross_correlation_is_exact_on_both_paths(side: int) -> None:
+    assert (side * side >= FFT_MIN_PIXELS) == (side == 120)
+    g = torch.Generator().manual_seed(0)
+    container, templates = torch.rand(side, side + 7, generator=g), torch.rand(3, side // 2, side // 3, generator=g)
+    got = cross_correlate(container, templates)
+    direct = torch.nn.functional.conv2d(container[None, None].double(), templates[:, None].double())[0]
+    assert got.shape == direct.shape
+    assert torch.allclose(got.double(), direct, rtol=1e-4, atol=1e-3)
+
+
+def test_best_ncc_finds_a_planted_template() -> None:
+    g = torch.Generator().manual_seed(1)
+    container = torch.rand(120, 110, generator=g)
+    template = container[30:90, 20:70].clone()
+    ncc, where = best_ncc(container, torch.stack([template, torch.rand(60, 50, generator=g)]))
+    assert ncc[0] == pytest.approx(1.0, abs=1e-4) and ncc[1] < 0.5
+    assert divmod(int(where[0]), 110 - 50 + 1) == (30, 20)
 
 
 def test_rotate_turns_counter_clockwise_like_pil() -> None:
