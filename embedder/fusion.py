@@ -3,7 +3,8 @@
 `score = sigmoid(w_head * logit(head) + w_match * atanh(correlation) + w_detail * atanh(detail) + bias)`,
 a logistic regression on three numbers per pair: the head probability M(x, y),
 the NCC of the best placement found by `embedder.verify.align_pair`, and the
-NCC of that placement's fine detail (high-pass, at higher resolution). Its four weights are fitted on generated calibration pairs (`reusescan calibrate`,
+NCC of that placement's fine detail (high-pass, at higher resolution). Its four
+weights are fitted on generated calibration pairs (`reusescan calibrate`,
 `training.fusion`) and stored in the checkpoint meta under `"pixel_check"` with
 the search ranges used, so a scan always checks pixels exactly as calibrated. A
 checkpoint without that entry scores with the head alone.

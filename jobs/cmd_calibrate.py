@@ -12,9 +12,10 @@ import click
               help="Checkpoint to calibrate (default: the shipped model).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the calibrated checkpoint (may be the --model file itself).")
-@click.option("--pairs", type=click.IntRange(min=20), default=1200, show_default=True,
+@click.option("--pairs", type=click.IntRange(20, 5000), default=1200, show_default=True,
               help="Generated calibration pairs (40% similar).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 8), default=0, show_default=True,
+              help="Which calibration pairs (their specimens never meet training or evaluation ones).")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Only store this report threshold for the fused score (from benchmarks/bench_scan.py); no refit.")
 def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: float | None) -> None:

@@ -28,6 +28,8 @@ from training.data import PAIR_POS_FRACTION, all_kinds, alter, specimen_image
 log = logging.getLogger(__name__)
 
 CALIBRATION_SEED_BASE = 900_000
+MAX_CALIBRATION_SEED = 8  # seeds 0-8 with at most MAX_CALIBRATION_PAIRS stay below EVAL_SEED_BASE (1e6)
+MAX_CALIBRATION_PAIRS = 5_000
 
 
 @dataclass
@@ -40,6 +42,9 @@ class CalibrationPair:
 
 def calibration_pairs(n_pairs: int, seed: int = 0, min_side: int = 80, max_side: int = 200) -> list[CalibrationPair]:
     """`n_pairs` pairs: 40% altered copies (chains), the rest half same-specimen, half other-specimen."""
+    if not 0 <= seed <= MAX_CALIBRATION_SEED or not 0 < n_pairs <= MAX_CALIBRATION_PAIRS:
+        raise ValueError(f"calibration takes seed 0-{MAX_CALIBRATION_SEED} and 1-{MAX_CALIBRATION_PAIRS} pairs, "
+                         "so that its specimens never meet training or evaluation ones")
     rng = np.random.default_rng([seed, 777])
     kinds = all_kinds()
     out: list[CalibrationPair] = []

@@ -45,6 +45,8 @@ def test_calibration_pairs_are_reproducible_and_mixed() -> None:
     assert {p.negative for p in pairs if not p.label} == {"same specimen", "other specimen"}
     again = calibration_pairs(40, seed=3, min_side=40, max_side=60)
     assert np.array_equal(np.asarray(again[7].b), np.asarray(pairs[7].b))
+    with pytest.raises(ValueError, match="never meet training or evaluation"):
+        calibration_pairs(10, seed=9)  # its specimens would reach the evaluation seeds
 
 
 @pytest.fixture()
