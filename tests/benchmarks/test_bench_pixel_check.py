@@ -1,23 +1,12 @@
 """The pixel-check benchmark runs and restores the module setting it varies."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import embedder.verify as verify
-
-
-def load_bench():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_pixel_check.py"
-    spec = importlib.util.spec_from_file_location("bench_pixel_check", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmarks import load_benchmark
 
 
 def test_bench_times_every_variant_and_restores_the_fft_threshold() -> None:
-    bench = load_bench()
+    bench = load_benchmark("bench_pixel_check")
     before = verify.FFT_MIN_PIXELS
     times = bench.time_configs(n_pairs=3, runs=1)
     assert set(times) == {"shipped", "without stretch pass", "direct conv only"}

@@ -1,20 +1,13 @@
 """The scale benchmark runs end to end at a small size and meets its own targets."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_index.py"
+from tests.benchmarks import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_index", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_index")
 
 
 def test_synthetic_vectors_are_unit_and_planted_copies_are_close() -> None:
