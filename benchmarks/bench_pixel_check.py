@@ -20,12 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import embedder.verify as verify  # noqa: E402
-from embedder.verify import AlignConfig, align_pair  # noqa: E402
+from embedder.verify import AlignConfig, align_pair, correlate_direct, correlate_fft  # noqa: E402
 from training.fusion import calibration_pairs  # noqa: E402
 
 
@@ -55,21 +54,13 @@ def time_kernels(repeats: int = 20) -> list[dict[str, object]]:
     for H, W, h, w, n in [(32, 32, 25, 25, 40), (64, 64, 51, 51, 9), (64, 48, 40, 30, 9),
                           (128, 128, 102, 102, 9), (128, 96, 80, 60, 9)]:
         container, templates = torch.rand(H, W), torch.rand(n, h, w)
-
-        def direct() -> torch.Tensor:
-            return F.conv2d(container[None, None], templates[:, None])[0]
-
-        def fft() -> torch.Tensor:
-            spectrum = torch.fft.rfft2(container)[None] * torch.fft.rfft2(templates, s=(H, W)).conj()
-            return torch.fft.irfft2(spectrum, s=(H, W))[:, :H - h + 1, :W - w + 1]
-
         row: dict[str, object] = {"container": [H, W], "template": [h, w], "templates": n}
-        for name, fn in (("conv2d_ms", direct), ("fft_ms", fft)):
-            fn()
+        for name, correlate in (("conv2d_ms", correlate_direct), ("fft_ms", correlate_fft)):
+            correlate(container, templates)
             times = []
             for _ in range(repeats):
                 started = time.perf_counter()
-                fn()
+                correlate(container, templates)
                 times.append(time.perf_counter() - started)
             row[name] = round(statistics.median(times) * 1000, 3)
         out.append(row)

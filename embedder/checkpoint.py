@@ -61,6 +61,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[BTAModel, dict[str, A
 
 
 def weights_digest(path: str | os.PathLike[str]) -> str:
+    """`checkpoint_weights_digest` of the checkpoint file at `path`."""
+    return checkpoint_weights_digest(read_checkpoint(path))
+
+
+def checkpoint_weights_digest(data: dict[str, Any]) -> str:
     """SHA-256 of what decides the vectors: the config and every weight tensor (not the meta).
 
     Calibrating a checkpoint (threshold, pixel-check weights in its meta) leaves
@@ -69,7 +74,6 @@ def weights_digest(path: str | os.PathLike[str]) -> str:
     import hashlib
     import json
 
-    data = read_checkpoint(path)
     h = hashlib.sha256(json.dumps(data["config"], sort_keys=True).encode())
     for name in sorted(data["model"]):
         tensor = data["model"][name].detach().cpu().contiguous()

@@ -11,12 +11,13 @@ checkpoint without that entry scores with the head alone.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from embedder.verify import AlignConfig
+from embedder.verify import AlignConfig, Alignment
 
 META_KEY = "pixel_check"
 _EPS = 1e-4
@@ -53,15 +54,21 @@ class PixelFusion:
              + self.w_detail * match_feature(detail) + self.bias)
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
+    def score(self, head: np.ndarray, alignments: Sequence[Alignment | None]) -> np.ndarray:
+        """`combine` with the pixel check's results per pair (None: not checked, counts as no match)."""
+        correlation = np.array([0.0 if x is None else x.correlation for x in alignments], dtype=np.float64)
+        detail = np.array([0.0 if x is None else x.detail for x in alignments], dtype=np.float64)
+        return self.combine(head, correlation, detail)
+
     def to_meta(self) -> dict[str, Any]:
         return {"w_head": self.w_head, "w_match": self.w_match, "w_detail": self.w_detail, "bias": self.bias,
                 "align": self.align.to_dict()}
 
     @classmethod
-    def from_meta(cls, meta: Mapping[str, Any]) -> "PixelFusion | None":
+    def from_meta(cls, meta: Mapping[str, Any]) -> PixelFusion | None:
         """The fusion stored in checkpoint meta, or None when the model has none."""
         entry = meta.get(META_KEY)
         if not isinstance(entry, Mapping):
             return None
-        return cls(float(entry["w_head"]), float(entry["w_match"]), float(entry.get("w_detail", 0.0)),
-                   float(entry["bias"]), AlignConfig.from_dict(dict(entry.get("align", {}))))
+        return cls(float(entry["w_head"]), float(entry["w_match"]), float(entry["w_detail"]), float(entry["bias"]),
+                   AlignConfig.from_dict(dict(entry.get("align", {}))))

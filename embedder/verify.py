@@ -33,10 +33,13 @@ fused score (embedder.fusion) and not a veto.
 """
 from __future__ import annotations
 
+import io
 import logging
 import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,7 +73,7 @@ class AlignConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AlignConfig":
+    def from_dict(cls, data: dict[str, Any]) -> AlignConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         for key in ("scales", "angles", "aspects"):
             if key in known:
@@ -169,15 +172,23 @@ def _window_sums(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
 FFT_MIN_PIXELS = 96 * 96
 
 
-def cross_correlate(container: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+def correlate_direct(container: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
     """(H, W) container, (N, h, w) templates -> (N, H - h + 1, W - w + 1) sums of products per placement."""
+    return F.conv2d(container[None, None], templates[:, None])[0]
+
+
+def correlate_fft(container: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+    """The same as `correlate_direct`, as a circular correlation through the FFT (valid placements never wrap)."""
     H, W = container.shape
-    n, h, w = templates.shape
-    if H * W < FFT_MIN_PIXELS:
-        return F.conv2d(container[None, None], templates[:, None])[0]
-    # circular correlation through the FFT; the valid placements never wrap around
+    _, h, w = templates.shape
     spectrum = torch.fft.rfft2(container)[None] * torch.fft.rfft2(templates, s=(H, W)).conj()
     return torch.fft.irfft2(spectrum, s=(H, W))[:, :H - h + 1, :W - w + 1]
+
+
+def cross_correlate(container: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+    """`correlate_direct` or `correlate_fft`, whichever is faster for the container's size."""
+    H, W = container.shape
+    return correlate_direct(container, templates) if H * W < FFT_MIN_PIXELS else correlate_fft(container, templates)
 
 
 def best_ncc(container: torch.Tensor, templates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,23 +237,38 @@ def _search(a: torch.Tensor, b: torch.Tensor, config: AlignConfig, views: Sequen
     out: list[_Hypothesis] = []
     views = list(views)
     view_stack = [d4_view(b, v) for v in views]
+    keys = [(v, angle) for v in views for angle in angles]  # the templates' order (see _templates)
     for scale in scales:
         for aspect in aspects:
             tpl = _templates(view_stack, tuple(a.shape), scale, angles, config.centre, aspect)
             if tpl is None or min(tpl.shape[1:]) < config.min_side // 2:
                 continue
             scores, where = best_ncc(a, tpl)
-            keys = [(v, angle) for v in views for angle in angles]
             out.extend(_Hypothesis(b_inside_a, v, scale, angle, s, p, aspect)
                        for (v, angle), s, p in zip(keys, scores.tolist(), where.tolist()))
     return out
 
 
+def _scales_around(scale: float, factors: Sequence[float]) -> list[float]:
+    """`scale` times each factor, capped at 1 (a template never outgrows its container), largest first."""
+    return sorted({min(1.0, scale * f) for f in factors}, reverse=True)
+
+
+def _angles_around(angle: float, step: float) -> tuple[float, ...]:
+    return (angle - step, angle, angle + step) if step else (angle,)
+
+
+def _both_ways(a: Image.Image, b: Image.Image, side: int,
+               prepare: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> dict[bool, tuple[torch.Tensor, torch.Tensor]]:
+    """(container, template) at `side` pixels for b inside a (key True) and a inside b (False)."""
+    la, lb = prepare(luminance(a, side)), prepare(luminance(b, side))
+    return {True: (la, lb), False: (lb, la)}
+
+
 @torch.inference_mode()
 def align_pair(a: Image.Image, b: Image.Image, config: AlignConfig = AlignConfig()) -> Alignment:
     """Search the placement of b in a (and of a in b) that correlates best; see the module docstring."""
-    coarse = {True: (luminance(a, config.coarse_side), luminance(b, config.coarse_side)),
-              False: (luminance(b, config.coarse_side), luminance(a, config.coarse_side))}
+    coarse = _both_ways(a, b, config.coarse_side)
     hyps: list[_Hypothesis] = []
     for b_inside_a, (container, template) in coarse.items():
         hyps += _search(container, template, config, range(8), config.scales, config.angles, b_inside_a)
@@ -250,22 +276,21 @@ def align_pair(a: Image.Image, b: Image.Image, config: AlignConfig = AlignConfig
         return Alignment(0.0)
     hyps.sort(key=lambda h: h.correlation, reverse=True)
 
-    fine = {True: (luminance(a, config.fine_side), luminance(b, config.fine_side)),
-            False: (luminance(b, config.fine_side), luminance(a, config.fine_side))}
+    fine = _both_ways(a, b, config.fine_side)
     angle_step = _half_step(config.angles)
     best: _Hypothesis | None = None
     for h in hyps[:config.refine_top]:
         container, template = fine[h.b_inside_a]
-        scales = sorted({min(1.0, h.scale * f) for f in (0.93, 1.0, 1.07)}, reverse=True)
-        angles = (h.angle - angle_step, h.angle, h.angle + angle_step) if angle_step else (h.angle,)
-        for r in _search(container, template, config, (h.view,), scales, angles, h.b_inside_a):
+        scales = _scales_around(h.scale, (0.93, 1.0, 1.07))
+        for r in _search(container, template, config, (h.view,), scales, _angles_around(h.angle, angle_step),
+                         h.b_inside_a):
             if best is None or r.correlation > best.correlation:
                 best = r
     if best is None:  # the fine stage could not place a template: keep the coarse answer
         best = hyps[0]
     elif len(config.aspects) > 1:  # stretch pass: view and angle stay, the two sides may scale apart
         container, template = fine[best.b_inside_a]
-        scales = sorted({min(1.0, best.scale * f) for f in (0.97, 1.0, 1.03)}, reverse=True)
+        scales = _scales_around(best.scale, (0.97, 1.0, 1.03))
         for r in _search(container, template, config, (best.view,), scales, (best.angle,), best.b_inside_a,
                          config.aspects):
             if r.correlation > best.correlation:
@@ -290,12 +315,9 @@ def high_pass(t: torch.Tensor, kernel: int) -> torch.Tensor:
 
 def _detail_at(a: Image.Image, b: Image.Image, h: _Hypothesis, config: AlignConfig) -> float:
     """Best NCC of the high-pass residuals at `detail_side`, searched just around hypothesis h."""
-    container_image, template_image = (a, b) if h.b_inside_a else (b, a)
-    container = high_pass(luminance(container_image, config.detail_side), config.detail_kernel)
-    template = high_pass(luminance(template_image, config.detail_side), config.detail_kernel)
-    scales = sorted({min(1.0, h.scale * f) for f in (0.97, 1.0, 1.03)}, reverse=True)
-    step = _half_step(config.angles) / 2.0
-    angles = (h.angle - step, h.angle, h.angle + step) if step else (h.angle,)
+    container, template = _both_ways(a, b, config.detail_side, lambda t: high_pass(t, config.detail_kernel))[h.b_inside_a]
+    scales = _scales_around(h.scale, (0.97, 1.0, 1.03))
+    angles = _angles_around(h.angle, _half_step(config.angles) / 2.0)
     found = _search(container, template, config, (h.view,), scales, angles, h.b_inside_a, (h.aspect,))
     return max((r.correlation for r in found), default=0.0)
 
@@ -312,8 +334,6 @@ def align_encoded(a: bytes, b: bytes, config: AlignConfig = AlignConfig()) -> Al
 
     Never raises for bad pixels: one broken panel must not take down a scan.
     """
-    import io
-
     try:
         with Image.open(io.BytesIO(a)) as ia, Image.open(io.BytesIO(b)) as ib:
             return align_pair(ia.convert("RGB"), ib.convert("RGB"), config)
@@ -322,18 +342,36 @@ def align_encoded(a: bytes, b: bytes, config: AlignConfig = AlignConfig()) -> Al
         return Alignment(0.0)
 
 
-def align_many(a: Sequence[bytes], b: Sequence[bytes], config: AlignConfig = AlignConfig()) -> list[Alignment]:
-    """`align_encoded` over aligned lists of encoded images, on one thread.
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block (the pixel check's tensors are tiny).
 
-    The tensors are tiny (tens of pixels a side): torch's thread pool costs more
-    than it gains there, and against a busy machine it is 20x slower (measured
-    without the detail stage: 24 ms a pair on one thread, 625 ms on two while
-    another process trains; the detail stage brings one thread to ~33 ms).
-    Parallelism comes from running several batches at once (Ray tasks in `jobs`).
+    Torch's thread pool costs more than it gains there, and against a busy machine
+    it is 20x slower (measured before the detail stage: 24 ms a pair on one thread,
+    625 ms on two while another process trains). Parallelism comes from running
+    several batches at once (Ray tasks in `jobs`).
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return [align_encoded(x, y, config) for x, y in zip(a, b, strict=True)]
+        yield
     finally:
         torch.set_num_threads(previous)
+
+
+def align_images(a: Sequence[Image.Image], b: Sequence[Image.Image], config: AlignConfig = AlignConfig(),
+                 progress: Callable[[int], None] | None = None) -> list[Alignment]:
+    """`align_pair` over aligned lists of images, on one thread; `progress(1)` after each pair."""
+    out: list[Alignment] = []
+    with single_thread():
+        for x, y in zip(a, b, strict=True):
+            out.append(align_pair(x, y, config))
+            if progress is not None:
+                progress(1)
+    return out
+
+
+def align_many(a: Sequence[bytes], b: Sequence[bytes], config: AlignConfig = AlignConfig()) -> list[Alignment]:
+    """`align_encoded` over aligned lists of encoded images (as stored), on one thread."""
+    with single_thread():
+        return [align_encoded(x, y, config) for x, y in zip(a, b, strict=True)]

@@ -93,7 +93,7 @@ class Pairs:
     def as_set(self) -> set[tuple[int, int]]:
         return set(zip(self.a.tolist(), self.b.tolist()))
 
-    def to_frame(self) -> "pd.DataFrame":  # noqa: F821 - pandas imported lazily
+    def to_frame(self) -> pd.DataFrame:  # noqa: F821 - pandas imported lazily
         import pandas as pd
 
         return pd.DataFrame({"row_a": self.a, "row_b": self.b, "sim": self.sim, "score": self.score})
@@ -286,7 +286,7 @@ def score_candidates(pairs: Pairs, vectors: np.ndarray | Callable[[np.ndarray], 
     return out
 
 
-def pairs_frame(pairs: Pairs, table: pa.Table, columns: Sequence[str] = ("figure_id", "doc", "page", "x0", "y0", "x1", "y1")) -> "pd.DataFrame":  # noqa: F821
+def pairs_frame(pairs: Pairs, table: pa.Table, columns: Sequence[str] = ("figure_id", "doc", "page", "x0", "y0", "x1", "y1")) -> pd.DataFrame:  # noqa: F821
     """Pairs joined with record columns (suffixes _a/_b) and `kind` (inter/intra), for reports."""
     import pandas as pd
 

@@ -13,11 +13,13 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from dataclasses import dataclass
+
+from scanner.discover import document_key
 
 if TYPE_CHECKING:  # pragma: no cover
     from scanner.extract import DocumentResult, ExtractError, ExtractLimits
@@ -44,7 +46,7 @@ def _worker_init() -> None:
         sys.modules.setdefault("pymupdf.layout", None)  # type: ignore[arg-type]
 
 
-def extract_guarded(path: Path, root: Path, limits: "ExtractLimits", hard_cpu_s: float | None) -> "DocumentResult":
+def extract_guarded(path: Path, root: Path, limits: ExtractLimits, hard_cpu_s: float | None) -> DocumentResult:
     """`extract_document` in a pool worker, with a hard CPU-time limit as a last resort.
 
     The per-document timeout (SIGALRM) only fires when control is back in Python; a
@@ -70,8 +72,8 @@ def extract_guarded(path: Path, root: Path, limits: "ExtractLimits", hard_cpu_s:
 
 
 def _run_pool(
-    inputs: list[Path], root: Path, limits: "ExtractLimits", workers: int, hard_cpu_s: float | None = None
-) -> Iterator[tuple[int, "DocumentResult"]]:
+    inputs: list[Path], root: Path, limits: ExtractLimits, workers: int, hard_cpu_s: float | None = None
+) -> Iterator[tuple[int, DocumentResult]]:
     """(input index, result) for every input, in completion order.
 
     At most `workers + 1` documents are in flight. A worker that dies (a crash
@@ -87,7 +89,7 @@ def _run_pool(
     from scanner.extract import DocumentResult, ExtractError
 
     def died(i: int) -> DocumentResult:
-        res = DocumentResult(doc=_rel(inputs[i], root), doc_sha256="")
+        res = DocumentResult(doc=document_key(inputs[i], root), doc_sha256="")
         res.errors.append(ExtractError(
             res.doc, "extract", "the worker process died while reading this document (crash, or CPU limit exceeded)"
         ))
@@ -116,7 +118,7 @@ def _run_pool(
                         suspects.append(i)
                         continue
                     except Exception as exc:  # pickling or an unexpected worker error
-                        result = DocumentResult(doc=_rel(inputs[i], root), doc_sha256="")
+                        result = DocumentResult(doc=document_key(inputs[i], root), doc_sha256="")
                         result.errors.append(ExtractError(result.doc, "extract", f"{type(exc).__name__}: {exc}"))
                     yield i, result
         for i in sorted(suspects):
@@ -128,18 +130,11 @@ def _run_pool(
             yield i, result
 
 
-def _run_inline(inputs: list[Path], root: Path, limits: "ExtractLimits") -> Iterator[tuple[int, "DocumentResult"]]:
+def _run_inline(inputs: list[Path], root: Path, limits: ExtractLimits) -> Iterator[tuple[int, DocumentResult]]:
     from scanner.extract import extract_document
 
     for i, path in enumerate(inputs):
         yield i, extract_document(path, root, limits)
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix() if path.resolve() != root.resolve() else path.name
-    except ValueError:
-        return path.as_posix()
 
 
 def _safe_name(doc: str) -> str:
@@ -147,7 +142,7 @@ def _safe_name(doc: str) -> str:
 
 
 def run_extract(
-    path: Path, out: Path, *, workers: int, limits: "ExtractLimits", dump_png: Path | None = None,
+    path: Path, out: Path, *, workers: int, limits: ExtractLimits, dump_png: Path | None = None,
     min_docs: int = 3, min_pages: int = 4, progress: bool = True, hard_cpu_s: float | None = -1.0,
 ) -> ExtractSummary:
     """Extract `path` into `out` (figures.parquet, errors.csv, optional PNGs). Raises on run failures.

@@ -22,12 +22,12 @@ from typing import Any
 import click
 
 from jobs.cmd_scan import (
-    html_summary,
-    load_errors,
-    record_errors,
     fail,
     format_summary,
+    html_summary,
+    load_errors,
     pipeline_and_match,
+    record_errors,
     run_options,
     settings_from,
     stage_announcer,
@@ -108,7 +108,7 @@ def nightly(incoming: Path, store_dir: Path, night: str | None, **kwargs: Any) -
     from index.store import FigureStore, StoreError
     from jobs.ray_runtime import ray_session
     from jobs.scan import StageClock, build_report_pairs, ingest, match_store, write_outputs
-    from scanner.discover import find_inputs
+    from scanner.discover import document_key, find_inputs
 
     started = time.monotonic()
     root = incoming.resolve()
@@ -116,7 +116,7 @@ def nightly(incoming: Path, store_dir: Path, night: str | None, **kwargs: Any) -
     out_dir = store_dir / "reports" / night
     run_id = f"nightly-{night}"
     paths = [p for p in find_inputs(root) if store_dir not in p.resolve().parents]
-    rel = {p.relative_to(root).as_posix(): p for p in paths}
+    rel = {document_key(p, root): p for p in paths}
     pipeline, match = pipeline_and_match(settings)
     clock = StageClock(announce=stage_announcer(settings.progress))
     try:

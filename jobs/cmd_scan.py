@@ -128,7 +128,7 @@ def scan(path: Path, out_dir: Path, **kwargs: Any) -> None:
     from index.store import StoreError
     from jobs.ray_runtime import ray_session
     from jobs.scan import StageClock, build_report_pairs, ingest, match_store, write_outputs
-    from scanner.discover import find_inputs
+    from scanner.discover import document_key, find_inputs
 
     started = time.monotonic()
     root = path.resolve()
@@ -139,7 +139,7 @@ def scan(path: Path, out_dir: Path, **kwargs: Any) -> None:
         click.echo(f"reusescan: no PDF or image files under {path}", err=True)
     pipeline, match = pipeline_and_match(settings)
     clock = StageClock(announce=stage_announcer(settings.progress))
-    rel = {(p.name if root.is_file() else p.relative_to(root).as_posix()): p for p in paths}
+    rel = {document_key(p, root): p for p in paths}
     stored = _stored_documents(store_dir)
     run_id = time.strftime("scan-%Y%m%dT%H%M%SZ", time.gmtime())
     try:

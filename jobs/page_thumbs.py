@@ -12,8 +12,8 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def _is_pdf(path: Path) -> bool:
         return fh.read(5) == b"%PDF-"
 
 
-def _render_pdf_page(doc: "object", page: int, max_px: int) -> tuple[bytes, tuple[float, float]]:
+def _render_pdf_page(doc: object, page: int, max_px: int) -> tuple[bytes, tuple[float, float]]:
     import pymupdf
 
     if not 1 <= page <= doc.page_count:  # type: ignore[attr-defined]

@@ -79,6 +79,7 @@ def extract_paths(batch: dict[str, np.ndarray], *, root: str, max_pages: int, do
     error rows, and anything it did not foresee becomes one more error row here,
     so one document can never take the scan down.
     """
+    from scanner.discover import document_key
     from scanner.extract import ExtractLimits, extract_document
 
     limits = ExtractLimits(max_pages=max_pages, timeout_s=doc_timeout_s)
@@ -88,7 +89,7 @@ def extract_paths(batch: dict[str, np.ndarray], *, root: str, max_pages: int, do
             tables.append(_doc_rows(extract_document(Path(str(path)), Path(root), limits)))
         except Exception as exc:  # pragma: no cover - extract_document already catches
             logger.exception("extraction crashed on %s", path)
-            rel = os.path.relpath(str(path), root)
+            rel = document_key(Path(str(path)), Path(root))
             row = {name: None for name in EXTRACT_SCHEMA.names}
             row.update(doc=rel, row_kind=ROW_ERROR, stage="extract", error=f"{type(exc).__name__}: {exc}", flags=[])
             tables.append(pa.Table.from_pylist([row], schema=EXTRACT_SCHEMA))
@@ -136,12 +137,11 @@ def model_id_of(model_path: str | None) -> str:
     mixing them, and a resumed scan or a nightly run checks it before any work.
     The checkpoint's meta (threshold, pixel-check calibration) is not part of it.
     """
-    from embedder.checkpoint import read_checkpoint, weights_digest
+    from embedder.checkpoint import checkpoint_weights_digest, read_checkpoint
     from embedder.inference import DEFAULT_CHECKPOINT
 
-    path = Path(model_path) if model_path else Path(DEFAULT_CHECKPOINT)
-    config = read_checkpoint(path).get("config", {})
-    return f"{config.get('backbone', 'model')}-{weights_digest(path)[:16]}"
+    data = read_checkpoint(Path(model_path) if model_path else Path(DEFAULT_CHECKPOINT))
+    return f"{data.get('config', {}).get('backbone', 'model')}-{checkpoint_weights_digest(data)[:16]}"
 
 
 def resolve_resources(options: PipelineOptions) -> PipelineOptions:
@@ -202,6 +202,5 @@ def run_extract_and_embed(paths: Sequence[Path], root: Path, options: PipelineOp
     # dropped and `jobs.scan.ingest` reports it as an error (no `doc` row came back).
     ray.data.DataContext.get_current().max_errored_blocks = len(paths)
     started = time.monotonic()
-    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        yield batch
+    yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
     logger.info("extract+embed finished in %.1f s", time.monotonic() - started)

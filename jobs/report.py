@@ -21,9 +21,10 @@ import io
 import logging
 import os
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from training.scoring import format_bbox, parse_bbox  # noqa: F401  (the report contract's bbox text)
 
@@ -89,7 +90,7 @@ def describe_transform(name: str | None) -> str:
     return _PHRASES[name]
 
 
-def apply_transform(image: "Image.Image", name: str) -> "Image.Image":
+def apply_transform(image: Image.Image, name: str) -> Image.Image:
     """Apply the named D4 transform to a PIL image (lossless: only moves pixels)."""
     from PIL import Image
 
@@ -99,7 +100,7 @@ def apply_transform(image: "Image.Image", name: str) -> "Image.Image":
     return out.transpose(rotate[k]) if k else out.copy()
 
 
-def estimate_transform(a: "Image.Image", b: "Image.Image", size: int = 32) -> tuple[str, float]:
+def estimate_transform(a: Image.Image, b: Image.Image, size: int = 32) -> tuple[str, float]:
     """Best of the 8 transforms mapping `b` onto `a` by normalised correlation of small grey copies.
 
     A cheap fallback when the matcher does not say which orientation matched:
@@ -109,7 +110,7 @@ def estimate_transform(a: "Image.Image", b: "Image.Image", size: int = 32) -> tu
     """
     import numpy as np
 
-    def prep(img: "Image.Image") -> "np.ndarray":
+    def prep(img: Image.Image) -> np.ndarray:
         from PIL import Image
 
         arr = np.asarray(img.convert("L").resize((size, size), Image.Resampling.BILINEAR), dtype=np.float64)

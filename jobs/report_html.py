@@ -21,10 +21,11 @@ import datetime as _dt
 import io
 import logging
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from html import escape
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from jobs.report import KIND_INTER, ReportError, ReportPair, PanelRef, apply_transform, format_bbox, sort_pairs
+from jobs.report import KIND_INTER, PanelRef, ReportError, ReportPair, apply_transform, format_bbox, sort_pairs
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -43,7 +44,7 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _open_image(data: bytes | None) -> "Image.Image | None":
+def _open_image(data: bytes | None) -> Image.Image | None:
     """Decode image bytes with PIL, or None when missing/undecodable (logged)."""
     if not data:
         return None
@@ -66,7 +67,7 @@ def _open_image(data: bytes | None) -> "Image.Image | None":
     return img
 
 
-def _data_uri(img: "Image.Image", max_px: int) -> str:
+def _data_uri(img: Image.Image, max_px: int) -> str:
     """Downscale to fit `max_px` and encode as PNG (or JPEG when much smaller)."""
     from PIL import Image
 

@@ -28,6 +28,7 @@ from jobs.pipeline import (
     model_id_of,
     run_extract_and_embed,
 )
+from scanner.discover import document_key
 from scanner.records import FIGURES_SCHEMA, FLAG_BOILERPLATE
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class StageClock:
     seconds: dict[str, float] = field(default_factory=dict)
     announce: Callable[[str], None] | None = None   # told when a stage starts (a status line on stderr)
 
-    def timed(self, name: str) -> "_Timer":
+    def timed(self, name: str) -> _Timer:
         return _Timer(self, name)
 
 
@@ -89,12 +90,6 @@ class IngestResult:
     errors: list[tuple[str, str, str]] = field(default_factory=list)
     input_sha256: dict[str, str] = field(default_factory=dict)   # every readable input: doc -> content hash
     new_row_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-
-
-def _relative(path: Path, root: Path) -> str:
-    if root.is_file():
-        return path.name
-    return path.relative_to(root).as_posix()
 
 
 def ingest(
@@ -127,12 +122,12 @@ def ingest(
             try:
                 sha = file_sha256(p)
             except OSError as exc:
-                result.errors.append((_relative(p, root), "read", f"{type(exc).__name__}: {exc}"))
+                result.errors.append((document_key(p, root), "read", f"{type(exc).__name__}: {exc}"))
                 continue
-            result.input_sha256[_relative(p, root)] = sha
-            if seen(_relative(p, root), sha):
+            result.input_sha256[document_key(p, root)] = sha
+            if seen(document_key(p, root), sha):
                 result.skipped_documents += 1
-            elif (_relative(p, root), sha) not in staged:  # staged: finished by an interrupted run
+            elif (document_key(p, root), sha) not in staged:  # staged: finished by an interrupted run
                 todo.append(p)
     logger.info("%d input(s), %d already in the store, %d staged by an interrupted run, %d to ingest",
                 len(paths), result.skipped_documents, len(staged), len(todo))
@@ -150,8 +145,8 @@ def ingest(
         table = table.filter(pa.array(fresh))
     _count_rows(table, result)
     for p in todo:
-        if _relative(p, root) not in finished:
-            result.errors.append((_relative(p, root), "extract", "the extraction process crashed on this document; "
+        if document_key(p, root) not in finished:
+            result.errors.append((document_key(p, root), "extract", "the extraction process crashed on this document; "
                                   "nothing of it was kept"))
     # Boilerplate needs every record of the run (a logo is boilerplate because it
     # recurs), so the store is written once extraction is complete; until then the
@@ -364,8 +359,8 @@ class MatchResult:
     score: np.ndarray
     group: np.ndarray
     candidates: int
-    head: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    alignment: list[Any] = field(default_factory=list)
+    head: np.ndarray
+    alignment: list[Any]
 
 
 # Pairs read from the store at a time, and per Ray task, for the pixel check.
@@ -450,9 +445,7 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
             todo = np.flatnonzero(head >= options.pixel_floor)
             for i, found in zip(todo.tolist(), pixel_check(store, pairs.a[todo], pairs.b[todo], fusion.align)):
                 alignments[i] = found
-            correlation = np.array([0.0 if x is None else x.correlation for x in alignments], dtype=np.float32)
-            detail = np.array([0.0 if x is None else x.detail for x in alignments], dtype=np.float32)
-            scores = fusion.combine(head, correlation, detail)
+            scores = fusion.score(head, alignments)
     threshold = model_threshold(embedder, fused=fusion is not None) if options.threshold is None else options.threshold
     keep = scores >= threshold
     a, b = pairs.a[keep], pairs.b[keep]
@@ -473,7 +466,9 @@ def model_threshold(embedder: Any, *, fused: bool = False) -> float:
     evaluation reports the lowest score that keeps precision at 0.9; that number
     is written into the checkpoint's meta when it ships.
     """
-    source = embedder.meta.get("pixel_check", {}) if fused else embedder.meta
+    from embedder.fusion import META_KEY
+
+    source = embedder.meta.get(META_KEY, {}) if fused else embedder.meta
     value = source.get("threshold") if isinstance(source, dict) else None
     return float(value) if isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0 else DEFAULT_THRESHOLD
 
@@ -520,16 +515,13 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
                              figure_id=r["figure_id"], thumbnail=make_thumbnail(r["image"], REPORT_THUMB_PX, fmt="PNG") or b"",
                              page_image=art[0] if art else None, page_size=art[1] if art else None)
     out = []
-    head = match.head.tolist() if len(match.head) == len(match.a) else [None] * len(match.a)
-    found = match.alignment if len(match.alignment) == len(match.a) else [None] * len(match.a)
     for a, b, score, sim, group, head_score, alignment in zip(match.a.tolist(), match.b.tolist(), match.score.tolist(),
-                                                              match.sim.tolist(), match.group.tolist(), head, found):
+                                                              match.sim.tolist(), match.group.tolist(),
+                                                              match.head.tolist(), match.alignment, strict=True):
         ra, rb = rows[a], rows[b]
         if pair_filter is not None and not pair_filter(ra, rb):
             continue
-        extra = {"cosine": f"{sim:.3f}"}
-        if head_score is not None:
-            extra["head score"] = f"{head_score:.3f}"
+        extra = {"cosine": f"{sim:.3f}", "head score": f"{head_score:.3f}"}
         if alignment is not None:  # the pixel check placed one panel on the other
             transform = alignment.transform
             extra["pixel match"] = f"{alignment.correlation:.2f} (detail {alignment.detail:.2f})"

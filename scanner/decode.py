@@ -37,7 +37,7 @@ def composite_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def pixmap_to_rgb(pix: "pymupdf.Pixmap", mask: "pymupdf.Pixmap | None" = None) -> np.ndarray:
+def pixmap_to_rgb(pix: pymupdf.Pixmap, mask: pymupdf.Pixmap | None = None) -> np.ndarray:
     """RGB array of a MuPDF pixmap, colour-converted by MuPDF, transparency composited on white.
 
     `mask` is an optional soft mask (an SMask image's pixmap, one channel) of the same
@@ -75,7 +75,7 @@ def pixmap_to_rgb(pix: "pymupdf.Pixmap", mask: "pymupdf.Pixmap | None" = None) -
     return np.ascontiguousarray(rgb)
 
 
-def pil_to_rgb(img: "Image.Image") -> np.ndarray:
+def pil_to_rgb(img: Image.Image) -> np.ndarray:
     """RGB array of a Pillow image of any mode: 16-bit and float scaled, alpha composited on white.
 
     Pillow decodes Adobe (inverted) CMYK JPEGs with the right polarity; its CMYK->RGB

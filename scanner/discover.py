@@ -63,6 +63,23 @@ def expected_kind(path: Path) -> Kind | None:
     return None
 
 
+def document_key(path: Path, root: Path) -> str:
+    """A document's name in every output and in the store: its POSIX path relative to the scan root.
+
+    The file name when `root` is the file itself. Symlinks are not resolved, so a
+    linked file keeps the name it has under `root`; resuming a scan and the
+    nightly "seen before" check both compare these keys, so this is their only
+    definition.
+    """
+    p, r = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    if p == r:
+        return p.name
+    try:
+        return p.relative_to(r).as_posix()
+    except ValueError:  # not under root: keep the path as given
+        return Path(path).as_posix()
+
+
 def find_inputs(root: Path) -> list[Path]:
     """All PDFs and image files under `root` (recursive, sorted; `root` itself if it is a file).
 
@@ -84,6 +101,6 @@ def find_inputs(root: Path) -> list[Path]:
                 continue
             if expected_kind(path) is not None or sniff_path(path) is not None:
                 found.append(path)
-    found.sort(key=lambda p: p.relative_to(root).as_posix())
+    found.sort(key=lambda p: document_key(p, root))
     logger.info("found %d inputs under %s", len(found), root)
     return found

@@ -19,9 +19,10 @@ import io
 import logging
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from scanner.decode import (
     pil_to_rgb,
     pixmap_to_rgb,
 )
-from scanner.discover import expected_kind, sniff_kind
+from scanner.discover import document_key, expected_kind, sniff_kind
 from scanner.noise import NoiseOptions, is_tiny, is_uniform
 from scanner.panels import SplitOptions, split_panels
 from scanner.records import FLAG_COMPOUND, FLAG_TINY, FLAG_UNIFORM, PanelRecord
@@ -107,15 +108,6 @@ def _one_line(text: object, limit: int = 500) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
-def _relative(path: Path, root: Path) -> str:
-    """POSIX path of `path` relative to `root` (just the file name when `root` is the file itself)."""
-    p, r = path.resolve(), root.resolve()
-    if p == r:
-        return path.name
-    try:
-        return p.relative_to(r).as_posix()
-    except ValueError:
-        return path.as_posix()
 
 
 # --------------------------------------------------------------------------- records
@@ -200,7 +192,7 @@ def _mupdf_warnings() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _neutralise_image(doc: "pymupdf.Document", xref: int) -> None:
+def _neutralise_image(doc: pymupdf.Document, xref: int) -> None:
     """Replace an image XObject in the in-memory document by a 1x1 white pixel.
 
     Used for decompression bombs so that MuPDF's own page walk (which decodes
@@ -216,7 +208,7 @@ def _neutralise_image(doc: "pymupdf.Document", xref: int) -> None:
     doc.update_stream(xref, b"\xff", new=True)
 
 
-def _xref_dims(doc: "pymupdf.Document", xref: int) -> tuple[int, int]:
+def _xref_dims(doc: pymupdf.Document, xref: int) -> tuple[int, int]:
     def num(key: str) -> int:
         kind, val = doc.xref_get_key(xref, key)
         try:
@@ -230,7 +222,7 @@ def _xref_dims(doc: "pymupdf.Document", xref: int) -> tuple[int, int]:
 class _PdfExtractor:
     """State for one open PDF: decoded-image cache, errors, records."""
 
-    def __init__(self, doc: "pymupdf.Document", result: DocumentResult, limits: ExtractLimits) -> None:
+    def __init__(self, doc: pymupdf.Document, result: DocumentResult, limits: ExtractLimits) -> None:
         self.doc = doc
         self.result = result
         self.limits = limits
@@ -302,7 +294,7 @@ class _PdfExtractor:
         return self.digests[xref]
 
     # ---- inline images
-    def inline_pixels(self, page: "pymupdf.Page", info: dict[str, Any], blocks: list[dict[str, Any]]) -> np.ndarray | None:
+    def inline_pixels(self, page: pymupdf.Page, info: dict[str, Any], blocks: list[dict[str, Any]]) -> np.ndarray | None:
         """Own pixels of an inline image (from MuPDF's image blocks), else a clip of a rendering."""
         from PIL import Image
 
@@ -330,7 +322,7 @@ class _PdfExtractor:
                 break
         return None
 
-    def render_clip(self, page: "pymupdf.Page", info: dict[str, Any], bbox: "pymupdf.Rect", transposed: bool) -> np.ndarray:
+    def render_clip(self, page: pymupdf.Page, info: dict[str, Any], bbox: pymupdf.Rect, transposed: bool) -> np.ndarray:
         """Page rendering clipped to `bbox` at the image's native resolution (already upright)."""
         import pymupdf
 
@@ -474,8 +466,7 @@ def extract_pdf(path: Path, result: DocumentResult, limits: ExtractLimits) -> No
 
 def _frames(img: Any, max_frames: int) -> Iterator[int]:
     n = getattr(img, "n_frames", 1) or 1
-    for i in range(min(n, max_frames)):
-        yield i
+    yield from range(min(n, max_frames))
 
 
 def extract_image_file(path: Path, result: DocumentResult, limits: ExtractLimits) -> None:
@@ -534,7 +525,7 @@ def extract_document(path: Path, root: Path, limits: ExtractLimits | None = None
     """
     limits = limits or ExtractLimits()
     path, root = Path(path), Path(root)
-    rel = _relative(path, root)
+    rel = document_key(path, root)
     started = time.monotonic()
     try:
         size = path.stat().st_size

@@ -16,18 +16,17 @@ Held-out generator seeds start at `EVAL_SEED_BASE`, far from any training seed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from embedder.fusion import PixelFusion
-from embedder.verify import align_pair
-
-from training.data import (EVAL_SEED_BASE, PAIR_POS_FRACTION, alteration_kinds, all_kinds, apply_named,
-                           specimen_image)
+from embedder.verify import align_images
+from training.data import EVAL_SEED_BASE, PAIR_POS_FRACTION, all_kinds, alteration_kinds, apply_named, specimen_image
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +175,8 @@ def evaluate_embedders(embedders: dict[str, Any], pairs: Sequence[EvalPair], thr
             variants.insert(0, (name, head))
             fusion = PixelFusion.from_meta(emb.meta)
             if fusion is not None:
-                found = [align_pair(p.a, p.b, fusion.align) for p in pairs]
-                fused = fusion.combine(head, np.array([f.correlation for f in found]), np.array([f.detail for f in found]))
-                variants.insert(1, (f"{name} + pixel check", fused.astype(np.float64)))
+                found = align_images([p.a for p in pairs], [p.b for p in pairs], fusion.align)
+                variants.insert(1, (f"{name} + pixel check", fusion.score(head, found).astype(np.float64)))
         for label, s in variants:
             rows.append(MethodResult(label, binary_metrics(s, labels, threshold), per_alteration_accuracy(s, labels, alts, threshold), s))
     return rows

@@ -13,16 +13,17 @@ checkpoint's meta.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from embedder.fusion import META_KEY, PixelFusion, head_feature, match_feature
-from embedder.verify import AlignConfig, align_pair
+from embedder.verify import AlignConfig, align_images
 from training.data import PAIR_POS_FRACTION, all_kinds, alter, specimen_image
 
 log = logging.getLogger(__name__)
@@ -93,15 +94,11 @@ def fit_fusion(head: np.ndarray, correlation: np.ndarray, detail: np.ndarray, la
 
 def pair_signals(embedder: Any, a: Sequence[Image.Image], b: Sequence[Image.Image], align: AlignConfig,
                  progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Head probabilities, pixel-check correlations and tile agreements of pairs (a[i], b[i])."""
+    """Head probabilities, pixel-check correlations and detail correlations of pairs (a[i], b[i])."""
     head = np.asarray(embedder.score(embedder.embed(list(a)), embedder.embed(list(b))), dtype=np.float64)
-    corr = np.empty(len(a), dtype=np.float64)
-    detail = np.empty(len(a), dtype=np.float64)
-    for i, (x, y) in enumerate(zip(a, b)):
-        found = align_pair(x, y, align)
-        corr[i], detail[i] = found.correlation, found.detail
-        if progress is not None:
-            progress(1)
+    found = align_images(a, b, align, progress)
+    corr = np.array([f.correlation for f in found], dtype=np.float64)
+    detail = np.array([f.detail for f in found], dtype=np.float64)
     return head, corr, detail
 
 
@@ -120,12 +117,7 @@ def calibrate_checkpoint(model: str | Path | None, out: str | Path, n_pairs: int
     embedder = Embedder.load(path)
     pairs = calibration_pairs(n_pairs, seed)
     labels = np.array([p.label for p in pairs])
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread is fastest (see embedder.verify.align_many)
-    try:
-        head, corr, detail = pair_signals(embedder, [p.a for p in pairs], [p.b for p in pairs], align, progress)
-    finally:
-        torch.set_num_threads(previous_threads)
+    head, corr, detail = pair_signals(embedder, [p.a for p in pairs], [p.b for p in pairs], align, progress)
     fusion = fit_fusion(head, corr, detail, labels, align)
     fused = fusion.combine(head, corr, detail)
     stats = {"pairs": float(len(pairs)), "auc_head": roc_auc(head, labels), "auc_fused": roc_auc(fused, labels),

@@ -98,9 +98,7 @@ def test_device_choice() -> None:
 
 
 def test_precision_choices(tiny_embedder: Embedder) -> None:
-    from embedder.inference import resolve_precision
-
-    from embedder.inference import cpu_has_fast_bf16
+    from embedder.inference import cpu_has_fast_bf16, resolve_precision
 
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_fast_bf16() else "fp32")
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"

@@ -9,8 +9,20 @@ import pytest
 import torch
 from PIL import Image
 
-from embedder.verify import (D4_VIEW_NAMES, FFT_MIN_PIXELS, AlignConfig, Alignment, align_encoded, align_many,
-                             align_pair, best_ncc, cross_correlate, d4_view, high_pass, rotate)
+from embedder.verify import (
+    D4_VIEW_NAMES,
+    FFT_MIN_PIXELS,
+    AlignConfig,
+    Alignment,
+    align_encoded,
+    align_many,
+    align_pair,
+    best_ncc,
+    cross_correlate,
+    d4_view,
+    high_pass,
+    rotate,
+)
 from jobs.report import apply_transform, inverse_transform
 from training.synth import KINDS, generate_specimen_field
 

@@ -18,7 +18,6 @@ import numpy as np
 import pymupdf
 from PIL import Image, ImageDraw, ImageFont
 
-
 # ----------------------------------------------------------------------------- images
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from scanner.decode import decode_png
 from scanner.extract import ExtractLimits, extract_document
 from tests.scanner import pdf_factory as F

@@ -12,8 +12,16 @@ from PIL import Image
 from embedder.config import Preset
 from embedder.inference import Embedder
 from embedder.model import BTAModel
-from training.evaluate import (binary_metrics, draw_roc, evaluate_embedders, format_table, make_pairs,
-                               per_alteration_accuracy, roc_auc, roc_curve)
+from training.evaluate import (
+    binary_metrics,
+    draw_roc,
+    evaluate_embedders,
+    format_table,
+    make_pairs,
+    per_alteration_accuracy,
+    roc_auc,
+    roc_curve,
+)
 
 
 def test_binary_metrics_by_hand() -> None:

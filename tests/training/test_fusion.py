@@ -13,8 +13,7 @@ from embedder.fusion import META_KEY, PixelFusion
 from embedder.inference import Embedder
 from embedder.model import BTAModel
 from jobs.cli import main as cli
-from training.fusion import (calibrate_checkpoint, calibration_pairs, fit_fusion, fit_logistic,
-                             set_fused_threshold)
+from training.fusion import calibrate_checkpoint, calibration_pairs, fit_fusion, fit_logistic, set_fused_threshold
 
 
 def test_logistic_fit_recovers_a_known_rule() -> None:

@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from embedder.head import SymmetricHead
-from training.losses import (LAMBDA_BT, all_pairs, barlow_twins_loss, bce_head_loss, bta_combined_loss,
-                             info_nce_loss, pair_weights)
+from training.losses import (
+    LAMBDA_BT,
+    all_pairs,
+    barlow_twins_loss,
+    bce_head_loss,
+    bta_combined_loss,
+    info_nce_loss,
+    pair_weights,
+)
 
 
 def reference_bt(z1: torch.Tensor, z2: torch.Tensor, lambd: float) -> float:
