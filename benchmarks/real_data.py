@@ -25,8 +25,8 @@ import sys
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 REPOS = {
     "ami": "https://github.com/ContentMine/ami.git",
@@ -49,8 +49,7 @@ HINDAWI = re.compile(r"^src/test/resources/org/xmlcml/ami2/hindawiepmc/(PMC\d+)/
 MASK_NAME = re.compile(r"(^|[_\-. ])(mask|masks|label|labels|labeled|labelled|seg|segmentation|gt|annotation)s?([_\-. ]|$)", re.I)
 
 
-@dataclass(frozen=True)
-class Pick:
+class Pick(NamedTuple):
     source: str   # ami / cellprofiler / neubias / stardist
     path: str     # path in the repository (or the wheel)
     dest: str     # path relative to OUT
