@@ -128,7 +128,7 @@ def _upright_placements(path: Path) -> dict[tuple[int, tuple[int, int, int, int]
                     rows.append((pno + 1, tuple(round(v) for v in info["bbox"]), xref))
     for page_no, bbox, xref in rows:
         if uses[xref] == 1:
-            out[(page_no, bbox)] = xref  # type: ignore[assignment]
+            out[(page_no, bbox)] = xref
     return out
 
 

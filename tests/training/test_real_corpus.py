@@ -55,7 +55,7 @@ def _make_pdfs(root: Path) -> None:
     }
     for name, items in layout.items():
         doc = pymupdf.open()
-        for pno in range(2):
+        for _pno in range(2):
             doc.new_page(width=612, height=792)
         for k, (i, size, rect) in enumerate(items):
             doc[k % 2].insert_image(pymupdf.Rect(rect), stream=_small(IMAGES[i], size))
