@@ -14,8 +14,30 @@ import click
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Rendering processes.")
 @click.option("--images/--no-images", default=True, show_default=True, help="Also write the image-folder variant (OUT/images, OUT/images_truth.csv).")
 @click.option("--intra", "intra_fraction", type=click.FloatRange(0, 1), default=0.3, show_default=True, help="Share of reuse within one paper.")
-def make_corpus(out: str, docs: int, reuse: int, seed: int, workers: int, images: bool, intra_fraction: float) -> None:
-    """Write OUT/pdf/*.pdf, OUT/truth.csv, OUT/images/**.png, OUT/images_truth.csv (see training.corpus)."""
+@click.option("--from-pdfs", "from_pdfs", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Plant --reuse altered copies of real images into copies of the real PDFs in this folder "
+                   "(replacing other real images in place) instead of generating papers: OUT/pdf, OUT/truth.csv.")
+@click.option("--from-images", "from_images", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Plant --reuse altered copies among the real images of this folder (as new files): "
+                   "OUT/images, OUT/images_truth.csv.")
+def make_corpus(out: str, docs: int, reuse: int, seed: int, workers: int, images: bool, intra_fraction: float,
+                from_pdfs: str | None, from_images: str | None) -> None:
+    """Write OUT/pdf/*.pdf, OUT/truth.csv, OUT/images/**.png, OUT/images_truth.csv (see training.corpus).
+
+    With --from-pdfs and/or --from-images the corpus is made of real material with planted
+    reuse instead (see training.real_corpus); --docs, --workers and --images are then ignored.
+    """
+    if from_pdfs or from_images:
+        from training.real_corpus import RealCorpusConfig, make_image_corpus, make_pdf_corpus
+
+        cfg = RealCorpusConfig(reuse=reuse, seed=seed, intra_fraction=intra_fraction)
+        result = {}
+        if from_pdfs:
+            result["pdf"] = make_pdf_corpus(out, from_pdfs, cfg)
+        if from_images:
+            result["images"] = make_image_corpus(out, from_images, cfg)
+        click.echo(json.dumps(result))
+        return
     from training.corpus import CorpusConfig
     from training.corpus import make_corpus as build
 

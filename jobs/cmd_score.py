@@ -11,13 +11,18 @@ import click
 @click.argument("truth", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option("--iou", "iou_threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True, help="Minimum bbox IoU on each side.")
-def score(report: str, truth: str, as_json: bool, iou_threshold: float) -> None:
-    """Match REPORT rows to TRUTH pairs (same doc and page, bbox IoU >= 0.5 on both sides, either order)
-    and print precision, recall, average precision, recall at precision 0.9, best F1 and recall per alteration."""
+@click.option("--contain", is_flag=True,
+              help="Also match a side when one bbox contains the other's centre and the smaller box has at least "
+                   "80%% of its area inside the larger: a reported panel inside a planted region, or a reported "
+                   "whole figure holding a planted crop (fair for real figures, e.g. make-corpus --from-pdfs).")
+def score(report: str, truth: str, as_json: bool, iou_threshold: float, contain: bool) -> None:
+    """Match REPORT rows to TRUTH pairs (same doc and page, bbox IoU >= 0.5 on both sides, either order;
+    with --contain also by containment) and print precision, recall, average precision, recall at
+    precision 0.9, best F1 and recall per alteration."""
     from training.scoring import ScoringInputError, format_text, score_report
 
     try:
-        res = score_report(report, truth, iou_threshold)
+        res = score_report(report, truth, iou_threshold, contain=contain)
     except ScoringInputError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(json.dumps(res.to_dict(), indent=2) if as_json else format_text(res))

@@ -2,7 +2,8 @@
 
 Matching: a reported row matches a true pair when both sides are on the same
 doc and page and each bbox has IoU >= `iou` (0.5) with its counterpart, in
-either order. Rows are taken highest score first; each true pair is matched at
+either order (with `contain=True`, a side also matches by containment, see
+`contains`). Rows are taken highest score first; each true pair is matched at
 most once. Decisions:
 - exact duplicate rows (the same unordered pair of (doc, page, bbox)) collapse
   to one, keeping the highest score;
@@ -62,8 +63,23 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _side_match(s: Side, t: Side, thr: float) -> bool:
-    return s[0] == t[0] and s[1] == t[1] and iou(s[2], t[2]) >= thr
+def contains(a: Box, b: Box, min_cover: float = 0.8) -> bool:
+    """One box holds the other: the larger contains the smaller's centre and at least
+    `min_cover` of the smaller's area lies inside the larger (either order)."""
+    small, large = (a, b) if (a[2] - a[0]) * (a[3] - a[1]) <= (b[2] - b[0]) * (b[3] - b[1]) else (b, a)
+    area = (small[2] - small[0]) * (small[3] - small[1])
+    if area <= 0:
+        return False
+    cx, cy = (small[0] + small[2]) / 2, (small[1] + small[3]) / 2
+    if not (large[0] <= cx <= large[2] and large[1] <= cy <= large[3]):
+        return False
+    ix = max(0.0, min(small[2], large[2]) - max(small[0], large[0]))
+    iy = max(0.0, min(small[3], large[3]) - max(small[1], large[1]))
+    return ix * iy >= min_cover * area
+
+
+def _side_match(s: Side, t: Side, thr: float, contain: bool = False) -> bool:
+    return s[0] == t[0] and s[1] == t[1] and (iou(s[2], t[2]) >= thr or (contain and contains(s[2], t[2])))
 
 
 @dataclass
@@ -119,8 +135,13 @@ def _group(truth: pd.DataFrame, matched: list[bool], col: str, split: bool = Fal
     return {k: {"n": tot[k], "found": hit[k], "recall": hit[k] / tot[k]} for k in sorted(tot)}
 
 
-def score_report(report: str | Path | pd.DataFrame, truth: str | Path | pd.DataFrame, iou_threshold: float = 0.5) -> ScoreResult:
-    """Match `report` rows to `truth` pairs and compute the metrics (see module docstring)."""
+def score_report(
+    report: str | Path | pd.DataFrame, truth: str | Path | pd.DataFrame, iou_threshold: float = 0.5, contain: bool = False
+) -> ScoreResult:
+    """Match `report` rows to `truth` pairs and compute the metrics (see module docstring).
+
+    `contain=True` also matches a side by containment (`contains`): fair for real figures,
+    where a panel inside a planted region or a whole figure holding a planted crop is a find."""
     rep = _read(report, REPORT_COLUMNS, "report")
     tru = _read(truth, TRUTH_REQUIRED, "truth")
     true_pairs = [_sides(r) for _, r in tru.iterrows()]
@@ -147,7 +168,7 @@ def score_report(report: str | Path | pd.DataFrame, truth: str | Path | pd.DataF
     outcomes: list[tuple[float, int]] = []  # (score, 1 TP / 0 FP); duplicates dropped
     duplicates = 0
     for (a, b), s in rows:
-        cands = [i for i in by_key.get((a[0], a[1]), []) if _pair_match(a, b, true_pairs[i], iou_threshold)]
+        cands = [i for i in by_key.get((a[0], a[1]), []) if _pair_match(a, b, true_pairs[i], iou_threshold, contain)]
         free = [i for i in cands if not matched[i]]
         if free:
             matched[free[0]] = True
@@ -172,8 +193,10 @@ def score_report(report: str | Path | pd.DataFrame, truth: str | Path | pd.DataF
     )
 
 
-def _pair_match(a: Side, b: Side, t: tuple[Side, Side], thr: float) -> bool:
-    return (_side_match(a, t[0], thr) and _side_match(b, t[1], thr)) or (_side_match(a, t[1], thr) and _side_match(b, t[0], thr))
+def _pair_match(a: Side, b: Side, t: tuple[Side, Side], thr: float, contain: bool = False) -> bool:
+    return (_side_match(a, t[0], thr, contain) and _side_match(b, t[1], thr, contain)) or (
+        _side_match(a, t[1], thr, contain) and _side_match(b, t[0], thr, contain)
+    )
 
 
 def _curve(outcomes: list[tuple[float, int]], n_true: int) -> tuple[float, float, float, float | None]:
