@@ -56,16 +56,17 @@ def score(anns: list[dict], pieces_of: dict[str, list[tuple[tuple[float, ...], s
 def run_splitters(anns: list[dict], images: Path) -> dict[str, dict[str, list[tuple[tuple[float, ...], str]]]]:
     from PIL import Image
 
-    from scanner.panels import split_panels
+    from scanner.panels import split_panels, split_panels_strict
     from scanner.pieces import split_figure
 
-    out: dict[str, dict[str, list[tuple[tuple[float, ...], str]]]] = {"split_panels": {}, "split_figure": {}}
+    out: dict[str, dict[str, list[tuple[tuple[float, ...], str]]]] = {"strict (before)": {}, "split_panels": {}, "split_figure": {}}
     for a in anns:
         path = images / a["image"]
         if not path.exists():
             print(f"missing image {path}", file=sys.stderr)
             continue
         rgb = np.asarray(Image.open(path).convert("RGB"))
+        out["strict (before)"][a["image"]] = [(tuple(map(float, b)), "image") for b in split_panels_strict(rgb)]
         out["split_panels"][a["image"]] = [(tuple(map(float, b)), "image") for b in split_panels(rgb)]
         out["split_figure"][a["image"]] = [(tuple(map(float, p.box)), p.kind) for p in split_figure(rgb)]
     return out
