@@ -114,6 +114,22 @@ def _xy_cut(mask: np.ndarray, x: int, y: int, depth: int, opts: SplitOptions, ou
 
 
 def split_panels(rgb: np.ndarray, opts: SplitOptions | None = None) -> list[Box]:
+    """Panel boxes of a figure: the strict split below when it holds, else the image pieces
+    of `scanner.pieces.split_figure` (charts and text left out); [] when nothing splits.
+
+    Figures whose every piece is a filled rectangle (our generated corpora) split exactly
+    as before; published figures mixing pictures with charts/text/labels now keep their
+    picture panels instead of staying whole.
+    """
+    boxes = split_panels_strict(rgb, opts)
+    if boxes:
+        return boxes
+    from scanner.pieces import KIND_IMAGE, split_figure_loose
+
+    return [p.box for p in split_figure_loose(rgb, opts) if p.kind == KIND_IMAGE]
+
+
+def split_panels_strict(rgb: np.ndarray, opts: SplitOptions | None = None) -> list[Box]:
     """Panel boxes of a figure, in reading order (top to bottom, then left to right).
 
     Returns [] when the figure is a single panel (nothing to split), else two or

@@ -1,0 +1,194 @@
+"""Splitting published compound figures into pieces, and telling image pieces from charts/text.
+
+`split_panels` (scanner.panels) only accepts a split when every piece is a filled
+rectangle, which a published figure rarely satisfies: it mixes blots and micrographs
+with bar charts, line plots, text and lane labels. Here the split is judged piece by
+piece: a cut is kept unless it fragments a picture (a piece that looks like an image
+but is not a filled rectangle, e.g. half of a histology section on a pale background),
+and every final piece gets a kind:
+
+- ``image``: photographic content (blot strip, micrograph, histology, scan): many
+  colours/grey levels and fine texture over most of its box;
+- ``chart`` / ``text``: few colours, little texture, thin strokes on white (plots,
+  diagrams, labels) -- meant to be flagged out of matching.
+
+The XY-cut runs on a *dense* ink mask (the ink mask opened with a small square), so
+thin strokes of lane labels, protein names and axes do not bridge the white rows
+between stacked blot strips or the gutter between a strip and its labels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scanner.panels import Box, SplitOptions, _cut, _drop_labels, _tight, ink_mask
+
+KIND_IMAGE = "image"
+KIND_CHART = "chart"
+KIND_TEXT = "text"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One piece of a figure: its pixel box (x0, y0, x1, y1, exclusive ends) and kind."""
+
+    box: Box
+    kind: str  # KIND_IMAGE, KIND_CHART or KIND_TEXT
+
+
+@dataclass(frozen=True)
+class PieceOptions:
+    """Tunables of `split_figure` (on top of SplitOptions for the gutter search)."""
+
+    open_px: int = 5                 # opening square side removing strokes thinner than this
+    min_fill: float = 0.8            # an image piece's dense ink must cover this share of its box
+    image_min_inked: float = 0.55    # an image piece is mostly non-white ...
+    image_min_colours: int = 30      # ... with many distinct (quantised) colours or grey levels ...
+    image_min_texture: float = 0.3   # ... and not flat nor a plain gradient (mean |high-pass| on inked pixels)
+    min_piece_px: int = 16           # pieces smaller than this on a side are dropped
+
+
+def _dense_mask(rgb: np.ndarray, sopts: SplitOptions, popts: PieceOptions) -> np.ndarray:
+    from scipy import ndimage
+
+    ink = ink_mask(rgb, sopts.white_level)
+    k = max(1, popts.open_px)
+    dense = ndimage.binary_opening(ink, structure=np.ones((k, k), dtype=bool))
+    return _drop_labels(dense, sopts)
+
+
+def classify_piece(rgb: np.ndarray, opts: PieceOptions | None = None, white_level: int = 236) -> str:
+    """KIND_IMAGE for photographic content, else KIND_CHART (or KIND_TEXT for thin, label-like pieces)."""
+    opts = opts or PieceOptions()
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    h, w = rgb.shape[:2]
+    if h < 4 or w < 4:
+        return KIND_TEXT
+    inked = rgb.min(axis=2) < white_level
+    inked_frac = float(inked.mean())
+    q = (rgb[inked] // 16).astype(np.int32)
+    if q.size == 0:
+        return KIND_TEXT
+    codes = q[:, 0] * 256 + q[:, 1] * 16 + q[:, 2]
+    counts = np.bincount(codes, minlength=4096)
+    n_colours = int((counts >= max(3, 0.001 * codes.size)).sum())
+    grey = rgb.astype(np.float32).mean(axis=2)
+    # grey-scale pictures (blots, scans) have few hues but many grey levels
+    levels = np.bincount((grey[inked] // 4).astype(np.int32), minlength=64)
+    n_colours = max(n_colours, int((levels >= max(3, 0.002 * codes.size)).sum()))
+    # texture: |grey - 3x3 box mean| over inked pixels away from flat fills
+    from scipy import ndimage
+
+    hp = np.abs(grey - ndimage.uniform_filter(grey, size=3))
+    texture = float(hp[inked].mean()) if inked.any() else 0.0
+    if inked_frac >= opts.image_min_inked and n_colours >= opts.image_min_colours and texture >= opts.image_min_texture:
+        return KIND_IMAGE
+    if inked_frac < 0.25 and min(h, w) < 64:
+        return KIND_TEXT
+    return KIND_CHART
+
+
+def _fill(mask: np.ndarray) -> float:
+    from scipy import ndimage
+
+    return float(ndimage.binary_fill_holes(mask).mean()) if mask.size else 0.0
+
+
+def _split_node(
+    rgb: np.ndarray, mask: np.ndarray, x: int, y: int, depth: int,
+    sopts: SplitOptions, popts: PieceOptions, out: list[Piece],
+) -> None:
+    tight = _tight(mask)
+    if tight is None:
+        return
+    tx0, ty0, tx1, ty1 = tight
+    sub = mask[ty0:ty1, tx0:tx1]
+    x, y = x + tx0, y + ty0
+    h, w = sub.shape
+    if h < popts.min_piece_px or w < popts.min_piece_px:
+        return
+    crop = rgb[y:y + h, x:x + w]
+    if depth < sopts.max_depth and len(out) < sopts.max_panels:
+        for axis in (0, 1):
+            segments = _cut(sub, axis, sopts)
+            if not segments:
+                continue
+            # reject the cut when it fragments a picture: an image-like part that is not a filled box
+            ok = True
+            for s, e in segments:
+                part = sub[s:e, :] if axis == 0 else sub[:, s:e]
+                pt = _tight(part)
+                if pt is None:
+                    continue
+                px0, py0, px1, py1 = pt
+                if px1 - px0 < popts.min_piece_px or py1 - py0 < popts.min_piece_px:
+                    continue
+                pm = part[py0:py1, px0:px1]
+                ox, oy = (px0, s + py0) if axis == 0 else (s + px0, py0)
+                pc = crop[oy:oy + pm.shape[0], ox:ox + pm.shape[1]]
+                if _fill(pm) < popts.min_fill and classify_piece(pc, popts, sopts.white_level) == KIND_IMAGE:
+                    ok = False
+                    break
+            if not ok:
+                continue
+            for s, e in segments:
+                part = sub[s:e, :] if axis == 0 else sub[:, s:e]
+                _split_node(rgb, part, x if axis == 0 else x + s, y + s if axis == 0 else y,
+                            depth + 1, sopts, popts, out)
+            return
+    out.append(Piece((x, y, x + w, y + h), classify_piece(crop, popts, sopts.white_level)))
+
+
+def split_figure(
+    rgb: np.ndarray, opts: SplitOptions | None = None, piece_opts: PieceOptions | None = None,
+) -> list[Piece]:
+    """Pieces of a figure with their kind; [] when it is one piece.
+
+    When the strict splitter (`scanner.panels.split_panels_strict`, every piece a filled
+    rectangle) accepts, its boxes are returned, each classified; otherwise the loose
+    piece-by-piece split. `[p.box for p in split_figure(rgb) if p.kind == KIND_IMAGE]`
+    differs from `split_panels(rgb)` only in that split_panels keeps strict boxes of any kind.
+    """
+    from scanner.panels import split_panels_strict
+
+    popts = piece_opts or PieceOptions()
+    wl = (opts or SplitOptions()).white_level
+    strict = split_panels_strict(rgb, opts)
+    if strict:
+        if rgb.ndim == 2:
+            rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+        return [Piece(b, classify_piece(rgb[b[1]:b[3], b[0]:b[2]], popts, wl)) for b in strict]
+    return split_figure_loose(rgb, opts, popts)
+
+
+def split_figure_loose(
+    rgb: np.ndarray, opts: SplitOptions | None = None, piece_opts: PieceOptions | None = None,
+) -> list[Piece]:
+    """All pieces of a figure with their kind, in reading order; [] when it is one piece.
+
+    Unlike `split_panels`, a chart or text piece does not veto the split: image pieces
+    are kept and the others are returned as KIND_CHART / KIND_TEXT so callers can flag
+    them out of matching.
+    """
+    sopts = opts or SplitOptions()
+    popts = piece_opts or PieceOptions()
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    h, w = rgb.shape[:2]
+    if max(h, w) < 2 * sopts.min_panel_px:
+        return []
+    mask = _dense_mask(rgb, sopts, popts)
+    pieces: list[Piece] = []
+    _split_node(rgb, mask, 0, 0, 0, sopts, popts, pieces)
+    min_area = sopts.min_panel_area_frac * h * w
+    kept = []
+    for p in pieces:
+        bw, bh = p.box[2] - p.box[0], p.box[3] - p.box[1]
+        if p.kind == KIND_IMAGE and (min(bw, bh) < popts.min_piece_px or bw * bh < min_area / 4):
+            p = Piece(p.box, KIND_TEXT)
+        kept.append(p)
+    if len(kept) < 2:
+        return []
+    return kept

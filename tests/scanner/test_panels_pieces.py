@@ -1,0 +1,35 @@
+"""split_figure / classify_piece on small synthetic figures (image panels + a chart + labels)."""
+from __future__ import annotations
+
+import numpy as np
+
+from scanner.panels import split_panels
+from scanner.pieces import KIND_IMAGE, classify_piece, split_figure
+
+
+def _figure() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    fig = np.full((300, 420, 3), 255, dtype=np.uint8)
+    fig[10:140, 10:200] = rng.integers(0, 255, (130, 190, 3), dtype=np.uint8)   # micrograph
+    fig[10:140, 220:410] = rng.integers(60, 200, (130, 190, 3), dtype=np.uint8)  # micrograph
+    # chart: axes and two flat bars on white
+    fig[160:290, 20:22] = 0
+    fig[288:290, 20:400] = 0
+    fig[200:288, 60:100] = (200, 30, 30)
+    fig[230:288, 140:180] = (30, 150, 30)
+    return fig
+
+
+def test_classify_piece() -> None:
+    fig = _figure()
+    assert classify_piece(fig[10:140, 10:200]) == KIND_IMAGE
+    assert classify_piece(fig[160:290, 20:400]) != KIND_IMAGE
+
+
+def test_chart_does_not_veto_image_panels() -> None:
+    fig = _figure()
+    pieces = split_figure(fig)
+    images = [p.box for p in pieces if p.kind == KIND_IMAGE]
+    assert (10, 10, 200, 140) in images and (220, 10, 410, 140) in images
+    assert all(p.kind != KIND_IMAGE for p in pieces if p.box[1] >= 150)
+    assert sorted(split_panels(fig)) == sorted(images)
