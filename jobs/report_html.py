@@ -25,7 +25,9 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from jobs.report import KIND_INTER, PanelRef, ReportError, ReportPair, apply_transform, format_bbox, sort_pairs
+from embedder.d4 import IDENTITY, apply_transform
+from jobs.report import KIND_INTER, PanelRef, ReportError, ReportPair, sort_pairs
+from scanner.records import format_bbox
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -91,13 +93,13 @@ class _ImageCache:
     def __init__(self) -> None:
         self._cache: dict[tuple[bytes, str, int], str | None] = {}
 
-    def uri(self, data: bytes | None, transform: str = "identity", max_px: int = THUMB_MAX_PX) -> str | None:
+    def uri(self, data: bytes | None, transform: str = IDENTITY, max_px: int = THUMB_MAX_PX) -> str | None:
         if not data:
             return None
         key = (data, transform, max_px)
         if key not in self._cache:
             img = _open_image(data)
-            if img is not None and transform != "identity":
+            if img is not None and transform != IDENTITY:
                 img = apply_transform(img, transform)
             self._cache[key] = None if img is None else _data_uri(img, max_px)
         return self._cache[key]
@@ -188,7 +190,7 @@ def _aligned_figure(pair: ReportPair, cache: _ImageCache) -> str:
         uri = cache.uri(pair.b.thumbnail, transform=pair.transform)
         note = (
             "no rotation or mirroring needed"
-            if pair.transform == "identity"
+            if pair.transform == IDENTITY
             else f'applied to B: <code>{_e(pair.transform)}</code>'
         )
     return (
