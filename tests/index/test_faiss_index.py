@@ -120,7 +120,7 @@ def _store(tmp_path, n_batches: int, per: int, dim: int = 16, model_id: str = "m
     x = clustered(n_batches * per, dim, seed=4)
     for b in range(n_batches):
         store.append(simple_table(per, start=b * per), x[b * per:(b + 1) * per], model_id=model_id,
-                     run_id=f"run-{b}", make_thumbnails=False)
+                     run_id=f"run-{b}")
     return store, x
 
 
@@ -153,8 +153,7 @@ def test_sync_index_rebuilds_when_size_class_changes(tmp_path) -> None:
     store, x = _store(tmp_path, 2, 900)
     small = sync_index(store, flat_max=2000)
     assert small.spec.factory == "Flat" and small.ntotal == 1800
-    store.append(simple_table(1500, start=9000), clustered(1500, 16, seed=7), model_id="m", run_id="r3",
-                 make_thumbnails=False)
+    store.append(simple_table(1500, start=9000), clustered(1500, 16, seed=7), model_id="m", run_id="r3")
     big = sync_index(store, flat_max=2000)
     assert big.spec.is_ivf and big.spec.factory == f"IVF{big.spec.nlist},Flat"
     assert big.ntotal == 3300 and big.files == store.files
@@ -183,7 +182,7 @@ def test_model_change_rebuilds_and_wrong_dimension_is_refused(tmp_path) -> None:
         vi.search(np.ones((1, 32), np.float32), 3)
     # a second store for another model reusing the same index folder gets a fresh index
     other = FigureStore.create(tmp_path / "other", model_id="m2", dim=16)
-    other.append(simple_table(50), clustered(50, 16, seed=1), model_id="m2", run_id="r", make_thumbnails=False)
+    other.append(simple_table(50), clustered(50, 16, seed=1), model_id="m2", run_id="r")
     vi2 = sync_index(other, directory=store.index_dir)
     assert vi2.model_id == "m2" and vi2.ntotal == 50
 
