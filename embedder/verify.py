@@ -232,7 +232,7 @@ def _search(a: torch.Tensor, b: torch.Tensor, config: AlignConfig, views: Sequen
     keys = [(v, angle) for v in views for angle in angles]  # the templates' order (see _templates)
     for scale in scales:
         for aspect in aspects:
-            tpl = _templates(view_stack, tuple(a.shape), scale, angles, config.centre, aspect)
+            tpl = _templates(view_stack, (int(a.shape[-2]), int(a.shape[-1])), scale, angles, config.centre, aspect)
             if tpl is None or min(tpl.shape[1:]) < config.min_side // 2:
                 continue
             scores, where = best_ncc(a, tpl)

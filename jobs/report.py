@@ -47,7 +47,7 @@ KIND_INTRA = "intra"  # the two panels come from one document
 
 #: The two sides of a pair: document (relative path), 1-based page, bbox text (`format_bbox`).
 PAIR_COLUMNS: tuple[str, ...] = ("doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b")
-#: The contract's required `report.csv` columns (DESIGN "Contracts"), first and in this order.
+#: The required `report.csv` columns of the report contract (other tools rely on them), first and in this order.
 REPORT_COLUMNS: tuple[str, ...] = ("score", *PAIR_COLUMNS, "kind")
 #: The extra columns written after them.
 EXTRA_COLUMNS: tuple[str, ...] = (
@@ -230,7 +230,7 @@ def pair_csv_row(pair: ReportPair) -> list[object]:
 
 
 def write_report_csv(pairs: Iterable[ReportPair], path: str | os.PathLike[str]) -> Path:
-    """Write `report.csv` (DESIGN contract columns first, then extras), highest score first.
+    """Write `report.csv` (`REPORT_COLUMNS` first, then `EXTRA_COLUMNS`), highest score first.
 
     An empty report still has the header row.
     """

@@ -63,7 +63,7 @@ def _open_image(data: bytes | None) -> Image.Image | None:
     from PIL import Image
 
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         img.load()
     except Exception as exc:  # noqa: BLE001 - any decoder failure means "no picture"
         log.warning("could not decode an embedded image (%d bytes): %s", len(data), exc)

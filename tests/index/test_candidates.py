@@ -15,6 +15,7 @@ from index.candidates import (
 )
 from index.faiss_index import VectorIndex
 from index.store import FigureStore
+from scanner.records import FLAG_BOILERPLATE, FLAG_COMPOUND
 from tests.index.helpers import clustered, figures_table, simple_table, unit
 
 
@@ -40,14 +41,14 @@ def _scenario(tmp_path):
     near = lambda v: v + 0.02 * rng.normal(size=16)  # noqa: E731
     A = {"doc": "a.pdf", "doc_sha256": "sha-a", "page": 1}
     rows = [
-        {**A, "figure_id": "F", "bbox": (0, 0, 200, 100), "flags": ("compound",)},   # 0 compound figure
+        {**A, "figure_id": "F", "bbox": (0, 0, 200, 100), "flags": (FLAG_COMPOUND,)},   # 0 compound figure
         {**A, "figure_id": "P1", "bbox": (0, 0, 100, 100), "parent_id": "F"},        # 1 its left panel
         {**A, "figure_id": "P2", "bbox": (100, 0, 200, 100), "parent_id": "F"},      # 2 right panel = P1 reused
         {**A, "figure_id": "S", "bbox": (10, 10, 60, 60)},                           # 3 sub-picture inside P1
         {"doc": "b.pdf", "doc_sha256": "sha-b", "page": 3, "figure_id": "B1"},        # 4 copy in another paper
         {**A, "figure_id": "P1", "bbox": (0, 0, 100, 100), "parent_id": "F"},        # 5 P1 ingested again
-        {**A, "page": 2, "figure_id": "L1", "flags": ("boilerplate",)},              # 6 logo
-        {"doc": "b.pdf", "doc_sha256": "sha-b", "page": 1, "figure_id": "L2", "flags": ("boilerplate",)},  # 7 logo
+        {**A, "page": 2, "figure_id": "L1", "flags": (FLAG_BOILERPLATE,)},              # 6 logo
+        {"doc": "b.pdf", "doc_sha256": "sha-b", "page": 1, "figure_id": "L2", "flags": (FLAG_BOILERPLATE,)},  # 7 logo
         {"doc": "c.pdf", "doc_sha256": "sha-c", "figure_id": "L3"},                  # 8 logo, not flagged
         {"doc": "c.pdf", "doc_sha256": "sha-c", "page": 2, "figure_id": "X"},        # 9 unrelated
         {**A, "figure_id": "P2b", "bbox": (100, 0, 200, 100)},                       # 10 P2 drawn twice in place

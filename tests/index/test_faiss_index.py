@@ -18,7 +18,8 @@ from index.faiss_index import (
     recall_at_k,
     sync_index,
 )
-from index.store import FigureStore, StoreMismatchError
+from index.store import MANIFEST, FigureStore, StoreMismatchError
+from scanner.records import FLAG_COMPOUND, FLAG_TINY, FLAG_UNIFORM
 from tests.index.helpers import clustered, simple_table
 
 
@@ -145,7 +146,7 @@ def test_sync_index_incremental_equals_rebuild_and_round_trips(tmp_path) -> None
     np.testing.assert_array_equal(Il, Ii)
     np.testing.assert_array_equal(Dl, Di)
     assert loaded.spec == inc.spec and loaded.files == store.files
-    manifest = json.loads((store.root / "manifest.json").read_text())
+    manifest = json.loads((store.root / MANIFEST).read_text())
     assert manifest["index"]["factory"] == "Flat" and manifest["index"]["ntotal"] == 1700
 
 
@@ -158,7 +159,7 @@ def test_sync_index_rebuilds_when_size_class_changes(tmp_path) -> None:
     assert big.spec.is_ivf and big.spec.factory == f"IVF{big.spec.nlist},Flat"
     assert big.ntotal == 3300 and big.files == store.files
     np.testing.assert_array_equal(np.sort(big.ids), np.arange(3300))
-    saved = json.loads((store.root / "manifest.json").read_text())["index"]
+    saved = json.loads((store.root / MANIFEST).read_text())["index"]
     assert saved["factory"] == big.spec.factory and saved["nprobe"] == big.spec.nprobe
     assert saved["tuning"]["recall"] >= 0.97
 
@@ -167,7 +168,7 @@ def test_sync_index_leaves_out_noise(tmp_path) -> None:
     from tests.index.helpers import figures_table
 
     store = FigureStore.create(tmp_path / "s", model_id="m", dim=8)
-    t = figures_table([{"flags": ("tiny",)}, {}, {"flags": ("uniform", "compound")}, {}], images=False)
+    t = figures_table([{"flags": (FLAG_TINY,)}, {}, {"flags": (FLAG_UNIFORM, FLAG_COMPOUND)}, {}], images=False)
     store.append(t, np.eye(8)[:4] + 0.1, model_id="m", run_id="r")
     vi = sync_index(store)
     np.testing.assert_array_equal(np.sort(vi.ids), [1, 3])

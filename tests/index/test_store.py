@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from index.store import FigureStore, StoreError, StoreMismatchError, make_thumbnail
-from scanner.records import table_to_records
+from index.store import MANIFEST, FigureStore, StoreError, StoreMismatchError, make_thumbnail
+from scanner.records import FLAG_BOILERPLATE, table_to_records
 from tests.index.helpers import figures_table, simple_table, unit
 
 
@@ -23,7 +23,7 @@ def _store_with_two_batches(tmp_path, dtype="float32"):
     rng = np.random.default_rng(0)
     v1, v2 = rng.normal(size=(5, 8)), rng.normal(size=(3, 8))
     t1 = figures_table([{"doc": f"a{i}.pdf"} for i in range(5)])
-    t2 = figures_table([{"doc": "b.pdf", "flags": ("boilerplate",) if i == 0 else ()} for i in range(3)])
+    t2 = figures_table([{"doc": "b.pdf", "flags": (FLAG_BOILERPLATE,) if i == 0 else ()} for i in range(3)])
     b1 = store.append(t1, v1, model_id="bta-r18-v1", run_id="run-1")
     b2 = store.append(t2, v2, model_id="bta-r18-v1", run_id="run-2")
     return store, (t1, t2), (v1, v2), (b1, b2)
@@ -33,7 +33,7 @@ def test_round_trip_and_manifest(tmp_path) -> None:
     store, (t1, t2), (v1, v2), (b1, b2) = _store_with_two_batches(tmp_path)
     assert (b1.first_row_id, b1.rows, b2.first_row_id, b2.rows) == (0, 5, 5, 3)
     again = FigureStore.open(tmp_path / "s")
-    m = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    m = json.loads((tmp_path / "s" / MANIFEST).read_text())
     assert m["model_id"] == "bta-r18-v1" and m["dim"] == 8 and m["dtype"] == "float32"
     assert m["num_rows"] == 8 and m["num_noise"] == 1
     assert m["runs"]["run-1"]["rows"] == 5 and m["runs"]["run-2"]["files"] == ["figures/part-000001.parquet"]
