@@ -22,11 +22,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.phash import dihedral_phash, hash_candidates  # noqa: E402
 from index.candidates import Pairs, RecordKeys, drop_trivial, self_join, union_pairs  # noqa: E402
 from index.faiss_index import sync_index  # noqa: E402
-from index.hashing import dihedral_phash, hash_candidates  # noqa: E402
 from index.store import FigureStore  # noqa: E402
-from training.scoring import iou, parse_bbox  # noqa: E402
+from scanner.records import parse_bbox  # noqa: E402
+from training.scoring import iou  # noqa: E402
 
 
 def true_pair_ids(table: pd.DataFrame, truth: pd.DataFrame) -> list[tuple[set[int], set[int], str]]:

@@ -122,8 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         store = FigureStore.create(store_dir, model_id="synthetic", dim=args.dim, dtype=args.dtype)
         for s in range(0, args.n, args.batch):
             e = min(args.n, s + args.batch)
-            store.append(synthetic_figures(s, e - s), x[s:e], model_id="synthetic", run_id=f"batch-{s // args.batch}",
-                         make_thumbnails=False)
+            store.append(synthetic_figures(s, e - s), x[s:e], model_id="synthetic", run_id=f"batch-{s // args.batch}")
         result["store_write_s"] = round(time.perf_counter() - t, 1)
         result["store_bytes"] = sum(p.stat().st_size for p in (store_dir / "figures").glob("*.parquet"))
         # keep a sample of queries for the recall measurement, drop the rest of the vectors

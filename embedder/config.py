@@ -91,7 +91,8 @@ class ModelConfig:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"checkpoint config has unknown fields {sorted(unknown)}")
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+        fields: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()}
+        return cls(**fields)
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)

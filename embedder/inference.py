@@ -57,10 +57,10 @@ def letterbox(image: Image.Image, size: int) -> np.ndarray:
     # and vertical passes, which breaks exact commutation with 90-degree rotations
     arr = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
     resized = F.interpolate(arr, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-    resized = resized[0].permute(1, 2, 0).clamp_(0, 1).numpy()
+    pixels = resized[0].permute(1, 2, 0).clamp_(0, 1).numpy()
     out = np.full((size, size, 3), np.nan, dtype=np.float32)
     top, left = (size - nh) // 2, (size - nw) // 2
-    out[top:top + nh, left:left + nw] = resized
+    out[top:top + nh, left:left + nw] = pixels
     return out
 
 
@@ -81,7 +81,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU has AMX tiles (bf16 matrix units): there bf16 autocast is 1.6-2.5x faster."""
     try:
-        return bool(torch.cpu._is_amx_tile_supported())  # type: ignore[attr-defined]
+        return bool(torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):
         return False
 

@@ -46,12 +46,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from embedder.d4 import D4_NAMES, IDENTITY, apply_to_tensor, inverse_view
+
 log = logging.getLogger(__name__)
 
-#: D4 views in the embedder's order: index = 4 * flipped + k (k counter-clockwise quarter turns).
-D4_VIEW_NAMES: tuple[str, ...] = ("identity", "rot90", "rot180", "rot270", "flip_h", "transpose", "flip_v", "transverse")
-# the inverse of view i, as a view index (rotations invert, mirrored views are their own inverse)
-_D4_INVERSE: tuple[int, ...] = (0, 3, 2, 1, 4, 5, 6, 7)
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,7 @@ class Alignment:
 
     correlation: float
     detail: float = 0.0
-    transform: str = "identity"
+    transform: str = IDENTITY
     angle: float = 0.0
     scale: float = 1.0
     b_inside_a: bool = True
@@ -123,12 +121,6 @@ def luminance(image: Image.Image, side: int) -> torch.Tensor:
     size = (max(4, round(w * f)), max(4, round(h * f)))
     grey = image.convert("L").resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     return torch.from_numpy(np.asarray(grey, dtype=np.float32) / 255.0)
-
-
-def d4_view(t: torch.Tensor, view: int) -> torch.Tensor:
-    """View `view` of a (H, W) tensor: mirror left-right first if view >= 4, then rot90^(view % 4)."""
-    base = t.flip(-1) if view >= 4 else t
-    return torch.rot90(base, view % 4, dims=(-2, -1))
 
 
 def rotate(t: torch.Tensor, angles: Sequence[float]) -> torch.Tensor:
@@ -236,11 +228,11 @@ def _search(a: torch.Tensor, b: torch.Tensor, config: AlignConfig, views: Sequen
     """Score every (view, scale, aspect, angle) of template panel b inside container a."""
     out: list[_Hypothesis] = []
     views = list(views)
-    view_stack = [d4_view(b, v) for v in views]
+    view_stack = [apply_to_tensor(b, v) for v in views]
     keys = [(v, angle) for v in views for angle in angles]  # the templates' order (see _templates)
     for scale in scales:
         for aspect in aspects:
-            tpl = _templates(view_stack, tuple(a.shape), scale, angles, config.centre, aspect)
+            tpl = _templates(view_stack, (int(a.shape[-2]), int(a.shape[-1])), scale, angles, config.centre, aspect)
             if tpl is None or min(tpl.shape[1:]) < config.min_side // 2:
                 continue
             scores, where = best_ncc(a, tpl)
@@ -299,9 +291,9 @@ def align_pair(a: Image.Image, b: Image.Image, config: AlignConfig = AlignConfig
     correlation = float(max(0.0, min(1.0, best.correlation)))
     # view v of b lies on a -> b is mapped onto a by v; view v of a lies on b -> by v's inverse
     # (a mirror reverses the sense of a rotation it is swapped with)
-    view = best.view if best.b_inside_a else _D4_INVERSE[best.view]
+    view = best.view if best.b_inside_a else inverse_view(best.view)
     angle = best.angle if best.b_inside_a or best.view >= 4 else -best.angle
-    return Alignment(correlation, max(0.0, min(1.0, detail)), D4_VIEW_NAMES[view], float(angle), float(best.scale),
+    return Alignment(correlation, max(0.0, min(1.0, detail)), D4_NAMES[view], float(angle), float(best.scale),
                      best.b_inside_a)
 
 

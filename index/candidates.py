@@ -9,7 +9,7 @@ The pipeline for one scan (all plain functions over numpy arrays)::
     kept   = pairs.with_scores(scores).accept(threshold)
 
 Nightly increments query only the new records against the (updated) index, which
-holds everything: `new_versus_all`.
+holds everything: `self_join` with the new records as queries.
 
 Several query vectors per record are allowed (repeat the record's id): e.g. the 8
 rotations/flips of a panel embedded separately. Pairs are reduced to one per
@@ -20,8 +20,9 @@ embedder's dihedral views; whether it is needed is measured with the trained mod
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -93,11 +94,6 @@ class Pairs:
     def as_set(self) -> set[tuple[int, int]]:
         return set(zip(self.a.tolist(), self.b.tolist()))
 
-    def to_frame(self) -> pd.DataFrame:  # noqa: F821 - pandas imported lazily
-        import pandas as pd
-
-        return pd.DataFrame({"row_a": self.a, "row_b": self.b, "sim": self.sim, "score": self.score})
-
 
 def union_pairs(*parts: Pairs) -> Pairs:
     """One canonical set of pairs from several sources (k-NN, hashes); keeps the max sim."""
@@ -145,7 +141,7 @@ class RecordKeys:
         bbox = np.stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float32)
                          for c in ("x0", "y0", "x1", "y1")], axis=1) if len(row_id) else np.zeros((0, 4), np.float32)
         flags = table.column("flags").to_pylist()
-        noise = np.fromiter((bool(f) and bool(NOISE_FLAGS.intersection(f)) for f in flags), dtype=bool, count=len(flags))
+        noise = np.fromiter((bool(NOISE_FLAGS.intersection(f or ())) for f in flags), dtype=bool, count=len(flags))
         return cls(row_id[order], figure[order], parent[order], doc[order], page[order], bbox[order], noise[order])
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
@@ -204,11 +200,15 @@ def drop_trivial(pairs: Pairs, keys: RecordKeys, *, exclude_noise: bool = True, 
     return pairs.select(~trivial_mask(pairs, keys, exclude_noise=exclude_noise, min_overlap=min_overlap))
 
 
-class _Searchable:  # documentation only: anything with this method works (VectorIndex)
-    def search(self, queries: np.ndarray, k: int, *, batch_size: int = ...) -> tuple[np.ndarray, np.ndarray]: ...
+class Searchable(Protocol):
+    """What the candidate search needs of an index (`index.faiss_index.VectorIndex` has it)."""
+
+    def search(self, queries: np.ndarray, k: int, *, batch_size: int = ...) -> tuple[np.ndarray, np.ndarray]:
+        """(D, I): cosine similarities and store row ids of the k nearest neighbours of each query."""
+        ...
 
 
-def knn_pairs(index: _Searchable, query_ids: np.ndarray, query_vectors: np.ndarray, *, k: int = 10,
+def knn_pairs(index: Searchable, query_ids: np.ndarray, query_vectors: np.ndarray, *, k: int = 10,
               min_sim: float = 0.5, batch_size: int = 16384) -> Pairs:
     """Pairs (query, neighbour) among the k nearest neighbours with cosine >= `min_sim`.
 
@@ -231,7 +231,7 @@ def knn_pairs(index: _Searchable, query_ids: np.ndarray, query_vectors: np.ndarr
     return union_pairs(*parts)
 
 
-def self_join(index: _Searchable, query_ids: np.ndarray, query_vectors: np.ndarray, keys: RecordKeys, *,
+def self_join(index: Searchable, query_ids: np.ndarray, query_vectors: np.ndarray, keys: RecordKeys, *,
               k: int = 10, min_sim: float = 0.5, batch_size: int = 16384, exclude_noise: bool = True) -> Pairs:
     """Whole-store candidates: every (non-noise) record against the index, trivial pairs dropped.
 
@@ -247,23 +247,6 @@ def self_join(index: _Searchable, query_ids: np.ndarray, query_vectors: np.ndarr
     return out
 
 
-def new_versus_all(index: _Searchable, new_ids: np.ndarray, new_vectors: np.ndarray, keys: RecordKeys, *,
-                   k: int = 10, min_sim: float = 0.5, batch_size: int = 16384, exclude_noise: bool = True) -> Pairs:
-    """Nightly increment: the new records against everything (the index already holds them).
-
-    Finds new-old and new-new pairs; old-old pairs were found by earlier runs. An old
-    record whose k-NN list would now include a new one but not vice versa is missed
-    (k-NN is not symmetric): raise k for increments if that matters.
-    """
-    return self_join(index, new_ids, new_vectors, keys, k=k, min_sim=min_sim, batch_size=batch_size,
-                     exclude_noise=exclude_noise)
-
-
-def cosine_scorer(vec_a: np.ndarray, vec_b: np.ndarray) -> np.ndarray:
-    """Stand-in for the similarity head: cosine of unit vectors mapped to [0, 1]."""
-    return np.clip((np.einsum("ij,ij->i", vec_a, vec_b) + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
-
-
 def score_candidates(pairs: Pairs, vectors: np.ndarray | Callable[[np.ndarray], np.ndarray], scorer: Scorer,
                      batch_size: int = 4096) -> np.ndarray:
     """Score every pair with `scorer` (the model's head on two (B, D) vector arrays -> (B,) in [0, 1]).
@@ -273,7 +256,7 @@ def score_candidates(pairs: Pairs, vectors: np.ndarray | Callable[[np.ndarray], 
     hold, or to return several views). Returns float32 scores aligned with `pairs`.
     """
     lookup: Callable[[np.ndarray], np.ndarray]
-    lookup = vectors if callable(vectors) else (lambda ids: np.asarray(vectors)[ids])  # type: ignore[assignment]
+    lookup = vectors if callable(vectors) else (lambda ids: np.asarray(vectors)[ids])
     out = np.empty(len(pairs), dtype=np.float32)
     for s in range(0, len(pairs), batch_size):
         a, b = pairs.a[s:s + batch_size], pairs.b[s:s + batch_size]
@@ -285,14 +268,3 @@ def score_candidates(pairs: Pairs, vectors: np.ndarray | Callable[[np.ndarray], 
         out[s:s + batch_size] = scores
     return out
 
-
-def pairs_frame(pairs: Pairs, table: pa.Table, columns: Sequence[str] = ("figure_id", "doc", "page", "x0", "y0", "x1", "y1")) -> pd.DataFrame:  # noqa: F821
-    """Pairs joined with record columns (suffixes _a/_b) and `kind` (inter/intra), for reports."""
-    import pandas as pd
-
-    meta = table.select(["row_id", "doc_sha256", *columns]).to_pandas().set_index("row_id")
-    left = meta.loc[pairs.a].reset_index().add_suffix("_a")
-    right = meta.loc[pairs.b].reset_index().add_suffix("_b")
-    df = pd.concat([pairs.to_frame(), left.drop(columns=["row_id_a"]), right.drop(columns=["row_id_b"])], axis=1)
-    df["kind"] = np.where(df["doc_sha256_a"] == df["doc_sha256_b"], "intra", "inter")
-    return df

@@ -10,7 +10,8 @@ Each Parquet file holds the scanner's `FIGURES_SCHEMA` columns plus `row_id`
 (a dense int64 assigned by the store: 0, 1, 2, ... in ingest order; FAISS uses it
 as the vector id), `vector` (a fixed_size_list of float16 or float32, L2-normalised
 so inner product is cosine), `model_id`, `run_id` (the ingest run) and `thumbnail`
-(small JPEG bytes for the report).
+(null since nothing reads it; stores written before hold small JPEGs there, and both
+kinds of file read alike).
 
 Why this shape: files are written once under a temporary name and renamed, so a
 crashed ingest leaves either a whole file or nothing; the manifest is rewritten the
@@ -103,8 +104,8 @@ def make_thumbnail(image: bytes | None, max_side: int = 128, quality: int = 80, 
         return None
     from PIL import Image
 
-    with Image.open(io.BytesIO(image)) as im:
-        im = im.convert("RGB")
+    with Image.open(io.BytesIO(image)) as src:
+        im = src.convert("RGB")
         im.thumbnail((max_side, max_side))
         out = io.BytesIO()
         if fmt == "PNG":
@@ -121,6 +122,19 @@ def vectors_from_arrow(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarr
     if not parts:
         return np.zeros((0, dim), dtype=np.float32)
     return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def _figures_table(figures: pa.Table | Sequence[PanelRecord]) -> pa.Table:
+    """`figures` as a table with exactly the `FIGURES_SCHEMA` columns and types."""
+    table = figures if isinstance(figures, pa.Table) else records_to_table(list(figures))
+    return table.select(FIGURES_SCHEMA.names).cast(FIGURES_SCHEMA)
+
+
+def _write_parquet_atomic(table: pa.Table, final: Path) -> None:
+    """Write `table` to a temporary sibling of `final`, then rename it into place."""
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp, compression="zstd", row_group_size=65536)
+    os.replace(tmp, final)
 
 
 @dataclass(frozen=True)
@@ -231,10 +245,6 @@ class FigureStore:
     def schema(self) -> pa.Schema:
         return store_schema(self.dim, self.dtype)
 
-    def file_info(self) -> list[dict[str, Any]]:
-        """Manifest entries of the files: file, run_id, rows, first_row_id, noise."""
-        return [dict(f) for f in self._manifest["files"]]
-
     def orphan_files(self) -> list[str]:
         """Parquet files in figures/ that the manifest does not list."""
         listed = set(self.files)
@@ -260,23 +270,31 @@ class FigureStore:
         *,
         model_id: str,
         run_id: str,
-        thumbnails: Sequence[bytes | None] | None = None,
-        make_thumbnails: bool = True,
         keep_images: bool = True,
     ) -> BatchInfo:
         """Write one batch of records and their vectors as a new immutable Parquet file.
 
         `figures` is a table with the `FIGURES_SCHEMA` columns (or PanelRecords),
         `vectors` an (n, dim) array aligned with it (normalised here to unit length).
-        Thumbnails are made from the `image` column unless given (or disabled).
         With `keep_images=False` the lossless `image` column is stored empty (null):
         at corpus scale the PDFs stay the source of the pixels and the store keeps
-        provenance, vector and thumbnail only.
+        provenance and vector only.
         Raises `StoreMismatchError` for another model or dimension. Returns what was
         written; the manifest is updated only after the file is in place.
         """
-        table = figures if isinstance(figures, pa.Table) else records_to_table(list(figures))
-        table = table.select(FIGURES_SCHEMA.names).cast(FIGURES_SCHEMA)
+        table = _figures_table(figures)
+        unit = self._checked_vectors(table, vectors, model_id=model_id, run_id=run_id)
+        if not keep_images:
+            table = table.set_column(table.schema.get_field_index("image"), "image", pa.nulls(table.num_rows, pa.binary()))
+        first = self.num_rows
+        rel = f"{FIGURES_DIR}/part-{len(self._manifest['files']):06d}.parquet"
+        _write_parquet_atomic(self._arrow_batch(table, unit, first, model_id, run_id), self.root / rel)
+        self._record_file(rel, run_id, table, first)
+        logger.info("store %s: wrote %s (%d rows, run %s)", self.root, rel, table.num_rows, run_id)
+        return BatchInfo(file=rel, run_id=run_id, rows=table.num_rows, first_row_id=first)
+
+    def _checked_vectors(self, table: pa.Table, vectors: np.ndarray, *, model_id: str, run_id: str) -> np.ndarray:
+        """Unit-length float32 `vectors` after checking they fit this store and `table`."""
         vecs = np.asarray(vectors)
         if vecs.ndim != 2:
             raise ValueError(f"vectors must be 2-D (n, d), got shape {vecs.shape}")
@@ -285,42 +303,35 @@ class FigureStore:
             raise ValueError(f"{table.num_rows} records but {len(vecs)} vectors")
         if not run_id:
             raise ValueError("run_id must be a non-empty string")
-        n = table.num_rows
-        if n == 0:
+        if table.num_rows == 0:
             raise ValueError("refusing to write an empty batch")
-        unit = l2_normalize(vecs)
-        if thumbnails is None:
-            images = table.column("image").to_pylist() if make_thumbnails else [None] * n
-            thumbnails = [make_thumbnail(img) for img in images]
-        elif len(thumbnails) != n:
-            raise ValueError(f"{n} records but {len(thumbnails)} thumbnails")
+        return l2_normalize(vecs)
 
-        if not keep_images:
-            table = table.set_column(table.schema.get_field_index("image"), "image", pa.nulls(n, pa.binary()))
-        first = self.num_rows
+    def _arrow_batch(self, table: pa.Table, unit: np.ndarray, first: int, model_id: str, run_id: str) -> pa.Table:
+        """The stored form of a batch: row ids from `first`, the record columns, vector, model and run.
+
+        The `thumbnail` column stays in the schema (older stores hold JPEGs there) but is
+        written null: nothing reads it, the report makes its own thumbnails.
+        """
+        n = table.num_rows
         np_dtype = np.float16 if self.dtype == "float16" else np.float32
         flat = pa.array(unit.astype(np_dtype).ravel(), type=VECTOR_DTYPES[self.dtype])
-        vector_col = pa.FixedSizeListArray.from_arrays(flat, self.dim)
-        out = pa.Table.from_arrays(
+        return pa.Table.from_arrays(
             [pa.array(np.arange(first, first + n, dtype=np.int64))]
             + [table.column(name) for name in FIGURES_SCHEMA.names]
             + [
-                vector_col,
+                pa.FixedSizeListArray.from_arrays(flat, self.dim),
                 pa.array([model_id] * n, type=pa.string()),
                 pa.array([run_id] * n, type=pa.string()),
-                pa.array(list(thumbnails), type=pa.binary()),
+                pa.nulls(n, pa.binary()),
             ],
             schema=self.schema,
         )
-        seq = len(self._manifest["files"])
-        rel = f"{FIGURES_DIR}/part-{seq:06d}.parquet"
-        final = self.root / rel
-        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        pq.write_table(out, tmp, compression="zstd", row_group_size=65536)
-        os.replace(tmp, final)
 
-        flags = table.column("flags").to_pylist()
-        noise = sum(1 for f in flags if f and NOISE_FLAGS.intersection(f))
+    def _record_file(self, rel: str, run_id: str, table: pa.Table, first: int) -> None:
+        """Add a written file to the manifest (counts, run) and rewrite the manifest atomically."""
+        n = table.num_rows
+        noise = int(noise_mask(table.column("flags").to_pylist()).sum())
         entry = {"file": rel, "run_id": run_id, "rows": n, "first_row_id": first, "noise": noise,
                  "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self._manifest["files"].append(entry)
@@ -330,8 +341,6 @@ class FigureStore:
         run["rows"] += n
         run["files"].append(rel)
         write_json_atomic(self.root / MANIFEST, self._manifest)
-        logger.info("store %s: wrote %s (%d rows, run %s)", self.root, rel, n, run_id)
-        return BatchInfo(file=rel, run_id=run_id, rows=n, first_row_id=first)
 
     def set_index_info(self, info: dict[str, Any] | None) -> None:
         """Record the current FAISS index parameters in the manifest (written atomically)."""
@@ -419,11 +428,7 @@ class FigureStore:
             return np.zeros((0, self.dim), np.float32)
         return np.concatenate(parts)
 
-    def figure_ids(self) -> set[str]:
-        """Every figure_id already stored (to skip re-submitted documents)."""
-        return set(self.read_table(["figure_id"]).column("figure_id").to_pylist())
-
 
 def noise_mask(flags: Sequence[Sequence[str] | None]) -> np.ndarray:
     """True where a record's flags include one of the noise flags (tiny, uniform, boilerplate)."""
-    return np.fromiter((bool(f) and bool(NOISE_FLAGS.intersection(f)) for f in flags), dtype=bool, count=len(flags))
+    return np.fromiter((bool(NOISE_FLAGS.intersection(f or ())) for f in flags), dtype=bool, count=len(flags))

@@ -12,14 +12,17 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:  # pragma: no cover
+    from embedder.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
 
-def _model_config(preset: str, init: str | None, head_kind: str | None) -> Any:
+def _model_config(preset: str, init: str | None, head_kind: str | None) -> ModelConfig:
     from embedder.checkpoint import read_checkpoint
     from embedder.config import ModelConfig, Preset
 

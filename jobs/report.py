@@ -7,9 +7,8 @@ as the nightly job) only has to build `ReportPair` objects and call the writers.
 
 Transform convention: `ReportPair.transform` names the one of the 8 rotations /
 flips (the dihedral group D4) that maps panel **b onto panel a**, i.e.
-``apply_transform(b, pair.transform) ≈ a``. Rotations are counter-clockwise as
-displayed, like `numpy.rot90` and `torch.rot90(x, k, dims=(-2, -1))`. Each name is
-`rot90^k(flip_h^f(x))`; `D4_NAMES[i]` uses the embedder's view order (`i = 4*f + k`).
+``apply_transform(b, pair.transform) ≈ a``. The names, their order and how they
+act are owned by `embedder.d4` (re-exported here for the report's callers).
 
 All writes are atomic (temporary file in the same folder, then `os.replace`), so
 a crashed or restarted run never leaves a half-written report behind.
@@ -26,7 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training.scoring import format_bbox, parse_bbox  # noqa: F401  (the report contract's bbox text)
+from embedder.d4 import (  # noqa: F401  (re-exported: the transform names are owned by embedder.d4)
+    D4_NAMES,
+    IDENTITY,
+    TRANSFORM_NAMES,
+    apply_to_array,
+    apply_transform,
+    describe_transform,
+    inverse_transform,
+    transform_name,
+)
+from scanner.records import format_bbox, parse_bbox  # noqa: F401  (re-exported: the report contract's bbox text)
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -36,68 +45,17 @@ log = logging.getLogger(__name__)
 KIND_INTER = "inter"  # the two panels come from two different documents
 KIND_INTRA = "intra"  # the two panels come from one document
 
-# name -> (mirrored left-right first?, number of 90° counter-clockwise turns after it)
-_D4: dict[str, tuple[bool, int]] = {
-    "identity": (False, 0),
-    "rot90": (False, 1),
-    "rot180": (False, 2),
-    "rot270": (False, 3),
-    "flip_h": (True, 0),
-    "transpose": (True, 1),
-    "flip_v": (True, 2),
-    "transverse": (True, 3),
-}
-#: The 8 transform names in the embedder's D4 view order: index = 4 * flipped + k.
-D4_NAMES: tuple[str, ...] = tuple(_D4)
-TRANSFORM_NAMES = frozenset(_D4)
-
-# How panel b looks compared with panel a when `transform` maps b onto a
-# (that is, b = inverse(transform)(a)); shown to reviewers.
-_PHRASES: dict[str, str] = {
-    "identity": "same orientation",
-    "rot90": "rotated 90° clockwise",
-    "rot180": "rotated 180°",
-    "rot270": "rotated 90° counter-clockwise",
-    "flip_h": "mirrored left–right",
-    "flip_v": "mirrored top–bottom",
-    "transpose": "rotated 90° and mirrored (flipped over the main diagonal)",
-    "transverse": "rotated 90° and mirrored (flipped over the anti-diagonal)",
-}
-
-CSV_COLUMNS: tuple[str, ...] = (
-    "score", "doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b", "kind",
-    "group", "transform", "figure_id_a", "figure_id_b", "head_score", "pixel_match",
-    "pixel_detail",
+#: The two sides of a pair: document (relative path), 1-based page, bbox text (`format_bbox`).
+PAIR_COLUMNS: tuple[str, ...] = ("doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b")
+#: The required `report.csv` columns of the report contract (other tools rely on them), first and in this order.
+REPORT_COLUMNS: tuple[str, ...] = ("score", *PAIR_COLUMNS, "kind")
+#: The extra columns written after them.
+EXTRA_COLUMNS: tuple[str, ...] = (
+    "group", "transform", "figure_id_a", "figure_id_b", "head_score", "pixel_match", "pixel_detail",
 )
+#: Every `report.csv` column, in the order written.
+CSV_COLUMNS: tuple[str, ...] = REPORT_COLUMNS + EXTRA_COLUMNS
 ERROR_COLUMNS: tuple[str, ...] = ("input", "stage", "error")
-
-
-def transform_name(k: int, flipped: bool) -> str:
-    """Name of `rot90^k(flip_h(x) if flipped else x)` (k counter-clockwise quarter turns)."""
-    return D4_NAMES[4 * int(bool(flipped)) + (int(k) % 4)]
-
-
-def inverse_transform(name: str) -> str:
-    """The transform that undoes `name` (rotations invert, flips are their own inverse)."""
-    flipped, k = _D4[name]
-    return name if flipped else transform_name(-k, False)
-
-
-def describe_transform(name: str | None) -> str:
-    """Human phrase for how panel b looks compared with panel a, e.g. "rotated 90° clockwise"."""
-    if name is None:
-        return "not estimated"
-    return _PHRASES[name]
-
-
-def apply_transform(image: Image.Image, name: str) -> Image.Image:
-    """Apply the named D4 transform to a PIL image (lossless: only moves pixels)."""
-    from PIL import Image
-
-    flipped, k = _D4[name]
-    out = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flipped else image
-    rotate = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
-    return out.transpose(rotate[k]) if k else out.copy()
 
 
 def estimate_transform(a: Image.Image, b: Image.Image, size: int = 32) -> tuple[str, float]:
@@ -120,10 +78,9 @@ def estimate_transform(a: Image.Image, b: Image.Image, size: int = 32) -> tuple[
 
     target = prep(a)
     base = prep(b)
-    best_name, best_corr = "identity", -2.0
-    for name in D4_NAMES:  # identity first: ties (symmetric or flat panels) keep it
-        flipped, k = _D4[name]
-        view = np.rot90(base[:, ::-1] if flipped else base, k)
+    best_name, best_corr = IDENTITY, -2.0
+    for view_index, name in enumerate(D4_NAMES):  # identity first: ties (symmetric or flat panels) keep it
+        view = apply_to_array(base, view_index)
         corr = float((view * target).sum())
         if corr > best_corr + 1e-9:
             best_name, best_corr = name, corr
@@ -187,7 +144,7 @@ class ReportPair:
     b: PanelRef
     kind: str | None = None
     group_id: int = 0
-    transform: str | None = "identity"
+    transform: str | None = IDENTITY
     extra: dict[str, Any] = field(default_factory=dict)
     head_score: float | None = None  # the BTA head alone, when `score` also weighs the pixel check
     pixel_match: float | None = None  # correlation of the pixel check's placement, when it ran
@@ -273,7 +230,7 @@ def pair_csv_row(pair: ReportPair) -> list[object]:
 
 
 def write_report_csv(pairs: Iterable[ReportPair], path: str | os.PathLike[str]) -> Path:
-    """Write `report.csv` (DESIGN contract columns first, then extras), highest score first.
+    """Write `report.csv` (`REPORT_COLUMNS` first, then `EXTRA_COLUMNS`), highest score first.
 
     An empty report still has the header row.
     """

@@ -2,7 +2,8 @@
 
 Everything lives in the one file: thumbnails and page images as `data:` URIs,
 inline CSS and a little vanilla JavaScript (sort, filter, flicker comparison, and
-an image-decoding self-check used by the browser test). No network request is
+an image-decoding self-check used by the browser test), both kept as package data
+in `jobs/report_assets/` and inlined into the page. No network request is
 ever made. Every string that comes from the inputs (document names, figure ids,
 extra metadata, summary values, error messages) goes through `html.escape`, and
 the script never writes input text as HTML (it reads `dataset`/`textContent`).
@@ -18,14 +19,18 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import io
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from html import escape
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from jobs.report import KIND_INTER, PanelRef, ReportError, ReportPair, apply_transform, format_bbox, sort_pairs
+from embedder.d4 import IDENTITY, apply_transform
+from jobs.report import KIND_INTER, PanelRef, ReportError, ReportPair, sort_pairs
+from scanner.records import format_bbox
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -36,7 +41,14 @@ THUMB_MAX_PX = 384       # panel thumbnails (shown in a 280 px box: sharp enough
 PAGE_MAX_PX = 260        # page miniatures
 PNG_BUDGET = 60_000      # above this a PNG thumbnail is re-encoded as JPEG when that is smaller
 MAX_PAIRS = 500          # cards in one page (~100 kB each); every pair is always in report.csv
+ASSETS_DIR = "report_assets"  # report.css and report.js, inlined into every page
 SUMMARY_TILES = (("documents", "documents"), ("pages", "pages"), ("panels", "panels"), ("pairs", "pairs"), ("errors", "errors"))
+
+
+@functools.cache
+def _asset(name: str) -> str:
+    """A file of `jobs/report_assets` (the page's CSS and script, shipped as package data)."""
+    return resources.files("jobs").joinpath(ASSETS_DIR, name).read_text(encoding="utf-8")
 
 
 def _e(value: object) -> str:
@@ -51,7 +63,7 @@ def _open_image(data: bytes | None) -> Image.Image | None:
     from PIL import Image
 
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         img.load()
     except Exception as exc:  # noqa: BLE001 - any decoder failure means "no picture"
         log.warning("could not decode an embedded image (%d bytes): %s", len(data), exc)
@@ -91,13 +103,13 @@ class _ImageCache:
     def __init__(self) -> None:
         self._cache: dict[tuple[bytes, str, int], str | None] = {}
 
-    def uri(self, data: bytes | None, transform: str = "identity", max_px: int = THUMB_MAX_PX) -> str | None:
+    def uri(self, data: bytes | None, transform: str = IDENTITY, max_px: int = THUMB_MAX_PX) -> str | None:
         if not data:
             return None
         key = (data, transform, max_px)
         if key not in self._cache:
             img = _open_image(data)
-            if img is not None and transform != "identity":
+            if img is not None and transform != IDENTITY:
                 img = apply_transform(img, transform)
             self._cache[key] = None if img is None else _data_uri(img, max_px)
         return self._cache[key]
@@ -188,7 +200,7 @@ def _aligned_figure(pair: ReportPair, cache: _ImageCache) -> str:
         uri = cache.uri(pair.b.thumbnail, transform=pair.transform)
         note = (
             "no rotation or mirroring needed"
-            if pair.transform == "identity"
+            if pair.transform == IDENTITY
             else f'applied to B: <code>{_e(pair.transform)}</code>'
         )
     return (
@@ -349,7 +361,7 @@ def render_report_html(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 <title>{_e(title)}</title>
-<style>{_CSS}</style>
+<style>{_asset("report.css")}</style>
 </head>
 <body data-cards="{len(ordered)}" data-pairs-total="{len(everything)}" data-images-ok="" data-images-broken="">
 <header class="top">
@@ -370,203 +382,8 @@ def render_report_html(
 <div id="empty" class="empty"{empty_style}>{_e(empty_text)}</div>
 </main>
 <footer class="foot">Panel A and B are shown as found; “B aligned to A” is panel B turned/mirrored by the suspected transform so the two can be compared directly. Boxes on the small pages mark where each panel sits (coordinates in PDF points). This file is self-contained and works offline.</footer>
-<script>{_JS}</script>
+<script>{_asset("report.js")}</script>
 </body>
 </html>
 """
 
-
-_CSS = """
-:root{--bg:#f4f5f7;--card:#fff;--ink:#1d2330;--muted:#5b6475;--line:#dfe3ea;--accent:#2456c7;--hi:#c62828;--mid:#e07b00;--low:#8a8f99}
-*{box-sizing:border-box}
-body{margin:0;background:var(--bg);color:var(--ink);font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-h1{font-size:22px;margin:0}
-h2{font-size:17px;margin:0}
-h3{font-size:12px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted);margin:0 0 6px}
-.top{background:#1d2330;color:#fff;padding:18px 28px 16px}
-.titlebar{display:flex;align-items:baseline;gap:16px;flex-wrap:wrap}
-.gen{color:#aab3c5;font-size:12px}
-.summary{display:flex;gap:28px;flex-wrap:wrap;margin-top:14px;align-items:flex-start}
-.tiles{display:flex;gap:10px;flex-wrap:wrap}
-.tile{background:#2b3344;border-radius:8px;padding:8px 14px;min-width:92px}
-.tv{font-size:22px;font-weight:650}
-.tl{font-size:11px;color:#aab3c5;text-transform:uppercase;letter-spacing:.06em}
-.side{display:flex;gap:28px;flex-wrap:wrap}
-.side h3{color:#aab3c5}
-.timings ul{list-style:none;margin:0;padding:0;display:grid;grid-template-columns:auto auto;column-gap:14px;font-size:13px}
-.timings li{display:contents}
-.timings li span{color:#cfd6e4}
-.timings li.total span,.timings li.total b{border-top:1px solid #3d475c;padding-top:2px}
-.details dl{margin:0;display:grid;grid-template-columns:auto auto;column-gap:14px;font-size:13px}
-.details dt{color:#cfd6e4}
-.details dd{margin:0;word-break:break-all}
-.truncated{margin:12px 0 0;color:#ffd98a;font-size:13px}
-.errors{margin-top:12px;background:#3a2a2a;border-radius:6px;padding:6px 12px;font-size:13px}
-.errors summary{cursor:pointer;color:#ffcdc8}
-.errors table{border-collapse:collapse;margin-top:6px;width:100%}
-.errors td,.errors th{border-top:1px solid #5a4444;padding:3px 8px;text-align:left;vertical-align:top;word-break:break-word}
-.toolbar{position:sticky;top:0;z-index:5;display:flex;gap:18px;flex-wrap:wrap;align-items:center;background:#fff;border-bottom:1px solid var(--line);padding:10px 28px;box-shadow:0 1px 3px rgba(0,0,0,.05)}
-.toolbar label{display:flex;gap:6px;align-items:center;color:var(--muted);font-size:13px}
-.toolbar select,.toolbar input[type=search]{font:inherit;padding:4px 6px;border:1px solid var(--line);border-radius:5px;background:#fff;color:var(--ink)}
-.toolbar input[type=search]{width:220px}
-.toolbar output{font-variant-numeric:tabular-nums;min-width:2.6em;color:var(--ink)}
-.count{margin-left:auto;color:var(--muted);font-size:13px}
-main{padding:18px 28px;display:flex;flex-direction:column;gap:18px}
-.group{border:1px solid #c9d3e8;border-left:4px solid var(--accent);border-radius:10px;background:#eef2fa;padding:12px}
-.ghead{display:flex;gap:12px;align-items:baseline;flex-wrap:wrap;margin:2px 4px 10px}
-.ghead span{color:var(--muted);font-size:13px}
-.gdocs{list-style:none;margin:0;padding:0;display:flex;gap:6px;flex-wrap:wrap;width:100%}
-.gdocs li{background:#fff;border:1px solid var(--line);border-radius:4px;padding:1px 6px;font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}
-.gcards{display:flex;flex-direction:column;gap:12px}
-.card{background:var(--card);border:1px solid var(--line);border-radius:10px;box-shadow:0 1px 2px rgba(0,0,0,.04);overflow:hidden}
-.chead{display:flex;gap:12px;align-items:center;flex-wrap:wrap;padding:10px 16px;border-bottom:1px solid var(--line);background:#fafbfc}
-.rank{font-weight:650;color:var(--muted);min-width:2.4em}
-.score{display:flex;align-items:center;gap:8px;font-weight:700;font-variant-numeric:tabular-nums}
-.sval{font-size:17px}
-.sbar{display:inline-block;width:70px;height:6px;background:#e6e8ec;border-radius:3px;overflow:hidden}
-.sbar i{display:block;height:100%;background:currentColor}
-.s-high{color:var(--hi)}.s-mid{color:var(--mid)}.s-low{color:var(--low)}
-.chip{font-size:12px;border:1px solid var(--line);border-radius:999px;padding:1px 9px;color:var(--muted);background:#fff}
-.k-inter{border-color:#c5d3f3;color:#1e4bb0;background:#eef3ff}
-.k-intra{border-color:#e8d3b5;color:#8a4d00;background:#fff6ea}
-.transform{margin-left:auto;font-size:13px;color:var(--muted)}
-.transform b{color:var(--ink)}
-.cbody{display:grid;grid-template-columns:repeat(3,minmax(256px,1fr));gap:16px;padding:14px 16px}
-.panel{margin:0;min-width:0;display:flex;flex-direction:column;gap:8px}
-.plabel{display:flex;gap:8px;align-items:center;min-width:0}
-.badge{flex:none;background:var(--ink);color:#fff;border-radius:4px;font-size:11px;font-weight:700;padding:1px 6px}
-.b-al{background:var(--accent)}
-.doc{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere;word-break:break-all}
-.thumb{height:280px;min-width:256px;display:flex;align-items:center;justify-content:center;background:#eef0f3;border:1px solid var(--line);border-radius:6px;overflow:hidden}
-.thumb img{max-width:100%;max-height:100%;width:auto;height:100%;object-fit:contain;display:block}
-.thumb.missing{color:var(--muted);font-size:13px}
-.aligned .thumb{border-color:#b9c8ef;cursor:crosshair}
-.aligned .thumb.flick{outline:3px solid var(--accent);outline-offset:-3px}
-.prov{display:flex;gap:10px;align-items:flex-start}
-.prov.col{flex-direction:column;gap:4px}
-.meta code{font:11.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#eef3ff;color:#1e4bb0;padding:0 4px;border-radius:3px}
-.meta{display:flex;flex-direction:column;gap:2px;font-size:12.5px;color:var(--muted);flex:1;min-width:0}
-.meta b{color:var(--ink)}
-.bbox,.fid{font:11.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
-.fid{color:#8b93a3}
-.page{position:relative;flex:none;width:104px;background:#fff;border:1px solid #c3c8d2;box-shadow:0 1px 3px rgba(0,0,0,.12)}
-.page img{display:block;width:100%;height:100%;object-fit:fill}
-.blank-page{width:100%;height:100%;background:repeating-linear-gradient(#fff 0 7px,#eef0f3 7px 8px)}
-.hl{position:absolute;border:2px solid var(--hi);background:rgba(198,40,40,.18);box-shadow:0 0 0 1px #fff}
-.hint{margin:0;font-size:11.5px;color:#8b93a3}
-.extra{display:grid;grid-template-columns:auto 1fr;column-gap:12px;margin:0;padding:8px 16px 12px;border-top:1px dashed var(--line);font-size:12.5px}
-.extra dt{color:var(--muted)}.extra dd{margin:0;overflow-wrap:anywhere}
-.empty{background:#fff;border:1px dashed #b8c0cc;border-radius:10px;padding:40px;text-align:center;color:var(--muted);font-size:16px}
-.foot{padding:8px 28px 28px;color:var(--muted);font-size:12px;max-width:1100px}
-@media (max-width:900px){.cbody{grid-template-columns:1fr}.transform{margin-left:0}}
-"""
-
-_JS = r"""
-(function(){
-  "use strict";
-  var results = document.getElementById('results');
-  var sortSel = document.getElementById('sort');
-  var minScore = document.getElementById('minscore');
-  var minOut = document.getElementById('minscore-out');
-  var kindSel = document.getElementById('kind');
-  var docFilter = document.getElementById('docfilter');
-  var countEl = document.getElementById('count');
-  var emptyEl = document.getElementById('empty');
-  var total = document.querySelectorAll('.card').length;
-
-  function keyOf(el, mode){
-    if (mode === 'doc') return el.dataset.docKey || '';
-    return parseFloat(el.dataset.score || '0');
-  }
-  function cmp(mode){
-    return function(x, y){
-      var a = keyOf(x, mode), b = keyOf(y, mode);
-      if (mode === 'doc') { var c = a < b ? -1 : a > b ? 1 : 0; if (c) return c; return parseFloat(y.dataset.score) - parseFloat(x.dataset.score); }
-      return mode === 'score-asc' ? a - b : b - a;
-    };
-  }
-  function applySort(){
-    var mode = sortSel.value;
-    var items = Array.prototype.slice.call(results.querySelectorAll(':scope > .item'));
-    items.sort(cmp(mode)).forEach(function(el){ results.insertBefore(el, emptyEl); });
-    Array.prototype.forEach.call(results.querySelectorAll('.gcards'), function(box){
-      Array.prototype.slice.call(box.children).sort(cmp(mode)).forEach(function(el){ box.appendChild(el); });
-    });
-  }
-  function applyFilter(){
-    var min = parseFloat(minScore.value);
-    minOut.textContent = min.toFixed(2);
-    var kind = kindSel.value;
-    var needle = docFilter.value.trim().toLowerCase();
-    var shown = 0;
-    Array.prototype.forEach.call(results.querySelectorAll('.item'), function(item){
-      var any = false;
-      Array.prototype.forEach.call(item.querySelectorAll('.card'), function(card){
-        var ok = parseFloat(card.dataset.score) >= min - 1e-9 &&
-                 (kind === 'all' || card.dataset.kind === kind) &&
-                 (!needle || (card.dataset.docs || '').indexOf(needle) !== -1);
-        card.hidden = !ok;
-        if (ok) { any = true; shown++; }
-      });
-      item.hidden = !any;
-    });
-    countEl.textContent = shown + ' of ' + total + ' pairs';
-    emptyEl.style.display = shown ? 'none' : '';
-  }
-  // The view state lives in the URL fragment (#sort=doc&min=0.9&kind=inter&doc=name) so a
-  // filtered view can be bookmarked or shared as a link to this file.
-  function readHash(){
-    var h = (location.hash || '').replace(/^#/, '');
-    if (!h) return;
-    h.split('&').forEach(function(kv){
-      var i = kv.indexOf('='); if (i < 0) return;
-      var k = decodeURIComponent(kv.slice(0, i)), v = decodeURIComponent(kv.slice(i + 1).replace(/\+/g, ' '));
-      if (k === 'sort' && ['score-desc','score-asc','doc'].indexOf(v) !== -1) sortSel.value = v;
-      else if (k === 'min' && isFinite(parseFloat(v))) minScore.value = String(Math.max(0, Math.min(1, parseFloat(v))));
-      else if (k === 'kind' && ['all','inter','intra'].indexOf(v) !== -1) kindSel.value = v;
-      else if (k === 'doc') docFilter.value = v;
-    });
-  }
-  function writeHash(){
-    var parts = [];
-    if (sortSel.value !== 'score-desc') parts.push('sort=' + encodeURIComponent(sortSel.value));
-    if (parseFloat(minScore.value) > 0) parts.push('min=' + encodeURIComponent(minScore.value));
-    if (kindSel.value !== 'all') parts.push('kind=' + encodeURIComponent(kindSel.value));
-    if (docFilter.value) parts.push('doc=' + encodeURIComponent(docFilter.value));
-    try { history.replaceState(null, '', parts.length ? '#' + parts.join('&') : location.pathname + location.search); } catch (e) {}
-  }
-  sortSel.addEventListener('change', function(){ applySort(); writeHash(); });
-  [minScore, kindSel, docFilter].forEach(function(el){
-    el.addEventListener('input', function(){ applyFilter(); writeHash(); });
-    el.addEventListener('change', function(){ applyFilter(); writeHash(); });
-  });
-  readHash();
-  applySort();
-  applyFilter();
-
-  // Flicker comparison: hovering/tapping "B aligned to A" shows A in its place.
-  Array.prototype.forEach.call(document.querySelectorAll('.card'), function(card){
-    var al = card.querySelector('img.ialigned');
-    var a = card.querySelector('img.ithumb');
-    if (!al || !a) return;
-    var own = al.getAttribute('src'), box = al.parentNode;
-    function showA(){ al.setAttribute('src', a.getAttribute('src')); box.classList.add('flick'); }
-    function showB(){ al.setAttribute('src', own); box.classList.remove('flick'); }
-    box.addEventListener('mouseenter', showA);
-    box.addEventListener('mouseleave', showB);
-    box.addEventListener('click', function(){ if (box.classList.contains('flick')) showB(); else showA(); });
-  });
-
-  // Self-check used by the browser test: how many images decoded.
-  function countImages(){
-    var ok = 0, broken = 0;
-    Array.prototype.forEach.call(document.images, function(img){
-      if (img.complete && img.naturalWidth > 0) ok++; else broken++;
-    });
-    document.body.setAttribute('data-images-ok', String(ok));
-    document.body.setAttribute('data-images-broken', String(broken));
-  }
-  window.addEventListener('load', countImages);
-  if (document.readyState === 'complete') countImages();
-})();
-"""

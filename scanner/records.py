@@ -4,6 +4,7 @@ This is a contract shared by `scanner`, `index` and `jobs`; change it on purpose
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -15,6 +16,23 @@ FLAG_BOILERPLATE = "boilerplate"  # the same pixels on many pages / documents (p
 NOISE_FLAGS = frozenset({FLAG_TINY, FLAG_UNIFORM, FLAG_BOILERPLATE})
 # Informational flags.
 FLAG_COMPOUND = "compound"        # a figure that was split into panels (its panels point to it)
+
+
+Bbox = tuple[float, float, float, float]
+
+
+def format_bbox(bbox: Sequence[float]) -> str:
+    """`"x0 y0 x1 y1"` with two decimals (PDF points): the bbox text of reports and truth files."""
+    return " ".join(f"{float(v):.2f}" for v in bbox)
+
+
+def parse_bbox(text: str) -> Bbox:
+    """'x0 y0 x1 y1' -> tuple of floats (commas tolerated); ValueError unless exactly 4 numbers."""
+    parts = str(text).replace(",", " ").split()
+    if len(parts) != 4:
+        raise ValueError(f"bbox must have 4 numbers, got {text!r}")
+    x0, y0, x1, y1 = (float(p) for p in parts)
+    return (x0, y0, x1, y1)
 
 
 @dataclass(frozen=True)
@@ -42,7 +60,7 @@ class PanelRecord:
     flags: tuple[str, ...] = field(default_factory=tuple)
 
     @property
-    def bbox(self) -> tuple[float, float, float, float]:
+    def bbox(self) -> Bbox:
         return (self.x0, self.y0, self.x1, self.y1)
 
     @property

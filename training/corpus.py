@@ -382,7 +382,7 @@ def _render_star(args: tuple[DocPlan, Path, CorpusConfig]) -> dict[str, Any]:
 
 def make_corpus(out: str | Path, cfg: CorpusConfig) -> dict[str, Any]:
     """Plan, render (in `cfg.workers` processes) and write truth files; returns a summary dict."""
-    from training.scoring import format_bbox  # the report contract's bbox text
+    from scanner.records import format_bbox  # the report contract's bbox text
 
     out = Path(out)
     t0 = time.time()

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -27,6 +27,9 @@ from PIL import Image, ImageDraw
 from embedder.fusion import PixelFusion
 from embedder.verify import align_images
 from training.data import EVAL_SEED_BASE, PAIR_POS_FRACTION, all_kinds, alteration_kinds, apply_named, specimen_image
+
+if TYPE_CHECKING:  # pragma: no cover
+    from embedder.inference import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +152,12 @@ class MethodResult:
 def per_alteration_accuracy(scores: np.ndarray, labels: np.ndarray, alterations: Sequence[str],
                             threshold: float = THRESHOLD) -> dict[str, float]:
     """Accuracy over the pairs of each alteration kind (similar and dissimilar alike)."""
-    alterations = np.asarray(alterations)
+    kinds = np.asarray(alterations)
     correct = (np.asarray(scores) >= threshold) == (np.asarray(labels) == 1)
-    return {str(k): float(correct[alterations == k].mean()) for k in dict.fromkeys(alterations.tolist())}
+    return {str(k): float(correct[kinds == k].mean()) for k in dict.fromkeys(kinds.tolist())}
 
 
-def score_pairs(embedder: Any, pairs: Sequence[EvalPair]) -> tuple[np.ndarray, np.ndarray]:
+def score_pairs(embedder: Embedder, pairs: Sequence[EvalPair]) -> tuple[np.ndarray, np.ndarray]:
     """(head scores, clipped cosine scores) of an `embedder.inference.Embedder` on the pairs."""
     va = embedder.embed([p.a for p in pairs])
     vb = embedder.embed([p.b for p in pairs])
@@ -163,7 +166,7 @@ def score_pairs(embedder: Any, pairs: Sequence[EvalPair]) -> tuple[np.ndarray, n
     return head.astype(np.float64), cosine.astype(np.float64)
 
 
-def evaluate_embedders(embedders: dict[str, Any], pairs: Sequence[EvalPair], threshold: float = THRESHOLD) -> list[MethodResult]:
+def evaluate_embedders(embedders: dict[str, Embedder], pairs: Sequence[EvalPair], threshold: float = THRESHOLD) -> list[MethodResult]:
     """One row per scoring method: `<name>` (head, when trained) and `<name> cosine` per model."""
     labels = np.array([p.label for p in pairs])
     alts = [p.alteration for p in pairs]

@@ -6,8 +6,10 @@ another field of the same specimen (the hard negatives that fool the head), or
 against another specimen. Their seeds start at `CALIBRATION_SEED_BASE`, apart
 from training specimens (below 1e5) and evaluation seeds (`EVAL_SEED_BASE` on).
 
-The fit is a three-feature logistic regression (LBFGS, a little L2), small enough
-to be exact and fast; `calibrate_checkpoint` writes the result into a copy of the
+The fit is a logistic regression (LBFGS, a little L2) on three features per pair:
+the head's logit, and the atanh of the pixel check's two correlations (the best
+placement's, and that placement's high-pass "detail" correlation). It is small
+enough to be exact and fast; `calibrate_checkpoint` writes the result into a copy of the
 checkpoint's meta.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +27,9 @@ from PIL import Image
 from embedder.fusion import META_KEY, PixelFusion, head_feature, match_feature
 from embedder.verify import AlignConfig, align_images
 from training.data import PAIR_POS_FRACTION, all_kinds, alter, specimen_image
+
+if TYPE_CHECKING:  # pragma: no cover
+    from embedder.inference import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +97,7 @@ def fit_fusion(head: np.ndarray, correlation: np.ndarray, detail: np.ndarray, la
     return PixelFusion(float(w_head), float(w_match), float(w_detail), bias, align)
 
 
-def pair_signals(embedder: Any, a: Sequence[Image.Image], b: Sequence[Image.Image], align: AlignConfig,
+def pair_signals(embedder: Embedder, a: Sequence[Image.Image], b: Sequence[Image.Image], align: AlignConfig,
                  progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Head probabilities, pixel-check correlations and detail correlations of pairs (a[i], b[i])."""
     head = np.asarray(embedder.score(embedder.embed(list(a)), embedder.embed(list(b))), dtype=np.float64)

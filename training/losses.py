@@ -8,7 +8,7 @@
   (view-1 of image i against view-2 of image j; similar iff i == j), weighted so the
   similar pairs carry `pos_fraction` (0.4, the paper's pair prior) of the total weight.
 - `info_nce_loss`: NT-Xent (SimCLR) on L2-normalised projections, temperature 0.1, which
-  converged much faster than Barlow Twins from scratch on our 2-core CPU (DESIGN.md).
+  converged much faster than Barlow Twins when training from scratch on a 2-core CPU.
 """
 from __future__ import annotations
 

@@ -29,29 +29,19 @@ from typing import Any
 
 import pandas as pd
 
-REPORT_COLUMNS = ["score", "doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b"]
-TRUTH_REQUIRED = ["doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b"]
+from jobs.report import PAIR_COLUMNS
+from scanner.records import Bbox as Box
+from scanner.records import parse_bbox
 
-Box = tuple[float, float, float, float]
+# What the scorer reads of a report: the score and the two sides (the contract's `kind`
+# column is not needed, so a report of another tool without it still scores).
+SCORED_COLUMNS: tuple[str, ...] = ("score", *PAIR_COLUMNS)
+TRUTH_REQUIRED: tuple[str, ...] = PAIR_COLUMNS
 Side = tuple[str, int, Box]
 
 
 class ScoringInputError(ValueError):
     """A report or truth file is missing columns or has unparsable values."""
-
-
-def format_bbox(bbox: Sequence[float]) -> str:
-    """`"x0 y0 x1 y1"` with two decimals (PDF points): the bbox text of reports and truth files."""
-    return " ".join(f"{float(v):.2f}" for v in bbox)
-
-
-def parse_bbox(text: str) -> Box:
-    """'x0 y0 x1 y1' -> tuple of floats (commas tolerated)."""
-    parts = str(text).replace(",", " ").split()
-    if len(parts) != 4:
-        raise ScoringInputError(f"bbox must have 4 numbers, got {text!r}")
-    x0, y0, x1, y1 = (float(p) for p in parts)
-    return (x0, y0, x1, y1)
 
 
 def iou(a: Box, b: Box) -> float:
@@ -104,7 +94,7 @@ class ScoreResult:
         return asdict(self)
 
 
-def _read(path_or_df: str | Path | pd.DataFrame, required: list[str], what: str) -> pd.DataFrame:
+def _read(path_or_df: str | Path | pd.DataFrame, required: Sequence[str], what: str) -> pd.DataFrame:
     df = path_or_df if isinstance(path_or_df, pd.DataFrame) else pd.read_csv(path_or_df, dtype=str, keep_default_na=False)
     missing = [c for c in required if c not in df.columns]
     if missing:
@@ -142,7 +132,7 @@ def score_report(
 
     `contain=True` also matches a side by containment (`contains`): fair for real figures,
     where a panel inside a planted region or a whole figure holding a planted crop is a find."""
-    rep = _read(report, REPORT_COLUMNS, "report")
+    rep = _read(report, SCORED_COLUMNS, "report")
     tru = _read(truth, TRUTH_REQUIRED, "truth")
     true_pairs = [_sides(r) for _, r in tru.iterrows()]
     # collapse exact duplicates (unordered), keep the best score

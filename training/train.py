@@ -72,7 +72,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = dict(d)
-        data = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.pop("data").items()}
+        data: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.pop("data").items()}
         return cls(**d, data=DataConfig(**data))
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from embedder.fusion import META_KEY
 from embedder.inference import DEFAULT_CHECKPOINT, Embedder
 
 
@@ -42,7 +43,7 @@ def test_the_shipped_pixel_check_confirms_copies_and_rejects_other_fields(defaul
 
     fusion = PixelFusion.from_meta(default.meta)
     assert fusion is not None, "the shipped model must carry its pixel-check calibration"
-    threshold = default.meta["pixel_check"]["threshold"]
+    threshold = default.meta[META_KEY]["threshold"]
     assert 0.5 <= threshold < 1.0
     base = [generate_specimen_field(k, 2_100_000 + i, 0, (140, 110)) for i, k in enumerate(KINDS)]
     # another field of the same specimen: the look-alike the head alone confuses most

@@ -93,15 +93,30 @@ def test_load_from_path_and_default(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_device_choice() -> None:
-    assert pick_device("cpu").type == "cpu"
-    assert pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert pick_device("cpu") == torch.device("cpu")  # an explicit choice is kept
+    chosen = pick_device()  # the default is a device this machine can really compute on
+    assert chosen.type in ("cpu", "cuda")
+    assert float((torch.ones(3, device=chosen) * 2).sum().cpu()) == 6.0
+
+
+def test_the_default_device_and_precision_embed_deterministically() -> None:
+    torch.manual_seed(0)
+    emb = Embedder(BTAModel(Preset.TINY.config), {"method": "test"})  # device and precision "auto"
+    img = _image(48, 30, 5)
+    vecs = emb.embed([img, img.copy(), img.transpose(Image.Transpose.ROTATE_90)])
+    assert vecs.shape == (3, emb.dim) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-3)
+    assert np.array_equal(vecs[0], vecs[1])  # identical inputs, identical outputs
+    np.testing.assert_allclose(emb.embed([img])[0], vecs[0], atol=1e-5)  # alone in its batch too
+    assert float(vecs[0] @ vecs[2]) > 0.999  # invariant to a quarter turn
 
 
 def test_precision_choices(tiny_embedder: Embedder) -> None:
-    from embedder.inference import cpu_has_fast_bf16, resolve_precision
+    from embedder.inference import resolve_precision
 
-    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    assert resolve_precision("auto", torch.device("cpu")) in ("bf16", "fp32")  # never fp16 on a CPU
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"  # explicit choices are kept
     assert resolve_precision("auto", torch.device("cuda")) == "fp16"
     with pytest.raises(ValueError):
         resolve_precision("int8", torch.device("cpu"))

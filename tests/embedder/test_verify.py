@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+from embedder.d4 import D4_NAMES, apply_to_tensor, apply_transform, inverse_transform
 from embedder.verify import (
-    D4_VIEW_NAMES,
     FFT_MIN_PIXELS,
     AlignConfig,
     Alignment,
@@ -19,11 +19,9 @@ from embedder.verify import (
     align_pair,
     best_ncc,
     cross_correlate,
-    d4_view,
     high_pass,
     rotate,
 )
-from jobs.report import apply_transform, inverse_transform
 from training.synth import KINDS, generate_specimen_field
 
 SIZE = (160, 120)
@@ -41,9 +39,9 @@ def png(image: Image.Image) -> bytes:
 
 def test_d4_view_matches_the_report_transforms() -> None:
     arr = np.arange(12, dtype=np.float32).reshape(3, 4)
-    for view, name in enumerate(D4_VIEW_NAMES):
+    for view, name in enumerate(D4_NAMES):
         expected = np.asarray(apply_transform(Image.fromarray(arr.astype(np.uint8)), name), dtype=np.float32)
-        assert np.array_equal(d4_view(torch.from_numpy(arr), view).numpy(), expected), name
+        assert np.array_equal(apply_to_tensor(torch.from_numpy(arr), view).numpy(), expected), name
 
 
 @pytest.mark.parametrize("side", [40, 120])  # below and above FFT_MIN_PIXELS
@@ -78,7 +76,7 @@ def test_rotate_turns_counter_clockwise_like_pil() -> None:
     assert torch.equal(turned[1, 0], torch.from_numpy(ray))  # angle 0 is an exact copy
 
 
-@pytest.mark.parametrize("name", D4_VIEW_NAMES)
+@pytest.mark.parametrize("name", D4_NAMES)
 def test_every_turn_and_mirror_is_recovered_as_the_map_from_b_onto_a(name: str) -> None:
     a = field("fluorescence")
     b = apply_transform(a, inverse_transform(name))

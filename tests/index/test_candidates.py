@@ -8,15 +8,14 @@ from index.candidates import (
     Pairs,
     RecordKeys,
     bbox_overlap,
-    cosine_scorer,
     knn_pairs,
-    new_versus_all,
     score_candidates,
     self_join,
     union_pairs,
 )
 from index.faiss_index import VectorIndex
 from index.store import FigureStore
+from scanner.records import FLAG_BOILERPLATE, FLAG_COMPOUND
 from tests.index.helpers import clustered, figures_table, simple_table, unit
 
 
@@ -42,14 +41,14 @@ def _scenario(tmp_path):
     near = lambda v: v + 0.02 * rng.normal(size=16)  # noqa: E731
     A = {"doc": "a.pdf", "doc_sha256": "sha-a", "page": 1}
     rows = [
-        {**A, "figure_id": "F", "bbox": (0, 0, 200, 100), "flags": ("compound",)},   # 0 compound figure
+        {**A, "figure_id": "F", "bbox": (0, 0, 200, 100), "flags": (FLAG_COMPOUND,)},   # 0 compound figure
         {**A, "figure_id": "P1", "bbox": (0, 0, 100, 100), "parent_id": "F"},        # 1 its left panel
         {**A, "figure_id": "P2", "bbox": (100, 0, 200, 100), "parent_id": "F"},      # 2 right panel = P1 reused
         {**A, "figure_id": "S", "bbox": (10, 10, 60, 60)},                           # 3 sub-picture inside P1
         {"doc": "b.pdf", "doc_sha256": "sha-b", "page": 3, "figure_id": "B1"},        # 4 copy in another paper
         {**A, "figure_id": "P1", "bbox": (0, 0, 100, 100), "parent_id": "F"},        # 5 P1 ingested again
-        {**A, "page": 2, "figure_id": "L1", "flags": ("boilerplate",)},              # 6 logo
-        {"doc": "b.pdf", "doc_sha256": "sha-b", "page": 1, "figure_id": "L2", "flags": ("boilerplate",)},  # 7 logo
+        {**A, "page": 2, "figure_id": "L1", "flags": (FLAG_BOILERPLATE,)},              # 6 logo
+        {"doc": "b.pdf", "doc_sha256": "sha-b", "page": 1, "figure_id": "L2", "flags": (FLAG_BOILERPLATE,)},  # 7 logo
         {"doc": "c.pdf", "doc_sha256": "sha-c", "figure_id": "L3"},                  # 8 logo, not flagged
         {"doc": "c.pdf", "doc_sha256": "sha-c", "page": 2, "figure_id": "X"},        # 9 unrelated
         {**A, "figure_id": "P2b", "bbox": (100, 0, 200, 100)},                       # 10 P2 drawn twice in place
@@ -84,7 +83,7 @@ def test_several_views_per_record_take_the_best(tmp_path) -> None:
     v, w = unit(rng.normal(size=(2, 32)))
     stored = np.vstack([v, w, unit(rng.normal(size=(30, 32)))])
     store = FigureStore.create(tmp_path / "s", model_id="m", dim=32)
-    store.append(simple_table(len(stored)), stored, model_id="m", run_id="r", make_thumbnails=False)
+    store.append(simple_table(len(stored)), stored, model_id="m", run_id="r")
     keys = RecordKeys.from_table(store.read_keys())
     index = VectorIndex.build(*store.read_vectors(), model_id="m")
     one_view = self_join(index, np.array([0]), v[None], keys, k=5, min_sim=0.8)
@@ -95,23 +94,28 @@ def test_several_views_per_record_take_the_best(tmp_path) -> None:
     assert two_views.as_set() == {(0, 1)} and two_views.sim[0] > 0.95
 
 
-def test_new_versus_all_completes_the_earlier_self_join(tmp_path) -> None:
+def test_a_nightly_self_join_of_the_new_records_completes_the_earlier_one(tmp_path) -> None:
     x = clustered(300, 16, clusters=5, seed=3)
     x[250:] = unit(x[:50] + 0.05 * np.random.default_rng(0).normal(size=(50, 16)))  # planted copies
     store = FigureStore.create(tmp_path / "s", model_id="m", dim=16)
-    store.append(simple_table(200), x[:200], model_id="m", run_id="day1", make_thumbnails=False)
+    store.append(simple_table(200), x[:200], model_id="m", run_id="day1")
     keys = RecordKeys.from_table(store.read_keys())
     day1 = self_join(VectorIndex.build(*store.read_vectors(), model_id="m"), *store.read_vectors(), keys,
                      k=299, min_sim=0.9)
-    batch = store.append(simple_table(100, start=200), x[200:], model_id="m", run_id="day2", make_thumbnails=False)
+    batch = store.append(simple_table(100, start=200), x[200:], model_id="m", run_id="day2")
     keys = RecordKeys.from_table(store.read_keys())
     index = VectorIndex.build(*store.read_vectors(), model_id="m")
     new_ids, new_vecs = store.read_vectors([batch.file])
-    nightly = new_versus_all(index, new_ids, new_vecs, keys, k=299, min_sim=0.9)
+    nightly = self_join(index, new_ids, new_vecs, keys, k=299, min_sim=0.9)
     assert all(a >= 200 or b >= 200 for a, b in nightly.as_set())
     assert {(i, 250 + i) for i in range(50)} <= nightly.as_set()
     full = self_join(index, *store.read_vectors(), keys, k=299, min_sim=0.9)
     assert union_pairs(day1, nightly).as_set() == full.as_set()
+
+
+def cosine_scorer(vec_a: np.ndarray, vec_b: np.ndarray) -> np.ndarray:
+    """A stand-in head: cosine of unit vectors mapped to [0, 1]."""
+    return np.clip((np.einsum("ij,ij->i", vec_a, vec_b) + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
 
 
 def test_score_candidates_with_a_cosine_head() -> None:
@@ -130,14 +134,3 @@ def test_score_candidates_with_a_cosine_head() -> None:
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         score_candidates(pairs, x, lambda a, b: np.full(len(a), 1.5), batch_size=8)
 
-
-def test_pairs_frame_for_reports(tmp_path) -> None:
-    from index.candidates import pairs_frame
-
-    store = _scenario(tmp_path)
-    pairs = Pairs.from_arrays(np.array([1, 4]), np.array([2, 1]), np.array([0.99, 0.98]))
-    df = pairs_frame(pairs, store.read_table())
-    assert list(df["row_a"]) == [1, 1] and list(df["row_b"]) == [2, 4]
-    assert list(df["kind"]) == ["intra", "inter"]
-    assert list(df["doc_b"]) == ["a.pdf", "b.pdf"] and list(df["page_b"]) == [1, 3]
-    assert list(df["figure_id_a"]) == ["P1", "P1"]

@@ -18,7 +18,8 @@ from index.faiss_index import (
     recall_at_k,
     sync_index,
 )
-from index.store import FigureStore, StoreMismatchError
+from index.store import MANIFEST, FigureStore, StoreMismatchError
+from scanner.records import FLAG_COMPOUND, FLAG_TINY, FLAG_UNIFORM
 from tests.index.helpers import clustered, simple_table
 
 
@@ -120,7 +121,7 @@ def _store(tmp_path, n_batches: int, per: int, dim: int = 16, model_id: str = "m
     x = clustered(n_batches * per, dim, seed=4)
     for b in range(n_batches):
         store.append(simple_table(per, start=b * per), x[b * per:(b + 1) * per], model_id=model_id,
-                     run_id=f"run-{b}", make_thumbnails=False)
+                     run_id=f"run-{b}")
     return store, x
 
 
@@ -145,7 +146,7 @@ def test_sync_index_incremental_equals_rebuild_and_round_trips(tmp_path) -> None
     np.testing.assert_array_equal(Il, Ii)
     np.testing.assert_array_equal(Dl, Di)
     assert loaded.spec == inc.spec and loaded.files == store.files
-    manifest = json.loads((store.root / "manifest.json").read_text())
+    manifest = json.loads((store.root / MANIFEST).read_text())
     assert manifest["index"]["factory"] == "Flat" and manifest["index"]["ntotal"] == 1700
 
 
@@ -153,13 +154,12 @@ def test_sync_index_rebuilds_when_size_class_changes(tmp_path) -> None:
     store, x = _store(tmp_path, 2, 900)
     small = sync_index(store, flat_max=2000)
     assert small.spec.factory == "Flat" and small.ntotal == 1800
-    store.append(simple_table(1500, start=9000), clustered(1500, 16, seed=7), model_id="m", run_id="r3",
-                 make_thumbnails=False)
+    store.append(simple_table(1500, start=9000), clustered(1500, 16, seed=7), model_id="m", run_id="r3")
     big = sync_index(store, flat_max=2000)
     assert big.spec.is_ivf and big.spec.factory == f"IVF{big.spec.nlist},Flat"
     assert big.ntotal == 3300 and big.files == store.files
     np.testing.assert_array_equal(np.sort(big.ids), np.arange(3300))
-    saved = json.loads((store.root / "manifest.json").read_text())["index"]
+    saved = json.loads((store.root / MANIFEST).read_text())["index"]
     assert saved["factory"] == big.spec.factory and saved["nprobe"] == big.spec.nprobe
     assert saved["tuning"]["recall"] >= 0.97
 
@@ -168,7 +168,7 @@ def test_sync_index_leaves_out_noise(tmp_path) -> None:
     from tests.index.helpers import figures_table
 
     store = FigureStore.create(tmp_path / "s", model_id="m", dim=8)
-    t = figures_table([{"flags": ("tiny",)}, {}, {"flags": ("uniform", "compound")}, {}], images=False)
+    t = figures_table([{"flags": (FLAG_TINY,)}, {}, {"flags": (FLAG_UNIFORM, FLAG_COMPOUND)}, {}], images=False)
     store.append(t, np.eye(8)[:4] + 0.1, model_id="m", run_id="r")
     vi = sync_index(store)
     np.testing.assert_array_equal(np.sort(vi.ids), [1, 3])
@@ -183,7 +183,7 @@ def test_model_change_rebuilds_and_wrong_dimension_is_refused(tmp_path) -> None:
         vi.search(np.ones((1, 32), np.float32), 3)
     # a second store for another model reusing the same index folder gets a fresh index
     other = FigureStore.create(tmp_path / "other", model_id="m2", dim=16)
-    other.append(simple_table(50), clustered(50, 16, seed=1), model_id="m2", run_id="r", make_thumbnails=False)
+    other.append(simple_table(50), clustered(50, 16, seed=1), model_id="m2", run_id="r")
     vi2 = sync_index(other, directory=store.index_dir)
     assert vi2.model_id == "m2" and vi2.ntotal == 50
 

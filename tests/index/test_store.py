@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from index.store import FigureStore, StoreError, StoreMismatchError, make_thumbnail
-from scanner.records import table_to_records
+from index.store import MANIFEST, FigureStore, StoreError, StoreMismatchError, make_thumbnail
+from scanner.records import FLAG_BOILERPLATE, table_to_records
 from tests.index.helpers import figures_table, simple_table, unit
 
 
@@ -23,7 +23,7 @@ def _store_with_two_batches(tmp_path, dtype="float32"):
     rng = np.random.default_rng(0)
     v1, v2 = rng.normal(size=(5, 8)), rng.normal(size=(3, 8))
     t1 = figures_table([{"doc": f"a{i}.pdf"} for i in range(5)])
-    t2 = figures_table([{"doc": "b.pdf", "flags": ("boilerplate",) if i == 0 else ()} for i in range(3)])
+    t2 = figures_table([{"doc": "b.pdf", "flags": (FLAG_BOILERPLATE,) if i == 0 else ()} for i in range(3)])
     b1 = store.append(t1, v1, model_id="bta-r18-v1", run_id="run-1")
     b2 = store.append(t2, v2, model_id="bta-r18-v1", run_id="run-2")
     return store, (t1, t2), (v1, v2), (b1, b2)
@@ -33,7 +33,7 @@ def test_round_trip_and_manifest(tmp_path) -> None:
     store, (t1, t2), (v1, v2), (b1, b2) = _store_with_two_batches(tmp_path)
     assert (b1.first_row_id, b1.rows, b2.first_row_id, b2.rows) == (0, 5, 5, 3)
     again = FigureStore.open(tmp_path / "s")
-    m = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    m = json.loads((tmp_path / "s" / MANIFEST).read_text())
     assert m["model_id"] == "bta-r18-v1" and m["dim"] == 8 and m["dtype"] == "float32"
     assert m["num_rows"] == 8 and m["num_noise"] == 1
     assert m["runs"]["run-1"]["rows"] == 5 and m["runs"]["run-2"]["files"] == ["figures/part-000001.parquet"]
@@ -50,7 +50,7 @@ def test_round_trip_and_manifest(tmp_path) -> None:
     assert table.column("run_id").to_pylist() == ["run-1"] * 5 + ["run-2"] * 3
 
 
-def test_float16_vectors_and_thumbnails(tmp_path) -> None:
+def test_float16_vectors(tmp_path) -> None:
     store, _, (v1, v2), _ = _store_with_two_batches(tmp_path, dtype="float16")
     _, vecs = store.read_vectors()
     assert vecs.dtype == np.float32
@@ -58,17 +58,34 @@ def test_float16_vectors_and_thumbnails(tmp_path) -> None:
     schema = pq.read_schema(tmp_path / "s" / store.files[0])
     vtype = schema.field("vector").type
     assert vtype.value_type == pa.float16() and vtype.list_size == 8
-    thumb = store.read_table(["thumbnail"]).column("thumbnail")[0].as_py()
-    with Image.open(io.BytesIO(thumb)) as im:
-        assert im.format == "JPEG" and im.size == (32, 24)
+    assert store.read_table(["thumbnail"]).column("thumbnail").null_count == 8  # kept in the schema, never written
+
+
+def test_a_store_written_with_thumbnails_still_reads_and_grows(tmp_path) -> None:
+    """Stores written before the thumbnail column went unused hold JPEGs there; they open, read and append alike."""
+    store, (t1, t2), (v1, v2), _ = _store_with_two_batches(tmp_path)
+    old_file = tmp_path / "s" / store.files[0]
+    old = pq.read_table(old_file)
+    jpegs = [make_thumbnail(img) for img in old.column("image").to_pylist()]
+    pq.write_table(old.set_column(old.schema.get_field_index("thumbnail"), "thumbnail", pa.array(jpegs, pa.binary())), old_file)
+    again = FigureStore.open(tmp_path / "s")
+    again.append(simple_table(2, start=100), np.eye(8)[:2], model_id="bta-r18-v1", run_id="run-3")
+    table = again.read_table()
+    assert table.num_rows == 10
+    assert table_to_records(table)[:8] == table_to_records(t1) + table_to_records(t2)
+    assert table.column("thumbnail").null_count == 5  # the 5 old JPEGs come back, the rest are null
+    assert table.column("thumbnail")[0].as_py().startswith(b"\xff\xd8")
+    ids, vecs = again.read_vectors()
+    np.testing.assert_array_equal(ids, np.arange(10))
+    np.testing.assert_allclose(vecs[:8], unit(np.vstack([v1, v2])), atol=1e-6)
+    assert again.read_table(row_ids=[1, 9]).column("row_id").to_pylist() == [1, 9]
 
 
 def test_images_can_be_left_out(tmp_path) -> None:
     store = FigureStore.create(tmp_path / "s", model_id="m", dim=4)
     store.append(figures_table([{}, {}]), np.eye(4)[:2], model_id="m", run_id="r", keep_images=False)
-    t = store.read_table(["image", "thumbnail"])
-    assert t.column("image").null_count == 2
-    assert all(th.startswith(b"\xff\xd8") for th in t.column("thumbnail").to_pylist())  # JPEG kept
+    t = store.read_table(["image", "vector"])
+    assert t.column("image").null_count == 2 and t.column("vector").null_count == 0
 
 
 def test_thumbnail_is_bounded() -> None:

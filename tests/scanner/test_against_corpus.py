@@ -4,16 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from scanner.discover import find_inputs
 from scanner.extract import extract_document
 from scanner.noise import flag_boilerplate, pixel_hash
 from scanner.records import FLAG_COMPOUND
+from training import corpus
 
 
 def test_every_generated_panel_is_found_with_its_bbox(tmp_path: Path) -> None:
-    corpus = pytest.importorskip("training.corpus")
     import pandas as pd
 
     corpus.make_corpus(tmp_path, corpus.CorpusConfig(docs=10, reuse=3, seed=3, workers=1, images=False))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from training.scoring import ScoringInputError, iou, parse_bbox, score_report
+from scanner.records import parse_bbox
+from training.scoring import ScoringInputError, iou, score_report
 
 TRUTH = pd.DataFrame(
     [
@@ -32,7 +33,7 @@ def test_iou_and_bbox() -> None:
     assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
     assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
     assert iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
-    with pytest.raises(ScoringInputError):
+    with pytest.raises(ValueError, match="4 numbers"):
         parse_bbox("1 2 3")
 
 

@@ -6,6 +6,8 @@ two fields of one specimen are "the same layout with different bands".
 """
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 
 from training.synth._common import blur, smooth_noise, to_uint8
@@ -46,7 +48,21 @@ def _band_density(
     return out
 
 
-def _layout(style: np.random.Generator, size: tuple[int, int], many_rows: bool) -> dict[str, object]:
+class _Layout(TypedDict):
+    """Where the lanes and band rows of one blot or gel are (pixels)."""
+
+    lane_x: np.ndarray      # lane centres
+    lane_w: float
+    rows: np.ndarray        # band row centres
+    thick: np.ndarray       # band thickness per row
+    smile: float            # how much the bands curve ("smiling" gel)
+    ladder: int             # lane of the size ladder, -1 for none
+    ladder_rows: np.ndarray
+    presence: float         # probability that a band is present
+    lane_skew: np.ndarray   # vertical offset per lane
+
+
+def _layout(style: np.random.Generator, size: tuple[int, int], many_rows: bool) -> _Layout:
     h, w = size
     n_lanes = int(style.integers(3, 17))
     margin = style.uniform(0.02, 0.1) * w
@@ -58,27 +74,27 @@ def _layout(style: np.random.Generator, size: tuple[int, int], many_rows: bool) 
     rows = np.sort(style.uniform(top, h * 0.95, n_rows))
     return {
         "lane_x": lane_x,
-        "lane_w": lane_w,
+        "lane_w": float(lane_w),
         "rows": rows,
         "thick": style.uniform(0.006, 0.03) * h * style.uniform(0.7, 1.3, n_rows),
-        "smile": style.uniform(0.0, 0.03) * h,
+        "smile": float(style.uniform(0.0, 0.03) * h),
         "ladder": int(style.choice([-1, 0, n_lanes - 1], p=[0.4, 0.45, 0.15])),
         "ladder_rows": np.linspace(top, h * 0.95, int(style.integers(5, 12))),
-        "presence": style.uniform(0.6, 1.0),
+        "presence": float(style.uniform(0.6, 1.0)),
         "lane_skew": style.normal(0, 0.01 * h, n_lanes),
     }
 
 
-def _bands(field: np.random.Generator, lay: dict[str, object], h: int, strength: float) -> tuple[np.ndarray, ...]:
+def _bands(field: np.random.Generator, lay: _Layout, h: int, strength: float) -> tuple[np.ndarray, ...]:
     lane_x = np.asarray(lay["lane_x"])
     rows = np.asarray(lay["rows"])
     n_l, n_r = len(lane_x), len(rows)
     inten = field.lognormal(0.0, 0.7, (n_l, n_r)) * strength
-    inten *= field.random((n_l, n_r)) < float(lay["presence"])  # type: ignore[arg-type]
+    inten *= field.random((n_l, n_r)) < float(lay["presence"])
     inten *= field.uniform(0.3, 1.0, (1, n_r))                   # per-protein abundance
     ys = rows[None, :] + np.asarray(lay["lane_skew"])[:, None] + field.normal(0, 0.004 * h, (n_l, n_r))
     thick = np.broadcast_to(np.asarray(lay["thick"]), (n_l, n_r)) * (0.8 + 0.25 * np.clip(inten / strength, 0, 2))
-    ladder = int(lay["ladder"])  # type: ignore[arg-type]
+    ladder = int(lay["ladder"])
     if ladder >= 0:
         lr = np.asarray(lay["ladder_rows"])
         k = min(len(lr), n_r)
@@ -101,7 +117,7 @@ def western_blot(style: np.random.Generator, field: np.random.Generator, size: t
     tail = style.uniform(0.0, 0.25)
     warm = style.random() < 0.3
     ys, inten, thick = _bands(field, lay, h, strength=1.0)
-    dens = _band_density(size, np.asarray(lay["lane_x"]), float(lay["lane_w"]), ys, inten, thick, float(lay["smile"]), tail)  # type: ignore[arg-type]
+    dens = _band_density(size, np.asarray(lay["lane_x"]), float(lay["lane_w"]), ys, inten, thick, float(lay["smile"]), tail)
     dens = np.minimum(dens * 0.8, saturate)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     back = bg + grad[0] * (yy / h - 0.5) + grad[1] * (xx / w - 0.5)
@@ -122,7 +138,7 @@ def gel(style: np.random.Generator, field: np.random.Generator, size: tuple[int,
     tail = style.uniform(0.0, 0.4)
     ys, inten, thick = _bands(field, lay, h, strength=0.8)
     lane_x, lane_w = np.asarray(lay["lane_x"]), float(lay["lane_w"])
-    dens = _band_density(size, lane_x, lane_w, ys, inten, thick * 0.8, float(lay["smile"]), tail)  # type: ignore[arg-type]
+    dens = _band_density(size, lane_x, lane_w, ys, inten, thick * 0.8, float(lay["smile"]), tail)
     # lane smear and wells
     wells_y = np.full((len(lane_x), 1), float(np.asarray(lay["rows"])[0]) * 0.4)
     wells = _band_density(size, lane_x, lane_w, wells_y, np.full((len(lane_x), 1), 0.5), np.full((len(lane_x), 1), 0.01 * h + 1), 0.0, 0.0)

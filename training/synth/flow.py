@@ -27,7 +27,7 @@ def flow_plot(style: np.random.Generator, field: np.random.Generator, size: tupl
     n_events = int(style.choice([2000, 5000, 10000, 30000]))
     gate = style.random() < 0.6
     axis_frac = style.uniform(0.1, 0.18)
-    dot_colour = np.asarray(style.choice([[0, 0, 0], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]]), np.float32)
+    dot_colour = np.asarray(style.choice(np.array([[0, 0, 0], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]])), np.float32)
 
     ml, mb = int(axis_frac * w), int(axis_frac * h)
     pw, ph = max(4, w - ml - 3), max(4, h - mb - 3)

@@ -84,7 +84,7 @@ def fluorescence(style: np.random.Generator, field: np.random.Generator, size: t
         owner = field.integers(0, n_cells, n_p)
         off = field.normal(0, 1, (n_p, 2)) * (radii[owner] * cyto_factor * 0.5)
         pts = np.clip(centers[owner] + off, 0, [h - 1, w - 1]).astype(int)
-        spots = np.zeros(size, np.float32)
+        spots: np.ndarray = np.zeros(size, np.float32)
         np.add.at(spots, (pts[:, 0], pts[:, 1]), field.lognormal(0, 0.5, n_p).astype(np.float32))
         spots = blur(spots, max(0.7, nuc_r * 0.12)) * (nuc_r * 0.9)
         channels.append(spots)

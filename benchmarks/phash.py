@@ -1,9 +1,11 @@
 """Cheap exact / near-exact matches: a 64-bit perceptual hash over the 8 rotations/flips.
 
-A second candidate source to union with the k-NN pairs (`candidates.union_pairs`):
+Used only by `benchmarks/bench_candidates.py` (the product does not union hash
+matches in: the embedding's D4 invariance finds rotated and flipped copies). A second
+candidate source to union with the k-NN pairs (`index.candidates.union_pairs`):
 copies that were only recompressed, rescaled, or rotated/flipped by multiples of
-90 degrees hash within a few bits of each other whatever the embedding does. The
-DESIGN measurements give this hash a pair AUC of 0.61 alone, 0.82 taking the best
+90 degrees hash within a few bits of each other whatever the embedding does. Earlier
+measurements gave this hash a pair AUC of 0.61 alone, 0.82 taking the best
 of the 8 views, so it is a recall booster for near-exact copies, not a detector:
 whether it raises recall at equal precision is measured on the benchmark corpus
 once the model is trained.
@@ -44,11 +46,11 @@ def _grey32(image: bytes | np.ndarray) -> np.ndarray:
     from PIL import Image
 
     if isinstance(image, (bytes, bytearray, memoryview)):
-        im = Image.open(io.BytesIO(bytes(image)))
+        src: Image.Image = Image.open(io.BytesIO(bytes(image)))
     else:
-        im = Image.fromarray(np.asarray(image))
-    im = im.convert("L").resize((_N, _N), Image.Resampling.BOX)
-    return np.asarray(im, dtype=np.float64)
+        src = Image.fromarray(np.asarray(image))
+    grey = src.convert("L").resize((_N, _N), Image.Resampling.BOX)
+    return np.asarray(grey, dtype=np.float64)
 
 
 def dihedral_views(a: np.ndarray) -> list[np.ndarray]:

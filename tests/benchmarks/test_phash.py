@@ -1,4 +1,4 @@
-"""The dihedral perceptual hash as a cheap candidate source."""
+"""The dihedral perceptual hash of `benchmarks/phash.py` (bench_candidates' second candidate source)."""
 from __future__ import annotations
 
 import io
@@ -6,7 +6,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from index.hashing import dihedral_phash, hamming, hash_candidates
+from benchmarks.phash import dihedral_phash, hamming, hash_candidates
 
 
 def _smooth_image(seed: int, h: int = 96, w: int = 128) -> np.ndarray:
