@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from scanner.records import format_bbox
+
 logger = logging.getLogger(__name__)
 
 TRUTH_COLUMNS = ["doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b", "alteration", "kind", "generator"]
@@ -382,8 +384,6 @@ def _render_star(args: tuple[DocPlan, Path, CorpusConfig]) -> dict[str, Any]:
 
 def make_corpus(out: str | Path, cfg: CorpusConfig) -> dict[str, Any]:
     """Plan, render (in `cfg.workers` processes) and write truth files; returns a summary dict."""
-    from scanner.records import format_bbox  # the report contract's bbox text
-
     out = Path(out)
     t0 = time.time()
     for sub in ("pdf", "meta") + (("images",) if cfg.images else ()):

@@ -45,8 +45,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from scanner.records import format_bbox
 from training.alterations import ALTERATION_KINDS, AlterationRecord, apply, apply_named, label, random_alteration
-from training.scoring import format_bbox
 
 TRUTH_COLUMNS = ["doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b", "alteration", "kind", "generator"]
 PLANT_COLUMNS = [*TRUTH_COLUMNS, "source_bbox", "source_px", "planted_px", "params"]

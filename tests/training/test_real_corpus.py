@@ -12,9 +12,9 @@ from PIL import Image
 
 from scanner.decode import decode_png
 from scanner.extract import ExtractLimits, extract_document
+from scanner.records import parse_bbox
 from training.alterations import AlterationRecord, apply, replay
 from training.real_corpus import RealCorpusConfig, alter, crop_box, make_image_corpus, make_pdf_corpus
-from training.scoring import parse_bbox
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "real-sample" / "images"
 IMAGES = [
