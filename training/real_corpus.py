@@ -47,8 +47,8 @@ from PIL import Image
 
 from scanner.records import format_bbox
 from training.alterations import ALTERATION_KINDS, AlterationRecord, apply, apply_named, label, random_alteration
+from training.corpus import TRUTH_COLUMNS
 
-TRUTH_COLUMNS = ["doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b", "alteration", "kind", "generator"]
 PLANT_COLUMNS = [*TRUTH_COLUMNS, "source_bbox", "source_px", "planted_px", "params"]
 RECIPES: tuple[str, ...] = ("crop_area", "crop_area+rotate90", "none", "chain", *ALTERATION_KINDS)
 
