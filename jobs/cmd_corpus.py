@@ -5,6 +5,9 @@ import json
 
 import click
 
+from training.corpus import CorpusConfig
+from training.corpus import make_corpus as build
+
 
 @click.command("make-corpus")
 @click.argument("out", type=click.Path(file_okay=False))
@@ -16,8 +19,5 @@ import click
 @click.option("--intra", "intra_fraction", type=click.FloatRange(0, 1), default=0.3, show_default=True, help="Share of reuse within one paper.")
 def make_corpus(out: str, docs: int, reuse: int, seed: int, workers: int, images: bool, intra_fraction: float) -> None:
     """Write OUT/pdf/*.pdf, OUT/truth.csv, OUT/images/**.png, OUT/images_truth.csv (see training.corpus)."""
-    from training.corpus import CorpusConfig
-    from training.corpus import make_corpus as build
-
     summary = build(out, CorpusConfig(docs=docs, reuse=reuse, seed=seed, workers=workers, images=images, intra_fraction=intra_fraction))
     click.echo(json.dumps({k: v for k, v in summary.items() if k != "config"}))
