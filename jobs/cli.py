@@ -13,7 +13,6 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 
 import click
-from click.utils import make_default_short_help
 
 # name -> "module:attribute"; each module owns one sub-command.
 SUBCOMMANDS: dict[str, str] = {
@@ -79,13 +78,18 @@ class LazyGroup(click.Group):
         rows = []
         for name in names:
             if name in self.lazy_subcommands and name in self.summaries:
-                rows.append((name, make_default_short_help(self.summaries[name], limit)))
+                rows.append((name, summary_line(self.summaries[name], limit)))
                 continue
             command = self.get_command(ctx, name)
             if command is not None and not command.hidden:
                 rows.append((name, command.get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def summary_line(summary: str, limit: int) -> str:
+    """`summary` shortened to `limit` characters the way click shortens a command's help."""
+    return click.Command(None, help=summary).get_short_help_str(limit)
 
 
 def configure_logging(verbose: int, quiet: bool) -> None:

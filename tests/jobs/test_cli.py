@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
-from click.utils import make_default_short_help
 
-from jobs.cli import SUBCOMMANDS, SUMMARIES, main
+from jobs.cli import SUBCOMMANDS, SUMMARIES, main, summary_line
 
 
 def test_version_and_help() -> None:
@@ -35,7 +34,7 @@ def test_the_command_list_shows_each_commands_own_summary() -> None:
         module, attr = target.split(":")
         command = getattr(importlib.import_module(module), attr)
         for limit in (45, 200):
-            assert make_default_short_help(SUMMARIES[name], limit) == command.get_short_help_str(limit), name
+            assert summary_line(SUMMARIES[name], limit) == command.get_short_help_str(limit), name
 
 
 def test_unknown_command_is_a_usage_error() -> None:

@@ -211,3 +211,23 @@ def test_resuming_with_another_model_is_refused(ray_cluster: None, tiny_model: P
     result = CliRunner().invoke(main, ["scan", str(corpus), "--out", str(out), "--model", str(other), "--no-progress"])
     assert result.exit_code == 1
     assert "holds vectors of model" in result.output and "new --out" in result.output
+
+
+def test_run_scan_is_a_plain_function(ray_cluster: None, tiny_model: Path, tmp_path: Path) -> None:
+    """The library entry point, without click: what the command prints comes from its summary."""
+    from jobs.match import MatchOptions
+    from jobs.options import RunOptions
+    from jobs.pipeline import PipelineOptions
+    from jobs.scan import run_scan
+
+    corpus = tmp_path / "corpus"
+    make_corpus(corpus)
+    options = RunOptions(pipeline=PipelineOptions(model_path=str(tiny_model)),
+                         match=MatchOptions(threshold=0.0, min_sim=0.999), progress=False)
+    summary = run_scan(corpus, tmp_path / "out", options)
+    assert summary.report == (tmp_path / "out" / "report.html").resolve() and summary.report.exists()
+    assert (summary.documents, summary.skipped_documents, summary.pages, summary.panels, summary.noise) == (5, 0, 3, 6, 0)
+    assert (summary.pairs, summary.groups, summary.errors) == (2, 2, 2)
+    assert len(read_csv(tmp_path / "out" / "report.csv")) == 2
+    again = run_scan(corpus, tmp_path / "out", options)
+    assert (again.skipped_documents, again.pages, again.pairs, again.errors) == (3, 0, 2, 2)
