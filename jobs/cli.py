@@ -2,7 +2,9 @@
 
 Sub-commands live in their own modules and are imported only when invoked
 (`LazyGroup`), so `reusescan --help` stays fast and importing this module does
-no work: torch, Ray and FAISS load only for the commands that need them.
+no work: torch, Ray and FAISS load only for the commands that need them. The
+command list of `reusescan --help` is drawn from `SUMMARIES` for the same reason
+(a test keeps them equal to each command's own help).
 """
 from __future__ import annotations
 
@@ -24,6 +26,20 @@ SUBCOMMANDS: dict[str, str] = {
     "calibrate": "jobs.cmd_calibrate:calibrate",
 }
 
+# name -> the first paragraph of the command's help, for `reusescan --help` without importing it.
+SUMMARIES: dict[str, str] = {
+    "calibrate": "Fit how the head score and the pixel check combine into the reported score.",
+    "evaluate": "Accuracy, precision, recall, F1 and ROC AUC of BTA-style models on similar/dissimilar pairs.",
+    "extract": "Extract every figure and panel of PATH (PDFs and images, recursive) into OUT/figures.parquet.",
+    "make-corpus": "Write OUT/pdf/*.pdf, OUT/truth.csv, OUT/images/**.png, OUT/images_truth.csv (see training.corpus).",
+    "nightly": "Ingest the new documents of INCOMING into STORE and report their reuse against everything.",
+    "scan": "Scan PATH (a folder of PDFs and/or images, or one file) for reused images.",
+    "score": "Match REPORT rows to TRUTH pairs (same doc and page, bbox IoU >= 0.5 on both sides, either order) "
+             "and print precision, recall, average precision, recall at precision 0.9, best F1 and recall per "
+             "alteration.",
+    "train": "Train one stage of the BTA model (resumable; data-parallel with --workers).",
+}
+
 
 def _package_version() -> str:
     try:
@@ -35,9 +51,11 @@ def _package_version() -> str:
 class LazyGroup(click.Group):
     """A click group that imports a sub-command's module only when it runs."""
 
-    def __init__(self, *args: object, lazy_subcommands: dict[str, str], **kwargs: object) -> None:
+    def __init__(self, *args: object, lazy_subcommands: dict[str, str], summaries: dict[str, str] | None = None,
+                 **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.lazy_subcommands = lazy_subcommands
+        self.summaries = summaries or {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.lazy_subcommands))
@@ -51,6 +69,28 @@ class LazyGroup(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list as click draws it, with lazy commands' help from `summaries` (nothing imported)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            if name in self.lazy_subcommands and name in self.summaries:
+                rows.append((name, summary_line(self.summaries[name], limit)))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def summary_line(summary: str, limit: int) -> str:
+    """`summary` shortened to `limit` characters the way click shortens a command's help."""
+    return click.Command(None, help=summary).get_short_help_str(limit)
+
 
 def configure_logging(verbose: int, quiet: bool) -> None:
     """WARNING by default, INFO with -v, DEBUG with -vv, ERROR only with --quiet."""
@@ -61,7 +101,7 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-@click.group(cls=LazyGroup, lazy_subcommands=SUBCOMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy_subcommands=SUBCOMMANDS, summaries=SUMMARIES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_package_version(), prog_name="reusescan")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")

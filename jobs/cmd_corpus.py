@@ -5,6 +5,10 @@ import json
 
 import click
 
+from training.corpus import CorpusConfig
+from training.corpus import make_corpus as build
+from training.real_corpus import RealCorpusConfig, make_image_corpus, make_pdf_corpus
+
 
 @click.command("make-corpus")
 @click.argument("out", type=click.Path(file_okay=False))
@@ -28,8 +32,6 @@ def make_corpus(out: str, docs: int, reuse: int, seed: int, workers: int, images
     reuse instead (see training.real_corpus); --docs, --workers and --images are then ignored.
     """
     if from_pdfs or from_images:
-        from training.real_corpus import RealCorpusConfig, make_image_corpus, make_pdf_corpus
-
         cfg = RealCorpusConfig(reuse=reuse, seed=seed, intra_fraction=intra_fraction)
         result = {}
         if from_pdfs:
@@ -38,8 +40,5 @@ def make_corpus(out: str, docs: int, reuse: int, seed: int, workers: int, images
             result["images"] = make_image_corpus(out, from_images, cfg)
         click.echo(json.dumps(result))
         return
-    from training.corpus import CorpusConfig
-    from training.corpus import make_corpus as build
-
     summary = build(out, CorpusConfig(docs=docs, reuse=reuse, seed=seed, workers=workers, images=images, intra_fraction=intra_fraction))
     click.echo(json.dumps({k: v for k, v in summary.items() if k != "config"}))

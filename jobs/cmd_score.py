@@ -5,6 +5,8 @@ import json
 
 import click
 
+from training.scoring import ScoringInputError, format_text, score_report
+
 
 @click.command("score")
 @click.argument("report", type=click.Path(exists=True, dir_okay=False))
@@ -19,8 +21,6 @@ def score(report: str, truth: str, as_json: bool, iou_threshold: float, contain:
     """Match REPORT rows to TRUTH pairs (same doc and page, bbox IoU >= 0.5 on both sides, either order;
     with --contain also by containment) and print precision, recall, average precision, recall at
     precision 0.9, best F1 and recall per alteration."""
-    from training.scoring import ScoringInputError, format_text, score_report
-
     try:
         res = score_report(report, truth, iou_threshold, contain=contain)
     except ScoringInputError as exc:

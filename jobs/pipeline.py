@@ -4,7 +4,7 @@ Thin on purpose (the design's "Ray layer is thin"): a stateless function
 extracts one document per task (PyMuPDF is not thread-safe, and a Ray task runs
 in its own worker process), and a class loads the model once per actor and
 embeds batches of panels. Everything else (the store, the index, matching,
-reports) runs on the driver in `jobs.scan`.
+reports) runs on the driver (`jobs.ingest`, `jobs.match`, `jobs.report_rows`).
 
 The rows flowing out of extraction are of three kinds (`row_kind`): `record`
 (a panel or figure), `error` (one line of errors.csv) and `doc` (one per input
@@ -17,17 +17,30 @@ import io
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyarrow as pa
+import ray
+import ray.data
+from PIL import Image
+from ray.data import ActorPoolStrategy
 
-from scanner.records import FIGURES_SCHEMA
+from scanner.discover import document_key
+from scanner.extract import DocumentResult, ExtractLimits, extract_document
+from scanner.records import FIGURES_SCHEMA, records_to_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from embedder.inference import Embedder
 
 logger = logging.getLogger(__name__)
+
+# torch and the embedder are imported inside `EmbedPanels` and `model_id_of`, not
+# here: Ray's extraction workers import this module to run `extract_paths`, and
+# they (recycled every 50 documents) must not pay for loading torch.
 
 ROW_RECORD, ROW_ERROR, ROW_DOC = "record", "error", "doc"
 EXTRACT_SCHEMA = FIGURES_SCHEMA.append(pa.field("row_kind", pa.string())).append(
@@ -50,10 +63,8 @@ class PipelineOptions:
     doc_timeout_s: float = 300.0
 
 
-def _doc_rows(result: Any) -> pa.Table:
+def _doc_rows(result: DocumentResult) -> pa.Table:
     """One document's extraction result as rows of `EXTRACT_SCHEMA`."""
-    from scanner.records import records_to_table
-
     records = records_to_table(result.records)
     n = records.num_rows
     records = records.append_column("row_kind", pa.array([ROW_RECORD] * n, pa.string()))
@@ -79,9 +90,6 @@ def extract_paths(batch: dict[str, np.ndarray], *, root: str, max_pages: int, do
     error rows, and anything it did not foresee becomes one more error row here,
     so one document can never take the scan down.
     """
-    from scanner.discover import document_key
-    from scanner.extract import ExtractLimits, extract_document
-
     limits = ExtractLimits(max_pages=max_pages, timeout_s=doc_timeout_s)
     tables = []
     for path in batch["path"]:
@@ -90,7 +98,7 @@ def extract_paths(batch: dict[str, np.ndarray], *, root: str, max_pages: int, do
         except Exception as exc:  # pragma: no cover - extract_document already catches
             logger.exception("extraction crashed on %s", path)
             rel = document_key(Path(str(path)), Path(root))
-            row = {name: None for name in EXTRACT_SCHEMA.names}
+            row: dict[str, Any] = {name: None for name in EXTRACT_SCHEMA.names}
             row.update(doc=rel, row_kind=ROW_ERROR, stage="extract", error=f"{type(exc).__name__}: {exc}", flags=[])
             tables.append(pa.Table.from_pylist([row], schema=EXTRACT_SCHEMA))
     return pa.concat_tables(tables) if tables else EXTRACT_SCHEMA.empty_table()
@@ -105,18 +113,16 @@ class EmbedPanels:
     """
 
     def __init__(self, model_path: str | None, batch_size: int) -> None:
-        import torch
+        import torch  # worker-side, see the note at the top
 
         from embedder.inference import Embedder
 
         # One actor per CPU slot: let it use the threads of the slot it holds.
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
-        self.embedder = Embedder.load(model_path, batch_size=batch_size)
+        self.embedder: Embedder = Embedder.load(model_path, batch_size=batch_size)
         self.model_id = model_id_of(model_path)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from PIL import Image
-
         kinds = batch.column("row_kind").to_pylist()
         images = batch.column("image").to_pylist()
         todo = [i for i, k in enumerate(kinds) if k == ROW_RECORD]
@@ -137,7 +143,7 @@ def model_id_of(model_path: str | None) -> str:
     mixing them, and a resumed scan or a nightly run checks it before any work.
     The checkpoint's meta (threshold, pixel-check calibration) is not part of it.
     """
-    from embedder.checkpoint import checkpoint_weights_digest, read_checkpoint
+    from embedder.checkpoint import checkpoint_weights_digest, read_checkpoint  # torch: see the note at the top
     from embedder.inference import DEFAULT_CHECKPOINT
 
     data = read_checkpoint(Path(model_path) if model_path else Path(DEFAULT_CHECKPOINT))
@@ -153,8 +159,6 @@ def resolve_resources(options: PipelineOptions) -> PipelineOptions:
     one CPU for extraction tasks so the two stages overlap instead of queueing
     (extraction and embedding cost about the same per panel on a CPU).
     """
-    import ray
-
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     cpus = int(resources.get("CPU", 1))
@@ -170,15 +174,12 @@ def run_extract_and_embed(paths: Sequence[Path], root: Path, options: PipelineOp
 
     The caller must have called `ray.init` (see `jobs.ray_runtime`).
     """
-    import ray
-    from ray.data import ActorPoolStrategy
-
     if not paths:
         return
     options = resolve_resources(options)
-    ds = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=max(1, len(paths)))
+    ds: ray.data.Dataset = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=max(1, len(paths)))
     ds = ds.map_batches(
-        extract_paths,
+        cast(Callable[[dict[str, np.ndarray]], pa.Table], extract_paths),  # its keyword arguments: fn_kwargs
         batch_size=1,
         batch_format="numpy",
         fn_kwargs={"root": str(root), "max_pages": options.max_pages, "doc_timeout_s": options.doc_timeout_s},
@@ -199,7 +200,7 @@ def run_extract_and_embed(paths: Sequence[Path], root: Path, options: PipelineOp
         num_gpus=options.gpus_per_actor or None,
     )
     # A document whose task still fails must not end the scan: its block is
-    # dropped and `jobs.scan.ingest` reports it as an error (no `doc` row came back).
+    # dropped and `jobs.ingest.ingest` reports it as an error (no `doc` row came back).
     ray.data.DataContext.get_current().max_errored_blocks = len(paths)
     started = time.monotonic()
     yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")

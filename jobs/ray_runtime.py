@@ -6,6 +6,9 @@ import logging
 import os
 from collections.abc import Iterator
 
+import ray
+import ray.data
+
 logger = logging.getLogger(__name__)
 
 
@@ -18,9 +21,6 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, prog
     that is already initialised (a test, a notebook) is used as it is and left
     running.
     """
-    import ray
-    import ray.data
-
     already = ray.is_initialized()
     if not already:
         kwargs: dict[str, object] = {"include_dashboard": False, "log_to_driver": False,

@@ -2,18 +2,31 @@
 
 `tiny` and `uniform` are properties of one image; `boilerplate` (the same pixels on
 many pages or in many documents, e.g. a publisher logo) needs the whole corpus, so
-it is a separate pass (`flag_boilerplate`) run after all documents are read.
+it is a separate pass run after all documents are read: one rule (`boilerplate_mask`)
+with adapters for records (`flag_boilerplate`, `reusescan extract`) and for store
+tables (`flag_boilerplate_table`, `reusescan scan` / `nightly`).
 """
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pyarrow as pa
 
 from scanner.records import FLAG_BOILERPLATE, PanelRecord
+
+# Boilerplate is small: a logo or icon (longest side at most LOGO_MAX_SIDE_PT) or a
+# banner strip (shortest side at most BANNER_MAX_SIDE_PT). A large figure that
+# recurs verbatim across papers is exactly what a reviewer must see, never noise.
+LOGO_MAX_SIDE_PT = 150.0
+BANNER_MAX_SIDE_PT = 60.0
+BOILERPLATE_MIN_DOCS = 3
+BOILERPLATE_MIN_PAGES = 4
+
+Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -69,7 +82,7 @@ def boilerplate_hashes(
 
 def logo_hashes(
     placements: Iterable[tuple[str, str, tuple[float, float, float, float]]],
-    min_docs: int = 2, max_side_pt: float = 150.0, tolerance_pt: float = 2.0,
+    min_docs: int = 2, max_side_pt: float = LOGO_MAX_SIDE_PT, tolerance_pt: float = 2.0,
 ) -> set[str]:
     """Pixel hashes of logo-like placements: small and at the same spot in >= `min_docs` documents.
 
@@ -97,19 +110,48 @@ def add_flag(flags: Iterable[str], flag: str) -> tuple[str, ...]:
     return flags if flag in flags else flags + (flag,)
 
 
-def flag_boilerplate(records: list[PanelRecord], min_docs: int = 3, min_pages: int = 4) -> list[PanelRecord]:
-    """Records with `boilerplate` added where the same pixels recur across the corpus.
+def boilerplate_mask(
+    hashes: Sequence[str], docs: Sequence[str], pages: Sequence[int], boxes: Sequence[Box],
+    *, min_docs: int = BOILERPLATE_MIN_DOCS, min_pages: int = BOILERPLATE_MIN_PAGES,
+) -> list[bool]:
+    """The boilerplate rule, one entry per placement: True where it is a publisher's template.
 
-    Flagged: the same pixels in >= `min_docs` documents or on >= `min_pages` pages
-    (defaults deliberately above what image reuse in papers looks like: a panel
-    duplicated once or twice; below a logo on every page), and logo-sized images
-    at the same page position in two or more documents (`logo_hashes`).
+    Placements are given as parallel sequences (pixel hash, document, page, bbox in pt).
+    A pixel hash is boilerplate when either
+    - its logo- or banner-sized placements (`LOGO_MAX_SIDE_PT`, `BANNER_MAX_SIDE_PT`)
+      occur in >= `min_docs` documents or on >= `min_pages` pages (above what image
+      reuse in papers looks like, below a logo on every page), or
+    - it is logo-sized at the same spot of the first page in two or more documents
+      (`logo_hashes`: a journal template, even with only two papers of that journal).
+    Every placement of a flagged hash is flagged.
     """
-    hashes = [pixel_hash(r.image) for r in records]
-    flagged = boilerplate_hashes(
-        ((h, r.doc, r.page) for h, r in zip(hashes, records)), min_docs=min_docs, min_pages=min_pages
-    ) | logo_hashes((h, r.doc, r.bbox) for h, r in zip(hashes, records))
-    return [
-        replace(r, flags=add_flag(r.flags, FLAG_BOILERPLATE)) if h in flagged else r
-        for h, r in zip(hashes, records)
-    ]
+    small = [max(x1 - x0, y1 - y0) <= LOGO_MAX_SIDE_PT or min(x1 - x0, y1 - y0) <= BANNER_MAX_SIDE_PT
+             for x0, y0, x1, y1 in boxes]
+    recurring = boilerplate_hashes(((h, d, p) for h, d, p, s in zip(hashes, docs, pages, small) if s),
+                                   min_docs=min_docs, min_pages=min_pages)
+    logos = logo_hashes((h, d, b) for h, d, p, b in zip(hashes, docs, pages, boxes) if p == 1)
+    flagged = recurring | logos
+    return [h in flagged for h in hashes]
+
+
+def flag_boilerplate(records: list[PanelRecord], min_docs: int = BOILERPLATE_MIN_DOCS,
+                     min_pages: int = BOILERPLATE_MIN_PAGES) -> list[PanelRecord]:
+    """`records` with `boilerplate` added where `boilerplate_mask` says so."""
+    mask = boilerplate_mask([pixel_hash(r.image) for r in records], [r.doc for r in records],
+                            [r.page for r in records], [r.bbox for r in records], min_docs=min_docs, min_pages=min_pages)
+    return [replace(r, flags=add_flag(r.flags, FLAG_BOILERPLATE)) if m else r for r, m in zip(records, mask)]
+
+
+def flag_boilerplate_table(table: pa.Table, *, min_docs: int = BOILERPLATE_MIN_DOCS,
+                           min_pages: int = BOILERPLATE_MIN_PAGES) -> pa.Table:
+    """`table` (columns image, doc, page, x0..y1, flags) with `boilerplate` added to its flags per `boilerplate_mask`."""
+    mask = boilerplate_mask(
+        [pixel_hash(img) for img in table.column("image").to_pylist()],
+        table.column("doc").to_pylist(), table.column("page").to_pylist(),
+        list(zip(*(table.column(c).to_pylist() for c in ("x0", "y0", "x1", "y1")))),
+        min_docs=min_docs, min_pages=min_pages)
+    if not any(mask):
+        return table
+    flags = [list(add_flag(f or (), FLAG_BOILERPLATE)) if m else list(f or ())
+             for m, f in zip(mask, table.column("flags").to_pylist())]
+    return table.set_column(table.schema.get_field_index("flags"), "flags", pa.array(flags, pa.list_(pa.string())))

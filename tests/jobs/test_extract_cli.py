@@ -10,6 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from jobs.cli import main
+from jobs.extract_run import run_extract
+from scanner.extract import ExtractLimits
 from scanner.records import FIGURES_SCHEMA, FLAG_BOILERPLATE, FLAG_COMPOUND, table_to_records
 from tests.scanner import pdf_factory as F
 
@@ -90,9 +92,6 @@ def test_exit_codes(tmp_path: Path) -> None:
 
 
 def test_a_worker_killed_mid_document_is_reported_and_the_rest_extracted(tmp_path: Path) -> None:
-    from jobs.cmd_extract import run_extract
-    from scanner.extract import ExtractLimits
-
     corpus = tmp_path / "corpus"
     for d in range(3):
         F.simple_pdf(corpus / f"ok{d}.pdf", [F.texture(40, 60, d)])

@@ -213,42 +213,21 @@ def test_resuming_with_another_model_is_refused(ray_cluster: None, tiny_model: P
     assert "holds vectors of model" in result.output and "new --out" in result.output
 
 
-def test_staging_keeps_finished_documents_of_an_interrupted_run(tmp_path: Path) -> None:
-    """Rows staged before a crash: complete documents count, a half-staged one is redone once."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def test_run_scan_is_a_plain_function(ray_cluster: None, tiny_model: Path, tmp_path: Path) -> None:
+    """The library entry point, without click: what the command prints comes from its summary."""
+    from jobs.match import MatchOptions
+    from jobs.options import RunOptions
+    from jobs.pipeline import PipelineOptions
+    from jobs.scan import run_scan
 
-    from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_RECORD
-    from jobs.scan import StagingArea
-
-    def rows(doc: str, n_records: int, announce: int | None) -> pa.Table:
-        out = [{**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_RECORD, "doc": doc, "doc_sha256": "s" + doc,
-                "figure_id": f"{doc}-{i}", "flags": [], "page": 1} for i in range(n_records)]
-        if announce is not None:
-            out.append({**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_DOC, "doc": doc,
-                        "doc_sha256": "s" + doc, "records": announce, "pages": 1, "flags": []})
-        table = pa.Table.from_pylist(out, schema=EXTRACT_SCHEMA)
-        return table.append_column("vector", pa.array([[1.0, 0.0]] * len(out), pa.list_(pa.float32()))).append_column(
-            "model_id", pa.array(["m"] * len(out), pa.string()))
-
-    area = StagingArea(tmp_path / "staging")
-    area.write(rows("a.pdf", 3, 3))         # finished before the crash
-    area.write(rows("b.pdf", 2, None))      # interrupted: 2 of its rows, no doc row
-    assert area.finished_documents("m") == {("a.pdf", "sa.pdf")}
-    area.write(rows("b.pdf", 4, 4))         # the next run extracts b again, completely
-    table, docs = area.complete_documents()
-    assert docs == {"a.pdf", "b.pdf"}
-    assert sorted(table.filter(pc.equal(table.column("row_kind"), ROW_RECORD)).column("figure_id").to_pylist()) == [
-        "a.pdf-0", "a.pdf-1", "a.pdf-2", "b.pdf-0", "b.pdf-1", "b.pdf-2", "b.pdf-3"]
-    assert area.finished_documents("another-model") == set()  # another model's rows are discarded
-    assert not (tmp_path / "staging").exists()
-
-
-def test_store_files_hold_whole_documents() -> None:
-    from jobs.scan import document_aligned_slices
-
-    docs = ["a"] * 3 + ["b"] * 4 + ["c"] * 1 + ["d"] * 5
-    assert document_aligned_slices(docs, 4) == [(0, 7), (7, 13)]
-    assert document_aligned_slices(docs, 1) == [(0, 3), (3, 7), (7, 8), (8, 13)]
-    assert document_aligned_slices(docs, 100) == [(0, 13)]
-    assert document_aligned_slices([], 4) == []
+    corpus = tmp_path / "corpus"
+    make_corpus(corpus)
+    options = RunOptions(pipeline=PipelineOptions(model_path=str(tiny_model)),
+                         match=MatchOptions(threshold=0.0, min_sim=0.999), progress=False)
+    summary = run_scan(corpus, tmp_path / "out", options)
+    assert summary.report == (tmp_path / "out" / "report.html").resolve() and summary.report.exists()
+    assert (summary.documents, summary.skipped_documents, summary.pages, summary.panels, summary.noise) == (5, 0, 3, 6, 0)
+    assert (summary.pairs, summary.groups, summary.errors) == (2, 2, 2)
+    assert len(read_csv(tmp_path / "out" / "report.csv")) == 2
+    again = run_scan(corpus, tmp_path / "out", options)
+    assert (again.skipped_documents, again.pages, again.pairs, again.errors) == (3, 0, 2, 2)

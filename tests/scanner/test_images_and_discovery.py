@@ -121,15 +121,3 @@ def test_splitter_ignores_letters_and_keeps_reading_order() -> None:
     assert boxes == comp.boxes
     assert split_panels(F.texture(200, 300, 4)) == []
     assert FLAG_COMPOUND == "compound"
-
-
-def test_logo_hashes_need_the_same_small_spot_in_two_documents() -> None:
-    from scanner.noise import logo_hashes
-
-    logo, panel, big = "h_logo", "h_panel", "h_big"
-    found = logo_hashes([
-        (logo, "a.pdf", (50, 30, 140, 57)), (logo, "b.pdf", (50.5, 30, 140.5, 57)),      # same spot: logo
-        (panel, "a.pdf", (60, 300, 160, 380)), (panel, "b.pdf", (300, 120, 400, 200)),  # reused panel elsewhere
-        (big, "a.pdf", (60, 300, 460, 600)), (big, "b.pdf", (60, 300, 460, 600)),       # too big to be a logo
-    ])
-    assert found == {logo}

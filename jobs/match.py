@@ -1,0 +1,109 @@
+"""Matching over the store: FAISS candidates, the head's score, the pixel check, the threshold, groups."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from embedder.fusion import META_KEY, PixelFusion
+from embedder.inference import Embedder
+from embedder.verify import Alignment
+from index.candidates import RecordKeys, score_candidates, self_join
+from index.faiss_index import sync_index
+from index.groups import connected_components
+from index.store import FigureStore
+from jobs.clock import StageClock
+from jobs.ingest import check_store_model
+from jobs.pixel_check import pixel_check
+
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class MatchOptions:
+    """How candidates are found and accepted."""
+
+    k: int = 10                  # nearest neighbours per panel
+    min_sim: float = 0.3         # cosine floor for a candidate (recall first; the head decides)
+    threshold: float | None = None  # score at which a pair is reported; None: the model's calibrated one
+    include_noise: bool = False  # match tiny / uniform / boilerplate panels too
+    pixel_check: bool = True     # refine the head score with the pixel check, when the model is calibrated for it
+    # candidates whose head score is below this are not pixel-checked. 0: all of them, because the head
+    # misses copies that line up pixel for pixel (a turned, stretched blot scored 0.005); raise it to
+    # trade recall for speed on very large stores
+    pixel_floor: float = 0.0
+
+
+@dataclass
+class MatchResult:
+    """Accepted pairs of store row ids with their scores, pixel-check results and groups.
+
+    `score` is what the report shows: the fused score when the pixel check ran,
+    else the head's. `head` is the head alone; `alignment` is None per pair when
+    the pixel check did not run for it.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    sim: np.ndarray
+    score: np.ndarray
+    group: np.ndarray
+    candidates: int
+    head: np.ndarray
+    alignment: list[Alignment | None]
+
+
+def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path: str | None,
+                options: MatchOptions, clock: StageClock) -> MatchResult:
+    """Update the FAISS index, find k-NN candidates, score them (head, then pixel check), group them.
+
+    `query_row_ids=None` matches the whole store against itself (scan); otherwise
+    only those rows are queried against everything (nightly increments).
+    """
+    check_store_model(store_dir, model_path)
+    store = FigureStore.open(store_dir)
+    with clock.timed("index"):
+        index = sync_index(store, include_noise=options.include_noise)
+    with clock.timed("candidates"):
+        keys = RecordKeys.from_table(store.read_keys())
+        vectors = store.dense_vectors()  # read once: the queries now, the head's inputs below
+        ids = keys.row_id if options.include_noise else keys.row_id[~keys.noise]
+        if query_row_ids is not None:
+            ids = ids[np.isin(ids, query_row_ids)]
+        # cast: index.candidates types its index as a plain class, which VectorIndex does not subclass
+        pairs = self_join(cast(Any, index), ids, vectors[ids], keys, k=options.k, min_sim=options.min_sim,
+                          exclude_noise=not options.include_noise)
+    with clock.timed("score"):
+        embedder = Embedder.load(model_path)
+        head = score_candidates(pairs, vectors, embedder.score) if len(pairs) else np.zeros(0, np.float32)
+    fusion = PixelFusion.from_meta(embedder.meta) if options.pixel_check else None
+    alignments: list[Alignment | None] = [None] * len(pairs)
+    scores = head
+    if fusion is not None:
+        with clock.timed("pixel check"):
+            todo = np.flatnonzero(head >= options.pixel_floor)
+            for i, found in zip(todo.tolist(), pixel_check(store, pairs.a[todo], pairs.b[todo], fusion.align)):
+                alignments[i] = found
+            scores = fusion.score(head, alignments)
+    threshold = model_threshold(embedder, fused=fusion is not None) if options.threshold is None else options.threshold
+    keep = scores >= threshold
+    a, b = pairs.a[keep], pairs.b[keep]
+    group = connected_components(a, b).group_of(a)
+    return MatchResult(a=a, b=b, sim=pairs.sim[keep], score=scores[keep], group=group, candidates=len(pairs),
+                       head=head[keep], alignment=[x for x, k in zip(alignments, keep.tolist()) if k])
+
+
+def model_threshold(embedder: Embedder, *, fused: bool = False) -> float:
+    """The acceptance threshold calibrated for this model, else `DEFAULT_THRESHOLD` (0.5).
+
+    The head alone uses the checkpoint meta `threshold`; the fused score (head +
+    pixel check) uses `pixel_check.threshold`. Calibration:
+    `benchmarks/bench_scan.py` on a generated corpus whose seed is not used for
+    evaluation reports the lowest score that keeps precision at 0.9; that number
+    is written into the checkpoint's meta when it ships.
+    """
+    source = embedder.meta.get(META_KEY, {}) if fused else embedder.meta
+    value = source.get("threshold") if isinstance(source, dict) else None
+    return float(value) if isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0 else DEFAULT_THRESHOLD

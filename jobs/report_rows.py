@@ -1,0 +1,115 @@
+"""From accepted pairs of store rows to the report: ReportPairs with thumbnails, and the output files."""
+from __future__ import annotations
+
+import io
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from embedder.verify import Alignment
+from index.store import FigureStore, make_thumbnail
+from jobs.ingest import InputError
+from jobs.match import MatchResult
+from jobs.page_thumbs import render_pages
+from jobs.report import (
+    PanelRef,
+    ReportError,
+    ReportPair,
+    estimate_transform,
+    write_errors_csv,
+    write_report_csv,
+    write_report_html,
+)
+from jobs.report_html import PAGE_MAX_PX, THUMB_MAX_PX
+
+logger = logging.getLogger(__name__)
+
+StoreRow = dict[str, Any]  # one row of the store as `read_table(...).to_pylist()` gives it
+PairFilter = Callable[[StoreRow, StoreRow], bool]
+
+_ROW_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "image"]
+
+
+def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[str, Path],
+                       pair_filter: PairFilter | None = None) -> list[ReportPair]:
+    """ReportPairs for the accepted pairs: thumbnails, page drawings, suspected transform.
+
+    `doc_roots` maps a document's relative path to the file it came from (for page
+    drawings); a document missing there is shown without its page.
+    """
+    if not len(match.a):
+        return []
+    store = FigureStore.open(store_dir)
+    wanted = set(match.a.tolist()) | set(match.b.tolist())
+    rows = {r["row_id"]: r for r in store.read_table(_ROW_COLUMNS, row_ids=sorted(wanted)).to_pylist()}
+    page_art = _draw_pages(rows.values(), doc_roots)
+    refs: dict[int, PanelRef] = {}
+    for rid, r in rows.items():
+        art = page_art.get((r["doc"], int(r["page"])))
+        refs[rid] = PanelRef(doc=r["doc"], page=int(r["page"]), bbox=(r["x0"], r["y0"], r["x1"], r["y1"]),
+                             figure_id=r["figure_id"], thumbnail=make_thumbnail(r["image"], THUMB_MAX_PX, fmt="PNG") or b"",
+                             page_image=art[0] if art else None, page_size=art[1] if art else None)
+    out = []
+    for a, b, score, sim, group, head_score, alignment in zip(match.a.tolist(), match.b.tolist(), match.score.tolist(),
+                                                              match.sim.tolist(), match.group.tolist(),
+                                                              match.head.tolist(), match.alignment, strict=True):
+        ra, rb = rows[a], rows[b]
+        if pair_filter is not None and not pair_filter(ra, rb):
+            continue
+        extra = {"cosine": f"{sim:.3f}", "head score": f"{head_score:.3f}"}
+        if alignment is not None:  # the pixel check placed one panel on the other
+            transform = alignment.transform
+            extra["pixel match"] = f"{alignment.correlation:.2f} (detail {alignment.detail:.2f})"
+            extra["placement"] = describe_placement(alignment)
+        else:
+            transform, corr = estimate_transform(Image.open(io.BytesIO(ra["image"])), Image.open(io.BytesIO(rb["image"])))
+            extra["alignment"] = f"{corr:.2f}"
+        out.append(ReportPair(score=float(score), a=refs[a], b=refs[b], group_id=int(group), transform=transform,
+                              head_score=head_score, pixel_match=None if alignment is None else alignment.correlation,
+                              pixel_detail=None if alignment is None else alignment.detail,
+                              extra=extra))
+    return out
+
+
+def _draw_pages(rows: Iterable[StoreRow], doc_roots: dict[str, Path]) -> dict[tuple[str, int], tuple[bytes, tuple[float, float]]]:
+    """(doc, page) -> (page drawing, page size in pt) for the pages of `rows` whose source file is at hand."""
+    pages_needed: dict[str, set[int]] = defaultdict(set)
+    for r in rows:
+        pages_needed[r["doc"]].add(int(r["page"]))
+    page_art: dict[tuple[str, int], tuple[bytes, tuple[float, float]]] = {}
+    for doc, pages in pages_needed.items():
+        src = doc_roots.get(doc)
+        if src is None or not src.exists():
+            continue
+        try:
+            for page, art in render_pages(src, pages, max_px=PAGE_MAX_PX).items():
+                page_art[(doc, page)] = art
+        except Exception as exc:  # a page drawing is a nicety; never lose the report over it
+            logger.warning("could not draw pages of %s: %s", doc, exc)
+    return page_art
+
+
+def describe_placement(alignment: Alignment) -> str:
+    """Where the pixel check put one panel on the other, in words (crop share, extra turn)."""
+    parts = []
+    if alignment.scale < 0.97:
+        inner, outer = ("b", "a") if alignment.b_inside_a else ("a", "b")
+        parts.append(f"{inner} shows part of {outer} ({alignment.scale:.0%} of its width)")
+    if abs(alignment.angle) > 0.5:  # alignment.angle turns b onto a: b itself is turned the other way
+        sense = "clockwise" if alignment.angle > 0 else "counter-clockwise"
+        parts.append(f"b turned a further {abs(alignment.angle):.0f}° {sense}")
+    return ", ".join(parts) or "whole panel"
+
+
+def write_outputs(out_dir: Path, pairs: list[ReportPair], errors: Iterable[InputError], *, title: str,
+                  summary: dict[str, Any]) -> None:
+    """report.csv, report.html and errors.csv into `out_dir` (each written atomically)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    error_rows = [ReportError(*e) for e in errors]
+    write_report_csv(pairs, out_dir / "report.csv")
+    write_errors_csv(error_rows, out_dir / "errors.csv")
+    write_report_html(pairs, out_dir / "report.html", title=title, summary=summary, errors=error_rows)

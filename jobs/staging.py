@@ -1,0 +1,115 @@
+"""Rows waiting for the store: the staging area of an ingest, and store files of whole documents."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from jobs.pipeline import ROW_DOC, ROW_RECORD
+
+logger = logging.getLogger(__name__)
+
+STAGING_DIRNAME = "staging"
+STORE_FILE_ROWS = 4096  # rows per store file (whole documents only, see document_aligned_slices)
+
+
+def document_aligned_slices(docs: Sequence[str], target_rows: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges of about `target_rows` rows that never split a document.
+
+    `docs` must be grouped (sorted). A store file then holds whole documents, so a
+    run interrupted between two files leaves every document either fully stored
+    (skipped next time) or not at all (taken from the staging area again).
+    """
+    slices: list[tuple[int, int]] = []
+    start = 0
+    for i in range(1, len(docs) + 1):
+        boundary = i == len(docs) or docs[i] != docs[i - 1]
+        if boundary and (i - start >= target_rows or i == len(docs)):
+            slices.append((start, i))
+            start = i
+    return slices
+
+
+class StagingArea:
+    """Extracted and embedded rows waiting for the store, one Parquet file per streamed batch.
+
+    Each batch is written under a temporary name and renamed, so the folder only
+    ever holds whole files. A document counts as finished when its `doc` row and
+    all the record rows it announces are staged; a restarted run skips finished
+    documents and re-extracts the others (their partial rows are ignored). The
+    area is cleared once its rows are in the store.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, batch: pa.Table) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / f"batch-{uuid.uuid4().hex}.parquet"
+        tmp = final.with_name(f".{final.name}.tmp")
+        pq.write_table(batch, tmp)
+        os.replace(tmp, final)
+
+    def _read(self) -> pa.Table | None:
+        files = sorted(self.root.glob("batch-*.parquet")) if self.root.exists() else []
+        if not files:
+            return None
+        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+
+    def complete_documents(self) -> tuple[pa.Table, set[str]]:
+        """The staged rows of finished documents, and those documents' names."""
+        table = self._read()
+        if table is None:
+            return pa.table({"row_kind": pa.array([], pa.string())}), set()
+        # A document extracted again after an interrupted run may have rows staged
+        # twice: keep one row per identity (records by figure_id, which derives from
+        # the document's path and content, page, placement and panel).
+        table = table.take(pa.array(self._first_of_each(table), pa.int64()))
+        keys = [f"{d}\x00{s}" for d, s in zip(table.column("doc").to_pylist(), table.column("doc_sha256").to_pylist())]
+        kinds = table.column("row_kind").to_pylist()
+        announced = {k: n for k, kind, n in zip(keys, kinds, table.column("records").to_pylist()) if kind == ROW_DOC}
+        have: dict[str, int] = defaultdict(int)
+        for k, kind in zip(keys, kinds):
+            if kind == ROW_RECORD:
+                have[k] += 1
+        done = {k for k, n in announced.items() if have.get(k, 0) == (n or 0)}
+        table = table.filter(pa.array([k in done for k in keys]))
+        return table, {k.split("\x00", 1)[0] for k in done}
+
+    @staticmethod
+    def _first_of_each(table: pa.Table) -> list[int]:
+        """Row positions that keep the first staged copy of each record, error and doc row."""
+        seen: set[tuple[object, ...]] = set()
+        keep = []
+        columns = [table.column(c).to_pylist() for c in ("row_kind", "figure_id", "doc", "doc_sha256", "stage", "error")]
+        for i, (kind, fid, doc, sha, stage, error) in enumerate(zip(*columns)):
+            identity = (kind, fid) if kind == ROW_RECORD else (kind, doc, sha, stage, error)
+            if identity not in seen:
+                seen.add(identity)
+                keep.append(i)
+        return keep
+
+    def finished_documents(self, model_id: str) -> set[tuple[str, str]]:
+        """(doc, sha256) of the finished documents staged for `model_id` (others are discarded)."""
+        table, _ = self.complete_documents()
+        if "model_id" in table.column_names and table.num_rows:
+            models = {m for m in table.column("model_id").to_pylist() if m}
+            if models and models != {model_id}:
+                logger.warning("discarding rows staged by another model (%s)", ", ".join(sorted(models)))
+                self.clear()
+                return set()
+        if "doc" not in table.column_names:
+            return set()
+        rows = table.filter(pc.equal(table.column("row_kind"), ROW_DOC))
+        return set(zip(rows.column("doc").to_pylist(), rows.column("doc_sha256").to_pylist()))
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)

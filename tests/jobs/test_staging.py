@@ -1,0 +1,43 @@
+"""The staging area of an ingest and store files of whole documents (`jobs.staging`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_RECORD
+from jobs.staging import StagingArea, document_aligned_slices
+
+
+def test_staging_keeps_finished_documents_of_an_interrupted_run(tmp_path: Path) -> None:
+    """Rows staged before a crash: complete documents count, a half-staged one is redone once."""
+    def rows(doc: str, n_records: int, announce: int | None) -> pa.Table:
+        out = [{**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_RECORD, "doc": doc, "doc_sha256": "s" + doc,
+                "figure_id": f"{doc}-{i}", "flags": [], "page": 1} for i in range(n_records)]
+        if announce is not None:
+            out.append({**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_DOC, "doc": doc,
+                        "doc_sha256": "s" + doc, "records": announce, "pages": 1, "flags": []})
+        table = pa.Table.from_pylist(out, schema=EXTRACT_SCHEMA)
+        return table.append_column("vector", pa.array([[1.0, 0.0]] * len(out), pa.list_(pa.float32()))).append_column(
+            "model_id", pa.array(["m"] * len(out), pa.string()))
+
+    area = StagingArea(tmp_path / "staging")
+    area.write(rows("a.pdf", 3, 3))         # finished before the crash
+    area.write(rows("b.pdf", 2, None))      # interrupted: 2 of its rows, no doc row
+    assert area.finished_documents("m") == {("a.pdf", "sa.pdf")}
+    area.write(rows("b.pdf", 4, 4))         # the next run extracts b again, completely
+    table, docs = area.complete_documents()
+    assert docs == {"a.pdf", "b.pdf"}
+    assert sorted(table.filter(pc.equal(table.column("row_kind"), ROW_RECORD)).column("figure_id").to_pylist()) == [
+        "a.pdf-0", "a.pdf-1", "a.pdf-2", "b.pdf-0", "b.pdf-1", "b.pdf-2", "b.pdf-3"]
+    assert area.finished_documents("another-model") == set()  # another model's rows are discarded
+    assert not (tmp_path / "staging").exists()
+
+
+def test_store_files_hold_whole_documents() -> None:
+    docs = ["a"] * 3 + ["b"] * 4 + ["c"] * 1 + ["d"] * 5
+    assert document_aligned_slices(docs, 4) == [(0, 7), (7, 13)]
+    assert document_aligned_slices(docs, 1) == [(0, 3), (3, 7), (7, 8), (8, 13)]
+    assert document_aligned_slices(docs, 100) == [(0, 13)]
+    assert document_aligned_slices([], 4) == []
