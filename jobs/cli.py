@@ -34,9 +34,7 @@ SUMMARIES: dict[str, str] = {
     "make-corpus": "Write OUT/pdf/*.pdf, OUT/truth.csv, OUT/images/**.png, OUT/images_truth.csv (see training.corpus).",
     "nightly": "Ingest the new documents of INCOMING into STORE and report their reuse against everything.",
     "scan": "Scan PATH (a folder of PDFs and/or images, or one file) for reused images.",
-    "score": "Match REPORT rows to TRUTH pairs (same doc and page, bbox IoU >= 0.5 on both sides, either order) "
-             "and print precision, recall, average precision, recall at precision 0.9, best F1 and recall per "
-             "alteration.",
+    "score": "Match REPORT rows to TRUTH pairs and print precision, recall, AP, recall at precision 0.9 and best F1.",
     "train": "Train one stage of the BTA model (resumable; data-parallel with --workers).",
 }
 

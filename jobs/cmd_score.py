@@ -18,9 +18,12 @@ from training.scoring import ScoringInputError, format_text, score_report
                    "80%% of its area inside the larger: a reported panel inside a planted region, or a reported "
                    "whole figure holding a planted crop (fair for real figures, e.g. make-corpus --from-pdfs).")
 def score(report: str, truth: str, as_json: bool, iou_threshold: float, contain: bool) -> None:
-    """Match REPORT rows to TRUTH pairs (same doc and page, bbox IoU >= 0.5 on both sides, either order;
-    with --contain also by containment) and print precision, recall, average precision, recall at
-    precision 0.9, best F1 and recall per alteration."""
+    """Match REPORT rows to TRUTH pairs and print precision, recall, AP, recall at precision 0.9 and best F1.
+
+    A row matches a true pair when both sides have the same doc and page and bbox IoU >= --iou
+    (either order; with --contain also by containment). Recall is also broken down per
+    alteration, per inter/intra and per generator.
+    """
     try:
         res = score_report(report, truth, iou_threshold, contain=contain)
     except ScoringInputError as exc:
