@@ -32,6 +32,7 @@ from scanner.decode import (
 )
 from scanner.document import DocumentResult, DocumentTimeout, ExtractLimits, Stage
 from scanner.placement import records_for_placement
+from scanner.stencils import BLACK, RGB, Transform, fill_for, is_stencil, paint_stencil, stencil_fills, stencil_paint
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class _PdfExtractor:
         self.cache_bytes = 0
         self.digests: dict[int, bytes | None] = {}
         self.page_pixmaps: dict[int, pymupdf.Pixmap] = {}  # decoded on this page for hashing, reused once
+        self.stencils: dict[int, bool] = {}  # xref -> is an /ImageMask stencil
 
     def error(self, stage: Stage, message: object) -> None:
         self.result.error(stage, message)
@@ -128,7 +130,11 @@ class _PdfExtractor:
                     _neutralise_image(self.doc, xref)
 
     def decoded(self, xref: int, smask: int) -> np.ndarray | None:
-        """Upright-agnostic RGB pixels of image `xref` (own pixels, not a rendering)."""
+        """Upright-agnostic pixels of image `xref` (own pixels, not a rendering), or None if undecodable.
+
+        RGB (H, W, 3) for ordinary images; for a stencil (`/ImageMask`) the paint
+        mask (H, W), 255 = paint, to be coloured per placement (`paint_stencil`).
+        """
         if xref in self.cache:
             return self.cache[xref]
         if xref in self.bombs or xref in self.bad_xrefs:
@@ -136,23 +142,31 @@ class _PdfExtractor:
         try:
             pix = self.page_pixmaps.pop(xref, None) or pymupdf.Pixmap(self.doc, xref)
             check_pixels(pix.width, pix.height, self.limits.max_image_pixels)
-            mask = None
-            if smask and smask not in self.bombs:
-                try:
-                    mask = pymupdf.Pixmap(self.doc, smask)
-                except Exception as exc:  # a broken mask: keep the image opaque
-                    self.error("decode", f"soft mask xref {smask} of image xref {xref}: {exc}")
-            rgb = pixmap_to_rgb(pix, mask)
+            if self.is_stencil(xref):
+                out = stencil_paint(pix)
+            else:
+                mask = None
+                if smask and smask not in self.bombs:
+                    try:
+                        mask = pymupdf.Pixmap(self.doc, smask)
+                    except Exception as exc:  # a broken mask: keep the image opaque
+                        self.error("decode", f"soft mask xref {smask} of image xref {xref}: {exc}")
+                out = pixmap_to_rgb(pix, mask)
         except Exception as exc:
             self.bad_xrefs.add(xref)
             self.error("decode", f"image xref {xref}: {type(exc).__name__}: {exc}")
             return None
-        if self.cache_bytes + rgb.nbytes > 256 * 1024 * 1024:
+        if self.cache_bytes + out.nbytes > 256 * 1024 * 1024:
             self.cache.clear()
             self.cache_bytes = 0
-        self.cache[xref] = rgb
-        self.cache_bytes += rgb.nbytes
-        return rgb
+        self.cache[xref] = out
+        self.cache_bytes += out.nbytes
+        return out
+
+    def is_stencil(self, xref: int) -> bool:
+        if xref not in self.stencils:
+            self.stencils[xref] = is_stencil(self.doc, xref)
+        return self.stencils[xref]
 
     def _digest(self, xref: int) -> bytes | None:
         """MD5 of the decoded image, as MuPDF's page walk reports it (cached per document)."""
@@ -227,6 +241,7 @@ class _PdfExtractor:
         rot = page.rotation_matrix
         page_rect = page.rect
         blocks: list[dict[str, Any]] | None = None
+        fills: list[tuple[Transform, RGB]] | None = None  # stencil fill colours, read once per page if needed
         for placement, info in enumerate(infos):
             try:
                 bbox_unrot = pymupdf.Rect(info["bbox"])
@@ -236,7 +251,7 @@ class _PdfExtractor:
                 if not bbox.intersects(page_rect):
                     continue  # placed entirely off the visible page
                 matrix = pymupdf.Matrix(info["transform"]) * rot
-                xref = by_digest.get(info.get("digest"), 0)
+                xref = by_digest.get(info.get("digest", b""), 0)
                 if xref == 0:
                     same_size = [x for x in unmatched if _xref_dims(self.doc, x) == (info["width"], info["height"])]
                     if len(same_size) == 1:
@@ -244,10 +259,22 @@ class _PdfExtractor:
                 if xref in self.bombs:
                     continue
                 transposed = abs(matrix.b) + abs(matrix.c) > abs(matrix.a) + abs(matrix.d)
+            except DocumentTimeout:
+                raise
+            except Exception as exc:
+                self.error("extract", f"page {pno + 1} image {placement}: {type(exc).__name__}: {exc}")
+                continue
+            # Pixels: a failure here is an image that cannot be decoded (stage `decode`);
+            # it costs this placement only, never the other images of the page.
+            try:
                 if xref:
                     raw = self.decoded(xref, smask_of.get(xref, 0))
                     if raw is None:
-                        continue
+                        continue  # already reported (once per image)
+                    if raw.ndim == 2:  # a stencil: paint it in the fill colour it is drawn with
+                        if fills is None:
+                            fills = stencil_fills(page)
+                        raw = paint_stencil(raw, fill_for(fills, tuple(info["transform"])) or BLACK)
                     rgb = orient_like_placement(raw, tuple(matrix))
                 else:
                     if blocks is None:
@@ -257,6 +284,12 @@ class _PdfExtractor:
                         rgb = orient_like_placement(raw, tuple(matrix))
                     else:
                         rgb = self.render_clip(page, info, bbox, transposed)
+            except DocumentTimeout:
+                raise
+            except Exception as exc:
+                self.error("decode", f"page {pno + 1} image {placement}: {type(exc).__name__}: {exc}")
+                continue
+            try:
                 self.result.records.extend(
                     records_for_placement(
                         rgb, (bbox.x0, bbox.y0, bbox.x1, bbox.y1), doc=self.result.doc,
@@ -266,7 +299,7 @@ class _PdfExtractor:
             except DocumentTimeout:
                 raise
             except Exception as exc:
-                self.error("decode", f"page {pno + 1} image {placement}: {type(exc).__name__}: {exc}")
+                self.error("extract", f"page {pno + 1} image {placement}: {type(exc).__name__}: {exc}")
 
 
 def extract_pdf(path: Path, result: DocumentResult, limits: ExtractLimits) -> None:
