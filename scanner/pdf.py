@@ -111,6 +111,8 @@ class _PdfExtractor:
         self.digests: dict[int, bytes | None] = {}
         self.page_pixmaps: dict[int, pymupdf.Pixmap] = {}  # decoded on this page for hashing, reused once
         self.stencils: dict[int, bool] = {}  # xref -> is an /ImageMask stencil
+        self.image_warnings: dict[int, list[str]] = {}  # MuPDF's complaints while decoding one image
+        self.doc_warnings: list[str] = []  # MuPDF's other complaints
 
     def error(self, stage: Stage, message: object) -> None:
         self.result.error(stage, message)
@@ -142,6 +144,7 @@ class _PdfExtractor:
         try:
             pix = self.page_pixmaps.pop(xref, None) or pymupdf.Pixmap(self.doc, xref)
             check_pixels(pix.width, pix.height, self.limits.max_image_pixels)
+            self._report_damage(xref)
             if self.is_stencil(xref):
                 out = stencil_paint(pix)
             else:
@@ -169,16 +172,32 @@ class _PdfExtractor:
         return self.stencils[xref]
 
     def _digest(self, xref: int) -> bytes | None:
-        """MD5 of the decoded image, as MuPDF's page walk reports it (cached per document)."""
+        """MD5 of the decoded image, as MuPDF's page walk reports it (cached per document).
+
+        This is the first time MuPDF decodes the image (its store then keeps the
+        result for the page walk), so the warnings it raises now are this image's:
+        a damaged stream that MuPDF padded or cut short is reported at stage `decode`.
+        """
         if xref not in self.digests:
+            self.doc_warnings.extend(_mupdf_warnings())
             try:
                 pix = pymupdf.Pixmap(self.doc, xref)
                 self.digests[xref] = pix.digest
                 if xref not in self.cache and xref not in self.bombs:
                     self.page_pixmaps[xref] = pix
             except Exception:
-                self.digests[xref] = None
+                self.digests[xref] = None  # reported by `decoded` if the image is placed
+            warnings = _mupdf_warnings()
+            if warnings:
+                self.image_warnings[xref] = warnings
         return self.digests[xref]
+
+    def _report_damage(self, xref: int) -> None:
+        """One `decode` line for an image MuPDF decoded only with complaints (once per image)."""
+        warnings = self.image_warnings.pop(xref, None)
+        if warnings:
+            more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
+            self.error("decode", f"image xref {xref}: damaged image stream, kept what MuPDF could decode: {warnings[0]}{more}")
 
     # ---- inline images
     def inline_pixels(self, page: pymupdf.Page, info: ImageInfo, blocks: list[dict[str, Any]]) -> np.ndarray | None:
@@ -221,6 +240,9 @@ class _PdfExtractor:
         page = self.doc.load_page(pno)
         images = page.get_images(full=True)
         self._check_bombs(images)
+        for item in images:  # decode each image before MuPDF's page walk, to attribute its warnings
+            if item[0] not in self.bombs:
+                self._digest(int(item[0]))
         infos = page.get_image_info(hashes=True)
         if not infos:
             return
@@ -344,7 +366,7 @@ def extract_pdf(path: Path, result: DocumentResult, limits: ExtractLimits) -> No
             result.pages = pno + 1
             if pno % 16 == 15:
                 pymupdf.TOOLS.store_shrink(100)
-        late = [w for w in _mupdf_warnings() if "repair" not in w.lower()]
+        late = [w for w in ex.doc_warnings + _mupdf_warnings() if "repair" not in w.lower()]
         if late:
             more = f" (+{len(late) - 1} more)" if len(late) > 1 else ""
             result.error("warning", f"MuPDF: {late[0]}{more}")
