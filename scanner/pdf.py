@@ -201,7 +201,11 @@ class _PdfExtractor:
 
     # ---- inline images
     def inline_pixels(self, page: pymupdf.Page, info: ImageInfo, blocks: list[dict[str, Any]]) -> np.ndarray | None:
-        """Own pixels of an inline image (from MuPDF's image blocks), else a clip of a rendering."""
+        """Own pixels of an inline image (from MuPDF's image blocks), or None (the caller renders a clip).
+
+        RGB (H, W, 3), or for an inline stencil (`BI /IM true`, a block without
+        colorspace whose gray samples are the paint mask) the paint mask (H, W).
+        """
         t = tuple(round(v, 2) for v in info["transform"])
         for block in blocks:
             if block.get("type") != 1 or tuple(round(v, 2) for v in block.get("transform", ())) != t:
@@ -210,6 +214,8 @@ class _PdfExtractor:
                 check_pixels(int(block["width"]), int(block["height"]), self.limits.max_image_pixels)
                 with Image.open(io.BytesIO(block["image"])) as img:
                     img.load()
+                    if block.get("colorspace") == 0:
+                        return np.asarray(img.convert("L")).copy()
                     rgb = pil_to_rgb(img)
                 mask = block.get("mask")
                 if mask:
@@ -293,19 +299,18 @@ class _PdfExtractor:
                     raw = self.decoded(xref, smask_of.get(xref, 0))
                     if raw is None:
                         continue  # already reported (once per image)
+                else:
+                    if blocks is None:
+                        blocks = page.get_text("dict", flags=pymupdf.TEXT_PRESERVE_IMAGES)["blocks"]
+                    raw = self.inline_pixels(page, info, blocks)
+                if raw is None:
+                    rgb = self.render_clip(page, info, bbox, transposed)
+                else:
                     if raw.ndim == 2:  # a stencil: paint it in the fill colour it is drawn with
                         if fills is None:
                             fills = stencil_fills(page)
                         raw = paint_stencil(raw, fill_for(fills, tuple(info["transform"])) or BLACK)
                     rgb = orient_like_placement(raw, tuple(matrix))
-                else:
-                    if blocks is None:
-                        blocks = page.get_text("dict", flags=pymupdf.TEXT_PRESERVE_IMAGES)["blocks"]
-                    raw = self.inline_pixels(page, info, blocks)
-                    if raw is not None:
-                        rgb = orient_like_placement(raw, tuple(matrix))
-                    else:
-                        rgb = self.render_clip(page, info, bbox, transposed)
             except DocumentTimeout:
                 raise
             except Exception as exc:

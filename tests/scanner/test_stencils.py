@@ -208,3 +208,20 @@ def test_paint_stencil_and_alpha_only_pixmap(tmp_path: Path) -> None:
         pix = pymupdf.Pixmap(doc, xref)  # alpha only, no colorspace: what used to fail to decode
         assert pix.colorspace is None and pix.alpha
         np.testing.assert_array_equal(pixmap_to_rgb(pix), expected(stencil_bits(), (0, 0, 0)))
+
+
+def test_inline_stencil_is_painted_in_its_fill_colour(tmp_path: Path) -> None:
+    paint = stencil_bits()
+    data = np.packbits(~paint, axis=1).tobytes().hex().encode() + b">"
+    doc = F.new_doc()
+    page = doc.new_page(width=PAGE, height=PAGE)
+    page.insert_text((10, 390), "x")  # gives the page a content stream to replace
+    rect = (40.0, 50.0, 40.0 + W, 50.0 + H)
+    F.set_contents(doc, page, f"q 1 0 0 rg {F.placement_cm(rect, PAGE)} cm\nBI /W {W} /H {H} /IM true /BPC 1 /F /AHx ID\n".encode()
+                   + data + b"\nEI\nQ\n")
+    path = F.save(doc, tmp_path / "inline.pdf")
+    res = extract_document(path, tmp_path)
+    assert res.errors == []
+    (rec,) = figure_records(res.records)
+    assert near(rec.bbox, rect)
+    np.testing.assert_array_equal(decode_png(rec.image), expected(paint, (255, 0, 0)))
