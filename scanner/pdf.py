@@ -8,8 +8,17 @@ placement's rotation/mirroring and the page rotation are applied to them.
 
 Pixels come from the image XObject itself (not a rendering), so a figure keeps
 its native resolution; inline images use MuPDF's decoded image blocks and fall
-back to a clip of a page rendering. PyMuPDF is not thread-safe: one document per
-process (the `jobs` layer uses a process pool).
+back to a clip of a page rendering. Stencils (`/ImageMask`) are painted in the
+fill colour they are drawn with, on white (`scanner.stencils`); /SMask, stencil
+/Mask and colour-key masks are composited on white.
+
+Errors: an image whose pixels cannot be produced, or that MuPDF decodes only with
+complaints (a damaged stream it pads or cuts short), is one `decode` line and
+costs only that image; anything else failing on one placement is an `extract`
+line; a page MuPDF cannot interpret is a `page` line.
+
+PyMuPDF is not thread-safe: one document per process (the `jobs` layer uses a
+process pool).
 """
 from __future__ import annotations
 
@@ -50,7 +59,6 @@ class ImageInfo(TypedDict, total=False):
     width: int
     height: int
     digest: bytes
-
 
 
 def _configure_mupdf(limits: ExtractLimits) -> None:
