@@ -20,6 +20,13 @@ colour key into the decoded pixmap's alpha; both are composited on white.
 """
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
 import numpy as np
 import pymupdf
 from pymupdf import mupdf
@@ -29,6 +36,8 @@ from scanner.decode import composite_on_white
 RGB = tuple[int, int, int]
 Transform = tuple[float, float, float, float, float, float]
 BLACK: RGB = (0, 0, 0)
+
+logger = logging.getLogger(__name__)
 
 
 def is_stencil(doc: pymupdf.Document, xref: int) -> bool:
@@ -60,30 +69,65 @@ class _StencilFillDevice(mupdf.FzDevice2):
 
     def fill_image_mask(self, ctx: object, image: object, ctm: object, colorspace: object, color: object,
                         alpha: float, color_params: object) -> None:
-        m: Transform = (ctm.a, ctm.b, ctm.c, ctm.d, ctm.e, ctm.f)  # type: ignore[attr-defined]
-        rgb = BLACK
-        if colorspace:
-            # named objects: a temporary FzColorParams would be freed before the call (see PyMuPDF's jm_lineart_color)
-            cs_rgb = mupdf.FzColorspace(mupdf.FzColorspace.Fixed_RGB)
-            params = mupdf.FzColorParams()
-            out = mupdf.ll_fz_convert_color(colorspace, color, cs_rgb.m_internal, None, params.internal())
-            rgb = tuple(int(round(min(max(float(v), 0.0), 1.0) * 255)) for v in out[:3])  # type: ignore[assignment]
-        self.fills.append((m, rgb))
+        # Called from C: an exception must not cross MuPDF's frames (it would come back as a
+        # generic MuPDF error), so a colour that cannot be read is left to the black default.
+        try:
+            m: Transform = (ctm.a, ctm.b, ctm.c, ctm.d, ctm.e, ctm.f)  # type: ignore[attr-defined]
+            rgb = BLACK
+            if colorspace:
+                # named objects: a temporary FzColorParams would be freed before the call (see PyMuPDF's jm_lineart_color)
+                cs_rgb = mupdf.FzColorspace(mupdf.FzColorspace.Fixed_RGB)
+                params = mupdf.FzColorParams()
+                out = mupdf.ll_fz_convert_color(colorspace, color, cs_rgb.m_internal, None, params.internal())
+                rgb = tuple(int(round(min(max(float(v), 0.0), 1.0) * 255)) for v in out[:3])  # type: ignore[assignment]
+            self.fills.append((m, rgb))
+        except Exception as exc:
+            logger.debug("stencil fill colour unreadable: %s", exc)
 
 
 def stencil_fills(page: pymupdf.Page) -> list[tuple[Transform, RGB]]:
     """(transform, fill RGB) of every stencil drawn on `page`, in drawing order.
 
     Transforms are in the unrotated page space of `page.get_image_info()["transform"]`.
+    The per-document time budget (SIGALRM) is deferred while MuPDF calls into the
+    device (`_alarm_deferred`), so a timeout is raised here, not through C.
     """
     dev = _StencilFillDevice()
     m = page.derotation_matrix
     derotate = mupdf.FzMatrix(m.a, m.b, m.c, m.d, m.e, m.f)
-    try:
-        mupdf.fz_run_page(page.this, dev, derotate, mupdf.FzCookie())
-    finally:
-        mupdf.fz_close_device(dev)
+    with _alarm_deferred():
+        try:
+            mupdf.fz_run_page(page.this, dev, derotate, mupdf.FzCookie())
+        finally:
+            mupdf.fz_close_device(dev)
     return dev.fills
+
+
+@contextmanager
+def _alarm_deferred() -> Iterator[None]:
+    """Run the body with SIGALRM's Python handler deferred to the end of the body.
+
+    A Python exception raised inside a MuPDF device callback comes back as a generic
+    MuPDF error, so the `DocumentTimeout` the alarm handler raises would be mistaken
+    for a decoding failure. Blocking the signal is not enough: a process-directed
+    signal trips in any thread that does not block it, and Python then runs the
+    handler in the main thread, inside the callback. So the handler is swapped for
+    one that only notes the alarm, and the real one is called afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # alarms are only armed (and handlers only run) in the main thread
+        return
+    fired: list[tuple[int, FrameType | None]] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+        if fired:
+            if callable(previous):
+                previous(*fired[0])
+            elif previous == signal.SIG_DFL:
+                signal.raise_signal(signal.SIGALRM)
 
 
 def fill_for(fills: list[tuple[Transform, RGB]], transform: Transform, tol: float = 0.05) -> RGB | None:

@@ -225,3 +225,30 @@ def test_inline_stencil_is_painted_in_its_fill_colour(tmp_path: Path) -> None:
     (rec,) = figure_records(res.records)
     assert near(rec.bbox, rect)
     np.testing.assert_array_equal(decode_png(rec.image), expected(paint, (255, 0, 0)))
+
+
+def test_time_budget_alarm_during_the_colour_pass_is_raised_in_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGALRM arriving while MuPDF runs the colour device surfaces as DocumentTimeout, not as a MuPDF error."""
+    import os
+    import signal
+
+    from scanner import stencils
+    from scanner.document import DocumentTimeout
+
+    path = stencil_pdf(tmp_path / "s.pdf", [((10, 10, 10 + W, 10 + H), "0 g", False)])
+    original = stencils._StencilFillDevice.fill_image_mask
+
+    def alarm_then_record(self: stencils._StencilFillDevice, *args: object) -> None:
+        os.kill(os.getpid(), signal.SIGALRM)  # as the per-document timer would
+        original(self, *args)  # type: ignore[arg-type]
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise DocumentTimeout()
+
+    monkeypatch.setattr(stencils._StencilFillDevice, "fill_image_mask", alarm_then_record)
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        with pymupdf.open(path) as doc, pytest.raises(DocumentTimeout):
+            stencils.stencil_fills(doc[0])
+    finally:
+        signal.signal(signal.SIGALRM, previous)
