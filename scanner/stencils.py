@@ -12,6 +12,10 @@ MuPDF decodes a stencil (`Pixmap(doc, xref)`) to an alpha-only pixmap
 not part of the image: it is read from MuPDF's own interpretation of the page by
 a device that only listens to `fill_image_mask` calls (one extra pass over the
 content stream, run only on pages that draw a stencil; no image is decoded by it).
+The placement's transform pairs a call with its placement. Black is used when no
+colour is recorded (a stencil filled with a pattern, or a colour MuPDF cannot
+convert); the fill's opacity is ignored. Inline stencils (`BI /IM true`) are
+painted the same way from MuPDF's image block.
 
 Stencil `/Mask` entries and colour-key `/Mask` arrays of ordinary images need
 nothing here: PyMuPDF lists a `/Mask` stencil in the smask column of
