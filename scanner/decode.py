@@ -48,15 +48,16 @@ def pixmap_to_rgb(pix: pymupdf.Pixmap, mask: pymupdf.Pixmap | None = None) -> np
     import pymupdf
 
     alpha: np.ndarray | None = None
+    if pix.colorspace is None:
+        # An alpha-only pixmap (a stencil /ImageMask: 255 = paint): black ink on white.
+        # `scanner.stencils` paints it in its fill colour instead when it knows the placement.
+        samples = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)
+        gray = 255 - samples[..., -1]
+        return np.repeat(gray[..., None], 3, axis=2).copy()
     if pix.alpha:
         samples = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)
         alpha = samples[..., -1].copy()
         pix = pymupdf.Pixmap(pix, 0)  # drop alpha
-    if pix.colorspace is None:
-        # A pure alpha/stencil pixmap: ink where alpha is set, black on white.
-        samples = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)
-        gray = 255 - samples[..., 0]
-        return np.repeat(gray[..., None], 3, axis=2).copy()
     if pix.colorspace.n != 3 or pix.n != 3:
         pix = pymupdf.Pixmap(pymupdf.csRGB, pix)
     rgb = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)[..., :3]
