@@ -68,8 +68,13 @@ class DocumentResult:
         self.errors.append(ExtractError(self.doc, stage, one_line(message)))
 
 
-class DocumentTimeout(Exception):
-    """The per-document time budget ran out."""
+class DocumentTimeout(BaseException):
+    """The per-document time budget ran out.
+
+    A BaseException, like KeyboardInterrupt: it is raised by a signal handler at
+    whatever line is running, often inside a decoder's `except Exception` that
+    would otherwise report it as a broken image and carry on past the budget.
+    """
 
 
 def make_figure_id(doc: str, doc_sha256: str, page: int, placement: int, panel: int) -> str:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from scanner.decode import decode_png
-from scanner.extract import ExtractLimits, extract_document
+from scanner.extract import DocumentTimeout, ExtractLimits, extract_document
 from tests.scanner import pdf_factory as F
 
 
@@ -94,3 +96,17 @@ def test_timeout_is_reported(tmp_path: Path) -> None:
     res = extract_document(path, tmp_path, ExtractLimits(timeout_s=0.05))
     assert res.errors[-1].stage == "timeout"
     assert res.pages < 40
+
+
+def test_a_timeout_inside_a_decoder_is_a_timeout_not_a_broken_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The budget can run out while an image decodes; that must end the document, not be logged as a bad stream."""
+    import scanner.pdf
+
+    def out_of_time(*args: object, **kwargs: object) -> None:
+        raise DocumentTimeout()
+
+    monkeypatch.setattr(scanner.pdf, "pixmap_to_rgb", out_of_time)
+    path = F.simple_pdf(tmp_path / "two.pdf", [F.texture(200, 150, 1)], pages=2)
+    res = extract_document(path, tmp_path, ExtractLimits(timeout_s=60))
+    assert [e.stage for e in res.errors] == ["timeout"]
+    assert res.records == []
