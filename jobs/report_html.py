@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from embedder.d4 import IDENTITY, apply_transform
 from jobs.report import KIND_INTER, PanelRef, ReportError, ReportPair, sort_pairs
+from scanner.document import ERROR_GROUPS, error_group
 from scanner.records import format_bbox
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -247,6 +248,21 @@ def _group_members(pairs: Sequence[ReportPair]) -> set[str]:
     return members
 
 
+def _grouped_errors(errors: Sequence[ReportError]) -> list[tuple[str, list[ReportError]]]:
+    """errors.csv lines under the headings of `scanner.document.ERROR_GROUPS`, in that order."""
+    groups: dict[str, list[ReportError]] = {heading: [] for heading in ERROR_GROUPS}
+    for er in errors:
+        groups[error_group(er.stage)].append(er)
+    return [(heading, group) for heading, group in groups.items() if group]
+
+
+def _errors_table(heading: str, errors: Sequence[ReportError]) -> str:
+    """One collapsible table of errors.csv lines (an unreadable input is not a broken image: say which)."""
+    rows = "".join(f"<tr><td>{_e(er.input)}</td><td>{_e(er.stage)}</td><td>{_e(er.error)}</td></tr>" for er in errors)
+    return (f'<details class="errors"><summary>{len(errors)} {_e(heading)} (also in errors.csv)</summary>'
+            f"<table><thead><tr><th>input</th><th>stage</th><th>error</th></tr></thead><tbody>{rows}</tbody></table></details>")
+
+
 def _summary_html(summary: Mapping[str, Any], n_pairs: int, errors: Sequence[ReportError]) -> str:
     tiles = []
     for key, label in SUMMARY_TILES:
@@ -274,13 +290,7 @@ def _summary_html(summary: Mapping[str, Any], n_pairs: int, errors: Sequence[Rep
     if details:
         rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(_fmt_number(v))}</dd>" for k, v in details)
         details_html = f'<div class="details"><h3>Run</h3><dl>{rows}</dl></div>'
-    errors_html = ""
-    if errors:
-        rows = "".join(f"<tr><td>{_e(er.input)}</td><td>{_e(er.stage)}</td><td>{_e(er.error)}</td></tr>" for er in errors)
-        errors_html = (
-            f'<details class="errors"><summary>{len(errors)} input(s) could not be read (also in errors.csv)</summary>'
-            f"<table><thead><tr><th>input</th><th>stage</th><th>error</th></tr></thead><tbody>{rows}</tbody></table></details>"
-        )
+    errors_html = "".join(_errors_table(heading, group) for heading, group in _grouped_errors(errors))
     return (
         f'<section class="summary"><div class="tiles">{"".join(tiles)}</div>'
         f'<div class="side">{timing_html}{details_html}</div></section>{errors_html}'

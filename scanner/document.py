@@ -29,6 +29,22 @@ from scanner.records import PanelRecord
 
 Stage = Literal["read", "open", "repair", "pages", "page", "decode", "warning", "timeout", "extract"]
 
+# What each stage means to a reviewer, in the words a report uses (one owner for every report).
+ERROR_GROUPS: dict[str, tuple[Stage, ...]] = {
+    "inputs that could not be read": ("read", "open", "extract"),
+    "images that could not be decoded": ("decode",),
+    "documents read only in part": ("pages", "page", "timeout"),
+    "documents read with warnings": ("repair", "warning"),
+}
+
+
+def error_group(stage: str) -> str:
+    """The `ERROR_GROUPS` heading of an errors.csv stage (unknown stages count as unreadable inputs)."""
+    for heading, stages in ERROR_GROUPS.items():
+        if stage in stages:
+            return heading
+    return "inputs that could not be read"
+
 
 @dataclass(frozen=True)
 class ExtractLimits:

@@ -294,3 +294,15 @@ def test_html_caps_cards_and_says_so(tmp_path: Path) -> None:
     assert "Showing the 3 highest-scoring of 7 pairs; 4 lower-scoring pairs are listed only in report.csv." in "".join(dom.text)
     uncapped = Dom(write_report_html(pairs, tmp_path / "all.html", max_pairs=None).read_text())
     assert len(uncapped.find("article", "card")) == 7 and not uncapped.find("p", "truncated")
+
+
+def test_the_page_says_whether_an_input_was_unreadable_or_one_image_would_not_decode(tmp_path: Path) -> None:
+    errors = [ReportError("a.pdf", "open", "FileDataError: not a PDF"),
+              ReportError("b.pdf", "decode", "image xref 12: broken stream"),
+              ReportError("c.pdf", "decode", "image xref 3: broken stream"),
+              ReportError("d.pdf", "timeout", "ran out of time after 4 pages")]
+    text = write_report_html([], tmp_path / "r.html", errors=errors).read_text()
+    assert "1 inputs that could not be read" in text
+    assert "2 images that could not be decoded" in text
+    assert "1 documents read only in part" in text
+    assert "documents read with warnings" not in text  # no such line, so no such table
