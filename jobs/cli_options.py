@@ -33,7 +33,7 @@ _OPTIONS = [
                  help="Nearest neighbours per panel."),
     click.option("--min-sim", type=click.FloatRange(-1.0, 1.0), default=_MATCH.min_sim, show_default=True,
                  help="Cosine floor for a candidate pair."),
-    click.option("--include-noise", is_flag=True, help="Also match tiny, uniform and boilerplate images."),
+    click.option("--include-noise", is_flag=True, help="Also match tiny, uniform, chart and boilerplate images."),
     click.option("--pixel-check/--no-pixel-check", default=_MATCH.pixel_check, show_default=True,
                  help="Refine the head score by placing one panel on the other (turn, crop, rescale) and "
                       "correlating pixels; needs a calibrated model (the shipped one is)."),

@@ -9,9 +9,9 @@ import numpy as np
 
 from scanner.decode import encode_png
 from scanner.document import ExtractLimits, make_figure_id
-from scanner.noise import is_tiny, is_uniform
+from scanner.noise import image_flags
 from scanner.panels import split_panels
-from scanner.records import FLAG_COMPOUND, FLAG_TINY, FLAG_UNIFORM, PanelRecord
+from scanner.records import FLAG_COMPOUND, PanelRecord
 
 
 def records_for_placement(
@@ -33,11 +33,7 @@ def records_for_placement(
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = bbox
     size_pt = None if bbox_is_pixels else (x1 - x0, y1 - y0)
-    flags: list[str] = []
-    if is_tiny(w, h, limits.noise, size_pt):
-        flags.append(FLAG_TINY)
-    if is_uniform(rgb, limits.noise):
-        flags.append(FLAG_UNIFORM)
+    flags = image_flags(rgb, limits.noise, size_pt)
     boxes = split_panels(rgb, limits.split_options) if limits.split and not flags else []
     if boxes:
         flags.append(FLAG_COMPOUND)
@@ -52,12 +48,8 @@ def records_for_placement(
     sx, sy = (x1 - x0) / w, (y1 - y0) / h
     for i, (px0, py0, px1, py1) in enumerate(boxes, start=1):
         crop = rgb[py0:py1, px0:px1]
-        pflags: list[str] = []
         pbox = (x0 + px0 * sx, y0 + py0 * sy, x0 + px1 * sx, y0 + py1 * sy)
-        if is_tiny(crop.shape[1], crop.shape[0], limits.noise, None if bbox_is_pixels else (pbox[2] - pbox[0], pbox[3] - pbox[1])):
-            pflags.append(FLAG_TINY)
-        if is_uniform(crop, limits.noise):
-            pflags.append(FLAG_UNIFORM)
+        pflags = image_flags(crop, limits.noise, None if bbox_is_pixels else (pbox[2] - pbox[0], pbox[3] - pbox[1]))
         out.append(
             PanelRecord(
                 figure_id=make_figure_id(doc, doc_sha256, page, placement, i), doc=doc, doc_sha256=doc_sha256,

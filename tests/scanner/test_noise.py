@@ -1,8 +1,10 @@
 """The boilerplate rule (`scanner.noise.boilerplate_mask`) and its adapters for records and store tables."""
 from __future__ import annotations
 
+import numpy as np
+
 from scanner.noise import boilerplate_mask, flag_boilerplate, flag_boilerplate_table, logo_hashes
-from scanner.records import FLAG_BOILERPLATE, FLAG_TINY, PanelRecord, records_to_table
+from scanner.records import FLAG_BOILERPLATE, FLAG_CHART, FLAG_TINY, FLAG_UNIFORM, PanelRecord, records_to_table
 
 LOGO = (50.0, 30.0, 140.0, 57.0)        # 90 x 27 pt: logo-sized
 FIGURE = (60.0, 200.0, 460.0, 500.0)    # 400 x 300 pt: a large figure
@@ -25,21 +27,32 @@ def test_a_banner_on_four_pages_is_boilerplate_on_three_it_is_not() -> None:
     assert boilerplate_mask(["ban"] * 3, ["a", "a", "b"], [2, 3, 2], [BANNER] * 3, min_pages=3) == [True] * 3
 
 
-def test_a_logo_on_page_one_of_two_documents_is_boilerplate_elsewhere_it_is_not() -> None:
-    moved = (50.5, 30.0, 140.5, 57.0)  # within the 2 pt tolerance
-    assert boilerplate_mask(["logo"] * 2, ["a", "b"], [1, 1], [LOGO, moved]) == [True, True]
-    assert boilerplate_mask(["logo"] * 2, ["a", "b"], [2, 2], [LOGO, moved]) == [False, False]  # not the first page
-    assert boilerplate_mask(["logo"] * 2, ["a", "b"], [1, 1], [LOGO, (300, 400, 390, 427)]) == [False, False]
-    assert boilerplate_mask(["fig"] * 2, ["a", "b"], [1, 1], [FIGURE, FIGURE]) == [False, False]
+def test_a_logo_on_page_one_of_two_documents_is_boilerplate_even_where_the_layout_moved_it() -> None:
+    shifted = (300.0, 96.0, 390.0, 123.0)  # the same badge, placed lower and further right in the other paper
+    assert boilerplate_mask(["logo"] * 2, ["a", "b"], [1, 1], [LOGO, shifted]) == [True, True]
+    assert boilerplate_mask(["cover"] * 2, ["a", "b"], [1, 1], [(40, 600, 140, 740), (420, 80, 520, 220)]) == [True] * 2
+    assert boilerplate_mask(["logo"] * 2, ["a", "b"], [1, 1], [LOGO, LOGO]) == [True, True]
 
 
-def test_logo_hashes_need_the_same_small_spot_in_two_documents() -> None:
+def test_a_logo_in_the_header_band_of_any_page_is_boilerplate() -> None:
+    assert boilerplate_mask(["logo"] * 2, ["a", "b"], [4, 7], [LOGO, (400.0, 20.0, 480.0, 60.0)]) == [True, True]
+
+
+def test_a_small_panel_reused_in_the_body_of_two_papers_is_reuse_not_boilerplate() -> None:
+    blot = (90.0, 300.0, 210.0, 340.0)  # 120 x 40 pt: logo-sized, but in the body of page 3
+    assert boilerplate_mask(["blot"] * 2, ["a", "b"], [3, 5], [blot, (300.0, 420.0, 420.0, 460.0)]) == [False] * 2
+    assert boilerplate_mask(["logo"] * 2, ["a", "a"], [1, 1], [LOGO, LOGO]) == [False, False]  # one document only
+    assert boilerplate_mask(["fig"] * 2, ["a", "b"], [1, 1], [FIGURE, FIGURE]) == [False, False]  # not logo-sized
+
+
+def test_logo_hashes_need_a_small_image_in_a_template_zone_of_two_documents() -> None:
     found = logo_hashes([
-        ("logo", "a.pdf", (50, 30, 140, 57)), ("logo", "b.pdf", (50.5, 30, 140.5, 57)),      # same spot: logo
-        ("panel", "a.pdf", (60, 300, 160, 380)), ("panel", "b.pdf", (300, 120, 400, 200)),  # reused panel elsewhere
-        ("big", "a.pdf", (60, 300, 460, 600)), ("big", "b.pdf", (60, 300, 460, 600)),       # too big to be a logo
+        ("logo", "a.pdf", 1, (50, 30, 140, 57)), ("logo", "b.pdf", 1, (300, 90, 390, 117)),     # page 1, moved
+        ("head", "a.pdf", 6, (50, 20, 140, 47)), ("head", "b.pdf", 2, (50, 20, 140, 47)),       # header band
+        ("panel", "a.pdf", 2, (60, 300, 160, 380)), ("panel", "b.pdf", 4, (300, 120, 400, 200)),  # reused panel
+        ("big", "a.pdf", 1, (60, 300, 460, 600)), ("big", "b.pdf", 1, (60, 300, 460, 600)),       # too big
     ])
-    assert found == {"logo"}
+    assert found == {"logo", "head"}
 
 
 def _record(doc: str, page: int, bbox: tuple[float, float, float, float], image: bytes,
@@ -67,3 +80,20 @@ def test_records_and_tables_get_the_same_flags() -> None:
 def test_a_table_without_boilerplate_is_returned_as_it_is() -> None:
     table = records_to_table([_record("a", 3, FIGURE, b"figure")])
     assert flag_boilerplate_table(table) is table
+
+
+def test_per_image_flags_tell_a_blank_a_gradient_bar_and_a_dim_real_picture_apart() -> None:
+    from scanner.noise import NoiseOptions, image_flags
+    from training.synth import generate
+
+    rng = np.random.default_rng(0)
+    opts = NoiseOptions()
+    blank = np.clip(250 + rng.normal(0, 1.5, (200, 300, 3)), 0, 255).astype(np.uint8)  # a white fill, JPEG-ish noise
+    ramp = np.linspace([30, 120, 200], [160, 220, 250], 300)[:, None, :].repeat(40, axis=1).astype(np.uint8)
+    blot = np.asarray(generate("western_blot", seed=3, size=(256, 96)))
+    dim = (np.asarray(generate("fluorescence", seed=5, size=(200, 160))) // 8).astype(np.uint8)  # raw, unstretched
+    assert image_flags(blank, opts) == [FLAG_UNIFORM]
+    assert image_flags(ramp, opts) == [FLAG_CHART]          # a bar of a bar chart, drawn as an image
+    assert image_flags(ramp.transpose(1, 0, 2), opts) == [FLAG_CHART]
+    assert image_flags(blot, opts) == []
+    assert image_flags(dim, opts) == []

@@ -1,0 +1,49 @@
+"""The noise rule and the decoders on real published pages (the committed sample in data/real-sample)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scanner.extract import ExtractLimits, extract_document
+from scanner.noise import NoiseOptions, image_flags
+from scanner.records import FLAG_CHART, PanelRecord
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "real-sample"
+PDFS = sorted((SAMPLE / "pdfs").glob("*.pdf"))
+IMAGES = sorted((SAMPLE / "images").rglob("*.png"))
+
+
+@pytest.fixture(scope="module")
+def extracted() -> dict[str, tuple[list[PanelRecord], list[str]]]:
+    out = {}
+    for pdf in PDFS:
+        res = extract_document(pdf, SAMPLE / "pdfs", ExtractLimits(timeout_s=None))
+        out[pdf.name] = (res.records, [e.stage for e in res.errors])
+    return out
+
+
+def test_the_sample_is_there() -> None:
+    assert len(PDFS) == 5 and len(IMAGES) >= 10
+
+
+def test_real_pdfs_decode_without_an_image_error(extracted: dict[str, tuple[list[PanelRecord], list[str]]]) -> None:
+    for name, (records, stages) in extracted.items():
+        assert "decode" not in stages and "extract" not in stages, (name, stages)
+        assert records, name
+
+
+def test_gradient_bars_of_a_real_bar_chart_are_flagged_and_no_real_panel_is(
+        extracted: dict[str, tuple[list[PanelRecord], list[str]]]) -> None:
+    charts = [(name, r.page, round(r.x1 - r.x0), round(r.y1 - r.y0))
+              for name, (records, _) in extracted.items() for r in records if FLAG_CHART in r.flags]
+    # PMC4657150 page 4 draws the three bars of its bar chart as images (about 30 x 80-100 pt).
+    assert sorted(charts) == [("PMC4657150.pdf", 4, 29, 100), ("PMC4657150.pdf", 4, 30, 81), ("PMC4657150.pdf", 4, 30, 93)]
+
+
+@pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.stem)
+def test_real_microscopy_images_carry_no_noise_flag(path: Path) -> None:
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    assert image_flags(rgb, NoiseOptions()) == []
