@@ -55,7 +55,7 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
         refs[rid] = PanelRef(doc=r["doc"], page=int(r["page"]), bbox=(r["x0"], r["y0"], r["x1"], r["y1"]),
                              figure_id=r["figure_id"], thumbnail=make_thumbnail(r["image"], THUMB_MAX_PX, fmt="PNG") or b"",
                              page_image=art[0] if art else None, page_size=art[1] if art else None,
-                             image_sha256=panel_hash(r["image"] or b""))
+                             image_sha256=panel_hash(r["image"]) if r["image"] else "")
     out = []
     for a, b, score, sim, group, head_score, alignment in zip(match.a.tolist(), match.b.tolist(), match.score.tolist(),
                                                               match.sim.tolist(), match.group.tolist(),

@@ -72,7 +72,7 @@ class ReviewTarget:
         """figure id -> content hash of its panel (`jobs.verdicts.panel_hash`), cached."""
         missing = [f for f in set(figure_ids) if f not in self._hashes]
         if missing:
-            found = {f: panel_hash(img) for f, img in self.images(missing).items()}
+            found = {f: panel_hash(img) for f, img in self.images(missing).items() if img}
             with self._lock:
                 self._hashes.update(found)
         return {f: self._hashes[f] for f in figure_ids if f in self._hashes}
@@ -104,7 +104,7 @@ class ReviewTarget:
         from PIL import Image
 
         data = self.images([figure_id]).get(figure_id)
-        if data is None:
+        if not data:  # unknown id, or a store that keeps no pixels
             return None
         img: Image.Image = Image.open(io.BytesIO(data))
         img.load()
