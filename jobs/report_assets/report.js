@@ -196,6 +196,7 @@
     ev.preventDefault();
   });
 
+  window.addEventListener('hashchange', function(){ readHash(); applySort(); applyFilter(); });
   readHash();
   applySort();
   applyFilter();
