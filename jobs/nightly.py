@@ -28,6 +28,7 @@ from jobs.options import RunOptions, RunSummary
 from jobs.ray_runtime import ray_session
 from jobs.report import ReportPair
 from jobs.report_rows import build_report_pairs, write_outputs
+from jobs.verdicts import DISMISSED
 from scanner.discover import document_key, find_inputs
 
 LOCK_FILE = ".lock"
@@ -121,7 +122,7 @@ def run_nightly(incoming: Path, store_dir: Path, night: str, options: RunOptions
         errors = [(d.split("/", 1)[1], s, e) for d, s, e in load_errors(store_dir) if d.startswith(f"{night}/")]
         summary = RunSummary(
             documents=len(paths), new_documents=result.documents, skipped_documents=result.skipped_documents,
-            pages=result.pages, panels=result.panels, noise=result.noise, candidates=candidates, pairs=len(pairs),
+            pages=result.pages, panels=result.panels, noise=result.noise, candidates=candidates, pairs=sum(p.verdict != DISMISSED for p in pairs),
             groups=len({p.group_id for p in pairs}), errors=len(errors),
             seconds={**clock.seconds, "total": time.monotonic() - started}, report=out_dir / "report.html",
         )

@@ -52,6 +52,7 @@ REPORT_COLUMNS: tuple[str, ...] = ("score", *PAIR_COLUMNS, "kind")
 #: The extra columns written after them.
 EXTRA_COLUMNS: tuple[str, ...] = (
     "group", "transform", "figure_id_a", "figure_id_b", "head_score", "pixel_match", "pixel_detail",
+    "verdict", "pair_key",
 )
 #: Every `report.csv` column, in the order written.
 CSV_COLUMNS: tuple[str, ...] = REPORT_COLUMNS + EXTRA_COLUMNS
@@ -96,7 +97,9 @@ class PanelRef:
     image files: the whole image, pixels taken as points). `thumbnail` is PNG or
     JPEG bytes of the panel; `page_image` optional PNG/JPEG bytes of the whole page
     drawn small, and `page_size` the page's (width, height) in points so that the
-    bbox can be highlighted on it.
+    bbox can be highlighted on it. `image_sha256` is the content hash of the panel
+    image kept in the store (`jobs.verdicts.panel_hash`), "" when unknown: it keys
+    the reviewers' verdicts.
     """
 
     doc: str
@@ -106,6 +109,7 @@ class PanelRef:
     thumbnail: bytes
     page_image: bytes | None = None
     page_size: tuple[float, float] | None = None
+    image_sha256: str = ""
 
     def __post_init__(self) -> None:
         if self.page < 1:
@@ -118,6 +122,17 @@ class PanelRef:
             if w <= 0 or h <= 0:
                 raise ValueError(f"page_size must be positive, got {self.page_size!r}")
             object.__setattr__(self, "page_size", (w, h))
+
+
+def content_pair_key(hash_a: str, hash_b: str) -> str:
+    """The order-independent key of two panels by content: their sha256 hashes, sorted, joined by ':'.
+
+    Owned here (the report's `pair_key` column); the verdict store keys decisions by it.
+    """
+    if not hash_a or not hash_b:
+        raise ValueError("a pair key needs both panels' hashes")
+    lo, hi = sorted((hash_a, hash_b))
+    return f"{lo}:{hi}"
 
 
 def pair_kind(a: PanelRef, b: PanelRef) -> str:
@@ -149,6 +164,13 @@ class ReportPair:
     head_score: float | None = None  # the BTA head alone, when `score` also weighs the pixel check
     pixel_match: float | None = None  # correlation of the pixel check's placement, when it ran
     pixel_detail: float | None = None  # correlation of that placement's fine detail (embedder.verify)
+    verdict: str = ""  # the reviewers' latest verdict (jobs.verdicts.REPORT_VERDICTS), "" when none
+
+    @property
+    def pair_key(self) -> str:
+        """The order-independent content key of the two panels (`jobs.verdicts.pair_key`), "" when unknown."""
+        ha, hb = self.a.image_sha256, self.b.image_sha256
+        return content_pair_key(ha, hb) if ha and hb else ""
 
     def __post_init__(self) -> None:
         score = float(self.score)
@@ -226,6 +248,7 @@ def pair_csv_row(pair: ReportPair) -> list[object]:
         "" if pair.head_score is None else f"{pair.head_score:.4f}",
         "" if pair.pixel_match is None else f"{pair.pixel_match:.4f}",
         "" if pair.pixel_detail is None else f"{pair.pixel_detail:.4f}",
+        pair.verdict, pair.pair_key,
     ]
 
 

@@ -21,12 +21,13 @@ import base64
 import datetime as _dt
 import functools
 import io
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from html import escape
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from embedder.d4 import IDENTITY, apply_transform
 from jobs.report import KIND_INTER, PanelRef, ReportError, ReportPair, sort_pairs
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 THUMB_MAX_PX = 384       # panel thumbnails (shown in a 280 px box: sharp enough, small files)
 PAGE_MAX_PX = 260        # page miniatures
 PNG_BUDGET = 60_000      # above this a PNG thumbnail is re-encoded as JPEG when that is smaller
+#: report.html's policy: no network request of any kind (images are data: URIs, script and style inline).
+STATIC_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 MAX_PAIRS = 500          # cards in one page (~100 kB each); every pair is always in report.csv
 ASSETS_DIR = "report_assets"  # report.css and report.js, inlined into every page
 SUMMARY_TILES = (("documents", "documents"), ("pages", "pages"), ("panels", "panels"), ("pairs", "pairs"), ("errors", "errors"))
@@ -98,6 +101,16 @@ def _data_uri(img: Image.Image, max_px: int) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+class ImageSource(Protocol):
+    """Where a card's pictures come from: `data:` URIs in report.html, URLs in the review app."""
+
+    def panel_uri(self, ref: PanelRef, transform: str = IDENTITY) -> str | None:
+        """The panel picture, turned/mirrored by `transform` (None: unavailable)."""
+
+    def page_uri(self, ref: PanelRef) -> str | None:
+        """The page drawn small (None: unavailable)."""
+
+
 class _ImageCache:
     """Encode each distinct picture once (a panel or page often appears in many pairs)."""
 
@@ -114,6 +127,12 @@ class _ImageCache:
                 img = apply_transform(img, transform)
             self._cache[key] = None if img is None else _data_uri(img, max_px)
         return self._cache[key]
+
+    def panel_uri(self, ref: PanelRef, transform: str = IDENTITY) -> str | None:
+        return self.uri(ref.thumbnail, transform=transform)
+
+    def page_uri(self, ref: PanelRef) -> str | None:
+        return self.uri(ref.page_image, max_px=PAGE_MAX_PX)
 
 
 def _fmt_number(value: Any) -> str:
@@ -152,7 +171,7 @@ def _thumb(uri: str | None, alt: str, cls: str = "") -> str:
     return f'<div class="thumb"><img class="{cls}" src="{uri}" alt="{_e(alt)}" loading="eager" decoding="sync"></div>'
 
 
-def _page_mini(ref: PanelRef, cache: _ImageCache) -> str:
+def _page_mini(ref: PanelRef, cache: ImageSource) -> str:
     """The page drawn small with the panel's bbox highlighted (percent-positioned overlay)."""
     if ref.page_size is None:
         return ""
@@ -164,7 +183,7 @@ def _page_mini(ref: PanelRef, cache: _ImageCache) -> str:
 
     left, top = pct(min(x0, x1), w), pct(min(y0, y1), h)
     width, height = max(0.4, pct(max(x0, x1), w) - left), max(0.4, pct(max(y0, y1), h) - top)
-    uri = cache.uri(ref.page_image, max_px=PAGE_MAX_PX)
+    uri = cache.page_uri(ref)
     page = (
         f'<img src="{uri}" alt="page {ref.page} of {_e(ref.doc)}" loading="eager" decoding="sync">'
         if uri
@@ -178,12 +197,12 @@ def _page_mini(ref: PanelRef, cache: _ImageCache) -> str:
     )
 
 
-def _panel_figure(label: str, ref: PanelRef, cache: _ImageCache) -> str:
+def _panel_figure(label: str, ref: PanelRef, cache: ImageSource) -> str:
     return (
         '<figure class="panel">'
         f'<figcaption class="plabel"><span class="badge">{label}</span>'
         f'<span class="doc" title="{_e(ref.doc)}">{_e(ref.doc)}</span></figcaption>'
-        f"{_thumb(cache.uri(ref.thumbnail), f'panel {label}: {ref.doc} page {ref.page}', 'ithumb')}"
+        f"{_thumb(cache.panel_uri(ref), f'panel {label}: {ref.doc} page {ref.page}', 'ithumb')}"
         '<div class="prov">'
         f'<div class="meta"><span>page <b>{ref.page}</b></span>'
         f'<span class="bbox" title="x0 y0 x1 y1 in PDF points, top-left origin">bbox {_e(format_bbox(ref.bbox))}</span>'
@@ -193,12 +212,12 @@ def _panel_figure(label: str, ref: PanelRef, cache: _ImageCache) -> str:
     )
 
 
-def _aligned_figure(pair: ReportPair, cache: _ImageCache) -> str:
+def _aligned_figure(pair: ReportPair, cache: ImageSource) -> str:
     if pair.transform is None:
         note = "orientation not estimated: B shown as is"
-        uri = cache.uri(pair.b.thumbnail)
+        uri = cache.panel_uri(pair.b)
     else:
-        uri = cache.uri(pair.b.thumbnail, transform=pair.transform)
+        uri = cache.panel_uri(pair.b, transform=pair.transform)
         note = (
             "no rotation or mirroring needed"
             if pair.transform == IDENTITY
@@ -214,7 +233,36 @@ def _aligned_figure(pair: ReportPair, cache: _ImageCache) -> str:
     )
 
 
-def _card(pair: ReportPair, rank: int, cache: _ImageCache) -> str:
+VERDICT_LABELS = (("confirmed", "confirm", "c"), ("dismissed", "dismiss", "d"), ("unsure", "unsure", "u"))
+
+
+def _verdict_bar(pair: ReportPair) -> str:
+    """The per-card decision controls: confirm / dismiss / unsure and a note (saved by the page's script)."""
+    if not pair.pair_key:
+        return '<div class="vbar" data-disabled="1"><span class="vhint">no content hash: verdicts unavailable</span></div>'
+    buttons = "".join(
+        f'<button type="button" class="vbtn v-{value}" data-set="{value}" title="{label} (key {key})">{label}</button>'
+        for value, label, key in VERDICT_LABELS
+    )
+    state = pair.verdict or "none"
+    return (
+        f'<div class="vbar">{buttons}'
+        f'<input class="vnote" type="text" placeholder="note (optional)" aria-label="note" autocomplete="off">'
+        f'<span class="vstate" title="current verdict">{_e(state)}</span></div>'
+    )
+
+
+def _record(pair: ReportPair) -> str:
+    """The pair's provenance as JSON, kept on the card so a verdict carries it into the record."""
+    return json.dumps({
+        "hash_a": pair.a.image_sha256, "hash_b": pair.b.image_sha256,
+        "doc_a": pair.a.doc, "page_a": pair.a.page, "bbox_a": format_bbox(pair.a.bbox), "figure_id_a": pair.a.figure_id,
+        "doc_b": pair.b.doc, "page_b": pair.b.page, "bbox_b": format_bbox(pair.b.bbox), "figure_id_b": pair.b.figure_id,
+    }, sort_keys=True)
+
+
+def render_card(pair: ReportPair, rank: int, cache: ImageSource) -> str:
+    """One pair's card: used by report.html and by the review app (`jobs.review`)."""
     kind_label = "two documents" if pair.kind == KIND_INTER else "within one document"
     extra = ""
     if pair.extra:
@@ -224,7 +272,8 @@ def _card(pair: ReportPair, rank: int, cache: _ImageCache) -> str:
     return (
         f'<article class="card" data-score="{pair.score:.6f}" data-kind="{_e(pair.kind)}" '
         f'data-docs="{_e(docs.lower())}" data-doc-key="{_e(min(pair.a.doc, pair.b.doc).lower())}" '
-        f'data-rank="{rank}" data-group="{pair.group_id}">'
+        f'data-rank="{rank}" data-group="{pair.group_id}" data-pair-key="{_e(pair.pair_key)}" '
+        f'data-verdict="{_e(pair.verdict)}" data-record="{_e(_record(pair))}">'
         '<header class="chead">'
         f'<span class="rank">#{rank}</span>'
         f'<span class="score {_score_class(pair.score)}" title="similarity score (0–1)">'
@@ -237,6 +286,7 @@ def _card(pair: ReportPair, rank: int, cache: _ImageCache) -> str:
         f'{_panel_figure("A", pair.a, cache)}{_panel_figure("B", pair.b, cache)}{_aligned_figure(pair, cache)}'
         "</div>"
         f"{extra}"
+        f"{_verdict_bar(pair)}"
         "</article>"
     )
 
@@ -297,6 +347,16 @@ def _summary_html(summary: Mapping[str, Any], n_pairs: int, errors: Sequence[Rep
     )
 
 
+VERDICT_FILTERS = (
+    ("open", "all but dismissed"), ("all", "all"), ("none", "no verdict yet"), ("confirmed", "confirmed"),
+    ("dismissed", "dismissed"), ("unsure", "unsure"), ("touches-confirmed", "touches a confirmed panel"),
+)
+
+
+def _verdict_options() -> str:
+    return "".join(f'<option value="{v}">{label}</option>' for v, label in VERDICT_FILTERS)
+
+
 def render_report_html(
     pairs: Sequence[ReportPair],
     *,
@@ -304,17 +364,27 @@ def render_report_html(
     summary: Mapping[str, Any] | None = None,
     errors: Sequence[ReportError] = (),
     max_pairs: int | None = MAX_PAIRS,
+    images: ImageSource | None = None,
+    verdict_mode: str = "local",
+    csp: str = STATIC_CSP,
+    toolbar_extra: str = "",
 ) -> str:
     """The whole report page as a string (see the module docstring for what it shows).
 
     Only the `max_pairs` highest-scoring pairs get a card (None: all), so that a
     huge scan still yields a page a browser opens; the page says how many were left out.
+    Dismissed pairs (`verdict == "dismissed"`) are counted apart and hidden until the
+    verdict filter asks for them.
+
+    The review app (`jobs.review`) draws the same page with `images` giving URLs,
+    `verdict_mode="server"` (verdicts are POSTed instead of kept in the browser),
+    its own `csp` and `toolbar_extra` (trusted HTML: the night picker).
     """
     summary = summary or {}
     everything = sort_pairs(pairs)
     ordered = everything if max_pairs is None else everything[: max(0, max_pairs)]
     left_out = len(everything) - len(ordered)
-    cache = _ImageCache()
+    cache: ImageSource = images if images is not None else _ImageCache()
     by_group: dict[int, list[tuple[int, ReportPair]]] = defaultdict(list)
     for rank, pair in enumerate(ordered, start=1):
         by_group[pair.group_id].append((rank, pair))
@@ -326,14 +396,14 @@ def render_report_html(
         panels = _group_members([p for _, p in members])
         if len(panels) <= 2:
             blocks.append(f'<div class="item" data-score="{pair.score:.6f}" data-doc-key="{_e(min(pair.a.doc, pair.b.doc).lower())}">'
-                          f"{_card(pair, rank, cache)}</div>")
+                          f"{render_card(pair, rank, cache)}</div>")
             continue
         if pair.group_id in emitted_groups:
             continue
         emitted_groups.add(pair.group_id)
         docs = sorted({d for _, p in members for d in (p.a.doc, p.b.doc)})
         doc_list = "".join(f"<li>{_e(d)}</li>" for d in docs)
-        cards = "".join(_card(p, r, cache) for r, p in members)
+        cards = "".join(render_card(p, r, cache) for r, p in members)
         blocks.append(
             f'<section class="item group" data-score="{members[0][1].score:.6f}" data-doc-key="{_e(docs[0].lower())}">'
             f'<header class="ghead"><h2>Group {pair.group_id}</h2>'
@@ -369,11 +439,11 @@ def render_report_html(
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="{_e(csp)}">
 <title>{_e(title)}</title>
 <style>{_asset("report.css")}</style>
 </head>
-<body data-cards="{len(ordered)}" data-pairs-total="{len(everything)}" data-images-ok="" data-images-broken="">
+<body data-cards="{len(ordered)}" data-verdict-mode="{_e(verdict_mode)}" data-pairs-total="{len(everything)}" data-images-ok="" data-images-broken="">
 <header class="top">
 <div class="titlebar"><h1>{_e(title)}</h1><span class="gen">{_e(tool)} · generated {_e(generated)}</span></div>
 {_summary_html(summary, len(everything), errors)}
@@ -385,6 +455,12 @@ def render_report_html(
 <label>Kind <select id="kind"><option value="all">all</option><option value="inter">inter (two documents)</option><option value="intra">intra (one document)</option></select></label>
 <label>Document <input id="docfilter" type="search" list="doclist" placeholder="name contains…" autocomplete="off"></label>
 <datalist id="doclist">{datalist}</datalist>
+<label>Verdict <select id="verdict">{_verdict_options()}</select></label>
+<label>Reviewer <input id="reviewer" type="text" placeholder="your name" autocomplete="off" size="12"></label>
+{'<button type="button" id="export">export verdicts</button>' if verdict_mode == "local" else ""}
+{toolbar_extra}
+<span class="keys" title="keyboard shortcuts">j/k next/previous · c confirm · d dismiss · u unsure</span>
+<span id="vstatus" class="vstatus" role="status"></span>
 <span id="count" class="count">{len(ordered)} of {len(ordered)} pairs</span>
 </nav>
 <main id="results">

@@ -25,9 +25,11 @@ from jobs.report import (
     write_report_html,
 )
 from jobs.report_html import PAGE_MAX_PX, THUMB_MAX_PX
+from jobs.verdicts import apply_verdicts, panel_hash, split_dismissed
 
 logger = logging.getLogger(__name__)
 
+DISMISSED_CSV = "dismissed.csv"  # the pairs reviewers dismissed, in report.csv's columns
 StoreRow = dict[str, Any]  # one row of the store as `read_table(...).to_pylist()` gives it
 PairFilter = Callable[[StoreRow, StoreRow], bool]
 
@@ -52,7 +54,8 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
         art = page_art.get((r["doc"], int(r["page"])))
         refs[rid] = PanelRef(doc=r["doc"], page=int(r["page"]), bbox=(r["x0"], r["y0"], r["x1"], r["y1"]),
                              figure_id=r["figure_id"], thumbnail=make_thumbnail(r["image"], THUMB_MAX_PX, fmt="PNG") or b"",
-                             page_image=art[0] if art else None, page_size=art[1] if art else None)
+                             page_image=art[0] if art else None, page_size=art[1] if art else None,
+                             image_sha256=panel_hash(r["image"]) if r["image"] else "")
     out = []
     for a, b, score, sim, group, head_score, alignment in zip(match.a.tolist(), match.b.tolist(), match.score.tolist(),
                                                               match.sim.tolist(), match.group.tolist(),
@@ -72,7 +75,7 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
                               head_score=head_score, pixel_match=None if alignment is None else alignment.correlation,
                               pixel_detail=None if alignment is None else alignment.detail,
                               extra=extra))
-    return out
+    return apply_verdicts(out, store_dir)  # the reviewers' verdicts: dismissed pairs leave report.csv
 
 
 def _draw_pages(rows: Iterable[StoreRow], doc_roots: dict[str, Path]) -> dict[tuple[str, int], tuple[bytes, tuple[float, float]]]:
@@ -107,9 +110,15 @@ def describe_placement(alignment: Alignment) -> str:
 
 def write_outputs(out_dir: Path, pairs: list[ReportPair], errors: Iterable[InputError], *, title: str,
                   summary: dict[str, Any]) -> None:
-    """report.csv, report.html and errors.csv into `out_dir` (each written atomically)."""
+    """report.csv, report.html, errors.csv and dismissed.csv into `out_dir` (each written atomically).
+
+    Pairs a reviewer dismissed (`verdict == "dismissed"`) go to dismissed.csv, not
+    report.csv; report.html keeps them, hidden unless its verdict filter asks for them.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     error_rows = [ReportError(*e) for e in errors]
-    write_report_csv(pairs, out_dir / "report.csv")
+    reported, dismissed = split_dismissed(pairs)
+    write_report_csv(reported, out_dir / "report.csv")
+    write_report_csv(dismissed, out_dir / DISMISSED_CSV)
     write_errors_csv(error_rows, out_dir / "errors.csv")
     write_report_html(pairs, out_dir / "report.html", title=title, summary=summary, errors=error_rows)

@@ -19,6 +19,7 @@ from jobs.options import RunOptions, RunSummary
 from jobs.ray_runtime import ray_session
 from jobs.report import ReportPair
 from jobs.report_rows import PairFilter, build_report_pairs, write_outputs
+from jobs.verdicts import DISMISSED
 from scanner.discover import document_key, find_inputs
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def run_scan(path: Path, out_dir: Path, options: RunOptions) -> RunSummary:
     errors = [e for e in load_errors(store_dir) if e[0] in rel]
     summary = RunSummary(
         documents=len(paths), new_documents=result.documents, skipped_documents=result.skipped_documents,
-        pages=result.pages, panels=result.panels, noise=result.noise, candidates=candidates, pairs=len(pairs),
+        pages=result.pages, panels=result.panels, noise=result.noise, candidates=candidates, pairs=sum(p.verdict != DISMISSED for p in pairs),
         groups=len({p.group_id for p in pairs}), errors=len(errors),
         seconds={**clock.seconds, "total": time.monotonic() - started}, report=out_dir / "report.html",
     )

@@ -9,6 +9,7 @@
   var docFilter = document.getElementById('docfilter');
   var countEl = document.getElementById('count');
   var emptyEl = document.getElementById('empty');
+  var verdictSel = document.getElementById('verdict');
   var total = document.querySelectorAll('.card').length;
 
   function keyOf(el, mode){
@@ -35,13 +36,15 @@
     minOut.textContent = min.toFixed(2);
     var kind = kindSel.value;
     var needle = docFilter.value.trim().toLowerCase();
+    var vf = verdictSel ? verdictSel.value : 'all';
     var shown = 0;
     Array.prototype.forEach.call(results.querySelectorAll('.item'), function(item){
       var any = false;
       Array.prototype.forEach.call(item.querySelectorAll('.card'), function(card){
         var ok = parseFloat(card.dataset.score) >= min - 1e-9 &&
                  (kind === 'all' || card.dataset.kind === kind) &&
-                 (!needle || (card.dataset.docs || '').indexOf(needle) !== -1);
+                 (!needle || (card.dataset.docs || '').indexOf(needle) !== -1) &&
+                 verdictMatches(card.dataset.verdict || '', vf);
         card.hidden = !ok;
         if (ok) { any = true; shown++; }
       });
@@ -62,6 +65,7 @@
       else if (k === 'min' && isFinite(parseFloat(v))) minScore.value = String(Math.max(0, Math.min(1, parseFloat(v))));
       else if (k === 'kind' && ['all','inter','intra'].indexOf(v) !== -1) kindSel.value = v;
       else if (k === 'doc') docFilter.value = v;
+      else if (k === 'verdict' && verdictSel && verdictSel.querySelector('option[value="' + v.replace(/[^a-z-]/g, '') + '"]')) verdictSel.value = v;
     });
   }
   function writeHash(){
@@ -70,13 +74,129 @@
     if (parseFloat(minScore.value) > 0) parts.push('min=' + encodeURIComponent(minScore.value));
     if (kindSel.value !== 'all') parts.push('kind=' + encodeURIComponent(kindSel.value));
     if (docFilter.value) parts.push('doc=' + encodeURIComponent(docFilter.value));
+    if (verdictSel && verdictSel.value !== 'open') parts.push('verdict=' + encodeURIComponent(verdictSel.value));
     try { history.replaceState(null, '', parts.length ? '#' + parts.join('&') : location.pathname + location.search); } catch (e) {}
   }
   sortSel.addEventListener('change', function(){ applySort(); writeHash(); });
-  [minScore, kindSel, docFilter].forEach(function(el){
+  function verdictMatches(v, filter){
+    if (filter === 'all') return true;
+    if (filter === 'open') return v !== 'dismissed';
+    if (filter === 'none') return v === '';
+    return v === filter;
+  }
+  [minScore, kindSel, docFilter].concat(verdictSel ? [verdictSel] : []).forEach(function(el){
     el.addEventListener('input', function(){ applyFilter(); writeHash(); });
     el.addEventListener('change', function(){ applyFilter(); writeHash(); });
   });
+
+  // Verdicts: confirm / dismiss / unsure per card. In report.html ("local" mode) they are
+  // kept in this browser (localStorage) and "export verdicts" downloads them as JSON for
+  // `reusescan review STORE --import FILE`; in the review app ("server" mode) each one is
+  // POSTed to the app, which writes it into STORE/verdicts.sqlite.
+  var mode = document.body.dataset.verdictMode || 'local';
+  var statusEl = document.getElementById('vstatus');
+  var reviewerEl = document.getElementById('reviewer');
+  var PREFIX = 'reusescan:verdict:';
+  function store(){ try { return window.localStorage; } catch (e) { return null; } }
+  function say(text){ if (statusEl) statusEl.textContent = text; }
+  if (reviewerEl) {
+    var ls0 = store();
+    try { reviewerEl.value = (ls0 && ls0.getItem('reusescan:reviewer')) || ''; } catch (e) {}
+    reviewerEl.addEventListener('change', function(){ var ls = store(); try { if (ls) ls.setItem('reusescan:reviewer', reviewerEl.value.trim()); } catch (e) {} });
+  }
+  function showVerdict(card, v){
+    card.dataset.verdict = v;
+    var st = card.querySelector('.vstate'); if (st) st.textContent = v || 'none';
+    Array.prototype.forEach.call(card.querySelectorAll('.vbtn'), function(b){ b.classList.toggle('on', b.dataset.set === v); });
+  }
+  function entryFor(card, v){
+    var rec = {};
+    try { rec = JSON.parse(card.dataset.record || '{}'); } catch (e) {}
+    var note = card.querySelector('.vnote');
+    rec.verdict = v;
+    rec.note = note ? note.value : '';
+    rec.reviewer = reviewerEl ? reviewerEl.value.trim() : '';
+    rec.decided_at = new Date().toISOString();
+    return rec;
+  }
+  function setVerdict(card, v){
+    var key = card.dataset.pairKey;
+    if (!key) { say('this pair has no content hash: no verdict possible'); return; }
+    var rec = entryFor(card, v);
+    if (mode === 'server') {
+      say('saving…');
+      fetch('api/verdict', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(rec)})
+        .then(function(r){ if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); })
+        .then(function(){ showVerdict(card, v); say('saved: ' + v); applyFilter(); })
+        .catch(function(e){ say('not saved: ' + e.message); });
+    } else {
+      var ls = store();
+      try { if (ls) ls.setItem(PREFIX + key, JSON.stringify(rec)); } catch (e) { say('could not keep the verdict in this browser'); }
+      showVerdict(card, v); say('kept in this browser: ' + v + ' (export verdicts to save them in the store)');
+      applyFilter();
+    }
+  }
+  var cards = Array.prototype.slice.call(document.querySelectorAll('.card'));
+  cards.forEach(function(card){
+    if (mode !== 'server' && card.dataset.pairKey) {
+      var ls = store(), saved = null;
+      try { saved = ls && ls.getItem(PREFIX + card.dataset.pairKey); } catch (e) {}
+      if (saved) { try { var rec = JSON.parse(saved); showVerdict(card, rec.verdict || ''); var n = card.querySelector('.vnote'); if (n) n.value = rec.note || ''; } catch (e) {} }
+    }
+    showVerdict(card, card.dataset.verdict || '');
+    Array.prototype.forEach.call(card.querySelectorAll('.vbtn'), function(b){
+      b.addEventListener('click', function(){ current = card; mark(); setVerdict(card, b.dataset.set); });
+    });
+  });
+  function exportVerdicts(){
+    var ls = store(), out = [];
+    if (ls) for (var i = 0; i < ls.length; i++) {
+      var k = ls.key(i);
+      if (k && k.indexOf(PREFIX) === 0) { try { out.push(JSON.parse(ls.getItem(k))); } catch (e) {} }
+    }
+    return JSON.stringify({format: 'reusescan-verdicts/1', exported_at: new Date().toISOString(), verdicts: out}, null, 1);
+  }
+  window.reusescanExportVerdicts = exportVerdicts;
+  var exportBtn = document.getElementById('export');
+  if (exportBtn) exportBtn.addEventListener('click', function(){
+    var a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([exportVerdicts()], {type: 'application/json'}));
+    a.download = 'verdicts-' + new Date().toISOString().slice(0, 10) + '.json';
+    document.body.appendChild(a); a.click(); a.remove();
+  });
+
+  // Keyboard queue: j/k next/previous visible card, c/d/u decide (then move on).
+  var current = null;
+  function visible(){ return cards.filter(function(c){ return !c.hidden && !(c.closest('.item') || c).hidden; }); }
+  function mark(){
+    cards.forEach(function(c){ c.classList.toggle('current', c === current); });
+    document.body.dataset.current = current ? current.dataset.rank : '';
+  }
+  function move(step){
+    var vis = visible(); if (!vis.length) { current = null; mark(); return; }
+    var i = vis.indexOf(current);
+    i = i < 0 ? (step > 0 ? 0 : vis.length - 1) : Math.max(0, Math.min(vis.length - 1, i + step));
+    current = vis[i]; mark();
+    current.scrollIntoView({block: 'nearest'});
+  }
+  document.addEventListener('keydown', function(ev){
+    var t = ev.target;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (t && (t.tagName === 'INPUT' || t.tagName === 'SELECT' || t.tagName === 'TEXTAREA')) return;
+    var k = ev.key;
+    if (k === 'j') move(1);
+    else if (k === 'k') move(-1);
+    else if (k === 'c' || k === 'd' || k === 'u') {
+      if (!current) move(1);
+      if (!current) return;
+      var card = current;
+      move(1);
+      setVerdict(card, {c: 'confirmed', d: 'dismissed', u: 'unsure'}[k]);
+    } else return;
+    ev.preventDefault();
+  });
+
+  window.addEventListener('hashchange', function(){ readHash(); applySort(); applyFilter(); });
   readHash();
   applySort();
   applyFilter();
