@@ -57,6 +57,7 @@ class PieceOptions:
     refine_gutter_px: int = 1        # inside a connected piece, gutters this thin still cut ...
     refine_line_ink_frac: float = 0.03  # ... when at most this share of the line is ink ...
     refine_min_fill: float = 0.85    # ... and every part is a filled rectangle (stacked blot strips)
+    blob_max_fill: float = 0.5       # an image-like piece this sparse is a fragment of a picture on a pale background
 
 
 def _dense_mask(rgb: np.ndarray, sopts: SplitOptions, popts: PieceOptions) -> np.ndarray:
@@ -252,6 +253,24 @@ def _refine(mask: np.ndarray, box: Box, popts: PieceOptions, depth: int = 0) -> 
     return [box]
 
 
+def _merge_blobs(rgb: np.ndarray, mask: np.ndarray, boxes: list[Box], sopts: SplitOptions, popts: PieceOptions) -> list[Box]:
+    """Keep a picture on a pale background whole: image-like pieces that are not filled
+    rectangles (cells, tissue islands) are fragments of one picture, so their union box,
+    and every piece it overlaps, becomes one piece."""
+    fills = {b: _fill(mask[b[1]:b[3], b[0]:b[2]]) for b in boxes}
+    blobs = [
+        b for b in boxes
+        if fills[b] < popts.refine_min_fill
+        and classify_piece(rgb[b[1]:b[3], b[0]:b[2]], popts, sopts.white_level) == KIND_IMAGE
+    ]
+    # a light-background blot strip is a fairly filled box; a fragment of a picture is not
+    if not blobs or min(fills[b] for b in blobs) >= popts.blob_max_fill:
+        return boxes
+    union = (min(b[0] for b in blobs), min(b[1] for b in blobs), max(b[2] for b in blobs), max(b[3] for b in blobs))
+    rest = [b for b in boxes if b not in blobs]
+    return _merge_overlapping([union, *rest])
+
+
 def split_figure_loose(
     rgb: np.ndarray, opts: SplitOptions | None = None, piece_opts: PieceOptions | None = None,
 ) -> list[Piece]:
@@ -287,6 +306,7 @@ def split_figure_loose(
     refined: list[Box] = []
     for b in boxes:
         refined.extend(_refine(mask, b, popts))
+    refined = _merge_blobs(rgb, mask, refined, sopts, popts)
     refined.sort(key=lambda b: (b[1], b[0]))
     min_area = popts.min_image_area_frac * h * w
     kept = []

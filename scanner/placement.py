@@ -10,8 +10,10 @@ import numpy as np
 from scanner.decode import encode_png
 from scanner.document import ExtractLimits, make_figure_id
 from scanner.noise import is_tiny, is_uniform
-from scanner.panels import split_panels
-from scanner.records import FLAG_COMPOUND, FLAG_TINY, FLAG_UNIFORM, PanelRecord
+from scanner.pieces import KIND_CHART, KIND_TEXT, split_figure
+from scanner.records import FLAG_CHART, FLAG_COMPOUND, FLAG_TEXT, FLAG_TINY, FLAG_UNIFORM, PanelRecord
+
+_PIECE_FLAGS = {KIND_CHART: FLAG_CHART, KIND_TEXT: FLAG_TEXT}
 
 
 def records_for_placement(
@@ -27,6 +29,9 @@ def records_for_placement(
 ) -> list[PanelRecord]:
     """The figure record of one upright placement, plus one record per panel if it is compound.
 
+    Panels are the pieces of `scanner.pieces.split_figure`; chart and text pieces are
+    kept as records flagged FLAG_CHART / FLAG_TEXT (noise: out of matching by default).
+
     `rgb` is upright as on the page and spans `bbox` (page points); panel boxes
     found in pixels are mapped linearly back into page coordinates.
     """
@@ -38,8 +43,8 @@ def records_for_placement(
         flags.append(FLAG_TINY)
     if is_uniform(rgb, limits.noise):
         flags.append(FLAG_UNIFORM)
-    boxes = split_panels(rgb, limits.split_options) if limits.split and not flags else []
-    if boxes:
+    pieces = split_figure(rgb, limits.split_options) if limits.split and not flags else []
+    if pieces:
         flags.append(FLAG_COMPOUND)
     parent_id = make_figure_id(doc, doc_sha256, page, placement, 0)
     out = [
@@ -50,9 +55,10 @@ def records_for_placement(
         )
     ]
     sx, sy = (x1 - x0) / w, (y1 - y0) / h
-    for i, (px0, py0, px1, py1) in enumerate(boxes, start=1):
+    for i, piece in enumerate(pieces, start=1):
+        px0, py0, px1, py1 = piece.box
         crop = rgb[py0:py1, px0:px1]
-        pflags: list[str] = []
+        pflags: list[str] = [_PIECE_FLAGS[piece.kind]] if piece.kind in _PIECE_FLAGS else []
         pbox = (x0 + px0 * sx, y0 + py0 * sy, x0 + px1 * sx, y0 + py1 * sy)
         if is_tiny(crop.shape[1], crop.shape[0], limits.noise, None if bbox_is_pixels else (pbox[2] - pbox[0], pbox[3] - pbox[1])):
             pflags.append(FLAG_TINY)

@@ -13,7 +13,9 @@ import pyarrow as pa
 FLAG_TINY = "tiny"                # icon, bullet: too few pixels or too small on the page
 FLAG_UNIFORM = "uniform"          # near-constant image: blank, solid fill
 FLAG_BOILERPLATE = "boilerplate"  # the same pixels on many pages / documents (publisher logo)
-NOISE_FLAGS = frozenset({FLAG_TINY, FLAG_UNIFORM, FLAG_BOILERPLATE})
+FLAG_CHART = "chart"              # a chart/diagram piece of a split figure (plot, bars, flat fills)
+FLAG_TEXT = "text"                # a text/label piece of a split figure
+NOISE_FLAGS = frozenset({FLAG_TINY, FLAG_UNIFORM, FLAG_BOILERPLATE, FLAG_CHART, FLAG_TEXT})
 # Informational flags.
 FLAG_COMPOUND = "compound"        # a figure that was split into panels (its panels point to it)
 
