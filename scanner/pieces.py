@@ -163,8 +163,13 @@ def _split_node(
 
 def split_figure(
     rgb: np.ndarray, opts: SplitOptions | None = None, piece_opts: PieceOptions | None = None,
+    *, classify_strict: bool = True,
 ) -> list[Piece]:
     """Pieces of a figure with their kind; [] when it is one piece.
+
+    With `classify_strict=False` the pieces of a strict split are all KIND_IMAGE (the
+    strict split holds for our generated corpora, whose panels -- plots included -- are
+    all meant to stay matchable); only the loose split's pieces get chart/text kinds.
 
     When the strict splitter (`scanner.panels.split_panels_strict`, every piece a filled
     rectangle) accepts, its boxes are returned, each classified; otherwise the loose
@@ -181,6 +186,8 @@ def split_figure(
             rgb = np.repeat(rgb[:, :, None], 3, axis=2)
         mask = _dense_mask(rgb, opts or SplitOptions(), popts)
         boxes = [r for b in strict for r in _refine(mask, b, popts)]
+        if not classify_strict:
+            return [Piece(b, KIND_IMAGE) for b in boxes]
         return [Piece(b, classify_piece(rgb[b[1]:b[3], b[0]:b[2]], popts, wl)) for b in boxes]
     return split_figure_loose(rgb, opts, popts)
 

@@ -31,6 +31,7 @@ def records_for_placement(
 
     Panels are the pieces of `scanner.pieces.split_figure`; chart and text pieces are
     kept as records flagged FLAG_CHART / FLAG_TEXT (noise: out of matching by default).
+    Pieces of a strict split (every piece a filled rectangle) are never flagged.
 
     `rgb` is upright as on the page and spans `bbox` (page points); panel boxes
     found in pixels are mapped linearly back into page coordinates.
@@ -43,7 +44,7 @@ def records_for_placement(
         flags.append(FLAG_TINY)
     if is_uniform(rgb, limits.noise):
         flags.append(FLAG_UNIFORM)
-    pieces = split_figure(rgb, limits.split_options) if limits.split and not flags else []
+    pieces = split_figure(rgb, limits.split_options, classify_strict=False) if limits.split and not flags else []
     if pieces:
         flags.append(FLAG_COMPOUND)
     parent_id = make_figure_id(doc, doc_sha256, page, placement, 0)
