@@ -47,6 +47,17 @@ class PieceOptions:
     image_min_colours: int = 30      # ... with many distinct (quantised) colours or grey levels ...
     image_min_texture: float = 0.3   # ... and not flat nor a plain gradient (mean |high-pass| on inked pixels)
     min_piece_px: int = 16           # pieces smaller than this on a side are dropped
+    bar_max_px: int = 32             # a piece at most this wide ...
+    bar_min_aspect: float = 2.0      # ... and this many times as tall is a chart bar
+    min_image_area_frac: float = 0.00125  # image pieces smaller than this share of the figure are text
+    filled_min_inked: float = 0.9    # a filled box ...
+    filled_min_side: int = 20        # ... not a thin line ...
+    filled_min_levels: int = 8       # ... with this many grey levels (of 64) ...
+    filled_min_std: float = 8.0      # ... and this grey spread is a picture even when smooth or dark
+    refine_gutter_px: int = 1        # inside a connected piece, gutters this thin still cut ...
+    refine_line_ink_frac: float = 0.03  # ... when at most this share of the line is ink ...
+    refine_min_fill: float = 0.85    # ... and every part is a filled rectangle (stacked blot strips)
+    blob_max_fill: float = 0.5       # an image-like piece this sparse is a fragment of a picture on a pale background
 
 
 def _dense_mask(rgb: np.ndarray, sopts: SplitOptions, popts: PieceOptions) -> np.ndarray:
@@ -84,6 +95,15 @@ def classify_piece(rgb: np.ndarray, opts: PieceOptions | None = None, white_leve
     hp = np.abs(grey - ndimage.uniform_filter(grey, size=3))
     texture = float(hp[inked].mean()) if inked.any() else 0.0
     if inked_frac >= opts.image_min_inked and n_colours >= opts.image_min_colours and texture >= opts.image_min_texture:
+        return KIND_IMAGE
+    # a narrow upright piece is a bar of a bar chart (blot strips lie horizontally)
+    if w <= opts.bar_max_px and h >= opts.bar_min_aspect * w:
+        return KIND_CHART
+    # dark or smooth pictures (autoradiographs, faint blots, fluorescence on black, scans):
+    # a filled box of many grey levels with real contrast; chart bars and fills are flat
+    if (inked_frac >= opts.filled_min_inked and min(h, w) >= opts.filled_min_side
+            and int((levels >= max(3, 0.002 * codes.size)).sum()) >= opts.filled_min_levels
+            and float(grey[inked].std()) >= opts.filled_min_std):
         return KIND_IMAGE
     if inked_frac < 0.25 and min(h, w) < 64:
         return KIND_TEXT
@@ -143,8 +163,13 @@ def _split_node(
 
 def split_figure(
     rgb: np.ndarray, opts: SplitOptions | None = None, piece_opts: PieceOptions | None = None,
+    *, classify_strict: bool = True,
 ) -> list[Piece]:
     """Pieces of a figure with their kind; [] when it is one piece.
+
+    With `classify_strict=False` the pieces of a strict split are all KIND_IMAGE (the
+    strict split holds for our generated corpora, whose panels -- plots included -- are
+    all meant to stay matchable); only the loose split's pieces get chart/text kinds.
 
     When the strict splitter (`scanner.panels.split_panels_strict`, every piece a filled
     rectangle) accepts, its boxes are returned, each classified; otherwise the loose
@@ -159,8 +184,98 @@ def split_figure(
     if strict:
         if rgb.ndim == 2:
             rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-        return [Piece(b, classify_piece(rgb[b[1]:b[3], b[0]:b[2]], popts, wl)) for b in strict]
+        mask = _dense_mask(rgb, opts or SplitOptions(), popts)
+        boxes = [r for b in strict for r in _refine(mask, b, popts)]
+        if not classify_strict:
+            return [Piece(b, KIND_IMAGE) for b in boxes]
+        return [Piece(b, classify_piece(rgb[b[1]:b[3], b[0]:b[2]], popts, wl)) for b in boxes]
     return split_figure_loose(rgb, opts, popts)
+
+
+def _merge_overlapping(boxes: list[Box]) -> list[Box]:
+    """Union boxes that overlap until none do (fragments of one picture on a pale background)."""
+    boxes = list(boxes)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]):
+                    boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return boxes
+
+
+def _refine(mask: np.ndarray, box: Box, popts: PieceOptions, depth: int = 0) -> list[Box]:
+    """Cut one connected piece along thin, nearly empty lines when every part is a filled
+    rectangle (blot strips stacked 1-3 px apart, micrographs tiled with hairline gutters)."""
+    x0, y0, x1, y1 = box
+    sub = mask[y0:y1, x0:x1]
+    if depth >= 4 or sub.size == 0:
+        return [box]
+    for axis in (0, 1):
+        length, other = sub.shape[axis], sub.shape[1 - axis]
+        empty = sub.sum(axis=1 - axis) <= popts.refine_line_ink_frac * other
+        segs: list[tuple[int, int]] = []
+        start, i = 0, 0
+        while i < length:
+            if empty[i]:
+                j = i
+                while j < length and empty[j]:
+                    j += 1
+                if i > 0 and j < length and j - i >= popts.refine_gutter_px:
+                    segs.append((start, i))
+                    start = j
+                i = j
+            else:
+                i += 1
+        if not segs:
+            continue
+        segs.append((start, length))
+        parts: list[Box] = []
+        ok = True
+        for s, e in segs:
+            part = sub[s:e, :] if axis == 0 else sub[:, s:e]
+            t = _tight(part)
+            if t is None:
+                continue
+            px0, py0, px1, py1 = t
+            if min(px1 - px0, py1 - py0) < popts.min_piece_px or _fill(part[py0:py1, px0:px1]) < popts.refine_min_fill:
+                ok = False
+                break
+            if axis == 0:
+                parts.append((x0 + px0, y0 + s + py0, x0 + px1, y0 + s + py1))
+            else:
+                parts.append((x0 + s + px0, y0 + py0, x0 + s + px1, y0 + py1))
+        if ok and len(parts) >= 2:
+            out: list[Box] = []
+            for b in parts:
+                out.extend(_refine(mask, b, popts, depth + 1))
+            return out
+    return [box]
+
+
+def _merge_blobs(rgb: np.ndarray, mask: np.ndarray, boxes: list[Box], sopts: SplitOptions, popts: PieceOptions) -> list[Box]:
+    """Keep a picture on a pale background whole: image-like pieces that are not filled
+    rectangles (cells, tissue islands) are fragments of one picture, so their union box,
+    and every piece it overlaps, becomes one piece."""
+    fills = {b: _fill(mask[b[1]:b[3], b[0]:b[2]]) for b in boxes}
+    blobs = [
+        b for b in boxes
+        if fills[b] < popts.refine_min_fill
+        and classify_piece(rgb[b[1]:b[3], b[0]:b[2]], popts, sopts.white_level) == KIND_IMAGE
+    ]
+    # a light-background blot strip is a fairly filled box; a fragment of a picture is not
+    if not blobs or min(fills[b] for b in blobs) >= popts.blob_max_fill:
+        return boxes
+    union = (min(b[0] for b in blobs), min(b[1] for b in blobs), max(b[2] for b in blobs), max(b[3] for b in blobs))
+    rest = [b for b in boxes if b not in blobs]
+    return _merge_overlapping([union, *rest])
 
 
 def split_figure_loose(
@@ -168,10 +283,16 @@ def split_figure_loose(
 ) -> list[Piece]:
     """All pieces of a figure with their kind, in reading order; [] when it is one piece.
 
-    Unlike `split_panels`, a chart or text piece does not veto the split: image pieces
-    are kept and the others are returned as KIND_CHART / KIND_TEXT so callers can flag
-    them out of matching.
+    Pieces are the connected parts of the dense ink mask (thin strokes -- lane labels,
+    protein names, arrows, axes, text -- opened away, so they neither bridge gutters nor
+    stick to a strip), boxes that overlap merged (a picture on a pale background is one
+    piece), and each piece cut further along hairline gutters when all its parts are
+    filled rectangles. Unlike `split_panels_strict`, a chart or text piece does not veto
+    the split: image pieces are kept and the others are returned as KIND_CHART / KIND_TEXT
+    so callers can flag them out of matching.
     """
+    from scipy import ndimage
+
     sopts = opts or SplitOptions()
     popts = piece_opts or PieceOptions()
     if rgb.ndim == 2:
@@ -180,15 +301,28 @@ def split_figure_loose(
     if max(h, w) < 2 * sopts.min_panel_px:
         return []
     mask = _dense_mask(rgb, sopts, popts)
-    pieces: list[Piece] = []
-    _split_node(rgb, mask, 0, 0, 0, sopts, popts, pieces)
-    min_area = sopts.min_panel_area_frac * h * w
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    boxes: list[Box] = []
+    for sl in ndimage.find_objects(labels):
+        if sl is None:
+            continue
+        by, bx = sl
+        if by.stop - by.start >= popts.min_piece_px and bx.stop - bx.start >= popts.min_piece_px:
+            boxes.append((bx.start, by.start, bx.stop, by.stop))
+    boxes = _merge_overlapping(boxes)
+    refined: list[Box] = []
+    for b in boxes:
+        refined.extend(_refine(mask, b, popts))
+    refined = _merge_blobs(rgb, mask, refined, sopts, popts)
+    refined.sort(key=lambda b: (b[1], b[0]))
+    min_area = popts.min_image_area_frac * h * w
     kept = []
-    for p in pieces:
-        bw, bh = p.box[2] - p.box[0], p.box[3] - p.box[1]
-        if p.kind == KIND_IMAGE and (min(bw, bh) < popts.min_piece_px or bw * bh < min_area / 4):
-            p = Piece(p.box, KIND_TEXT)
-        kept.append(p)
+    for b in refined:
+        bw, bh = b[2] - b[0], b[3] - b[1]
+        kind = classify_piece(rgb[b[1]:b[3], b[0]:b[2]], popts, sopts.white_level)
+        if kind == KIND_IMAGE and bw * bh < min_area:
+            kind = KIND_TEXT
+        kept.append(Piece(b, kind))
     if len(kept) < 2:
         return []
     return kept

@@ -10,8 +10,10 @@ import numpy as np
 from scanner.decode import encode_png
 from scanner.document import ExtractLimits, make_figure_id
 from scanner.noise import image_flags
-from scanner.panels import split_panels
-from scanner.records import FLAG_COMPOUND, PanelRecord
+from scanner.pieces import KIND_CHART, KIND_TEXT, split_figure
+from scanner.records import FLAG_CHART, FLAG_COMPOUND, FLAG_TEXT, PanelRecord
+
+_PIECE_FLAGS = {KIND_CHART: FLAG_CHART, KIND_TEXT: FLAG_TEXT}
 
 
 def records_for_placement(
@@ -27,6 +29,10 @@ def records_for_placement(
 ) -> list[PanelRecord]:
     """The figure record of one upright placement, plus one record per panel if it is compound.
 
+    Panels are the pieces of `scanner.pieces.split_figure`; chart and text pieces are
+    kept as records flagged FLAG_CHART / FLAG_TEXT (noise: out of matching by default).
+    Pieces of a strict split (every piece a filled rectangle) are never flagged.
+
     `rgb` is upright as on the page and spans `bbox` (page points); panel boxes
     found in pixels are mapped linearly back into page coordinates.
     """
@@ -34,8 +40,8 @@ def records_for_placement(
     x0, y0, x1, y1 = bbox
     size_pt = None if bbox_is_pixels else (x1 - x0, y1 - y0)
     flags = image_flags(rgb, limits.noise, size_pt)
-    boxes = split_panels(rgb, limits.split_options) if limits.split and not flags else []
-    if boxes:
+    pieces = split_figure(rgb, limits.split_options, classify_strict=False) if limits.split and not flags else []
+    if pieces:
         flags.append(FLAG_COMPOUND)
     parent_id = make_figure_id(doc, doc_sha256, page, placement, 0)
     out = [
@@ -46,10 +52,13 @@ def records_for_placement(
         )
     ]
     sx, sy = (x1 - x0) / w, (y1 - y0) / h
-    for i, (px0, py0, px1, py1) in enumerate(boxes, start=1):
+    for i, piece in enumerate(pieces, start=1):
+        px0, py0, px1, py1 = piece.box
         crop = rgb[py0:py1, px0:px1]
         pbox = (x0 + px0 * sx, y0 + py0 * sy, x0 + px1 * sx, y0 + py1 * sy)
         pflags = image_flags(crop, limits.noise, None if bbox_is_pixels else (pbox[2] - pbox[0], pbox[3] - pbox[1]))
+        if piece.kind in _PIECE_FLAGS and _PIECE_FLAGS[piece.kind] not in pflags:
+            pflags.append(_PIECE_FLAGS[piece.kind])
         out.append(
             PanelRecord(
                 figure_id=make_figure_id(doc, doc_sha256, page, placement, i), doc=doc, doc_sha256=doc_sha256,

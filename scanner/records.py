@@ -13,8 +13,9 @@ import pyarrow as pa
 FLAG_TINY = "tiny"                # icon, bullet: too few pixels or too small on the page
 FLAG_UNIFORM = "uniform"          # near-constant image: blank, solid fill
 FLAG_BOILERPLATE = "boilerplate"  # the same pixels on many pages / documents (publisher logo)
-FLAG_CHART = "chart"              # a piece of a chart drawn as an image: a flat or gradient bar, an axis
-NOISE_FLAGS = frozenset({FLAG_TINY, FLAG_UNIFORM, FLAG_BOILERPLATE, FLAG_CHART})
+FLAG_CHART = "chart"              # a piece of a chart: a flat or gradient bar drawn as an image, a plot of a split figure
+FLAG_TEXT = "text"                # a text/label piece of a split figure
+NOISE_FLAGS = frozenset({FLAG_TINY, FLAG_UNIFORM, FLAG_BOILERPLATE, FLAG_CHART, FLAG_TEXT})
 # Informational flags.
 FLAG_COMPOUND = "compound"        # a figure that was split into panels (its panels point to it)
 
