@@ -5,6 +5,10 @@ import json
 from pathlib import Path
 
 import click
+from tqdm import tqdm
+
+from embedder.inference import DEFAULT_CHECKPOINT
+from training.fusion import calibrate_checkpoint, set_fused_threshold
 
 
 @click.command("calibrate")
@@ -28,11 +32,6 @@ def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: fl
     afterwards (`benchmarks/bench_scan.py`, README "Where quality stands") and
     store it with `--threshold`.
     """
-    from tqdm import tqdm
-
-    from embedder.inference import DEFAULT_CHECKPOINT
-    from training.fusion import calibrate_checkpoint, set_fused_threshold
-
     if threshold is not None:
         try:
             set_fused_threshold(model or DEFAULT_CHECKPOINT, out, threshold)

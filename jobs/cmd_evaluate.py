@@ -6,6 +6,10 @@ import logging
 from pathlib import Path
 
 import click
+import numpy as np
+
+from embedder.inference import Embedder
+from training.evaluate import draw_roc, evaluate_embedders, format_table, make_pairs
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +35,6 @@ def evaluate_command(images_dir: Path | None, models: tuple[str, ...], names: tu
 
     Without IMAGES_DIR the pairs come from held-out generator seeds; with it, from those images.
     """
-    import numpy as np
-
-    from embedder.inference import Embedder
-    from training.evaluate import draw_roc, evaluate_embedders, format_table, make_pairs
-
     if names and len(names) != len(models):
         raise click.UsageError("give one --name per --model")
     paths: list[str | None] = list(models) or [None]

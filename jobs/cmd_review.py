@@ -6,6 +6,8 @@ from pathlib import Path
 import click
 
 from jobs.cli_options import fail
+from jobs.review.data import ReviewError, resolve
+from jobs.review.server import ReviewServer
 
 
 @click.command()
@@ -24,9 +26,6 @@ def review(path: Path, host: str, port: int, import_file: Path | None) -> None:
     c confirm, d dismiss, u unsure. Later scan and nightly runs leave dismissed pairs
     out of report.csv and mark confirmed ones.
     """
-    from jobs.review.data import ReviewError, resolve
-    from jobs.review.server import ReviewServer
-
     try:
         target = resolve(path)
     except ReviewError as exc:

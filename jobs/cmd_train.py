@@ -12,20 +12,20 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
+import torch
 
-if TYPE_CHECKING:  # pragma: no cover
-    from embedder.config import ModelConfig
+from embedder.checkpoint import read_checkpoint
+from embedder.config import ModelConfig, Preset
+from training.data import DataConfig
+from training.train import TrainConfig, TrainStateMismatch, train
 
 log = logging.getLogger(__name__)
 
 
 def _model_config(preset: str, init: str | None, head_kind: str | None) -> ModelConfig:
-    from embedder.checkpoint import read_checkpoint
-    from embedder.config import ModelConfig, Preset
-
     if init is not None:
         config = ModelConfig.from_dict(read_checkpoint(init)["config"])
     else:
@@ -35,8 +35,6 @@ def _model_config(preset: str, init: str | None, head_kind: str | None) -> Model
 
 def torch_load_state(path: Path) -> dict[str, Any]:
     """The training state file's plain fields (step, history, elapsed), or {} if absent."""
-    import torch
-
     if not path.is_file():
         return {}
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -45,12 +43,8 @@ def torch_load_state(path: Path) -> dict[str, Any]:
 
 def _ray_loop(loop_config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
-    import ray.train
+    import ray.train  # Ray Train only for --workers >= 1: importing it costs seconds
     import ray.train.torch
-    import torch
-
-    from embedder.config import ModelConfig
-    from training.train import TrainConfig, train
 
     if loop_config.get("threads"):
         torch.set_num_threads(int(loop_config["threads"]))
@@ -74,8 +68,7 @@ def _ray_loop(loop_config: dict[str, Any]) -> None:
 
 
 def _run_on_ray(workers: int, address: str | None, threads: int, loop_config: dict[str, Any]) -> dict[str, Any]:
-    import ray
-    import torch
+    import ray  # Ray Train only for --workers >= 1: importing it costs seconds
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -137,9 +130,6 @@ def train_command(preset: str, objective: str, steps: int, batch_size: int, lr_m
                   out: Path, init: str | None, head_kind: str | None, backbone_weights: str | None,
                   max_minutes: float | None, export_partial: bool, threads: int, workers: int, address: str | None) -> None:
     """Train one stage of the BTA model (resumable; data-parallel with --workers)."""
-    from training.data import DataConfig
-    from training.train import TrainConfig, TrainStateMismatch, train
-
     model_config = _model_config(preset, init, head_kind)
     config = TrainConfig(objective=objective, steps=steps, batch_size=batch_size, lr_max=lr_max, lr_min=lr_min,
                          temperature=temperature, seed=seed, save_every=save_every,
@@ -160,8 +150,6 @@ def train_command(preset: str, objective: str, steps: int, batch_size: int, lr_m
                                "last_loss": history[-1][1] if history else None,
                                "elapsed_seconds": round(float(state.get("elapsed", 0.0)), 1)}))
     else:
-        import torch
-
         if threads:
             torch.set_num_threads(threads)
         try:

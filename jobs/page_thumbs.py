@@ -1,6 +1,6 @@
 """Small pictures of whole pages, for the report's "where is this panel" miniatures.
 
-`render_page_thumbnail` draws one PDF page (PyMuPDF, imported lazily) or, for
+`render_page_thumbnail` draws one PDF page (PyMuPDF) or, for
 image inputs, the image itself, scaled so its longer side is at most `max_px`
 pixels, as PNG bytes. `page_size_points` gives the size the bbox coordinates refer
 to (PDF points; pixels for image files), and `render_pages` does several pages of
@@ -15,6 +15,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import pymupdf
+from PIL import Image
+
 log = logging.getLogger(__name__)
 
 PDF_SUFFIXES = frozenset({".pdf"})
@@ -27,12 +30,10 @@ def _is_pdf(path: Path) -> bool:
         return fh.read(5) == b"%PDF-"
 
 
-def _render_pdf_page(doc: object, page: int, max_px: int) -> tuple[bytes, tuple[float, float]]:
-    import pymupdf
-
-    if not 1 <= page <= doc.page_count:  # type: ignore[attr-defined]
-        raise ValueError(f"page {page} out of range 1..{doc.page_count}")  # type: ignore[attr-defined]
-    pg = doc[page - 1]  # type: ignore[index]
+def _render_pdf_page(doc: pymupdf.Document, page: int, max_px: int) -> tuple[bytes, tuple[float, float]]:
+    if not 1 <= page <= doc.page_count:
+        raise ValueError(f"page {page} out of range 1..{doc.page_count}")
+    pg = doc[page - 1]
     rect = pg.rect
     zoom = max_px / max(rect.width, rect.height)
     pix = pg.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
@@ -40,8 +41,6 @@ def _render_pdf_page(doc: object, page: int, max_px: int) -> tuple[bytes, tuple[
 
 
 def _render_image_frame(path: Path, page: int, max_px: int) -> tuple[bytes, tuple[float, float]]:
-    from PIL import Image
-
     with Image.open(path) as img:
         frames = getattr(img, "n_frames", 1)
         if not 1 <= page <= frames:
@@ -72,8 +71,6 @@ def render_pages(
     if max_px < 8:
         raise ValueError(f"max_px too small: {max_px}")
     if _is_pdf(src):
-        import pymupdf
-
         with pymupdf.open(src) as doc:
             return {p: _render_pdf_page(doc, p, max_px) for p in wanted}
     return {p: _render_image_frame(src, p, max_px) for p in wanted}
@@ -88,14 +85,10 @@ def page_size_points(path: str | os.PathLike[str], page: int) -> tuple[float, fl
     """(width, height) of page `page`: PDF points for PDFs, pixels for image files."""
     src = Path(path)
     if _is_pdf(src):
-        import pymupdf
-
         with pymupdf.open(src) as doc:
             if not 1 <= page <= doc.page_count:
                 raise ValueError(f"page {page} out of range 1..{doc.page_count}")
             rect = doc[page - 1].rect
             return (float(rect.width), float(rect.height))
-    from PIL import Image
-
     with Image.open(src) as img:
         return (float(img.width), float(img.height))

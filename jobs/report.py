@@ -23,7 +23,10 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+from PIL import Image
 
 from embedder.d4 import (  # noqa: F401  (re-exported: the transform names are owned by embedder.d4)
     D4_NAMES,
@@ -36,9 +39,6 @@ from embedder.d4 import (  # noqa: F401  (re-exported: the transform names are o
     transform_name,
 )
 from scanner.records import format_bbox, parse_bbox  # noqa: F401  (re-exported: the report contract's bbox text)
-
-if TYPE_CHECKING:  # pragma: no cover
-    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,7 @@ def estimate_transform(a: Image.Image, b: Image.Image, size: int = 32) -> tuple[
     non-square panel still lines up roughly) and the transform with the highest
     Pearson correlation wins. Returns `(name, correlation)`.
     """
-    import numpy as np
-
     def prep(img: Image.Image) -> np.ndarray:
-        from PIL import Image
-
         arr = np.asarray(img.convert("L").resize((size, size), Image.Resampling.BILINEAR), dtype=np.float64)
         arr = arr - arr.mean()
         norm = np.linalg.norm(arr)
@@ -308,7 +304,7 @@ def write_report_html(
     stage; any other scalar keys (root, model, threshold, ...) as run details.
     `errors`, when given, are listed in a collapsible table.
     """
-    from jobs.report_html import render_report_html
+    from jobs.report_html import render_report_html  # report_html builds on this module: import when used
 
     html_text = render_report_html(
         list(pairs), title=title, summary=dict(summary or {}), errors=normalise_errors(errors), max_pairs=max_pairs

@@ -27,15 +27,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from html import escape
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Protocol
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Protocol
+
+from PIL import Image
 
 from embedder.d4 import IDENTITY, apply_transform
 from jobs.report import KIND_INTER, PanelRef, ReportError, ReportPair, sort_pairs
 from scanner.document import ERROR_GROUPS, error_group
 from scanner.records import format_bbox
-
-if TYPE_CHECKING:  # pragma: no cover
-    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,6 @@ def _open_image(data: bytes | None) -> Image.Image | None:
     """Decode image bytes with PIL, or None when missing/undecodable (logged)."""
     if not data:
         return None
-    from PIL import Image
-
     try:
         img: Image.Image = Image.open(io.BytesIO(data))
         img.load()
@@ -85,8 +83,6 @@ def _open_image(data: bytes | None) -> Image.Image | None:
 
 def _data_uri(img: Image.Image, max_px: int) -> str:
     """Downscale to fit `max_px` and encode as PNG (or JPEG when much smaller)."""
-    from PIL import Image
-
     img = img.copy()
     if max(img.size) > max_px:
         img.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
@@ -416,10 +412,8 @@ def render_report_html(
     datalist = "".join(f'<option value="{_e(d)}"></option>' for d in all_docs)
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     try:
-        from importlib.metadata import version
-
         tool = f"reusescan {version('reusescan')}"
-    except Exception:  # noqa: BLE001 - not installed: a source tree
+    except PackageNotFoundError:  # a source tree that is not installed
         tool = "reusescan"
     empty_style = "" if not ordered else ' style="display:none"'
     empty_text = (
