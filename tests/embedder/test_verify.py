@@ -168,3 +168,20 @@ def test_config_round_trips_through_checkpoint_meta() -> None:
     data["unknown_future_key"] = 1
     data["scales"], data["aspects"] = list(data["scales"]), list(data["aspects"])  # as stored: lists
     assert AlignConfig.from_dict(data) == config
+
+
+def test_partial_overlap_of_two_crops_is_found_with_its_shares() -> None:
+    from embedder.verify import align_overlap
+    from training.data import all_kinds, specimen_image
+
+    field = specimen_image(all_kinds(), 7001, 0, 240, 240)[1].resize((240, 240))
+    a = field.crop((0, 0, 168, 168))       # 70% of each side, top-left
+    b = field.crop((72, 72, 240, 240))     # 70% of each side, bottom-right: they share 96 x 96
+    found = align_overlap(a, b)
+    assert found.correlation > 0.9 and found.transform == "identity"
+    assert found.share_a == pytest.approx((96 / 168) ** 2, abs=0.06)
+    assert found.share_b == pytest.approx((96 / 168) ** 2, abs=0.06)
+    turned = align_overlap(a, b.transpose(Image.Transpose.ROTATE_90))
+    assert turned.correlation > 0.9 and turned.transform != "identity"
+    other = specimen_image(all_kinds(), 7003, 0, 240, 240)[1].crop((0, 0, 168, 168))
+    assert align_overlap(a, other).correlation < 0.6
