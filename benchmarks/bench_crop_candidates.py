@@ -8,9 +8,9 @@ added to the gallery as a new panel, cycling through four kinds:
 
 - ``crop``: a crop keeping 25-50% of the area (`training.real_corpus.alter` "crop_area");
 - ``crop60``: a crop keeping 55-80% of the area;
-- ``overlap``: two crops of one field, each keeping ~55% of each side, on opposite
-  corners (they share about a fifth of the field, neither contains the other); the
-  pair is the two crops (the field stays in the gallery);
+- ``overlap``: two crops of one field, each keeping 78% of each side, on opposite
+  corners: they share about half of their area (0.56 / 0.78 of each side), neither
+  contains the other; the pair is the two crops (the field stays in the gallery);
 - ``whole``: a whole-panel alteration (rotate90, jpeg, blur, colour jitter, noise).
 
 For each candidate source it reports the recall of planted pairs among the
@@ -102,9 +102,9 @@ def plant(images: list[Image.Image], n_pairs: int, seed: int) -> tuple[list[Imag
             copy = crop_keep(img, rng, 0.55, 0.8)
         elif kind == "whole":
             copy, _ = apply_named(img, WHOLE_ALTERATIONS[(i // len(KINDS)) % len(WHOLE_ALTERATIONS)], rng)
-        else:  # overlap: opposite corners, each keeping 55% of each side
+        else:  # overlap: opposite corners, each keeping 78% of each side (they share ~half their area)
             w, h = img.size
-            cw, ch = round(w * 0.55), round(h * 0.55)
+            cw, ch = round(w * 0.78), round(h * 0.78)
             first = img.crop((0, 0, cw, ch))
             gallery.append(first)
             pairs_a = len(gallery) - 1
@@ -125,6 +125,47 @@ def recall(found: set[tuple[int, int]], pairs: list[tuple[int, int, str]]) -> di
     return out
 
 
+def pixel_report(emb: Embedder, gallery: list[Image.Image], pairs: list[tuple[int, int, str]], whole: np.ndarray,
+                 seed: int) -> None:
+    """Per kind of planted pair (and random non-pairs): medians of head, pixel match, fused scores, overlap NCC."""
+    from embedder.fusion import PixelFusion
+    from embedder.verify import align_overlap, align_pair
+
+    fusion = PixelFusion.from_meta(emb.meta)
+    assert fusion is not None, "the model has no pixel-check calibration"
+    rng = np.random.default_rng(seed + 1)
+    planted = {(min(a, b), max(a, b)) for a, b, _ in pairs}
+    negatives: list[tuple[int, int, str]] = []
+    while len(negatives) < len(pairs):
+        a, b = (int(x) for x in rng.choice(len(gallery), 2, replace=False))
+        if (min(a, b), max(a, b)) not in planted:
+            negatives.append((a, b, "negative"))
+    rows = []
+    for a, b, kind in pairs + negatives:
+        head = float(emb.score(whole[a:a + 1], whole[b:b + 1])[0])
+        found = align_pair(gallery[a], gallery[b], fusion.align)
+        arrays = (np.array([head]), np.array([found.correlation]), np.array([found.detail]))
+        rows.append((kind, head, found.correlation, found.detail, found.scale,
+                     float(fusion.combine(*arrays)[0]), float(fusion.combine(*arrays, np.array([found.scale]))[0]),
+                     align_overlap(gallery[a], gallery[b]).correlation))
+    names = ("head", "match", "detail", "scale", "fused", "fused+floor", "overlap")
+    thr = float(fusion_threshold(emb))
+    print(f"pixel check per kind (medians; share of pairs with fused >= {thr}: before / after the crop floor)")
+    print(f"{'kind':10s}{'n':>4s}" + "".join(f"{n:>12s}" for n in names) + f"{'pass':>8s}{'pass+fl':>8s}")
+    for kind in (*KINDS, "negative"):
+        sel = np.array([r[1:] for r in rows if r[0] == kind], dtype=np.float64)
+        if len(sel):
+            med = np.median(sel, axis=0)
+            print(f"{kind:10s}{len(sel):4d}" + "".join(f"{m:12.3f}" for m in med)
+                  + f"{(sel[:, 4] >= thr).mean():8.2f}{(sel[:, 5] >= thr).mean():8.2f}")
+
+
+def fusion_threshold(emb: Embedder) -> float:
+    from jobs.match import model_threshold
+
+    return model_threshold(emb, fused=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=Path, required=True)
@@ -135,6 +176,10 @@ def main() -> None:
     ap.add_argument("--max-side", type=int, default=1024, help="inputs are shrunk to this longer side first")
     ap.add_argument("--min-side", type=int, default=MIN_SIDE, help="shorter side below which no sub-regions")
     ap.add_argument("--layouts", default=",".join(LAYOUTS))
+    ap.add_argument("--pixel", action="store_true",
+                    help="also run the pixel check on every planted pair and as many random non-pairs: head, "
+                         "fused score without and with the crop floor, and `align_overlap`")
+    ap.add_argument("--skip-candidates", action="store_true", help="only the --pixel part")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -145,6 +190,10 @@ def main() -> None:
     t0 = time.perf_counter()
     whole = emb.embed(gallery)
     t_whole = time.perf_counter() - t0
+    if args.pixel:
+        pixel_report(emb, gallery, pairs, whole, args.seed)
+    if args.skip_candidates:
+        return
     results: dict[str, dict[str, float]] = {}
     found = knn_pairs(ExactIndex(whole, ids), ids, whole, k=args.k, min_sim=args.min_sim).as_set()
     results["whole"] = {**recall(found, pairs), "index_factor": 1.0, "embed_factor": 1.0, "candidates": len(found)}
