@@ -31,6 +31,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -126,13 +127,15 @@ def recall(found: set[tuple[int, int]], pairs: list[tuple[int, int, str]]) -> di
 
 
 def pixel_report(emb: Embedder, gallery: list[Image.Image], pairs: list[tuple[int, int, str]], whole: np.ndarray,
-                 seed: int) -> None:
+                 seed: int, own_aspect: bool = False) -> None:
     """Per kind of planted pair (and random non-pairs): medians of head, pixel match, fused scores, overlap NCC."""
     from embedder.fusion import PixelFusion
     from embedder.verify import align_overlap, align_pair
 
     fusion = PixelFusion.from_meta(emb.meta)
     assert fusion is not None, "the model has no pixel-check calibration"
+    if own_aspect:
+        fusion = replace(fusion, align=replace(fusion.align, own_aspect=True))
     rng = np.random.default_rng(seed + 1)
     planted = {(min(a, b), max(a, b)) for a, b, _ in pairs}
     negatives: list[tuple[int, int, str]] = []
@@ -179,6 +182,7 @@ def main() -> None:
     ap.add_argument("--pixel", action="store_true",
                     help="also run the pixel check on every planted pair and as many random non-pairs: head, "
                          "fused score without and with the crop floor, and `align_overlap`")
+    ap.add_argument("--own-aspect", action="store_true", help="--pixel with AlignConfig.own_aspect on")
     ap.add_argument("--skip-candidates", action="store_true", help="only the --pixel part")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -191,7 +195,7 @@ def main() -> None:
     whole = emb.embed(gallery)
     t_whole = time.perf_counter() - t0
     if args.pixel:
-        pixel_report(emb, gallery, pairs, whole, args.seed)
+        pixel_report(emb, gallery, pairs, whole, args.seed, args.own_aspect)
     if args.skip_candidates:
         return
     results: dict[str, dict[str, float]] = {}

@@ -66,6 +66,9 @@ class AlignConfig:
     min_side: int = 8  # templates smaller than this are not tried
     detail_side: int = 128  # geometric-mean side of the container at the detail stage
     detail_kernel: int = 5  # side of the local mean the detail stage subtracts, in detail pixels
+    # stretch pass also tries the template's own aspect ratio (a crop keeping 0.67 x 0.54 of the sides is
+    # otherwise squeezed into the container's shape; off in calibrations made before it: issue 13)
+    own_aspect: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -241,6 +244,23 @@ def _search(a: torch.Tensor, b: torch.Tensor, config: AlignConfig, views: Sequen
     return out
 
 
+def own_aspects(container: torch.Tensor, template: torch.Tensor, view: int, scale: float) -> tuple[float, ...]:
+    """The height stretch that gives a template placed at `scale` its own aspect ratio (view applied).
+
+    Templates are shaped like the container (`_templates`); this is the `aspect` that keeps
+    the template's proportions instead, when it differs from 1 by more than 5% and the
+    template still fits.
+    """
+    h, w = template.shape[-2:]
+    if view % 2:  # a quarter turn swaps the template's sides
+        h, w = w, h
+    H, W = container.shape[-2:]
+    aspect = (h / w) / (H / W)
+    if abs(aspect - 1.0) < 0.05 or scale * math.sqrt(max(aspect, 1.0 / aspect)) > 1.0:
+        return ()
+    return (aspect,)
+
+
 def _scales_around(scale: float, factors: Sequence[float]) -> list[float]:
     """`scale` times each factor, capped at 1 (a template never outgrows its container), largest first."""
     return sorted({min(1.0, scale * f) for f in factors}, reverse=True)
@@ -283,8 +303,14 @@ def align_pair(a: Image.Image, b: Image.Image, config: AlignConfig = AlignConfig
     elif len(config.aspects) > 1:  # stretch pass: view and angle stay, the two sides may scale apart
         container, template = fine[best.b_inside_a]
         scales = _scales_around(best.scale, (0.97, 1.0, 1.03))
-        for r in _search(container, template, config, (best.view,), scales, (best.angle,), best.b_inside_a,
-                         config.aspects):
+        found = _search(container, template, config, (best.view,), scales, (best.angle,), best.b_inside_a,
+                        config.aspects)
+        if config.own_aspect:  # a crop that kept its own proportions: also its own aspect, at the same area
+            for aspect in own_aspects(container, template, best.view, best.scale):
+                own_scales = _scales_around(best.scale / math.sqrt(aspect), (0.95, 1.0, 1.05))
+                found += _search(container, template, config, (best.view,), own_scales, (best.angle,),
+                                 best.b_inside_a, (aspect,))
+        for r in found:
             if r.correlation > best.correlation:
                 best = r
     detail = _detail_at(a, b, best, config)

@@ -185,3 +185,21 @@ def test_partial_overlap_of_two_crops_is_found_with_its_shares() -> None:
     assert turned.correlation > 0.9 and turned.transform != "identity"
     other = specimen_image(all_kinds(), 7003, 0, 240, 240)[1].crop((0, 0, 168, 168))
     assert align_overlap(a, other).correlation < 0.6
+
+
+def test_own_aspect_recovers_the_detail_of_a_crop_that_kept_its_proportions() -> None:
+    from dataclasses import replace
+
+    from embedder.verify import AlignConfig, align_pair, own_aspects
+    from training.data import all_kinds, specimen_image
+
+    field = specimen_image(all_kinds(), 7005, 0, 220, 220)[1]
+    w, h = field.size
+    crop = field.crop((20, 20, 20 + round(w * 0.67), 20 + round(h * 0.54)))  # 0.67 x 0.54 of the sides
+    plain = align_pair(field, crop, AlignConfig())
+    own = align_pair(field, crop, replace(AlignConfig(), own_aspect=True))
+    assert own.detail > plain.detail + 0.05 and own.correlation >= plain.correlation
+    assert AlignConfig.from_dict({}).own_aspect is False  # calibrations made before it keep their search
+    assert own_aspects(torch.zeros(40, 40), torch.zeros(20, 20), 0, 0.5) == ()  # same shape: nothing to add
+    assert own_aspects(torch.zeros(40, 40), torch.zeros(16, 20), 0, 0.5) == pytest.approx((0.8,))
+    assert own_aspects(torch.zeros(40, 40), torch.zeros(16, 20), 1, 0.5) == pytest.approx((1.25,))  # quarter turn
