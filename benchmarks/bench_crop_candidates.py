@@ -149,7 +149,7 @@ def pixel_report(emb: Embedder, gallery: list[Image.Image], pairs: list[tuple[in
         found = align_pair(gallery[a], gallery[b], fusion.align)
         arrays = (np.array([head]), np.array([found.correlation]), np.array([found.detail]))
         rows.append((kind, head, found.correlation, found.detail, found.scale,
-                     float(fusion.combine(*arrays)[0]), float(fusion.combine(*arrays, np.array([found.scale]))[0]),
+                     float(fusion.combine(*arrays)[0]), float(replace(fusion, crop_floor=True).combine(*arrays, np.array([found.scale]))[0]),
                      align_overlap(gallery[a], gallery[b]).correlation))
     names = ("head", "match", "detail", "scale", "fused", "fused+floor", "overlap")
     thr = float(fusion_threshold(emb))

@@ -48,6 +48,7 @@ class PixelFusion:
     w_detail: float
     bias: float
     align: AlignConfig = field(default_factory=AlignConfig)
+    crop_floor: bool = False  # apply the crop floor (module doc); `scan --crop-vectors` turns it on
     crop_max_scale: float = CROP_MAX_SCALE
     crop_min_correlation: float = CROP_MIN_CORRELATION
 
@@ -56,10 +57,10 @@ class PixelFusion:
         """(N,) head probabilities, correlations and detail correlations -> (N,) float32 fused probabilities.
 
         A pair the pixel check did not run on has correlation and detail 0. With the
-        placements' `scale`, a confident crop placement floors the head at 0.5 (module doc).
+        placements' `scale` and `crop_floor` on, a confident crop placement floors the head at 0.5 (module doc).
         """
         head = np.asarray(head, dtype=np.float64)
-        if scale is not None:
+        if scale is not None and self.crop_floor:
             crop = (np.asarray(scale) <= self.crop_max_scale) & (np.asarray(correlation) >= self.crop_min_correlation)
             head = np.where(crop, np.maximum(head, 0.5), head)
         z = (self.w_head * head_feature(head) + self.w_match * match_feature(correlation)

@@ -39,8 +39,9 @@ _OPTIONS = [
                       "correlating pixels; needs a calibrated model (the shipped one is)."),
     click.option("--crop-vectors/--no-crop-vectors", default=_MATCH.crop_vectors, show_default=True,
                  help="Also embed sub-regions of large panels (quadrants and centre) and use them as extra "
-                      "queries, so that crops keeping a quarter to half of a panel become candidates "
-                      "(embedding about 2-3x slower; docs/benchmarks.md)."),
+                      "queries, so that crops keeping a quarter to half of a panel become candidates, and "
+                      "let a confident crop placement outweigh a low head score (embedding about 2-3x "
+                      "slower, about 3x the candidates to pixel-check; docs/benchmarks.md)."),
     click.option("--max-pages", type=click.IntRange(1), default=_PIPELINE.max_pages, show_default=True,
                  help="Pages read per document (the rest is reported in errors.csv)."),
     click.option("--progress/--no-progress", default=True, help="Progress bars on stderr."),

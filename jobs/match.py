@@ -1,7 +1,7 @@
 """Matching over the store: FAISS candidates, the head's score, the pixel check, the threshold, groups."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,7 +35,8 @@ class MatchOptions:
     # trade recall for speed on very large stores
     pixel_floor: float = 0.0
     # sub-region vectors stored by `scan --crop-vectors` (`embedder.regions`) are extra queries, so a crop
-    # of a panel meets it through the sub-region it came from (the pair keeps its best similarity)
+    # of a panel meets it through the sub-region it came from (the pair keeps its best similarity); also
+    # turns on the fused score's crop floor (embedder.fusion)
     crop_vectors: bool = False
 
 
@@ -85,6 +86,8 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
         embedder = Embedder.load(model_path)
         head = score_candidates(pairs, vectors, embedder.score) if len(pairs) else np.zeros(0, np.float32)
     fusion = PixelFusion.from_meta(embedder.meta) if options.pixel_check else None
+    if fusion is not None and options.crop_vectors:  # the crops mode: a confident crop placement floors the head
+        fusion = replace(fusion, crop_floor=True)
     alignments: list[Alignment | None] = [None] * len(pairs)
     scores = head
     if fusion is not None:
