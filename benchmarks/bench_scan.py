@@ -85,13 +85,14 @@ def main() -> None:
     parser.add_argument("--no-images", action="store_true", help="skip the image-folder variant")
     parser.add_argument("--no-pixel-check", dest="pixel_check", action="store_false",
                         help="score with the head alone (scan --no-pixel-check)")
+    parser.add_argument("--crop-vectors", action="store_true", help="scan --crop-vectors (sub-region queries)")
     args = parser.parse_args()
 
     corpus = args.out / f"corpus-{args.docs}-{args.reuse}-{args.seed}"
     if not (corpus / "truth.csv").exists():
         reusescan("make-corpus", str(corpus), "--docs", str(args.docs), "--reuse", str(args.reuse),
                   "--seed", str(args.seed), "--workers", "2")
-    extra = [] if args.pixel_check else ["--no-pixel-check"]
+    extra = ([] if args.pixel_check else ["--no-pixel-check"]) + (["--crop-vectors"] if args.crop_vectors else [])
     scans = args.out / f"scan-{corpus.name}"
     results = [evaluate("pdf", corpus / "pdf", corpus / "truth.csv", scans / "pdf", args.model, args.threshold, extra)]
     if not args.no_images:

@@ -66,6 +66,9 @@ class AlignConfig:
     min_side: int = 8  # templates smaller than this are not tried
     detail_side: int = 128  # geometric-mean side of the container at the detail stage
     detail_kernel: int = 5  # side of the local mean the detail stage subtracts, in detail pixels
+    # stretch pass also tries the template's own aspect ratio (a crop keeping 0.67 x 0.54 of the sides is
+    # otherwise squeezed into the container's shape; off in calibrations made before it: issue 13)
+    own_aspect: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -241,6 +244,23 @@ def _search(a: torch.Tensor, b: torch.Tensor, config: AlignConfig, views: Sequen
     return out
 
 
+def own_aspects(container: torch.Tensor, template: torch.Tensor, view: int, scale: float) -> tuple[float, ...]:
+    """The height stretch that gives a template placed at `scale` its own aspect ratio (view applied).
+
+    Templates are shaped like the container (`_templates`); this is the `aspect` that keeps
+    the template's proportions instead, when it differs from 1 by more than 5% and the
+    template still fits.
+    """
+    h, w = template.shape[-2:]
+    if view % 2:  # a quarter turn swaps the template's sides
+        h, w = w, h
+    H, W = container.shape[-2:]
+    aspect = (h / w) / (H / W)
+    if abs(aspect - 1.0) < 0.05 or scale * math.sqrt(max(aspect, 1.0 / aspect)) > 1.0:
+        return ()
+    return (aspect,)
+
+
 def _scales_around(scale: float, factors: Sequence[float]) -> list[float]:
     """`scale` times each factor, capped at 1 (a template never outgrows its container), largest first."""
     return sorted({min(1.0, scale * f) for f in factors}, reverse=True)
@@ -283,8 +303,14 @@ def align_pair(a: Image.Image, b: Image.Image, config: AlignConfig = AlignConfig
     elif len(config.aspects) > 1:  # stretch pass: view and angle stay, the two sides may scale apart
         container, template = fine[best.b_inside_a]
         scales = _scales_around(best.scale, (0.97, 1.0, 1.03))
-        for r in _search(container, template, config, (best.view,), scales, (best.angle,), best.b_inside_a,
-                         config.aspects):
+        found = _search(container, template, config, (best.view,), scales, (best.angle,), best.b_inside_a,
+                        config.aspects)
+        if config.own_aspect:  # a crop that kept its own proportions: also its own aspect, at the same area
+            for aspect in own_aspects(container, template, best.view, best.scale):
+                own_scales = _scales_around(best.scale / math.sqrt(aspect), (0.95, 1.0, 1.05))
+                found += _search(container, template, config, (best.view,), own_scales, (best.angle,),
+                                 best.b_inside_a, (aspect,))
+        for r in found:
             if r.correlation > best.correlation:
                 best = r
     detail = _detail_at(a, b, best, config)
@@ -367,3 +393,77 @@ def align_many(a: Sequence[bytes], b: Sequence[bytes], config: AlignConfig = Ali
     """`align_encoded` over aligned lists of encoded images (as stored), on one thread."""
     with single_thread():
         return [align_encoded(x, y, config) for x, y in zip(a, b, strict=True)]
+
+
+# ------------------------------------------------------------------ partial overlaps (issue 13)
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """The best partial overlap of panels a and b: neither contains the other, a region is in both.
+
+    `correlation` is the NCC over the whole overlap region (at the search resolution),
+    `transform` the D4 view mapping b onto a, `share_a` / `share_b` the overlap's area as a
+    share of each panel's area.
+    """
+
+    correlation: float
+    share_a: float = 0.0
+    share_b: float = 0.0
+    transform: str = IDENTITY
+
+
+def _same_scale(image: Image.Image, factor: float) -> torch.Tensor:
+    image = image.convert("L")
+    size = (max(4, round(image.width * factor)), max(4, round(image.height * factor)))
+    grey = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return torch.from_numpy(np.asarray(grey, dtype=np.float32) / 255.0)
+
+
+def _ncc(x: torch.Tensor, y: torch.Tensor) -> float:
+    x, y = x - x.mean(), y - y.mean()
+    denom = float(x.norm() * y.norm())
+    return float((x * y).sum()) / denom if denom > x.numel() / 255.0**2 else 0.0
+
+
+@torch.inference_mode()
+def align_overlap(a: Image.Image, b: Image.Image, side: int = 64, fractions: Sequence[float] = (0.7, 0.6, 0.5),
+                  min_side: int = 8) -> Overlap:
+    """Search a partial overlap of b on a: both cropped from one field at the same pixel scale.
+
+    Both panels are shrunk by one factor (the larger to `side` pixels geometric mean),
+    so their pixels keep their relative size. Windows of b (each of `fractions` of its
+    sides, at the 9 positions corner / edge / centre, in the 8 D4 views) are searched
+    in a; the best window's placement fixes where b lies relative to a, and the NCC is
+    then taken over the whole overlap region of the two. Not part of `align_pair`
+    (which assumes one panel inside the other) nor of the fused score.
+    """
+    la_size, lb_size = a.size[0] * a.size[1], b.size[0] * b.size[1]
+    if min(la_size, lb_size) <= 0:
+        raise ValueError("empty image")
+    factor = side / math.sqrt(max(la_size, lb_size))
+    la, lb0 = _same_scale(a, factor), _same_scale(b, factor)
+    Ha, Wa = la.shape
+    best: tuple[float, int, int, int] | None = None  # (window ncc, view, offset y, offset x)
+    for view in range(8):
+        lb = apply_to_tensor(lb0, view)
+        Hb, Wb = lb.shape
+        for f in fractions:
+            h, w = round(Hb * f), round(Wb * f)
+            if h > Ha or w > Wa or min(h, w) < min_side:
+                continue
+            spots = [(y, x) for y in sorted({0, (Hb - h) // 2, Hb - h}) for x in sorted({0, (Wb - w) // 2, Wb - w})]
+            scores, where = best_ncc(la, torch.stack([lb[y:y + h, x:x + w] for y, x in spots]))
+            i = int(scores.argmax())
+            py, px = divmod(int(where[i]), Wa - w + 1)
+            if best is None or float(scores[i]) > best[0]:
+                best = (float(scores[i]), view, py - spots[i][0], px - spots[i][1])
+    if best is None:
+        return Overlap(0.0)
+    _, view, oy, ox = best
+    lb = apply_to_tensor(lb0, view)
+    Hb, Wb = lb.shape
+    y0, y1, x0, x1 = max(0, oy), min(Ha, oy + Hb), max(0, ox), min(Wa, ox + Wb)
+    area = max(0, y1 - y0) * max(0, x1 - x0)
+    corr = _ncc(la[y0:y1, x0:x1], lb[y0 - oy:y1 - oy, x0 - ox:x1 - ox]) if area else 0.0
+    return Overlap(max(0.0, corr), area / (Ha * Wa), area / (Hb * Wb), D4_NAMES[view])

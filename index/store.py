@@ -44,6 +44,7 @@ FORMAT = "reusescan-store/1"
 MANIFEST = "manifest.json"
 FIGURES_DIR = "figures"
 INDEX_DIR = "index"
+REGIONS_DIR = "regions"  # sub-region vectors (`embedder.regions`, scan --crop-vectors): extra queries for crops
 VECTOR_DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
 # Columns needed to decide which pairs are trivial (no pixels, no vectors).
 KEY_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "parent_id", "flags"]
@@ -341,6 +342,46 @@ class FigureStore:
         run["rows"] += n
         run["files"].append(rel)
         write_json_atomic(self.root / MANIFEST, self._manifest)
+
+    def write_region_vectors(self, info: BatchInfo, owners: np.ndarray, vectors: np.ndarray) -> None:
+        """Store sub-region vectors of the records `append` just wrote (`info`), in a side file.
+
+        `owners` (M,) are positions in that batch (0 .. info.rows - 1), `vectors` (M, dim)
+        their sub-region vectors. They live in REGIONS/<name of the figures file> with
+        columns row_id (the panel's, repeated) and vector, so the figures schema and
+        everything reading it are untouched; a store without them simply has none.
+        """
+        owners = np.asarray(owners, dtype=np.int64)
+        if len(owners) != len(vectors):
+            raise ValueError(f"{len(owners)} owners but {len(vectors)} region vectors")
+        if len(owners) and (owners.min() < 0 or owners.max() >= info.rows):
+            raise ValueError("region owners must be positions in the batch")
+        if not len(owners):
+            return
+        unit = l2_normalize(np.asarray(vectors).reshape(len(owners), -1))
+        self.check_compatible(model_id=self.model_id, dim=unit.shape[1])
+        flat = pa.array(unit.astype(np.float32).ravel(), type=pa.float32())
+        table = pa.table({"row_id": pa.array(owners + info.first_row_id),
+                          "vector": pa.FixedSizeListArray.from_arrays(flat, self.dim)})
+        (self.root / REGIONS_DIR).mkdir(exist_ok=True)
+        _write_parquet_atomic(table, self.root / REGIONS_DIR / Path(info.file).name)
+
+    def read_region_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(row_ids, vectors) of all stored sub-region vectors (ids repeat: several per panel), float32."""
+        ids, vecs = [np.zeros(0, np.int64)], [np.zeros((0, self.dim), np.float32)]
+        for entry in self._manifest["files"]:
+            path = self.root / REGIONS_DIR / Path(entry["file"]).name
+            if not path.exists():
+                continue
+            t = pq.read_table(path)
+            rid = t.column("row_id").to_numpy().astype(np.int64)
+            ok = (rid >= entry["first_row_id"]) & (rid < entry["first_row_id"] + entry["rows"])  # a stale file: skip
+            if not ok.all():
+                logger.warning("%s: region vectors do not belong to %s; ignored", path, entry["file"])
+                continue
+            ids.append(rid)
+            vecs.append(vectors_from_arrow(t.column("vector"), self.dim))
+        return np.concatenate(ids), np.concatenate(vecs)
 
     def set_index_info(self, info: dict[str, Any] | None) -> None:
         """Record the current FAISS index parameters in the manifest (written atomically)."""

@@ -37,6 +37,11 @@ _OPTIONS = [
     click.option("--pixel-check/--no-pixel-check", default=_MATCH.pixel_check, show_default=True,
                  help="Refine the head score by placing one panel on the other (turn, crop, rescale) and "
                       "correlating pixels; needs a calibrated model (the shipped one is)."),
+    click.option("--crop-vectors/--no-crop-vectors", default=_MATCH.crop_vectors, show_default=True,
+                 help="Also embed sub-regions of large panels (quadrants and centre) and use them as extra "
+                      "queries, so that crops keeping a quarter to half of a panel become candidates, and "
+                      "let a confident crop placement outweigh a low head score (embedding about 2-3x "
+                      "slower, about 3x the candidates to pixel-check; docs/benchmarks.md)."),
     click.option("--max-pages", type=click.IntRange(1), default=_PIPELINE.max_pages, show_default=True,
                  help="Pages read per document (the rest is reported in errors.csv)."),
     click.option("--progress/--no-progress", default=True, help="Progress bars on stderr."),
@@ -53,9 +58,11 @@ def run_options(func: F) -> F:
 def options_from(kwargs: dict[str, Any]) -> RunOptions:
     """The `RunOptions` of the shared options in a command's keyword arguments."""
     pipeline = PipelineOptions(model_path=kwargs["model"], embed_batch_size=kwargs["batch_size"],
-                               embed_actors=kwargs["actors"], max_pages=kwargs["max_pages"])
+                               embed_actors=kwargs["actors"], max_pages=kwargs["max_pages"],
+                               crop_vectors=kwargs["crop_vectors"])
     match = MatchOptions(k=kwargs["k"], min_sim=kwargs["min_sim"], threshold=kwargs["threshold"],
-                         include_noise=kwargs["include_noise"], pixel_check=kwargs["pixel_check"])
+                         include_noise=kwargs["include_noise"], pixel_check=kwargs["pixel_check"],
+                         crop_vectors=kwargs["crop_vectors"])
     return RunOptions(pipeline=pipeline, match=match, address=kwargs["address"], progress=kwargs["progress"])
 
 

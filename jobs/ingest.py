@@ -14,7 +14,15 @@ import pyarrow.compute as pc
 
 from index.store import MANIFEST, FigureStore, StoreMismatchError
 from jobs.clock import StageClock
-from jobs.pipeline import ROW_DOC, ROW_ERROR, ROW_RECORD, PipelineOptions, model_id_of, run_extract_and_embed
+from jobs.pipeline import (
+    REGION_COLUMN,
+    ROW_DOC,
+    ROW_ERROR,
+    ROW_RECORD,
+    PipelineOptions,
+    model_id_of,
+    run_extract_and_embed,
+)
 from jobs.staging import STAGING_DIRNAME, STORE_FILE_ROWS, StagingArea, document_aligned_slices
 from scanner.discover import document_key
 from scanner.extract import file_sha256
@@ -118,8 +126,23 @@ def _store_records(store_dir: Path, records: pa.Table, run_id: str) -> np.ndarra
     for start, stop in document_aligned_slices(records.column("doc").to_pylist(), STORE_FILE_ROWS):
         part = records.slice(start, stop - start)
         info = store.append(part.select(FIGURES_SCHEMA.names), vectors[start:stop], model_id=model_id, run_id=run_id)
+        if REGION_COLUMN in part.column_names:
+            owners, regions = split_region_vectors(part.column(REGION_COLUMN).to_pylist(), vectors.shape[1])
+            store.write_region_vectors(info, owners, regions)
         new_ids.append(np.arange(info.first_row_id, info.first_row_id + info.rows, dtype=np.int64))
     return np.concatenate(new_ids) if new_ids else np.zeros(0, np.int64)
+
+
+def split_region_vectors(flat: list[list[float] | None], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """`REGION_COLUMN` values -> (owner position per region vector, (M, dim) vectors)."""
+    owners: list[int] = []
+    parts: list[np.ndarray] = [np.zeros((0, dim), np.float32)]
+    for i, values in enumerate(flat):
+        if values:
+            v = np.asarray(values, dtype=np.float32).reshape(-1, dim)
+            owners += [i] * len(v)
+            parts.append(v)
+    return np.asarray(owners, dtype=np.int64), np.concatenate(parts)
 
 
 def _count_rows(table: pa.Table, result: IngestResult) -> None:

@@ -1,7 +1,7 @@
 """Matching over the store: FAISS candidates, the head's score, the pixel check, the threshold, groups."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +34,10 @@ class MatchOptions:
     # misses copies that line up pixel for pixel (a turned, stretched blot scored 0.005); raise it to
     # trade recall for speed on very large stores
     pixel_floor: float = 0.0
+    # sub-region vectors stored by `scan --crop-vectors` (`embedder.regions`) are extra queries, so a crop
+    # of a panel meets it through the sub-region it came from (the pair keeps its best similarity); also
+    # turns on the fused score's crop floor (embedder.fusion)
+    crop_vectors: bool = False
 
 
 @dataclass
@@ -73,12 +77,17 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
         if query_row_ids is not None:
             ids = ids[np.isin(ids, query_row_ids)]
         # cast: index.candidates types its index as a plain class, which VectorIndex does not subclass
-        pairs = self_join(cast(Any, index), ids, vectors[ids], keys, k=options.k, min_sim=options.min_sim,
+        q_ids, q_vecs = ids, vectors[ids]
+        if options.crop_vectors:
+            q_ids, q_vecs = with_region_queries(store, ids, q_vecs)
+        pairs = self_join(cast(Any, index), q_ids, q_vecs, keys, k=options.k, min_sim=options.min_sim,
                           exclude_noise=not options.include_noise)
     with clock.timed("score"):
         embedder = Embedder.load(model_path)
         head = score_candidates(pairs, vectors, embedder.score) if len(pairs) else np.zeros(0, np.float32)
     fusion = PixelFusion.from_meta(embedder.meta) if options.pixel_check else None
+    if fusion is not None and options.crop_vectors:  # the crops mode: a confident crop placement floors the head
+        fusion = replace(fusion, crop_floor=True)
     alignments: list[Alignment | None] = [None] * len(pairs)
     scores = head
     if fusion is not None:
@@ -93,6 +102,13 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
     group = connected_components(a, b).group_of(a)
     return MatchResult(a=a, b=b, sim=pairs.sim[keep], score=scores[keep], group=group, candidates=len(pairs),
                        head=head[keep], alignment=[x for x, k in zip(alignments, keep.tolist()) if k])
+
+
+def with_region_queries(store: FigureStore, ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The queries `ids`/`vectors` plus the stored sub-region vectors of those rows (ids repeated)."""
+    region_ids, region_vecs = store.read_region_vectors()
+    keep = np.isin(region_ids, ids)
+    return np.concatenate([ids, region_ids[keep]]), np.concatenate([vectors, region_vecs[keep]])
 
 
 def model_threshold(embedder: Embedder, *, fused: bool = False) -> float:

@@ -61,6 +61,7 @@ class PipelineOptions:
     cpus_per_extract: float = 1.0
     max_pages: int = 2_000
     doc_timeout_s: float = 300.0
+    crop_vectors: bool = False         # also embed sub-regions of large panels (`embedder.regions`), for crops
 
 
 def _doc_rows(result: DocumentResult) -> pa.Table:
@@ -112,7 +113,7 @@ class EmbedPanels:
     cheap, and the store keeps one vector per record so `--include-noise` works.
     """
 
-    def __init__(self, model_path: str | None, batch_size: int) -> None:
+    def __init__(self, model_path: str | None, batch_size: int, crop_vectors: bool = False) -> None:
         import torch  # worker-side, see the note at the top
 
         from embedder.inference import Embedder
@@ -121,19 +122,38 @@ class EmbedPanels:
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
         self.embedder: Embedder = Embedder.load(model_path, batch_size=batch_size)
         self.model_id = model_id_of(model_path)
+        self.crop_vectors = crop_vectors
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         kinds = batch.column("row_kind").to_pylist()
         images = batch.column("image").to_pylist()
         todo = [i for i, k in enumerate(kinds) if k == ROW_RECORD]
         vectors: list[list[float] | None] = [None] * batch.num_rows
+        pil: list[Image.Image] = []
         if todo:
             pil = [Image.open(io.BytesIO(images[i])).convert("RGB") for i in todo]
             vecs = self.embedder.embed(pil)
             for i, v in zip(todo, vecs):
                 vectors[i] = v.tolist()
         batch = batch.append_column("vector", pa.array(vectors, pa.list_(pa.float32())))
+        if self.crop_vectors:
+            batch = batch.append_column(REGION_COLUMN, region_vector_column(self.embedder, pil, todo, batch.num_rows))
         return batch.append_column("model_id", pa.array([self.model_id] * batch.num_rows, pa.string()))
+
+
+REGION_COLUMN = "region_vectors"  # with `crop_vectors`: the sub-region vectors of a record, flattened (null: none)
+
+
+def region_vector_column(embedder: Embedder, pil: list[Image.Image], todo: list[int], n_rows: int) -> pa.Array:
+    """`REGION_COLUMN` of a batch: each record's sub-region vectors (`embedder.regions`) as one flat
+    list<float32> (regions x dim), null for rows without a record or panels too small for sub-regions."""
+    from embedder.regions import embed_regions
+
+    flat: list[list[float] | None] = [None] * n_rows
+    owners, vecs = embed_regions(embedder, pil)
+    for pos in np.unique(owners).tolist():
+        flat[todo[pos]] = vecs[owners == pos].ravel().tolist()
+    return pa.array(flat, pa.list_(pa.float32()))
 
 
 def model_id_of(model_path: str | None) -> str:
@@ -194,7 +214,8 @@ def run_extract_and_embed(paths: Sequence[Path], root: Path, options: PipelineOp
         EmbedPanels,
         batch_size=options.embed_batch_size,
         batch_format="pyarrow",
-        fn_constructor_kwargs={"model_path": options.model_path, "batch_size": options.embed_batch_size},
+        fn_constructor_kwargs={"model_path": options.model_path, "batch_size": options.embed_batch_size,
+                               "crop_vectors": options.crop_vectors},
         compute=ActorPoolStrategy(size=options.embed_actors),
         num_cpus=options.cpus_per_actor,
         num_gpus=options.gpus_per_actor or None,

@@ -1,6 +1,8 @@
 """The fused score: a logistic combination of head, pixel correlation and detail, stored in checkpoint meta."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -41,3 +43,22 @@ def test_meta_round_trip_and_absence() -> None:
     assert PixelFusion.from_meta(meta) == FUSION
     assert PixelFusion.from_meta({"threshold": 0.4}) is None
     assert PixelFusion.from_meta({META_KEY: "garbage"}) is None
+
+
+def test_a_confident_crop_placement_is_not_dragged_down_by_the_head() -> None:
+    head, corr, detail = np.array([0.02, 0.02, 0.02, 0.9]), np.array([0.965, 0.965, 0.7, 0.965]), np.full(4, 0.8)
+    scale = np.array([0.6, 1.0, 0.6, 0.6])
+    plain = FUSION.combine(head, corr, detail)
+    assert (FUSION.combine(head, corr, detail, scale) == plain).all()  # off by default
+    floored = replace(FUSION, crop_floor=True)
+    crop_aware = floored.combine(head, corr, detail, scale)
+    neutral = FUSION.combine(np.array([0.5]), corr[:1], detail[:1])[0]
+    assert crop_aware[0] == pytest.approx(neutral) and crop_aware[0] > plain[0] + 0.2  # a crop: head counts as 0.5
+    assert crop_aware[1] == plain[1]  # a whole-panel placement is scored as fitted
+    assert crop_aware[2] == plain[2]  # a weak placement keeps the head's doubt
+    assert crop_aware[3] == plain[3]  # a head for the pair is kept
+    from embedder.verify import Alignment
+
+    found = [Alignment(0.965, 0.8, scale=0.6), Alignment(0.965, 0.8, scale=1.0), None]
+    assert floored.score(head[:3], found)[0] == pytest.approx(crop_aware[0])
+    assert floored.score(head[:3], found)[1] == pytest.approx(plain[1])

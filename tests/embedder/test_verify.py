@@ -168,3 +168,38 @@ def test_config_round_trips_through_checkpoint_meta() -> None:
     data["unknown_future_key"] = 1
     data["scales"], data["aspects"] = list(data["scales"]), list(data["aspects"])  # as stored: lists
     assert AlignConfig.from_dict(data) == config
+
+
+def test_partial_overlap_of_two_crops_is_found_with_its_shares() -> None:
+    from embedder.verify import align_overlap
+    from training.data import all_kinds, specimen_image
+
+    field = specimen_image(all_kinds(), 7001, 0, 240, 240)[1].resize((240, 240))
+    a = field.crop((0, 0, 168, 168))       # 70% of each side, top-left
+    b = field.crop((72, 72, 240, 240))     # 70% of each side, bottom-right: they share 96 x 96
+    found = align_overlap(a, b)
+    assert found.correlation > 0.9 and found.transform == "identity"
+    assert found.share_a == pytest.approx((96 / 168) ** 2, abs=0.06)
+    assert found.share_b == pytest.approx((96 / 168) ** 2, abs=0.06)
+    turned = align_overlap(a, b.transpose(Image.Transpose.ROTATE_90))
+    assert turned.correlation > 0.9 and turned.transform != "identity"
+    other = specimen_image(all_kinds(), 7003, 0, 240, 240)[1].crop((0, 0, 168, 168))
+    assert align_overlap(a, other).correlation < 0.6
+
+
+def test_own_aspect_recovers_the_detail_of_a_crop_that_kept_its_proportions() -> None:
+    from dataclasses import replace
+
+    from embedder.verify import AlignConfig, align_pair, own_aspects
+    from training.data import all_kinds, specimen_image
+
+    field = specimen_image(all_kinds(), 7005, 0, 220, 220)[1]
+    w, h = field.size
+    crop = field.crop((20, 20, 20 + round(w * 0.67), 20 + round(h * 0.54)))  # 0.67 x 0.54 of the sides
+    plain = align_pair(field, crop, AlignConfig())
+    own = align_pair(field, crop, replace(AlignConfig(), own_aspect=True))
+    assert own.detail > plain.detail + 0.05 and own.correlation >= plain.correlation
+    assert AlignConfig.from_dict({}).own_aspect is False  # calibrations made before it keep their search
+    assert own_aspects(torch.zeros(40, 40), torch.zeros(20, 20), 0, 0.5) == ()  # same shape: nothing to add
+    assert own_aspects(torch.zeros(40, 40), torch.zeros(16, 20), 0, 0.5) == pytest.approx((0.8,))
+    assert own_aspects(torch.zeros(40, 40), torch.zeros(16, 20), 1, 0.5) == pytest.approx((1.25,))  # quarter turn

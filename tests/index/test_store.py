@@ -150,3 +150,20 @@ def test_duckdb_and_pandas_read_the_folder(tmp_path) -> None:
         assert noise == [(1,)]
         df = pd.read_parquet(root / "s" / "figures", columns=["row_id", "doc", "model_id"])
         assert sorted(df["row_id"]) == list(range(8)) and set(df["model_id"]) == {"bta-r18-v1"}
+
+
+def test_region_vectors_round_trip_in_a_side_file(tmp_path) -> None:
+    store, _, _, (b1, b2) = _store_with_two_batches(tmp_path)
+    assert [len(x) for x in store.read_region_vectors()] == [0, 0]  # a store without them has none
+    rng = np.random.default_rng(1)
+    r1, r2 = rng.normal(size=(4, 8)), rng.normal(size=(2, 8))
+    store.write_region_vectors(b1, np.array([0, 0, 3, 4]), r1)
+    store.write_region_vectors(b2, np.array([2, 2]), r2)
+    store.write_region_vectors(b2, np.zeros(0, np.int64), np.zeros((0, 8)))  # nothing to write: no-op
+    ids, vecs = FigureStore.open(tmp_path / "s").read_region_vectors()
+    assert ids.tolist() == [0, 0, 3, 4, 7, 7]  # the panels' row ids, repeated
+    assert np.allclose(vecs, np.concatenate([r1, r2]) / np.linalg.norm(np.concatenate([r1, r2]), axis=1, keepdims=True),
+                       atol=1e-6)
+    assert pq.read_schema(tmp_path / "s" / "figures" / "part-000000.parquet") == store.schema  # figures untouched
+    with pytest.raises(ValueError):
+        store.write_region_vectors(b2, np.array([3]), r2[:1])  # batch b2 has rows 0..2 only
