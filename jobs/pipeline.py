@@ -29,6 +29,7 @@ import ray.data
 from PIL import Image
 from ray.data import ActorPoolStrategy
 
+from index.store import PIXELS_COLUMN
 from scanner.discover import document_key
 from scanner.extract import DocumentResult, ExtractLimits, extract_document
 from scanner.records import FIGURES_SCHEMA, records_to_table
@@ -121,19 +122,42 @@ class EmbedPanels:
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
         self.embedder: Embedder = Embedder.load(model_path, batch_size=batch_size)
         self.model_id = model_id_of(model_path)
+        from embedder.fusion import PixelFusion
+
+        fusion = PixelFusion.from_meta(self.embedder.meta)
+        self.align = fusion.align if fusion is not None else None  # the model's pixel check, if it has one
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         kinds = batch.column("row_kind").to_pylist()
         images = batch.column("image").to_pylist()
         todo = [i for i, k in enumerate(kinds) if k == ROW_RECORD]
         vectors: list[list[float] | None] = [None] * batch.num_rows
+        pixels: list[bytes | None] = [None] * batch.num_rows
         if todo:
             pil = [Image.open(io.BytesIO(images[i])).convert("RGB") for i in todo]
             vecs = self.embedder.embed(pil)
             for i, v in zip(todo, vecs):
                 vectors[i] = v.tolist()
+            for i, p in zip(todo, self._pixel_features(pil)):
+                pixels[i] = p
         batch = batch.append_column("vector", pa.array(vectors, pa.list_(pa.float32())))
-        return batch.append_column("model_id", pa.array([self.model_id] * batch.num_rows, pa.string()))
+        batch = batch.append_column("model_id", pa.array([self.model_id] * batch.num_rows, pa.string()))
+        return batch.append_column(PIXELS_COLUMN, pa.array(pixels, pa.binary()))
+
+    def _pixel_features(self, images: list[Image.Image]) -> list[bytes | None]:
+        """What the model's pixel check reads of each panel (`embedder.verify.pixel_features`), computed once
+        here while the panel is decoded; None without a pixel check or for an image it cannot use."""
+        from embedder.verify import pixel_features
+
+        if self.align is None:
+            return [None] * len(images)
+        out: list[bytes | None] = []
+        for image in images:
+            try:
+                out.append(pixel_features(image, self.align))
+            except ValueError:
+                out.append(None)
+        return out
 
 
 def model_id_of(model_path: str | None) -> str:
