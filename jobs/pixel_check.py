@@ -67,7 +67,7 @@ class ChunkPixels:
         i = int(np.searchsorted(self.row_ids, row_id))
         if i >= len(self.row_ids) or self.row_ids[i] != row_id:
             raise KeyError(row_id)
-        return memoryview(self.blob[self.offsets[i]:self.offsets[i + 1]]), bool(self.is_image[i])
+        return memoryview(self.blob[self.offsets[i]:self.offsets[i + 1]].data), bool(self.is_image[i])
 
     @property
     def nbytes(self) -> int:
@@ -117,7 +117,7 @@ def _panel(chunk: ChunkPixels, row_id: int, config: AlignConfig) -> PanelPixels 
         return None
 
 
-def align_chunk(chunk: ChunkPixels, a: Sequence[int], b: Sequence[int], config: AlignConfig) -> list[Alignment]:
+def align_chunk(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, config: AlignConfig) -> list[Alignment]:
     """`align_pair` of each pair of row ids (a[i], b[i]) on one thread; each panel is unpacked once.
 
     Never raises for bad pixels (correlation 0 instead): one broken panel must not take down a scan.
@@ -131,7 +131,7 @@ def align_chunk(chunk: ChunkPixels, a: Sequence[int], b: Sequence[int], config: 
 
     out: list[Alignment] = []
     with single_thread():
-        for x, y in zip(np.asarray(a).tolist(), np.asarray(b).tolist(), strict=True):
+        for x, y in zip(a.tolist(), b.tolist(), strict=True):
             pa_, pb = panel(x), panel(y)
             if pa_ is None or pb is None:
                 out.append(Alignment(0.0))

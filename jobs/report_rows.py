@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 StoreRow = dict[str, Any]  # one row of the store as `read_table(...).to_pylist()` gives it
 PairFilter = Callable[[StoreRow, StoreRow], bool]
 
-_ROW_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "image"]
+_ROW_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1"]
 
 
 def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[str, Path],
@@ -44,14 +44,16 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
     if not len(match.a):
         return []
     store = FigureStore.open(store_dir)
-    wanted = set(match.a.tolist()) | set(match.b.tolist())
-    rows = {r["row_id"]: r for r in store.read_table(_ROW_COLUMNS, row_ids=sorted(wanted)).to_pylist()}
+    wanted = sorted(set(match.a.tolist()) | set(match.b.tolist()))
+    rows = {r["row_id"]: r for r in store.read_table(_ROW_COLUMNS, row_ids=wanted).to_pylist()}
+    unaligned = {x for a, b, al in zip(match.a.tolist(), match.b.tolist(), match.alignment) if al is None for x in (a, b)}
+    thumbnails, images = _thumbnails(store, wanted, keep=unaligned)
     page_art = _draw_pages(rows.values(), doc_roots)
     refs: dict[int, PanelRef] = {}
     for rid, r in rows.items():
         art = page_art.get((r["doc"], int(r["page"])))
         refs[rid] = PanelRef(doc=r["doc"], page=int(r["page"]), bbox=(r["x0"], r["y0"], r["x1"], r["y1"]),
-                             figure_id=r["figure_id"], thumbnail=make_thumbnail(r["image"], THUMB_MAX_PX, fmt="PNG") or b"",
+                             figure_id=r["figure_id"], thumbnail=thumbnails.get(rid, b""),
                              page_image=art[0] if art else None, page_size=art[1] if art else None)
     out = []
     for a, b, score, sim, group, head_score, alignment in zip(match.a.tolist(), match.b.tolist(), match.score.tolist(),
@@ -66,13 +68,28 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
             extra["pixel match"] = f"{alignment.correlation:.2f} (detail {alignment.detail:.2f})"
             extra["placement"] = describe_placement(alignment)
         else:
-            transform, corr = estimate_transform(Image.open(io.BytesIO(ra["image"])), Image.open(io.BytesIO(rb["image"])))
+            transform, corr = estimate_transform(Image.open(io.BytesIO(images[a])), Image.open(io.BytesIO(images[b])))
             extra["alignment"] = f"{corr:.2f}"
         out.append(ReportPair(score=float(score), a=refs[a], b=refs[b], group_id=int(group), transform=transform,
                               head_score=head_score, pixel_match=None if alignment is None else alignment.correlation,
                               pixel_detail=None if alignment is None else alignment.detail,
                               extra=extra))
     return out
+
+
+def _thumbnails(store: FigureStore, row_ids: list[int], *, keep: set[int]) -> tuple[dict[int, bytes], dict[int, bytes]]:
+    """Report thumbnails of `row_ids`, and the stored images of those in `keep` (pairs the pixel check did
+    not place, whose transform is estimated from the images). One store file's images are read at a time,
+    so the driver holds thumbnails, not the corpus's images."""
+    thumbnails: dict[int, bytes] = {}
+    images: dict[int, bytes] = {}
+    for rel in store.files:
+        table = store.read_table(["row_id", "image"], files=[rel], row_ids=row_ids)
+        for rid, image in zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()):
+            thumbnails[rid] = make_thumbnail(image, THUMB_MAX_PX, fmt="PNG") or b""
+            if rid in keep:
+                images[rid] = image
+    return thumbnails, images
 
 
 def _draw_pages(rows: Iterable[StoreRow], doc_roots: dict[str, Path]) -> dict[tuple[str, int], tuple[bytes, tuple[float, float]]]:

@@ -93,7 +93,8 @@ class StagingArea:
         """
         files = self._files()
         where = list(zip(light.column(FILE_COLUMN).to_pylist(), light.column(ROW_COLUMN).to_pylist()))
-        parts, order = [], {}
+        parts: list[pa.Table] = []
+        order: dict[tuple[int, int], int] = {}
         for f in sorted({f for f, _ in where}):
             rows = sorted(r for g, r in where if g == f)
             parts.append(pq.read_table(files[f], columns=[c for c in HEAVY_COLUMNS if c in pq.read_schema(files[f]).names])
