@@ -99,7 +99,8 @@ class StagingArea:
             rows = sorted(r for g, r in where if g == f)
             parts.append(pq.read_table(files[f], columns=[c for c in HEAVY_COLUMNS if c in pq.read_schema(files[f]).names])
                          .take(pa.array(rows, pa.int64())))
-            order.update({(f, r): len(order) for r in rows})
+            for r in rows:
+                order[(f, r)] = len(order)
         heavy = pa.concat_tables(parts, promote_options="default").take(pa.array([order[w] for w in where], pa.int64()))
         out = light.drop_columns([FILE_COLUMN, ROW_COLUMN, HASH_COLUMN])
         for name in heavy.column_names:
