@@ -40,27 +40,50 @@ def _status_kb(path: str, key: str) -> int:
     return 0
 
 
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process (from /proc/PID/stat)."""
+    out = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                    out[int(pid)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
 class WorkerSampler(threading.Thread):
-    """Peak RSS of Ray worker processes (cmdline starting with `ray::`), sampled until stopped."""
+    """Peak RSS of this process's Ray workers (descendants whose cmdline starts with `ray::`; other
+    people's Ray clusters on the machine are not counted), sampled until stopped."""
 
     def __init__(self, period: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.period, self.stop = period, threading.Event()
         self.peak_one_kb = self.peak_sum_kb = 0
         self.seen: set[int] = set()
+        self.root = os.getpid()
+
+    def _mine(self, pid: int, parents: dict[int, int]) -> bool:
+        for _ in range(64):
+            pid = parents.get(pid, 0)
+            if pid == self.root:
+                return True
+            if pid <= 1:
+                return False
+        return False
 
     def run(self) -> None:
         while not self.stop.is_set():
             total = 0
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
-                    continue
+            parents = _parents()
+            for pid in map(str, parents):
                 try:
                     with open(f"/proc/{pid}/cmdline", "rb") as fh:
                         cmd = fh.read(64)
                 except OSError:
                     continue
-                if not cmd.startswith(b"ray::"):
+                if not cmd.startswith(b"ray::") or not self._mine(int(pid), parents):
                     continue
                 self.seen.add(int(pid))
                 total += _status_kb(f"/proc/{pid}/status", "VmRSS")
