@@ -108,8 +108,10 @@ def extract_paths(batch: dict[str, np.ndarray], *, root: str, max_pages: int, do
 class EmbedPanels:
     """Ray Data actor: loads the model once, then embeds batches of panel rows.
 
-    Adds a `vector` column (list<float32>, null for error and document rows) and
-    `model_id`. Noise panels (tiny, uniform) are embedded too: they are few and
+    Adds a `vector` column (list<float32>, null for error and document rows),
+    `model_id`, and `pixels`: what the model's pixel check reads of the panel
+    (`embedder.verify.pixel_features`), computed here once while the panel is
+    decoded. Noise panels (tiny, uniform) are embedded too: they are few and
     cheap, and the store keeps one vector per record so `--include-noise` works.
     """
 
