@@ -7,7 +7,9 @@ other fields of the same specimen, other specimens; 80-200 px): as shipped, with
 stretch pass switched off, and with direct convolution only (no FFT), interleaved over
 `--runs` rounds; prints the median milliseconds per pair of each. `--kernels` also times the two ways of
 correlating a container with templates (direct `conv2d`, FFT) at the sizes the search
-uses, which is how `embedder.verify.FFT_MIN_PIXELS` was chosen.
+uses, which is how `embedder.verify.FFT_MIN_PIXELS` was chosen. `--features` times what a scan
+does per pair before and after the stored pixel features: `align_encoded` on the two PNGs
+(decode, then the search) against `align_pair` on their `pixel_features` (checked equal).
 """
 from __future__ import annotations
 
@@ -49,6 +51,33 @@ def time_configs(n_pairs: int, runs: int) -> dict[str, float]:
     return {name: round(statistics.median(s) / n_pairs * 1000, 1) for name, s in seconds.items()}
 
 
+def time_features(n_pairs: int, runs: int) -> dict[str, object]:
+    import io
+
+    from embedder.verify import align_encoded, panel_pixels, pixel_features
+
+    def png(image: object) -> bytes:
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")  # type: ignore[attr-defined]
+        return buf.getvalue()
+
+    config = AlignConfig()
+    pairs = [(png(p.a), png(p.b)) for p in calibration_pairs(n_pairs, seed=0)]
+    features = [(panel_pixels(pixel_features(p.a.convert("RGB"), config), config),
+                 panel_pixels(pixel_features(p.b.convert("RGB"), config), config)) for p in calibration_pairs(n_pairs, seed=0)]
+    seconds: dict[str, list[float]] = {"encoded images": [], "stored features": []}
+    same = True
+    for _ in range(runs):
+        started = time.perf_counter()
+        from_images = [align_encoded(a, b, config) for a, b in pairs]
+        seconds["encoded images"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        from_features = [align_pair(a, b, config) for a, b in features]  # type: ignore[arg-type]
+        seconds["stored features"].append(time.perf_counter() - started)
+        same = same and from_images == from_features
+    return {"identical": same, **{name: round(statistics.median(s) / n_pairs * 1000, 1) for name, s in seconds.items()}}
+
+
 def time_kernels(repeats: int = 20) -> list[dict[str, object]]:
     out = []
     for H, W, h, w, n in [(32, 32, 25, 25, 40), (64, 64, 51, 51, 9), (64, 48, 40, 30, 9),
@@ -72,10 +101,14 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--kernels", action="store_true")
+    parser.add_argument("--features", action="store_true", help="PNG decode + search against stored features")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the scan runs it (embedder.verify.align_many)
-    result: dict[str, object] = {"pairs": args.pairs, "runs": args.runs,
-                                 "ms_per_pair_median": time_configs(args.pairs, args.runs)}
+    result: dict[str, object] = {"pairs": args.pairs, "runs": args.runs}
+    if args.features:
+        result["features_ms_per_pair_median"] = time_features(args.pairs, args.runs)
+    else:
+        result["ms_per_pair_median"] = time_configs(args.pairs, args.runs)
     if args.kernels:
         result["kernels"] = time_kernels()
     print(json.dumps(result, indent=2))

@@ -36,6 +36,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -116,14 +117,7 @@ class _Hypothesis:
 
 def luminance(image: Image.Image, side: int) -> torch.Tensor:
     """Grey (H, W) float tensor in [0, 1] whose geometric-mean side is `side` (aspect kept)."""
-    image = image.convert("RGB")
-    w, h = image.size
-    if w <= 0 or h <= 0:
-        raise ValueError("empty image")
-    f = side / math.sqrt(w * h)
-    size = (max(4, round(w * f)), max(4, round(h * f)))
-    grey = image.convert("L").resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return torch.from_numpy(np.asarray(grey, dtype=np.float32) / 255.0)
+    return torch.from_numpy(_grey(image, side).astype(np.float32) / 255.0)
 
 
 def rotate(t: torch.Tensor, angles: Sequence[float]) -> torch.Tensor:
@@ -270,16 +264,111 @@ def _angles_around(angle: float, step: float) -> tuple[float, ...]:
     return (angle - step, angle, angle + step) if step else (angle,)
 
 
-def _both_ways(a: Image.Image, b: Image.Image, side: int,
+# ------------------------------------------------------------------ precomputed luminances
+# What the search needs of a panel is its luminance at three sides (coarse, fine, detail):
+# uint8 grey images (`luminance` is a uint8 image / 255), so they are stored exactly,
+# computed once when the panel is embedded (`jobs.pipeline.EmbedPanels`) instead of
+# decoding the full-resolution panel for every pair it is in.
+_PIXELS_MAGIC = b"RSP1"
+_PIXELS_HEADER = struct.Struct("<4sB")   # magic, number of sides
+_PIXELS_SIDE = struct.Struct("<HHH")     # side, height, width; then height * width uint8
+
+
+def feature_sides(config: AlignConfig) -> tuple[int, ...]:
+    """The luminance sides `align_pair` reads under `config` (distinct, ascending)."""
+    return tuple(sorted({config.coarse_side, config.fine_side, config.detail_side}))
+
+
+def _grey(image: Image.Image, side: int) -> np.ndarray:
+    """The uint8 grey image `luminance(image, side)` is made of (luminance = this / 255)."""
+    image = image.convert("RGB")
+    w, h = image.size
+    if w <= 0 or h <= 0:
+        raise ValueError("empty image")
+    f = side / math.sqrt(w * h)
+    size = (max(4, round(w * f)), max(4, round(h * f)))
+    return np.asarray(image.convert("L").resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class PanelPixels:
+    """A panel's grey images at the sides the pixel check reads (side -> (H, W) uint8)."""
+
+    greys: dict[int, np.ndarray]
+
+    def luminance(self, side: int) -> torch.Tensor:
+        """The same tensor as `luminance(image, side)` of the panel these were computed from."""
+        return torch.from_numpy(self.greys[side].astype(np.float32) / 255.0)
+
+    def covers(self, config: AlignConfig) -> bool:
+        return all(s in self.greys for s in feature_sides(config))
+
+    def to_bytes(self) -> bytes:
+        parts = [_PIXELS_HEADER.pack(_PIXELS_MAGIC, len(self.greys))]
+        for side, grey in sorted(self.greys.items()):
+            parts += [_PIXELS_SIDE.pack(side, *grey.shape), np.ascontiguousarray(grey, np.uint8).tobytes()]
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes | memoryview) -> PanelPixels:
+        """Inverse of `to_bytes`; ValueError for anything else."""
+        buf = memoryview(data)
+        if len(buf) < _PIXELS_HEADER.size:
+            raise ValueError("not panel pixels")
+        magic, n = _PIXELS_HEADER.unpack_from(buf, 0)
+        if magic != _PIXELS_MAGIC:
+            raise ValueError("not panel pixels")
+        pos, greys = _PIXELS_HEADER.size, {}
+        for _ in range(n):
+            side, h, w = _PIXELS_SIDE.unpack_from(buf, pos)
+            pos += _PIXELS_SIDE.size
+            if pos + h * w > len(buf):
+                raise ValueError("truncated panel pixels")
+            greys[side] = np.frombuffer(buf[pos:pos + h * w], dtype=np.uint8).reshape(h, w)
+            pos += h * w
+        return cls(greys)
+
+
+def pixel_features(image: Image.Image, config: AlignConfig = AlignConfig()) -> bytes:
+    """What the pixel check needs of a panel under `config`, as bytes (`PanelPixels.to_bytes`).
+
+    Raises ValueError for an empty image.
+    """
+    return PanelPixels({side: _grey(image, side) for side in feature_sides(config)}).to_bytes()
+
+
+def panel_pixels(data: bytes | memoryview | None, config: AlignConfig) -> PanelPixels | None:
+    """Stored `pixel_features` as `PanelPixels`, or None when absent, unreadable or made for other sides."""
+    if data is None:
+        return None
+    try:
+        pixels = PanelPixels.from_bytes(data)
+    except (ValueError, struct.error):
+        return None
+    return pixels if pixels.covers(config) else None
+
+
+Panel = Image.Image | PanelPixels  # what `align_pair` compares
+
+
+def _luminance_of(panel: Panel, side: int) -> torch.Tensor:
+    return panel.luminance(side) if isinstance(panel, PanelPixels) else luminance(panel, side)
+
+
+def _both_ways(a: Panel, b: Panel, side: int,
                prepare: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> dict[bool, tuple[torch.Tensor, torch.Tensor]]:
     """(container, template) at `side` pixels for b inside a (key True) and a inside b (False)."""
-    la, lb = prepare(luminance(a, side)), prepare(luminance(b, side))
+    la, lb = prepare(_luminance_of(a, side)), prepare(_luminance_of(b, side))
     return {True: (la, lb), False: (lb, la)}
 
 
 @torch.inference_mode()
-def align_pair(a: Image.Image, b: Image.Image, config: AlignConfig = AlignConfig()) -> Alignment:
-    """Search the placement of b in a (and of a in b) that correlates best; see the module docstring."""
+def align_pair(a: Panel, b: Panel, config: AlignConfig = AlignConfig()) -> Alignment:
+    """Search the placement of b in a (and of a in b) that correlates best; see the module docstring.
+
+    a and b are images, or their `PanelPixels` (the luminances precomputed at the
+    config's sides, `pixel_features`): the result is the same bit for bit.
+    """
     coarse = _both_ways(a, b, config.coarse_side)
     hyps: list[_Hypothesis] = []
     for b_inside_a, (container, template) in coarse.items():
@@ -331,7 +420,7 @@ def high_pass(t: torch.Tensor, kernel: int) -> torch.Tensor:
     return (x - local_mean)[0, 0]
 
 
-def _detail_at(a: Image.Image, b: Image.Image, h: _Hypothesis, config: AlignConfig) -> float:
+def _detail_at(a: Panel, b: Panel, h: _Hypothesis, config: AlignConfig) -> float:
     """Best NCC of the high-pass residuals at `detail_side`, searched just around hypothesis h."""
     container, template = _both_ways(a, b, config.detail_side, lambda t: high_pass(t, config.detail_kernel))[h.b_inside_a]
     scales = _scales_around(h.scale, (0.97, 1.0, 1.03))

@@ -46,6 +46,9 @@ FIGURES_DIR = "figures"
 INDEX_DIR = "index"
 REGIONS_DIR = "regions"  # sub-region vectors (`embedder.regions`, scan --crop-vectors): extra queries for crops
 VECTOR_DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
+# The pixel check's precomputed luminances of a panel (`embedder.verify.pixel_features`), null when
+# not computed; files written before the column existed read as null there (`FigureStore.read_table`).
+PIXELS_COLUMN = "pixels"
 # Columns needed to decide which pairs are trivial (no pixels, no vectors).
 KEY_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "parent_id", "flags"]
 
@@ -72,6 +75,7 @@ def store_schema(dim: int, dtype: str = "float32") -> pa.Schema:
             pa.field("model_id", pa.string()),
             pa.field("run_id", pa.string()),
             pa.field("thumbnail", pa.binary()),
+            pa.field(PIXELS_COLUMN, pa.binary()),
         ]
     )
 
@@ -272,6 +276,7 @@ class FigureStore:
         model_id: str,
         run_id: str,
         keep_images: bool = True,
+        pixels: pa.Array | pa.ChunkedArray | Sequence[bytes | None] | None = None,
     ) -> BatchInfo:
         """Write one batch of records and their vectors as a new immutable Parquet file.
 
@@ -279,7 +284,8 @@ class FigureStore:
         `vectors` an (n, dim) array aligned with it (normalised here to unit length).
         With `keep_images=False` the lossless `image` column is stored empty (null):
         at corpus scale the PDFs stay the source of the pixels and the store keeps
-        provenance and vector only.
+        provenance and vector only. `pixels` (aligned with `figures`, or None for all null)
+        fills the `pixels` column (see `PIXELS_COLUMN`).
         Raises `StoreMismatchError` for another model or dimension. Returns what was
         written; the manifest is updated only after the file is in place.
         """
@@ -289,7 +295,14 @@ class FigureStore:
             table = table.set_column(table.schema.get_field_index("image"), "image", pa.nulls(table.num_rows, pa.binary()))
         first = self.num_rows
         rel = f"{FIGURES_DIR}/part-{len(self._manifest['files']):06d}.parquet"
-        _write_parquet_atomic(self._arrow_batch(table, unit, first, model_id, run_id), self.root / rel)
+        batch = self._arrow_batch(table, unit, first, model_id, run_id)
+        if pixels is not None:
+            if len(pixels) != table.num_rows:
+                raise ValueError(f"{table.num_rows} records but {len(pixels)} pixel features")
+            column = pixels if isinstance(pixels, (pa.Array, pa.ChunkedArray)) else pa.array(list(pixels), pa.binary())
+            batch = batch.set_column(batch.schema.get_field_index(PIXELS_COLUMN), PIXELS_COLUMN,
+                                     column.cast(pa.binary()))
+        _write_parquet_atomic(batch, self.root / rel)
         self._record_file(rel, run_id, table, first)
         logger.info("store %s: wrote %s (%d rows, run %s)", self.root, rel, table.num_rows, run_id)
         return BatchInfo(file=rel, run_id=run_id, rows=table.num_rows, first_row_id=first)
@@ -324,6 +337,7 @@ class FigureStore:
                 pa.FixedSizeListArray.from_arrays(flat, self.dim),
                 pa.array([model_id] * n, type=pa.string()),
                 pa.array([run_id] * n, type=pa.string()),
+                pa.nulls(n, pa.binary()),
                 pa.nulls(n, pa.binary()),
             ],
             schema=self.schema,
@@ -417,8 +431,20 @@ class FigureStore:
             if columns is not None:
                 schema = pa.schema([schema.field(c) for c in columns])
             return schema.empty_table()
-        return pa.concat_tables(pq.read_table(p, columns=list(columns) if columns else None, filters=filters)
-                                for p in paths)
+        return pa.concat_tables(self._read_file(p, columns, filters) for p in paths)
+
+    def _read_file(self, path: str, columns: Sequence[str] | None, filters: Any) -> pa.Table:
+        """One store file's `columns` (default: the store schema's); a column the file predates
+        (such as `pixels`) reads as nulls."""
+        schema = self.schema
+        wanted = list(columns) if columns else schema.names
+        present = set(pq.read_schema(path).names)
+        table = pq.read_table(path, columns=[c for c in wanted if c in present], filters=filters)
+        if all(c in present for c in wanted):
+            return table
+        return pa.Table.from_arrays(
+            [table.column(c) if c in present else pa.nulls(table.num_rows, schema.field(c).type) for c in wanted],
+            schema=pa.schema([schema.field(c) for c in wanted]))
 
     def read_keys(self, files: Sequence[str] | None = None) -> pa.Table:
         """The columns that decide trivial pairs (no pixels, no vectors)."""

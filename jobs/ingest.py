@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from index.store import MANIFEST, FigureStore, StoreMismatchError
+from index.store import MANIFEST, PIXELS_COLUMN, FigureStore, StoreMismatchError
 from jobs.clock import StageClock
 from jobs.pipeline import (
     REGION_COLUMN,
@@ -93,7 +93,7 @@ def ingest(
     with clock.timed("extract + embed"):
         for batch in run_extract_and_embed(todo, root, pipeline):
             staging.write(batch)
-    table, finished = staging.complete_documents()
+    table, finished = staging.complete_documents(light=True)  # images, vectors and pixels stay on disk
     if table.num_rows:  # a crash between writing the store and clearing the staging area
         fresh = [not seen(d, h) for d, h in zip(table.column("doc").to_pylist(), table.column("doc_sha256").to_pylist())]
         table = table.filter(pa.array(fresh))
@@ -109,23 +109,32 @@ def ingest(
         records = table.filter(pc.equal(table.column("row_kind"), ROW_RECORD))
         if records.num_rows:
             records = flag_boilerplate_table(records)
-            result.new_row_ids = _store_records(store_dir, records, run_id)
+            result.new_row_ids = _store_records(store_dir, records, run_id, staging)
             result.panels = records.num_rows
             result.noise = sum(1 for f in records.column("flags").to_pylist() if f and NOISE_FLAGS.intersection(f))
         staging.clear()
     return result
 
 
-def _store_records(store_dir: Path, records: pa.Table, run_id: str) -> np.ndarray:
-    """Append `records` (rows of one model) to the store, whole documents per file; their new row ids."""
+def _store_records(store_dir: Path, records: pa.Table, run_id: str, staging: StagingArea) -> np.ndarray:
+    """Append `records` (light staged rows of one model, `StagingArea.complete_documents(light=True)`) to
+    the store, whole documents per file; their new row ids.
+
+    One store file's rows (`STORE_FILE_ROWS`) are read back from the staging area at a time, so the
+    driver never holds more than that many images, vectors and pixel features.
+    """
     records = records.sort_by([("doc", "ascending"), ("doc_sha256", "ascending")])
     model_id = records.column("model_id")[0].as_py()
-    vectors = np.asarray(records.column("vector").to_pylist(), dtype=np.float32)
-    store = FigureStore.open_or_create(store_dir, model_id=model_id, dim=vectors.shape[1])
+    store: FigureStore | None = None
     new_ids: list[np.ndarray] = []
     for start, stop in document_aligned_slices(records.column("doc").to_pylist(), STORE_FILE_ROWS):
-        part = records.slice(start, stop - start)
-        info = store.append(part.select(FIGURES_SCHEMA.names), vectors[start:stop], model_id=model_id, run_id=run_id)
+        part = staging.gather(records.slice(start, stop - start))
+        vectors = _vectors(part.column("vector"))
+        if store is None:
+            store = FigureStore.open_or_create(store_dir, model_id=model_id, dim=vectors.shape[1])
+        pixels = part.column(PIXELS_COLUMN) if PIXELS_COLUMN in part.column_names else None
+        info = store.append(part.select(FIGURES_SCHEMA.names), vectors, model_id=model_id, run_id=run_id,
+                            pixels=pixels)
         if REGION_COLUMN in part.column_names:
             owners, regions = split_region_vectors(part.column(REGION_COLUMN).to_pylist(), vectors.shape[1])
             store.write_region_vectors(info, owners, regions)
@@ -143,6 +152,12 @@ def split_region_vectors(flat: list[list[float] | None], dim: int) -> tuple[np.n
             owners += [i] * len(v)
             parts.append(v)
     return np.asarray(owners, dtype=np.int64), np.concatenate(parts)
+
+
+def _vectors(column: pa.ChunkedArray) -> np.ndarray:
+    """(n, dim) float32 from a list<float32> column of equal-length, non-null lists (no Python lists)."""
+    flat = pa.chunked_array([c.flatten() for c in column.chunks], pa.float32()).to_numpy()
+    return np.asarray(flat, dtype=np.float32).reshape(len(column), -1)
 
 
 def _count_rows(table: pa.Table, result: IngestResult) -> None:

@@ -60,11 +60,12 @@ class MatchResult:
 
 
 def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path: str | None,
-                options: MatchOptions, clock: StageClock) -> MatchResult:
+                options: MatchOptions, clock: StageClock, progress: bool = False) -> MatchResult:
     """Update the FAISS index, find k-NN candidates, score them (head, then pixel check), group them.
 
     `query_row_ids=None` matches the whole store against itself (scan); otherwise
     only those rows are queried against everything (nightly increments).
+    `progress`: the pixel check's progress bar on stderr (it logs its progress either way).
     """
     check_store_model(store_dir, model_path)
     store = FigureStore.open(store_dir)
@@ -93,7 +94,8 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
     if fusion is not None:
         with clock.timed("pixel check"):
             todo = np.flatnonzero(head >= options.pixel_floor)
-            for i, found in zip(todo.tolist(), pixel_check(store, pairs.a[todo], pairs.b[todo], fusion.align)):
+            for i, found in zip(todo.tolist(), pixel_check(store, pairs.a[todo], pairs.b[todo], fusion.align,
+                                                                  progress=progress)):
                 alignments[i] = found
             scores = fusion.score(head, alignments)
     threshold = model_threshold(embedder, fused=fusion is not None) if options.threshold is None else options.threshold

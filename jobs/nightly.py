@@ -115,7 +115,7 @@ def run_nightly(incoming: Path, store_dir: Path, night: str, options: RunOptions
             query = runs.filter(pc.equal(runs.column("run_id"), run_id)).column("row_id").to_numpy()
             if len(query):
                 matched = match_store(store_dir, query_row_ids=query, model_path=options.model_path,
-                                      options=options.match, clock=clock)
+                                      options=options.match, clock=clock, progress=options.progress)
                 candidates = matched.candidates
                 with clock.timed("report"):
                     pairs = build_report_pairs(store_dir, matched, doc_roots=load_sources(store_dir))

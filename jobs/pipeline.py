@@ -29,6 +29,7 @@ import ray.data
 from PIL import Image
 from ray.data import ActorPoolStrategy
 
+from index.store import PIXELS_COLUMN
 from scanner.discover import document_key
 from scanner.extract import DocumentResult, ExtractLimits, extract_document
 from scanner.records import FIGURES_SCHEMA, records_to_table
@@ -108,14 +109,17 @@ def extract_paths(batch: dict[str, np.ndarray], *, root: str, max_pages: int, do
 class EmbedPanels:
     """Ray Data actor: loads the model once, then embeds batches of panel rows.
 
-    Adds a `vector` column (list<float32>, null for error and document rows) and
-    `model_id`. Noise panels (tiny, uniform) are embedded too: they are few and
+    Adds a `vector` column (list<float32>, null for error and document rows),
+    `model_id`, and `pixels`: what the model's pixel check reads of the panel
+    (`embedder.verify.pixel_features`), computed here once while the panel is
+    decoded. Noise panels (tiny, uniform) are embedded too: they are few and
     cheap, and the store keeps one vector per record so `--include-noise` works.
     """
 
     def __init__(self, model_path: str | None, batch_size: int, crop_vectors: bool = False) -> None:
         import torch  # worker-side, see the note at the top
 
+        from embedder.fusion import PixelFusion
         from embedder.inference import Embedder
 
         # One actor per CPU slot: let it use the threads of the slot it holds.
@@ -123,6 +127,8 @@ class EmbedPanels:
         self.embedder: Embedder = Embedder.load(model_path, batch_size=batch_size)
         self.model_id = model_id_of(model_path)
         self.crop_vectors = crop_vectors
+        fusion = PixelFusion.from_meta(self.embedder.meta)
+        self.align = fusion.align if fusion is not None else None  # the model's pixel check, if it has one
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         kinds = batch.column("row_kind").to_pylist()
@@ -130,15 +136,34 @@ class EmbedPanels:
         todo = [i for i, k in enumerate(kinds) if k == ROW_RECORD]
         vectors: list[list[float] | None] = [None] * batch.num_rows
         pil: list[Image.Image] = []
+        pixels: list[bytes | None] = [None] * batch.num_rows
         if todo:
             pil = [Image.open(io.BytesIO(images[i])).convert("RGB") for i in todo]
             vecs = self.embedder.embed(pil)
             for i, v in zip(todo, vecs):
                 vectors[i] = v.tolist()
+            for i, p in zip(todo, self._pixel_features(pil)):
+                pixels[i] = p
         batch = batch.append_column("vector", pa.array(vectors, pa.list_(pa.float32())))
         if self.crop_vectors:
             batch = batch.append_column(REGION_COLUMN, region_vector_column(self.embedder, pil, todo, batch.num_rows))
-        return batch.append_column("model_id", pa.array([self.model_id] * batch.num_rows, pa.string()))
+        batch = batch.append_column("model_id", pa.array([self.model_id] * batch.num_rows, pa.string()))
+        return batch.append_column(PIXELS_COLUMN, pa.array(pixels, pa.binary()))
+
+    def _pixel_features(self, images: list[Image.Image]) -> list[bytes | None]:
+        """What the model's pixel check reads of each panel (`embedder.verify.pixel_features`), computed once
+        here while the panel is decoded; None without a pixel check or for an image it cannot use."""
+        from embedder.verify import pixel_features
+
+        if self.align is None:
+            return [None] * len(images)
+        out: list[bytes | None] = []
+        for image in images:
+            try:
+                out.append(pixel_features(image, self.align))
+            except ValueError:
+                out.append(None)
+        return out
 
 
 REGION_COLUMN = "region_vectors"  # with `crop_vectors`: the sub-region vectors of a record, flattened (null: none)

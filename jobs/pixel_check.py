@@ -1,59 +1,229 @@
-"""The pixel check over pairs of store rows, as Ray tasks (one CPU each) when Ray is up."""
+"""The pixel check over pairs of store rows, as Ray tasks (one CPU each) when Ray is up.
+
+What the check reads of a panel is small: its luminance at three sides, computed
+once when the panel was embedded and stored in the `pixels` column
+(`embedder.verify.pixel_features`). The pairs are taken `PIXEL_CHECK_READ_PAIRS`
+at a time: the driver reads the features of that chunk's panels once (each panel
+once per chunk, however many pairs it is in), puts them into Ray's object store
+once, and every task of `PIXEL_CHECK_TASK_PAIRS` pairs gets a reference to them
+and its row-id pairs, nothing else. A panel without usable features (a store
+written before the column existed, a model whose search reads other sides) has its
+encoded image in the chunk instead and is decoded in the task, as before.
+"""
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Callable
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 import ray
+from PIL import Image
+from tqdm import tqdm
 
-from embedder.verify import AlignConfig, Alignment, align_many
-from index.store import FigureStore
+from embedder.verify import (
+    AlignConfig,
+    Alignment,
+    PanelPixels,
+    align_pair,
+    panel_pixels,
+    pixel_features,
+    single_thread,
+)
+from index.store import PIXELS_COLUMN, FigureStore
 
 logger = logging.getLogger(__name__)
 
-# Pairs read from the store at a time, and per Ray task, for the pixel check.
+# Pairs whose panels are read from the store (and put into Ray's object store) at a time,
+# and pairs per Ray task. The driver holds one chunk's features: about 21 kB a panel at the
+# shipped sides, so 8,192 pairs (at most 16,384 panels, usually far fewer) stay under ~350 MB.
 PIXEL_CHECK_READ_PAIRS = 8192
 PIXEL_CHECK_TASK_PAIRS = 96
+PROGRESS_LOG_SECONDS = 30.0  # a log line about the pixel check's progress at most this often
 
 C = TypeVar("C")
+D = TypeVar("D")
 R = TypeVar("R")
 
 
-def pixel_check(store: FigureStore, a: np.ndarray, b: np.ndarray, config: AlignConfig) -> list[Alignment]:
+@dataclass(frozen=True)
+class ChunkPixels:
+    """The pixels of one chunk's panels, packed into a few arrays (Ray shares them between tasks, zero-copy).
+
+    Per panel (`row_ids`, ascending): its stored features, or where it has none its
+    encoded image (`is_image`), as `blob[offsets[i]:offsets[i + 1]]`; empty: nothing usable.
+    """
+
+    row_ids: np.ndarray   # int64, ascending
+    offsets: np.ndarray   # int64, len(row_ids) + 1
+    blob: np.ndarray      # uint8
+    is_image: np.ndarray  # bool
+
+    def entry(self, row_id: int) -> tuple[memoryview, bool]:
+        i = int(np.searchsorted(self.row_ids, row_id))
+        if i >= len(self.row_ids) or self.row_ids[i] != row_id:
+            raise KeyError(row_id)
+        return memoryview(self.blob[self.offsets[i]:self.offsets[i + 1]].data), bool(self.is_image[i])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.blob.nbytes + self.offsets.nbytes + self.row_ids.nbytes + self.is_image.nbytes)
+
+
+def read_chunk_pixels(store: FigureStore, row_ids: Sequence[int], config: AlignConfig) -> ChunkPixels:
+    """`ChunkPixels` of `row_ids`: the stored features where they fit `config`, else the encoded image."""
+    ids = np.unique(np.asarray(row_ids, dtype=np.int64))
+    table = store.read_table(["row_id", PIXELS_COLUMN], row_ids=ids.tolist())
+    found: dict[int, bytes | None] = dict(zip(table.column("row_id").to_pylist(),
+                                              table.column(PIXELS_COLUMN).to_pylist()))
+    del table
+    missing = [i for i in ids.tolist() if panel_pixels(found.get(i), config) is None]
+    images: dict[int, bytes | None] = {}
+    if missing:
+        logger.info("pixel check: %d of %d panels have no stored pixel features for this search; "
+                    "decoding their images", len(missing), len(ids))
+        table = store.read_table(["row_id", "image"], row_ids=missing)
+        images = dict(zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()))
+        del table
+    parts: list[bytes] = []
+    is_image = np.zeros(len(ids), dtype=bool)
+    for n, i in enumerate(ids.tolist()):
+        if i in images:
+            is_image[n] = True
+            parts.append(images[i] or b"")
+        else:
+            parts.append(found[i] or b"")
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    blob = np.frombuffer(b"".join(parts), dtype=np.uint8) if parts else np.zeros(0, np.uint8)
+    return ChunkPixels(ids, offsets, blob, is_image)
+
+
+def _panel(chunk: ChunkPixels, row_id: int, config: AlignConfig) -> PanelPixels | None:
+    """One panel's `PanelPixels` (decoding its image when it has no stored features); None if unusable."""
+    data, is_image = chunk.entry(row_id)
+    if not is_image:
+        return PanelPixels.from_bytes(data)
+    try:
+        with Image.open(io.BytesIO(bytes(data))) as im:
+            rgb = im.convert("RGB")
+        return PanelPixels.from_bytes(pixel_features(rgb, config))
+    except (OSError, ValueError, RuntimeError) as exc:
+        logger.warning("pixel check skipped for an unreadable panel: %s", exc)
+        return None
+
+
+def align_chunk(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, config: AlignConfig) -> list[Alignment]:
+    """`align_pair` of each pair of row ids (a[i], b[i]) on one thread; each panel is unpacked once.
+
+    Never raises for bad pixels (correlation 0 instead): one broken panel must not take down a scan.
+    """
+    panels: dict[int, PanelPixels | None] = {}
+
+    def panel(row_id: int) -> PanelPixels | None:
+        if row_id not in panels:
+            panels[row_id] = _panel(chunk, row_id, config)
+        return panels[row_id]
+
+    out: list[Alignment] = []
+    with single_thread():
+        for x, y in zip(a.tolist(), b.tolist(), strict=True):
+            pa_, pb = panel(x), panel(y)
+            if pa_ is None or pb is None:
+                out.append(Alignment(0.0))
+                continue
+            try:
+                out.append(align_pair(pa_, pb, config))
+            except (ValueError, RuntimeError) as exc:
+                logger.warning("pixel check failed for rows %d, %d: %s", x, y, exc)
+                out.append(Alignment(0.0))
+    return out
+
+
+class PairProgress:
+    """done/total, pairs/s and ETA of the pixel check: a tqdm bar on stderr (when `show`) and a log line
+    every `PROGRESS_LOG_SECONDS`."""
+
+    def __init__(self, total: int, *, show: bool) -> None:
+        self.total, self.done = total, 0
+        self.started = self.logged = time.monotonic()
+        self.bar = tqdm(total=total, unit="pair", desc="pixel check", file=sys.stderr, disable=not show,
+                        dynamic_ncols=True, smoothing=0.1)
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        self.bar.update(n)
+        now = time.monotonic()
+        if now - self.logged >= PROGRESS_LOG_SECONDS:
+            self.logged = now
+            logger.info("pixel check: %s", self.line())
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = self.done / elapsed
+        eta = f"ETA {(self.total - self.done) / rate:.0f} s" if rate > 0 else "ETA unknown"
+        return f"{self.done}/{self.total} pairs, {rate:.1f} pairs/s, {eta}"
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.total:
+            logger.info("pixel check done: %s", self.line())
+
+
+def pixel_check(store: FigureStore, a: np.ndarray, b: np.ndarray, config: AlignConfig, *,
+                progress: bool = False) -> list[Alignment]:
     """`embedder.verify.Alignment` for each pair of store rows (a[i], b[i]).
 
-    Runs as Ray tasks (one CPU each) when Ray is up, else in this process; the
-    stored panel images are read a bounded number of pairs at a time.
+    Runs as Ray tasks (one CPU each) when Ray is up, else in this process; see the
+    module docstring for what is read and what travels. `progress`: a bar on stderr.
     """
     out: list[Alignment] = []
-    for start in range(0, len(a), PIXEL_CHECK_READ_PAIRS):
-        ca, cb = a[start:start + PIXEL_CHECK_READ_PAIRS], b[start:start + PIXEL_CHECK_READ_PAIRS]
-        table = store.read_table(["row_id", "image"], row_ids=np.union1d(ca, cb).tolist())
-        images = dict(zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()))
-        xs, ys = [images[i] for i in ca.tolist()], [images[i] for i in cb.tolist()]
-        out += _align_in_tasks(align_many, xs, ys, config)
+    bar = PairProgress(len(a), show=progress)
+    try:
+        for start in range(0, len(a), PIXEL_CHECK_READ_PAIRS):
+            ca, cb = a[start:start + PIXEL_CHECK_READ_PAIRS], b[start:start + PIXEL_CHECK_READ_PAIRS]
+            chunk = read_chunk_pixels(store, np.union1d(ca, cb).tolist(), config)
+            out += _align_in_tasks(align_chunk, chunk, np.asarray(ca), np.asarray(cb), config, bar)
+            del chunk
+    finally:
+        bar.close()
     return out
 
 
-def _align_in_tasks(fn: Callable[[list[bytes], list[bytes], C], list[R]], xs: list[bytes], ys: list[bytes],
-                    config: C) -> list[R]:
-    """fn over chunks of the pairs in Ray tasks; a chunk whose task fails (a worker killed, out of
-    memory) is redone here, so one lost worker costs time, not the scan."""
+def _align_in_tasks(fn: Callable[[D, np.ndarray, np.ndarray, C], list[R]], data: D, xs: np.ndarray, ys: np.ndarray,
+                    config: C, done: Callable[[int], None] | None = None) -> list[R]:
+    """fn(data, xs[i:j], ys[i:j], config) over slices of the pairs, in Ray tasks that share one copy of
+    `data` (put into the object store once); results in order. A slice whose task fails (a worker
+    killed, out of memory) is redone here, so one lost worker costs time, not the scan.
+    `done(n)` after each slice."""
     step = PIXEL_CHECK_TASK_PAIRS
+    starts = list(range(0, len(xs), step))
+    tick = done or (lambda n: None)
     if not ray.is_initialized() or len(xs) <= step:
-        return fn(xs, ys, config)
+        out: list[R] = []
+        for i in starts:
+            part = fn(data, xs[i:i + step], ys[i:i + step], config)
+            tick(len(part))
+            out += part
+        return out
+    ref = ray.put(data)
     remote = ray.remote(num_cpus=1)(fn)
-    starts = range(0, len(xs), step)
-    refs = [remote.remote(xs[i:i + step], ys[i:i + step], config) for i in starts]
-    out: list[R] = []
-    for start, ref in zip(starts, refs):
-        try:
-            done: list[R] = ray.get(ref)
-            out += done
-        except ray.exceptions.RayError as exc:
-            logger.warning("pixel check task failed (%s); redoing its %d pairs in this process",
-                           type(exc).__name__, len(xs[start:start + step]))
-            out += fn(xs[start:start + step], ys[start:start + step], config)
-    return out
+    pending = {remote.remote(ref, xs[i:i + step], ys[i:i + step], config): i for i in starts}
+    results: dict[int, list[R]] = {}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for r in ready:
+            i = pending.pop(r)
+            try:
+                results[i] = ray.get(r)
+            except ray.exceptions.RayError as exc:
+                logger.warning("pixel check task failed (%s); redoing its %d pairs in this process",
+                               type(exc).__name__, len(xs[i:i + step]))
+                results[i] = fn(data, xs[i:i + step], ys[i:i + step], config)
+            tick(len(results[i]))
+    del ref
+    return [x for i in starts for x in results[i]]

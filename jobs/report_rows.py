@@ -33,7 +33,7 @@ DISMISSED_CSV = "dismissed.csv"  # the pairs reviewers dismissed, in report.csv'
 StoreRow = dict[str, Any]  # one row of the store as `read_table(...).to_pylist()` gives it
 PairFilter = Callable[[StoreRow, StoreRow], bool]
 
-_ROW_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "image"]
+_ROW_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1"]
 
 
 def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[str, Path],
@@ -46,16 +46,18 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
     if not len(match.a):
         return []
     store = FigureStore.open(store_dir)
-    wanted = set(match.a.tolist()) | set(match.b.tolist())
-    rows = {r["row_id"]: r for r in store.read_table(_ROW_COLUMNS, row_ids=sorted(wanted)).to_pylist()}
+    wanted = sorted(set(match.a.tolist()) | set(match.b.tolist()))
+    rows = {r["row_id"]: r for r in store.read_table(_ROW_COLUMNS, row_ids=wanted).to_pylist()}
+    unaligned = {x for a, b, al in zip(match.a.tolist(), match.b.tolist(), match.alignment) if al is None for x in (a, b)}
+    thumbnails, images, hashes = _thumbnails(store, wanted, keep=unaligned)
     page_art = _draw_pages(rows.values(), doc_roots)
     refs: dict[int, PanelRef] = {}
     for rid, r in rows.items():
         art = page_art.get((r["doc"], int(r["page"])))
         refs[rid] = PanelRef(doc=r["doc"], page=int(r["page"]), bbox=(r["x0"], r["y0"], r["x1"], r["y1"]),
-                             figure_id=r["figure_id"], thumbnail=make_thumbnail(r["image"], THUMB_MAX_PX, fmt="PNG") or b"",
+                             figure_id=r["figure_id"], thumbnail=thumbnails.get(rid, b""),
                              page_image=art[0] if art else None, page_size=art[1] if art else None,
-                             image_sha256=panel_hash(r["image"]) if r["image"] else "")
+                             image_sha256=hashes.get(rid, ""))
     out = []
     for a, b, score, sim, group, head_score, alignment in zip(match.a.tolist(), match.b.tolist(), match.score.tolist(),
                                                               match.sim.tolist(), match.group.tolist(),
@@ -69,13 +71,33 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
             extra["pixel match"] = f"{alignment.correlation:.2f} (detail {alignment.detail:.2f})"
             extra["placement"] = describe_placement(alignment)
         else:
-            transform, corr = estimate_transform(Image.open(io.BytesIO(ra["image"])), Image.open(io.BytesIO(rb["image"])))
+            transform, corr = estimate_transform(Image.open(io.BytesIO(images[a])), Image.open(io.BytesIO(images[b])))
             extra["alignment"] = f"{corr:.2f}"
         out.append(ReportPair(score=float(score), a=refs[a], b=refs[b], group_id=int(group), transform=transform,
                               head_score=head_score, pixel_match=None if alignment is None else alignment.correlation,
                               pixel_detail=None if alignment is None else alignment.detail,
                               extra=extra))
     return apply_verdicts(out, store_dir)  # the reviewers' verdicts: dismissed pairs leave report.csv
+
+
+def _thumbnails(store: FigureStore, row_ids: list[int], *,
+                keep: set[int]) -> tuple[dict[int, bytes], dict[int, bytes], dict[int, str]]:
+    """Report thumbnails of `row_ids`, the stored images of those in `keep` (pairs the pixel check did
+    not place, whose transform is estimated from the images) and every panel's content hash (the
+    reviewers' verdicts key on it). One store file's images are read at a time, so the driver holds
+    thumbnails, not the corpus's images."""
+    thumbnails: dict[int, bytes] = {}
+    images: dict[int, bytes] = {}
+    hashes: dict[int, str] = {}
+    for rel in store.files:
+        table = store.read_table(["row_id", "image"], files=[rel], row_ids=row_ids)
+        for rid, image in zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()):
+            thumbnails[rid] = make_thumbnail(image, THUMB_MAX_PX, fmt="PNG") or b""
+            if image:
+                hashes[rid] = panel_hash(image)
+            if rid in keep:
+                images[rid] = image
+    return thumbnails, images, hashes
 
 
 def _draw_pages(rows: Iterable[StoreRow], doc_roots: dict[str, Path]) -> dict[tuple[str, int], tuple[bytes, tuple[float, float]]]:

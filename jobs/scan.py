@@ -49,7 +49,7 @@ def run_scan(path: Path, out_dir: Path, options: RunOptions) -> RunSummary:
         matched: MatchResult | None = None
         if has_store(store_dir):  # inside the Ray session: the pixel check runs as Ray tasks
             matched = match_store(store_dir, query_row_ids=None, model_path=options.model_path,
-                                  options=options.match, clock=clock)
+                                  options=options.match, clock=clock, progress=options.progress)
     pairs: list[ReportPair] = []
     candidates = 0
     if matched is not None:

@@ -13,12 +13,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from jobs.pipeline import ROW_DOC, ROW_RECORD
+from jobs.pipeline import REGION_COLUMN, ROW_DOC, ROW_RECORD
+from scanner.noise import pixel_hash
 
 logger = logging.getLogger(__name__)
 
 STAGING_DIRNAME = "staging"
 STORE_FILE_ROWS = 4096  # rows per store file (whole documents only, see document_aligned_slices)
+# The large columns of a staged row: `complete_documents(light=True)` leaves them in the staged
+# files (a run's images would not fit in memory at corpus scale) and `gather` reads them per store file.
+HEAVY_COLUMNS = ("image", "vector", "pixels", "thumbnail", REGION_COLUMN)
+FILE_COLUMN, ROW_COLUMN, HASH_COLUMN = "_staged_file", "_staged_row", "pixel_hash"
 
 
 def document_aligned_slices(docs: Sequence[str], target_rows: int) -> list[tuple[int, int]]:
@@ -58,15 +63,57 @@ class StagingArea:
         pq.write_table(batch, tmp)
         os.replace(tmp, final)
 
-    def _read(self) -> pa.Table | None:
-        files = sorted(self.root.glob("batch-*.parquet")) if self.root.exists() else []
+    def _files(self) -> list[Path]:
+        return sorted(self.root.glob("batch-*.parquet")) if self.root.exists() else []
+
+    def _read(self, light: bool = False) -> pa.Table | None:
+        files = self._files()
         if not files:
             return None
-        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+        if not light:
+            return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+        return pa.concat_tables([self._light(f, n) for n, f in enumerate(files)], promote_options="default")
 
-    def complete_documents(self) -> tuple[pa.Table, set[str]]:
-        """The staged rows of finished documents, and those documents' names."""
-        table = self._read()
+    @staticmethod
+    def _light(path: Path, n: int) -> pa.Table:
+        """One staged file without its heavy columns, plus where each row is and its image's pixel hash."""
+        table = pq.read_table(path)
+        hashes = ([pixel_hash(img) if img is not None else None for img in table.column("image").to_pylist()]
+                  if "image" in table.column_names else [None] * table.num_rows)
+        table = table.drop_columns([c for c in HEAVY_COLUMNS if c in table.column_names])
+        return (table.append_column(FILE_COLUMN, pa.array([n] * table.num_rows, pa.int32()))
+                .append_column(ROW_COLUMN, pa.array(range(table.num_rows), pa.int32()))
+                .append_column(HASH_COLUMN, pa.array(hashes, pa.string())))
+
+    def gather(self, light: pa.Table) -> pa.Table:
+        """The full staged rows (heavy columns included) of rows of `complete_documents(light=True)`, in order.
+
+        Reads only the staged files these rows are in; `light`'s own columns replace the staged ones
+        (so flags set on the light rows, such as boilerplate, carry over).
+        """
+        files = self._files()
+        where = list(zip(light.column(FILE_COLUMN).to_pylist(), light.column(ROW_COLUMN).to_pylist()))
+        parts: list[pa.Table] = []
+        order: dict[tuple[int, int], int] = {}
+        for f in sorted({f for f, _ in where}):
+            rows = sorted(r for g, r in where if g == f)
+            parts.append(pq.read_table(files[f], columns=[c for c in HEAVY_COLUMNS if c in pq.read_schema(files[f]).names])
+                         .take(pa.array(rows, pa.int64())))
+            for r in rows:
+                order[(f, r)] = len(order)
+        heavy = pa.concat_tables(parts, promote_options="default").take(pa.array([order[w] for w in where], pa.int64()))
+        out = light.drop_columns([FILE_COLUMN, ROW_COLUMN, HASH_COLUMN])
+        for name in heavy.column_names:
+            out = out.append_column(name, heavy.column(name))
+        return out
+
+    def complete_documents(self, light: bool = False) -> tuple[pa.Table, set[str]]:
+        """The staged rows of finished documents, and those documents' names.
+
+        `light`: without the heavy columns (images, vectors, pixel features), with the pixel hash of
+        each image and where each row is staged instead (`gather` reads the rest).
+        """
+        table = self._read(light)
         if table is None:
             return pa.table({"row_kind": pa.array([], pa.string())}), set()
         # A document extracted again after an interrupted run may have rows staged
@@ -99,7 +146,7 @@ class StagingArea:
 
     def finished_documents(self, model_id: str) -> set[tuple[str, str]]:
         """(doc, sha256) of the finished documents staged for `model_id` (others are discarded)."""
-        table, _ = self.complete_documents()
+        table, _ = self.complete_documents(light=True)
         if "model_id" in table.column_names and table.num_rows:
             models = {m for m in table.column("model_id").to_pylist() if m}
             if models and models != {model_id}:

@@ -184,9 +184,11 @@ def flag_boilerplate(records: list[PanelRecord], min_docs: int = BOILERPLATE_MIN
 
 def flag_boilerplate_table(table: pa.Table, *, min_docs: int = BOILERPLATE_MIN_DOCS,
                            min_pages: int = BOILERPLATE_MIN_PAGES) -> pa.Table:
-    """`table` (columns image, doc, page, x0..y1, flags) with `boilerplate` added to its flags per `boilerplate_mask`."""
+    """`table` (columns image or its pixel_hash, doc, page, x0..y1, flags) with `boilerplate` added to its flags per `boilerplate_mask`."""
+    hashes = (table.column("pixel_hash").to_pylist() if "pixel_hash" in table.column_names  # computed before
+              else [pixel_hash(img) for img in table.column("image").to_pylist()])
     mask = boilerplate_mask(
-        [pixel_hash(img) for img in table.column("image").to_pylist()],
+        hashes,
         table.column("doc").to_pylist(), table.column("page").to_pylist(),
         list(zip(*(table.column(c).to_pylist() for c in ("x0", "y0", "x1", "y1")))),
         min_docs=min_docs, min_pages=min_pages)

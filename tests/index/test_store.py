@@ -167,3 +167,19 @@ def test_region_vectors_round_trip_in_a_side_file(tmp_path) -> None:
     assert pq.read_schema(tmp_path / "s" / "figures" / "part-000000.parquet") == store.schema  # figures untouched
     with pytest.raises(ValueError):
         store.write_region_vectors(b2, np.array([3]), r2[:1])  # batch b2 has rows 0..2 only
+
+
+def test_pixels_column_round_trips_and_older_files_read_as_null(tmp_path) -> None:
+    """Stores written before the `pixels` column existed open, read (null there) and grow with it."""
+    store, _, _, _ = _store_with_two_batches(tmp_path)
+    old_file = tmp_path / "s" / store.files[0]
+    pq.write_table(pq.read_table(old_file).drop_columns(["pixels"]), old_file)  # as written before the column
+    again = FigureStore.open(tmp_path / "s")
+    again.append(simple_table(2, start=100), np.eye(8)[:2], model_id="bta-r18-v1", run_id="run-3",
+                 pixels=[b"p8", None])
+    table = again.read_table(["row_id", "pixels"])
+    assert table.column("pixels").to_pylist() == [None] * 8 + [b"p8", None]
+    assert again.read_table(["pixels"], row_ids=[2, 8]).column("pixels").to_pylist() == [None, b"p8"]
+    assert again.read_table().num_rows == 10  # every column, old file included
+    with pytest.raises(ValueError, match="pixel features"):
+        again.append(simple_table(2, start=200), np.eye(8)[:2], model_id="bta-r18-v1", run_id="r", pixels=[b"x"])

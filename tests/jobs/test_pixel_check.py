@@ -1,28 +1,39 @@
-"""The pixel check's Ray tasks: a failed task is redone in the driver."""
+"""The pixel check's Ray tasks: a failed task is redone in the driver; the chunk of pixels tasks share."""
 from __future__ import annotations
 
+import io
 import logging
 import os
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import ray
+from PIL import Image
 
-from jobs.pixel_check import PIXEL_CHECK_TASK_PAIRS, _align_in_tasks
+from embedder.verify import AlignConfig, align_encoded, pixel_features
+from index.store import PIXELS_COLUMN, FigureStore
+from jobs.pixel_check import PIXEL_CHECK_TASK_PAIRS, _align_in_tasks, pixel_check, read_chunk_pixels
+from tests.index.helpers import figures_table
+from training.synth import KINDS, generate_specimen_field
 
 
-def _fails_in_workers(xs: list[bytes], ys: list[bytes], driver_pid: int) -> list[int]:
-    """Stands in for `align_many`: dies in any Ray worker, works in the driver."""
+def _fails_in_workers(data: int, xs: np.ndarray, ys: np.ndarray, driver_pid: int) -> list[int]:
+    """Stands in for `align_chunk`: dies in any Ray worker, works in the driver."""
     if os.getpid() != driver_pid:
         raise RuntimeError("worker lost")
-    return [len(x) + len(y) for x, y in zip(xs, ys)]
+    return [int(x) + int(y) + data for x, y in zip(xs, ys)]
 
 
 def test_without_ray_the_pairs_are_checked_in_this_process() -> None:
     if ray.is_initialized():
         pytest.skip("Ray is up in this process")
     n = PIXEL_CHECK_TASK_PAIRS * 2 + 5
-    assert _align_in_tasks(_fails_in_workers, [b"x" * i for i in range(n)], [b"y"] * n, os.getpid()) == [
-        i + 1 for i in range(n)]
+    ticks: list[int] = []
+    out = _align_in_tasks(_fails_in_workers, 1000, np.arange(n), np.ones(n, np.int64), os.getpid(), ticks.append)
+    assert out == [i + 1001 for i in range(n)]
+    assert sum(ticks) == n and len(ticks) == 3  # progress moves task by task
 
 
 @pytest.mark.ray
@@ -32,11 +43,72 @@ def test_a_failed_pixel_check_task_is_redone_in_the_driver(caplog: pytest.LogCap
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         n = PIXEL_CHECK_TASK_PAIRS * 2 + 5  # three tasks
-        xs, ys = [b"x" * i for i in range(n)], [b"y"] * n
+        ticks: list[int] = []
         with caplog.at_level(logging.WARNING, logger="jobs.pixel_check"):
-            out = _align_in_tasks(_fails_in_workers, xs, ys, os.getpid())
+            out = _align_in_tasks(_fails_in_workers, 1000, np.arange(n), np.ones(n, np.int64), os.getpid(),
+                                  ticks.append)
     finally:
         if started:
             ray.shutdown()
-    assert out == [i + 1 for i in range(n)]  # every pair, in order
+    assert out == [i + 1001 for i in range(n)]  # every pair, in order
     assert caplog.text.count("pixel check task failed") == 3
+    assert sum(ticks) == n
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _with_images(pngs: list[bytes]) -> pa.Table:
+    table = figures_table([{"doc": f"d{i}.pdf"} for i in range(len(pngs))])
+    return table.set_column(table.schema.get_field_index("image"), "image", pa.array(pngs, pa.binary()))
+
+
+def _store(tmp_path, config: AlignConfig, with_pixels: bool) -> tuple[FigureStore, list[bytes]]:
+    base = [generate_specimen_field(k, 5, 0, size) for k, size in zip(KINDS[:3], [(140, 100), (80, 160), (120, 120)])]
+    images = base + [base[0].crop((10, 8, 120, 90)).transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+                     base[1].rotate(90, expand=True)]
+    pngs = [_png(im) for im in images]
+    store = FigureStore.create(tmp_path / "s", model_id="m", dim=4)
+    pixels = [pixel_features(Image.open(io.BytesIO(p)).convert("RGB"), config) for p in pngs] if with_pixels else None
+    store.append(_with_images(pngs), np.random.default_rng(0).normal(size=(len(pngs), 4)), model_id="m",
+                 run_id="r", pixels=pixels)
+    store.append(_with_images([b"not a png"]), np.ones((1, 4)), model_id="m", run_id="r2")  # row 5: undecodable
+    return store, pngs
+
+
+@pytest.mark.parametrize("with_pixels", [True, False])
+def test_pixel_check_on_stored_features_equals_the_check_on_images(tmp_path, with_pixels: bool) -> None:
+    config = AlignConfig()
+    store, pngs = _store(tmp_path, config, with_pixels)
+    a = np.array([0, 0, 1, 3, 2, 4, 5, 0])
+    b = np.array([3, 1, 4, 1, 3, 2, 0, 5])
+    got = pixel_check(store, a, b, config)
+    stored = store.read_table(["row_id", "image"]).column("image").to_pylist()
+    assert got[:6] == [align_encoded(stored[x], stored[y], config) for x, y in zip(a[:6], b[:6])]
+    assert got[6].correlation == got[7].correlation == 0.0  # the undecodable panel
+    chunk = read_chunk_pixels(store, [0, 3, 5], config)
+    assert chunk.is_image.tolist() == [not with_pixels, not with_pixels, True]
+
+
+def test_features_of_another_search_fall_back_to_the_image(tmp_path) -> None:
+    stored_config, model_config = AlignConfig(), AlignConfig(detail_side=96)
+    store, _ = _store(tmp_path, stored_config, with_pixels=True)
+    chunk = read_chunk_pixels(store, [0, 1], model_config)
+    assert chunk.is_image.tolist() == [True, True]
+    stored = store.read_table(["row_id", "image"]).column("image").to_pylist()
+    assert pixel_check(store, np.array([0]), np.array([3]), model_config) == [
+        align_encoded(stored[0], stored[3], model_config)]
+
+
+def test_a_store_file_without_the_pixels_column_still_checks(tmp_path) -> None:
+    config = AlignConfig()
+    store, _ = _store(tmp_path, config, with_pixels=True)
+    path = tmp_path / "s" / store.files[0]
+    pq.write_table(pq.read_table(path).drop_columns([PIXELS_COLUMN]), path)
+    store = FigureStore.open(tmp_path / "s")
+    stored = store.read_table(["row_id", "image"]).column("image").to_pylist()
+    assert pixel_check(store, np.array([0, 1]), np.array([3, 4]), config) == [
+        align_encoded(stored[0], stored[3], config), align_encoded(stored[1], stored[4], config)]

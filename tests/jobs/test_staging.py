@@ -41,3 +41,34 @@ def test_store_files_hold_whole_documents() -> None:
     assert document_aligned_slices(docs, 1) == [(0, 3), (3, 7), (7, 8), (8, 13)]
     assert document_aligned_slices(docs, 100) == [(0, 13)]
     assert document_aligned_slices([], 4) == []
+
+
+def test_light_rows_leave_the_heavy_columns_on_disk_and_gather_brings_them_back(tmp_path: Path) -> None:
+    def rows(doc: str, n: int) -> pa.Table:
+        out = [{**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_RECORD, "doc": doc, "doc_sha256": "s",
+                "figure_id": f"{doc}-{i}", "flags": [], "page": 1, "image": f"{doc}{i}".encode()} for i in range(n)]
+        out.append({**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_DOC, "doc": doc, "doc_sha256": "s",
+                    "records": n, "pages": 1, "flags": []})
+        table = pa.Table.from_pylist(out, schema=EXTRACT_SCHEMA)
+        vectors = [[float(i), 1.0] for i in range(n)] + [None]
+        pixels = [f"px-{doc}{i}".encode() for i in range(n)] + [None]
+        return (table.append_column("vector", pa.array(vectors, pa.list_(pa.float32())))
+                .append_column("model_id", pa.array(["m"] * len(out), pa.string()))
+                .append_column("pixels", pa.array(pixels, pa.binary())))
+
+    area = StagingArea(tmp_path / "staging")
+    area.write(rows("a.pdf", 3))
+    area.write(rows("b.pdf", 2))
+    light, docs = area.complete_documents(light=True)
+    assert docs == {"a.pdf", "b.pdf"}
+    assert not {"image", "vector", "pixels"} & set(light.column_names)
+    records = light.filter(pc.equal(light.column("row_kind"), ROW_RECORD))
+    records = records.sort_by([("figure_id", "descending")])  # any order comes back in that order
+    records = records.set_column(records.schema.get_field_index("flags"), "flags",
+                                 pa.array([["boilerplate"]] * records.num_rows, pa.list_(pa.string())))
+    full = area.gather(records)
+    assert full.column("figure_id").to_pylist() == ["b.pdf-1", "b.pdf-0", "a.pdf-2", "a.pdf-1", "a.pdf-0"]
+    assert full.column("image").to_pylist() == [b"b.pdf1", b"b.pdf0", b"a.pdf2", b"a.pdf1", b"a.pdf0"]
+    assert full.column("pixels").to_pylist() == [b"px-b.pdf1", b"px-b.pdf0", b"px-a.pdf2", b"px-a.pdf1", b"px-a.pdf0"]
+    assert full.column("vector").to_pylist()[0] == [1.0, 1.0]
+    assert full.column("flags").to_pylist() == [["boilerplate"]] * 5  # the light rows' columns win

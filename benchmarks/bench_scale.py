@@ -1,0 +1,197 @@
+"""How a scan scales: seconds per paper per stage, pixel-check speed, peak memory, old code against new.
+
+    python benchmarks/bench_scale.py --papers 50 200 [--old /work/baseline] [--repeats 1] [--out bench-out/scale]
+
+For each size, generates a corpus (`reusescan make-corpus --no-images`, seed = size, reused
+when already there) and scans it end to end on a local Ray (`jobs.scan.run_scan`, threshold 0
+so every candidate is reported) once per variant and repeat, interleaved: `new` is this
+checkout, `old` the checkout given by `--old` (each scan runs in a fresh Python process
+whose PYTHONPATH is that checkout). Reports per variant the medians over repeats of:
+seconds per paper of each stage, candidate pairs per panel, pixel-check pairs/s, peak RSS
+of the driver (its /proc/self/status VmHWM) and of the Ray workers (`ray::` processes,
+sampled every 0.5 s: the largest one and the largest sum), store bytes per paper; the
+new/old ratios; and whether report.csv is the same for both variants (it must be).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _status_kb(path: str, key: str) -> int:
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process (from /proc/PID/stat)."""
+    out = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                    out[int(pid)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+class WorkerSampler(threading.Thread):
+    """Peak RSS of this process's Ray workers (descendants whose cmdline starts with `ray::`; other
+    people's Ray clusters on the machine are not counted), sampled until stopped."""
+
+    def __init__(self, period: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.period, self.stop = period, threading.Event()
+        self.peak_one_kb = self.peak_sum_kb = 0
+        self.seen: set[int] = set()
+        self.root = os.getpid()
+
+    def _mine(self, pid: int, parents: dict[int, int]) -> bool:
+        for _ in range(64):
+            pid = parents.get(pid, 0)
+            if pid == self.root:
+                return True
+            if pid <= 1:
+                return False
+        return False
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            total = 0
+            parents = _parents()
+            for pid in map(str, parents):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                        cmd = fh.read(64)
+                except OSError:
+                    continue
+                if not cmd.startswith(b"ray::") or not self._mine(int(pid), parents):
+                    continue
+                self.seen.add(int(pid))
+                total += _status_kb(f"/proc/{pid}/status", "VmRSS")
+                self.peak_one_kb = max(self.peak_one_kb, _status_kb(f"/proc/{pid}/status", "VmHWM"))
+            self.peak_sum_kb = max(self.peak_sum_kb, total)
+            self.stop.wait(self.period)
+
+
+def child(corpus: Path, out: Path) -> None:
+    """One scan in this process (PYTHONPATH picks the code); prints one JSON line."""
+    from jobs.match import MatchOptions
+    from jobs.options import RunOptions
+    from jobs.scan import run_scan
+
+    sampler = WorkerSampler()
+    sampler.start()
+    started = time.monotonic()
+    summary = run_scan(corpus, out, RunOptions(match=MatchOptions(threshold=0.0), progress=False))
+    wall = time.monotonic() - started
+    sampler.stop.set()
+    sampler.join()
+    store_bytes = sum(p.stat().st_size for p in (out / "store").rglob("*") if p.is_file())
+    print("RESULT " + json.dumps({
+        "documents": summary.documents, "panels": summary.panels, "candidates": summary.candidates,
+        "pairs": summary.pairs, "seconds": summary.seconds, "wall": wall,
+        "driver_peak_mb": _status_kb("/proc/self/status", "VmHWM") / 1024,
+        "worker_peak_mb": sampler.peak_one_kb / 1024, "workers_sum_peak_mb": sampler.peak_sum_kb / 1024,
+        "workers_seen": len(sampler.seen), "store_bytes": store_bytes,
+    }), flush=True)
+
+
+def make_corpus(out: Path, papers: int) -> Path:
+    if not (out / "pdf").exists():
+        subprocess.run([sys.executable, "-m", "jobs", "make-corpus", str(out), "--docs", str(papers),
+                        "--reuse", str(max(1, papers // 2)), "--seed", str(papers), "--no-images"],
+                       check=True, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=sys.stderr)
+    return out / "pdf"
+
+
+def scan(code: Path, corpus: Path, out: Path) -> dict[str, Any]:
+    if out.exists():
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(corpus), str(out)],
+                          env={**os.environ, "PYTHONPATH": str(code)}, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"scan with {code} failed ({proc.returncode})")
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT "):])
+    result["report_sha256"] = hashlib.sha256((out / "report.csv").read_bytes()).hexdigest()
+    return result
+
+
+def summarise(runs: list[dict[str, Any]], papers: int) -> dict[str, Any]:
+    def med(f: Any) -> float:
+        return round(statistics.median(f(r) for r in runs), 4)
+
+    stages = sorted({s for r in runs for s in r["seconds"]})
+    first = runs[0]
+    pixel = med(lambda r: r["seconds"].get("pixel check", 0.0))
+    return {
+        "runs": len(runs), "panels": first["panels"], "candidates": first["candidates"],
+        "candidates_per_panel": round(first["candidates"] / max(1, first["panels"]), 2),
+        "s_per_paper": {s: med(lambda r, s=s: r["seconds"].get(s, 0.0) / papers) for s in stages},
+        "pixel_check_pairs_per_s": round(first["candidates"] / pixel, 1) if pixel else None,
+        "driver_peak_mb": med(lambda r: r["driver_peak_mb"]), "worker_peak_mb": med(lambda r: r["worker_peak_mb"]),
+        "workers_sum_peak_mb": med(lambda r: r["workers_sum_peak_mb"]),
+        "store_kb_per_paper": round(first["store_bytes"] / papers / 1024, 1),
+        "report_sha256": sorted({r["report_sha256"] for r in runs}),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--papers", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--old", type=Path, default=Path("/work/baseline"), help="checkout of the code to compare with")
+    parser.add_argument("--no-old", action="store_true", help="scan with this checkout only")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=REPO / "bench-out" / "scale")
+    parser.add_argument("--child", nargs=2, type=Path, metavar=("CORPUS", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    variants = {"new": REPO} if args.no_old else {"old": args.old.resolve(), "new": REPO}
+    results: dict[str, Any] = {}
+    for papers in args.papers:
+        corpus = make_corpus(args.out / f"corpus-{papers}", papers)
+        runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+        for repeat in range(args.repeats):
+            for name, code in variants.items():
+                print(f"[{papers} papers] {name} scan {repeat + 1}/{args.repeats} ...", file=sys.stderr, flush=True)
+                runs[name].append(scan(code, corpus, args.out / f"scan-{papers}-{name}"))
+                print(json.dumps(runs[name][-1]), file=sys.stderr, flush=True)
+        row: dict[str, Any] = {name: summarise(r, papers) for name, r in runs.items()}
+        if "old" in row:
+            old, new = row["old"], row["new"]
+            row["new_over_old"] = {
+                "total_s": round(new["s_per_paper"]["total"] / old["s_per_paper"]["total"], 3),
+                "pixel_check_s": round(new["s_per_paper"].get("pixel check", 0) / max(1e-9, old["s_per_paper"].get("pixel check", 0)), 3),
+                "driver_peak": round(new["driver_peak_mb"] / old["driver_peak_mb"], 3),
+                "worker_peak": round(new["worker_peak_mb"] / max(1e-9, old["worker_peak_mb"]), 3),
+                "store_size": round(new["store_kb_per_paper"] / old["store_kb_per_paper"], 3),
+            }
+            row["reports_identical"] = old["report_sha256"] == new["report_sha256"] and len(new["report_sha256"]) == 1
+        results[str(papers)] = row
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
