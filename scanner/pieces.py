@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scanner.panels import Box, SplitOptions, _cut, _drop_labels, _tight, ink_mask
+from scanner.panels import Box, SplitOptions, _drop_labels, _tight, ink_mask
 
 KIND_IMAGE = "image"
 KIND_CHART = "chart"
@@ -114,51 +114,6 @@ def _fill(mask: np.ndarray) -> float:
     from scipy import ndimage
 
     return float(ndimage.binary_fill_holes(mask).mean()) if mask.size else 0.0
-
-
-def _split_node(
-    rgb: np.ndarray, mask: np.ndarray, x: int, y: int, depth: int,
-    sopts: SplitOptions, popts: PieceOptions, out: list[Piece],
-) -> None:
-    tight = _tight(mask)
-    if tight is None:
-        return
-    tx0, ty0, tx1, ty1 = tight
-    sub = mask[ty0:ty1, tx0:tx1]
-    x, y = x + tx0, y + ty0
-    h, w = sub.shape
-    if h < popts.min_piece_px or w < popts.min_piece_px:
-        return
-    crop = rgb[y:y + h, x:x + w]
-    if depth < sopts.max_depth and len(out) < sopts.max_panels:
-        for axis in (0, 1):
-            segments = _cut(sub, axis, sopts)
-            if not segments:
-                continue
-            # reject the cut when it fragments a picture: an image-like part that is not a filled box
-            ok = True
-            for s, e in segments:
-                part = sub[s:e, :] if axis == 0 else sub[:, s:e]
-                pt = _tight(part)
-                if pt is None:
-                    continue
-                px0, py0, px1, py1 = pt
-                if px1 - px0 < popts.min_piece_px or py1 - py0 < popts.min_piece_px:
-                    continue
-                pm = part[py0:py1, px0:px1]
-                ox, oy = (px0, s + py0) if axis == 0 else (s + px0, py0)
-                pc = crop[oy:oy + pm.shape[0], ox:ox + pm.shape[1]]
-                if _fill(pm) < popts.min_fill and classify_piece(pc, popts, sopts.white_level) == KIND_IMAGE:
-                    ok = False
-                    break
-            if not ok:
-                continue
-            for s, e in segments:
-                part = sub[s:e, :] if axis == 0 else sub[:, s:e]
-                _split_node(rgb, part, x if axis == 0 else x + s, y + s if axis == 0 else y,
-                            depth + 1, sopts, popts, out)
-            return
-    out.append(Piece((x, y, x + w, y + h), classify_piece(crop, popts, sopts.white_level)))
 
 
 def split_figure(

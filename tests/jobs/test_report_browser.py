@@ -17,21 +17,13 @@ import pytest
 from PIL import Image
 
 from jobs.report import write_report_html
-from tests.jobs.browser import ensure_chromium, run_chromium
+from tests.jobs.browser import run_chromium
 from tests.jobs.report_samples import MALICIOUS_DOC, SAMPLE_ERRORS, SAMPLE_SUMMARY, sample_pairs
 from tests.jobs.test_report import Dom
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path, reason = ensure_chromium()
-    if path is None:
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture(scope="module")

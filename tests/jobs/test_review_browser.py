@@ -16,19 +16,10 @@ from jobs.report import write_report_html
 from jobs.review.data import resolve
 from jobs.review.server import ReviewServer
 from jobs.verdicts import CONFIRMED, DISMISSED, UNSURE, VerdictStore
-from tests.jobs.browser import ensure_chromium
 from tests.jobs.cdp import Browser
 from tests.jobs.review_samples import make_scan_dir, panels, sample_pairs
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path, reason = ensure_chromium()
-    if path is None:
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture()
