@@ -39,6 +39,8 @@ def review(path: Path, host: str, port: int, import_file: Path | None) -> None:
         return
     try:
         server = ReviewServer(target, host=host, port=port)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--host") from exc
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc}")
     click.echo(f"reviewing {', '.join(target.reports)} of {target.store_dir}")

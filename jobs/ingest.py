@@ -47,7 +47,6 @@ class IngestResult:
     skipped_documents: int = 0
     errors: list[InputError] = field(default_factory=list)
     input_sha256: dict[str, str] = field(default_factory=dict)   # every readable input: doc -> content hash
-    new_row_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def ingest(
@@ -95,7 +94,11 @@ def ingest(
             staging.write(batch)
     table, finished = staging.complete_documents(light=True)  # images, vectors and pixels stay on disk
     if table.num_rows:  # a crash between writing the store and clearing the staging area
-        fresh = [not seen(d, h) for d, h in zip(table.column("doc").to_pylist(), table.column("doc_sha256").to_pylist())]
+        # Documents stored before the crash are not stored twice; their error rows are kept,
+        # because the errors log is written only after the store.
+        fresh = [kind == ROW_ERROR or not seen(d, h) for kind, d, h in
+                 zip(table.column("row_kind").to_pylist(), table.column("doc").to_pylist(),
+                     table.column("doc_sha256").to_pylist())]
         table = table.filter(pa.array(fresh))
     _count_rows(table, result)
     for p in todo:
@@ -109,7 +112,7 @@ def ingest(
         records = table.filter(pc.equal(table.column("row_kind"), ROW_RECORD))
         if records.num_rows:
             records = flag_boilerplate_table(records)
-            result.new_row_ids = _store_records(store_dir, records, run_id, staging)
+            _store_records(store_dir, records, run_id, staging)
             result.panels = records.num_rows
             result.noise = sum(1 for f in records.column("flags").to_pylist() if f and NOISE_FLAGS.intersection(f))
         staging.clear()

@@ -18,12 +18,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow.compute as pc
 
 from index.store import FigureStore
 from jobs.clock import StageClock, stage_announcer
 from jobs.ingest import has_store, ingest, load_errors, record_errors
-from jobs.match import match_store
+from jobs.match import MatchResult, match_store
 from jobs.options import RunOptions, RunSummary
 from jobs.ray_runtime import ray_session
 from jobs.report import ReportPair
@@ -82,6 +83,14 @@ def load_sources(store_dir: Path) -> dict[str, Path]:
     return out
 
 
+def _rows_of_run(store_dir: Path, run_id: str) -> np.ndarray:
+    """Store row ids ingested by `run_id` (none when there is no store yet)."""
+    if not has_store(store_dir):
+        return np.zeros(0, np.int64)
+    runs = FigureStore.open(store_dir).read_table(["row_id", "run_id"])
+    return runs.filter(pc.equal(runs.column("run_id"), run_id)).column("row_id").to_numpy()
+
+
 def run_nightly(incoming: Path, store_dir: Path, night: str, options: RunOptions) -> RunSummary:
     """Ingest the new documents of `incoming` into `store_dir` and report their reuse against everything.
 
@@ -102,23 +111,23 @@ def run_nightly(incoming: Path, store_dir: Path, night: str, options: RunOptions
         known: set[str] = set()
         if has_store(store_dir):
             known = set(FigureStore.open(store_dir).read_table(["doc_sha256"]).column("doc_sha256").to_pylist())
+        matched: MatchResult | None = None
         with ray_session(options.address, progress=options.progress):
             result = ingest(paths, root, store_dir, run_id=run_id, pipeline=options.pipeline,
                             seen=lambda doc, sha: sha in known, clock=clock)
-        record_errors(store_dir, [(f"{night}/{d}", s, e) for d, s, e in result.errors])
-        new_docs = {d: p for d, p in rel.items() if result.input_sha256.get(d) not in known}
-        record_sources(store_dir, run_id, new_docs, result.input_sha256)
-        pairs: list[ReportPair] = []
-        candidates = 0
-        if has_store(store_dir):
-            runs = FigureStore.open(store_dir).read_table(["row_id", "run_id"])
-            query = runs.filter(pc.equal(runs.column("run_id"), run_id)).column("row_id").to_numpy()
-            if len(query):
+            record_errors(store_dir, [(f"{night}/{d}", s, e) for d, s, e in result.errors])
+            new_docs = {d: p for d, p in rel.items() if result.input_sha256.get(d) not in known}
+            record_sources(store_dir, run_id, new_docs, result.input_sha256)
+            query = _rows_of_run(store_dir, run_id)
+            if len(query):  # inside the Ray session: the pixel check runs as Ray tasks on the cluster
                 matched = match_store(store_dir, query_row_ids=query, model_path=options.model_path,
                                       options=options.match, clock=clock, progress=options.progress)
-                candidates = matched.candidates
-                with clock.timed("report"):
-                    pairs = build_report_pairs(store_dir, matched, doc_roots=load_sources(store_dir))
+        pairs: list[ReportPair] = []
+        candidates = 0
+        if matched is not None:
+            candidates = matched.candidates
+            with clock.timed("report"):
+                pairs = build_report_pairs(store_dir, matched, doc_roots=load_sources(store_dir))
         errors = [(d.split("/", 1)[1], s, e) for d, s, e in load_errors(store_dir) if d.startswith(f"{night}/")]
         summary = RunSummary(
             documents=len(paths), new_documents=result.documents, skipped_documents=result.skipped_documents,

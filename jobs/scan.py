@@ -54,10 +54,10 @@ def run_scan(path: Path, out_dir: Path, options: RunOptions) -> RunSummary:
     candidates = 0
     if matched is not None:
         with clock.timed("report"):
-            keep: PairFilter | None = None
-            if stored:  # a resumed scan: report only documents present now
-                current = set(result.input_sha256.items())
-                keep = lambda a, b: (a["doc"], a["doc_sha256"]) in current and (b["doc"], b["doc_sha256"]) in current  # noqa: E731
+            # Only documents in the folder now: a resumed scan's store (or staging area) may hold
+            # documents removed from it since.
+            current = set(result.input_sha256.items())
+            keep: PairFilter = lambda a, b: (a["doc"], a["doc_sha256"]) in current and (b["doc"], b["doc_sha256"]) in current  # noqa: E731
             pairs = build_report_pairs(store_dir, matched, doc_roots=rel, pair_filter=keep)
         candidates = matched.candidates
     errors = [e for e in load_errors(store_dir) if e[0] in rel]

@@ -113,7 +113,10 @@ class StagingArea:
         `light`: without the heavy columns (images, vectors, pixel features), with the pixel hash of
         each image and where each row is staged instead (`gather` reads the rest).
         """
-        table = self._read(light)
+        return self._complete(self._read(light))
+
+    def _complete(self, table: pa.Table | None) -> tuple[pa.Table, set[str]]:
+        """`complete_documents` of the staged rows `table` (as `_read` gives them)."""
         if table is None:
             return pa.table({"row_kind": pa.array([], pa.string())}), set()
         # A document extracted again after an interrupted run may have rows staged
@@ -145,14 +148,19 @@ class StagingArea:
         return keep
 
     def finished_documents(self, model_id: str) -> set[tuple[str, str]]:
-        """(doc, sha256) of the finished documents staged for `model_id` (others are discarded)."""
-        table, _ = self.complete_documents(light=True)
-        if "model_id" in table.column_names and table.num_rows:
-            models = {m for m in table.column("model_id").to_pylist() if m}
+        """(doc, sha256) of the finished documents staged for `model_id`.
+
+        Rows of another model anywhere in the staging area, even of unfinished documents,
+        discard it all: a document staged in part by each would mix their vectors.
+        """
+        staged = self._read(light=True)
+        if staged is not None and "model_id" in staged.column_names:
+            models = {m for m in staged.column("model_id").to_pylist() if m}
             if models and models != {model_id}:
                 logger.warning("discarding rows staged by another model (%s)", ", ".join(sorted(models)))
                 self.clear()
                 return set()
+        table, _ = self._complete(staged)
         if "doc" not in table.column_names:
             return set()
         rows = table.filter(pc.equal(table.column("row_kind"), ROW_DOC))

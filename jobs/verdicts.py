@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import logging
 import sqlite3
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.report import ReportPair, content_pair_key
+from scanner.noise import pixel_hash
 from scanner.records import format_bbox
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,9 @@ CREATE VIEW IF NOT EXISTS latest_verdicts AS
 """
 
 
-def panel_hash(image: bytes) -> str:
-    """The content hash of a panel: sha256 (hex) of its image bytes as kept in the store."""
-    return hashlib.sha256(image).hexdigest()
+# The content hash of a panel (sha256 of its image bytes as kept in the store): the one the
+# boilerplate rule uses, so a verdict and a logo key on the same definition.
+panel_hash = pixel_hash
 
 
 pair_key = content_pair_key  # the order-independent key of two panel hashes (owned by jobs.report)

@@ -67,12 +67,18 @@ def render_page(target: ReviewTarget, night: str) -> str:
                               verdict_mode="server", csp=APP_CSP, toolbar_extra=night_picker(target, night))
 
 
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
+
 class ReviewServer(ThreadingHTTPServer):
     """The HTTP server of one review target."""
 
     daemon_threads = True
 
     def __init__(self, target: ReviewTarget, host: str = "127.0.0.1", port: int = 0) -> None:
+        if host in WILDCARD_HOSTS:  # requests are checked against the Host they name: bind a real address
+            raise ValueError(f"--host {host} listens everywhere and no request could name it; "
+                             "give the address or name reviewers will use")
         self.target = target
         super().__init__((host, port), ReviewHandler)
 
@@ -146,7 +152,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
                 self._json(HTTPStatus.OK, target.verdicts.latest())
             else:
                 self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
-        except ValueError as exc:
+        except (ValueError, OSError) as exc:  # a bad request, or a damaged stored image
             self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
 
     def do_POST(self) -> None:  # noqa: N802
@@ -162,7 +168,10 @@ class ReviewHandler(BaseHTTPRequestHandler):
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
             self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "send application/json"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
         if not 0 < length <= MAX_BODY:
             self._json(HTTPStatus.BAD_REQUEST, {"error": "empty or too large body"})
             return

@@ -125,3 +125,23 @@ def record_from_csv(scan_dir: Path) -> dict[str, str]:
     target = resolve(scan_dir)
     pair = target.pairs("scan")[0]
     return {"hash_a": pair.a.image_sha256, "hash_b": pair.b.image_sha256, "doc_a": pair.a.doc, "doc_b": pair.b.doc}
+
+
+def test_a_wildcard_address_is_refused_with_a_reason(scan_dir: Path) -> None:
+    with pytest.raises(ValueError, match="listens everywhere"):
+        ReviewServer(resolve(scan_dir), host="0.0.0.0", port=0)
+    result = CliRunner().invoke(main, ["review", str(scan_dir), "--host", "0.0.0.0"])
+    assert result.exit_code == 2 and "listens everywhere" in result.output
+
+
+def test_a_bad_content_length_is_a_bad_request(server: ReviewServer) -> None:
+    import http.client
+
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn.putrequest("POST", "/api/verdict")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", "lots")
+    conn.endheaders()
+    assert conn.getresponse().status == 400
+    conn.close()

@@ -10,18 +10,20 @@ from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_RECORD
 from jobs.staging import StagingArea, document_aligned_slices
 
 
+def rows(doc: str, n_records: int, announce: int | None, model: str = "m") -> pa.Table:
+    """Staged rows of one document: `n_records` records and, when finished, its `doc` row announcing `announce`."""
+    out = [{**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_RECORD, "doc": doc, "doc_sha256": "s" + doc,
+            "figure_id": f"{doc}-{i}", "flags": [], "page": 1} for i in range(n_records)]
+    if announce is not None:
+        out.append({**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_DOC, "doc": doc,
+                    "doc_sha256": "s" + doc, "records": announce, "pages": 1, "flags": []})
+    table = pa.Table.from_pylist(out, schema=EXTRACT_SCHEMA)
+    return table.append_column("vector", pa.array([[1.0, 0.0]] * len(out), pa.list_(pa.float32()))).append_column(
+        "model_id", pa.array([model] * len(out), pa.string()))
+
+
 def test_staging_keeps_finished_documents_of_an_interrupted_run(tmp_path: Path) -> None:
     """Rows staged before a crash: complete documents count, a half-staged one is redone once."""
-    def rows(doc: str, n_records: int, announce: int | None) -> pa.Table:
-        out = [{**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_RECORD, "doc": doc, "doc_sha256": "s" + doc,
-                "figure_id": f"{doc}-{i}", "flags": [], "page": 1} for i in range(n_records)]
-        if announce is not None:
-            out.append({**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_DOC, "doc": doc,
-                        "doc_sha256": "s" + doc, "records": announce, "pages": 1, "flags": []})
-        table = pa.Table.from_pylist(out, schema=EXTRACT_SCHEMA)
-        return table.append_column("vector", pa.array([[1.0, 0.0]] * len(out), pa.list_(pa.float32()))).append_column(
-            "model_id", pa.array(["m"] * len(out), pa.string()))
-
     area = StagingArea(tmp_path / "staging")
     area.write(rows("a.pdf", 3, 3))         # finished before the crash
     area.write(rows("b.pdf", 2, None))      # interrupted: 2 of its rows, no doc row
@@ -72,3 +74,12 @@ def test_light_rows_leave_the_heavy_columns_on_disk_and_gather_brings_them_back(
     assert full.column("pixels").to_pylist() == [b"px-b.pdf1", b"px-b.pdf0", b"px-a.pdf2", b"px-a.pdf1", b"px-a.pdf0"]
     assert full.column("vector").to_pylist()[0] == [1.0, 1.0]
     assert full.column("flags").to_pylist() == [["boilerplate"]] * 5  # the light rows' columns win
+
+
+def test_a_half_staged_document_of_another_model_discards_the_staging_area(tmp_path: Path) -> None:
+    """Model X staged part of b.pdf before a crash; a rerun with model Y must not mix X's vectors into b."""
+    area = StagingArea(tmp_path / "staging")
+    area.write(rows("b.pdf", 2, None, model="x"))
+    area.write(rows("a.pdf", 3, 3, model="y"))
+    assert area.finished_documents("y") == set()
+    assert not (tmp_path / "staging").exists()
