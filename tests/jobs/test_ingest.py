@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobs.ingest import ERRORS_LOG, check_store_model, has_store, load_errors, record_errors, stored_documents
+import pyarrow as pa
+
+from jobs.clock import StageClock
+from jobs.ingest import ERRORS_LOG, check_store_model, has_store, ingest, load_errors, record_errors, stored_documents
+from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_ERROR, PipelineOptions, model_id_of
+from jobs.staging import STAGING_DIRNAME, StagingArea
+from scanner.extract import file_sha256
 
 
 def test_input_errors_are_logged_once_each_and_survive_a_torn_line(tmp_path: Path) -> None:
@@ -27,14 +33,6 @@ def test_a_folder_without_a_store_holds_nothing_and_fits_any_model(tmp_path: Pat
 def test_errors_of_documents_stored_before_a_crash_are_still_reported(tmp_path: Path) -> None:
     """A crash after the store write but before the errors log: the rerun skips the stored document's
     rows, but keeps its error rows (they reach errors.csv only through this ingest)."""
-    import pyarrow as pa
-
-    from jobs.clock import StageClock
-    from jobs.ingest import ingest
-    from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_ERROR, PipelineOptions, model_id_of
-    from jobs.staging import STAGING_DIRNAME, StagingArea
-    from scanner.extract import file_sha256
-
     paper = tmp_path / "papers" / "a.pdf"
     paper.parent.mkdir()
     paper.write_bytes(b"%PDF-1.4 stand-in")
