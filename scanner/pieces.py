@@ -58,6 +58,11 @@ class PieceOptions:
     refine_line_ink_frac: float = 0.03  # ... when at most this share of the line is ink ...
     refine_min_fill: float = 0.85    # ... and every part is a filled rectangle (stacked blot strips)
     blob_max_fill: float = 0.5       # an image-like piece this sparse is a fragment of a picture on a pale background
+    # The loose split needs paper: at least this share of the background (pixels at or above
+    # white_level) truly white (>= paper_level). Published figures measure 0.74-1.0; a stained
+    # section on its pale slide (generated DAB histology) about 0.00: it is one picture, not a figure.
+    paper_level: int = 250
+    min_paper_share: float = 0.5
 
 
 def _dense_mask(rgb: np.ndarray, sopts: SplitOptions, popts: PieceOptions) -> np.ndarray:
@@ -233,6 +238,15 @@ def _merge_blobs(rgb: np.ndarray, mask: np.ndarray, boxes: list[Box], sopts: Spl
     return _merge_overlapping([union, *rest])
 
 
+def _on_paper(rgb: np.ndarray, white_level: int, popts: PieceOptions) -> bool:
+    """Is the figure's background white paper (gutters between panels), not a pale picture's own ground?"""
+    lightest = rgb.min(axis=2)
+    background = lightest >= white_level
+    if not background.any():
+        return False
+    return float((lightest[background] >= popts.paper_level).mean()) >= popts.min_paper_share
+
+
 def split_figure_loose(
     rgb: np.ndarray, opts: SplitOptions | None = None, piece_opts: PieceOptions | None = None,
 ) -> list[Piece]:
@@ -254,6 +268,8 @@ def split_figure_loose(
         rgb = np.repeat(rgb[:, :, None], 3, axis=2)
     h, w = rgb.shape[:2]
     if max(h, w) < 2 * sopts.min_panel_px:
+        return []
+    if not _on_paper(rgb, sopts.white_level, popts):
         return []
     mask = _dense_mask(rgb, sopts, popts)
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
@@ -278,6 +294,6 @@ def split_figure_loose(
         if kind == KIND_IMAGE and bw * bh < min_area:
             kind = KIND_TEXT
         kept.append(Piece(b, kind))
-    if len(kept) < 2:
-        return []
+    if len(kept) < 2 or not any(p.kind == KIND_IMAGE for p in kept):
+        return []  # one piece, or only chart/text pieces: the figure stays whole (it is matched as such)
     return kept

@@ -33,3 +33,16 @@ def test_chart_does_not_veto_image_panels() -> None:
     assert (10, 10, 200, 140) in images and (220, 10, 410, 140) in images
     assert all(p.kind != KIND_IMAGE for p in pieces if p.box[1] >= 150)
     assert sorted(split_panels(fig)) == sorted(images)
+
+
+def test_a_stained_section_on_its_pale_slide_and_a_dot_plot_stay_whole() -> None:
+    """No paper-white gutters (a DAB section) or no picture among the pieces (a flow plot): not a compound figure."""
+    from training.data import all_kinds, specimen_image
+
+    kinds_seen = set()
+    for seed in range(5000, 5040):
+        kind, image = specimen_image(all_kinds(), seed, 0, 200, 260)[:2]
+        rgb = np.asarray(image.convert("RGB"))
+        assert split_figure(rgb, classify_strict=False) == [], (seed, kind)
+        kinds_seen.add(kind)
+    assert {"histology_dab", "flow"} <= kinds_seen
