@@ -46,6 +46,7 @@ def gallery() -> tuple[Embedder, list[Image.Image], np.ndarray]:
     return emb, panels, emb.embed(panels)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("src", [0, 3])
 def test_a_30_percent_crop_is_a_candidate_with_crop_vectors_and_not_without(
         gallery: tuple[Embedder, list[Image.Image], np.ndarray], src: int) -> None:

@@ -91,6 +91,7 @@ def test_exit_codes(tmp_path: Path) -> None:
     assert np.allclose(rec.bbox, (40, 40, 80, 80))
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_document_is_reported_and_the_rest_extracted(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     for d in range(3):

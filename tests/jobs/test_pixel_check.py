@@ -36,6 +36,7 @@ def test_without_ray_the_pairs_are_checked_in_this_process() -> None:
     assert sum(ticks) == n and len(ticks) == 3  # progress moves task by task
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_a_failed_pixel_check_task_is_redone_in_the_driver(caplog: pytest.LogCaptureFixture) -> None:
     started = not ray.is_initialized()

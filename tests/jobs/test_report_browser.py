@@ -57,6 +57,7 @@ def test_report_renders_all_cards_and_images(chromium: str, report: Path, tmp_pa
     assert "5 of 5 pairs" in "".join(dom.text)
 
 
+@pytest.mark.slow
 def test_filters_and_sort_run_in_the_browser(chromium: str, report: Path, tmp_path: Path) -> None:
     dom = dump_dom(chromium, report, tmp_path, "#min=0.9&kind=inter")
     assert [c["data-score"] for c in visible_cards(dom)] == ["0.970000", "0.930000", "0.910000"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from scanner.discover import find_inputs
 from scanner.extract import extract_document
@@ -12,6 +13,7 @@ from scanner.records import FLAG_COMPOUND
 from training import corpus
 
 
+@pytest.mark.slow
 def test_every_generated_panel_is_found_with_its_bbox(tmp_path: Path) -> None:
     import pandas as pd
 

@@ -55,6 +55,7 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_calibrate_checkpoint_adds_the_fusion_and_keeps_the_weights(tiny_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "calibrated.pt"
     fusion, stats = calibrate_checkpoint(tiny_checkpoint, out, n_pairs=60, seed=1)

@@ -34,6 +34,7 @@ def test_batches_are_deterministic_and_shaped() -> None:
     assert 5 <= labels.sum() <= 35  # similar with p = 0.4
 
 
+@pytest.mark.slow
 def test_infonce_loss_falls_then_head_stage(tmp_path: Path) -> None:
     torch.manual_seed(0)
     cfg = TrainConfig(objective="infonce", steps=30, batch_size=8, lr_max=3e-3, save_every=10, data=DATA)
