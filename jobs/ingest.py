@@ -119,9 +119,9 @@ def ingest(
     return result
 
 
-def _store_records(store_dir: Path, records: pa.Table, run_id: str, staging: StagingArea) -> np.ndarray:
+def _store_records(store_dir: Path, records: pa.Table, run_id: str, staging: StagingArea) -> None:
     """Append `records` (light staged rows of one model, `StagingArea.complete_documents(light=True)`) to
-    the store, whole documents per file; their new row ids.
+    the store, whole documents per file.
 
     One store file's rows (`STORE_FILE_ROWS`) are read back from the staging area at a time, so the
     driver never holds more than that many images, vectors and pixel features.
@@ -129,7 +129,6 @@ def _store_records(store_dir: Path, records: pa.Table, run_id: str, staging: Sta
     records = records.sort_by([("doc", "ascending"), ("doc_sha256", "ascending")])
     model_id = records.column("model_id")[0].as_py()
     store: FigureStore | None = None
-    new_ids: list[np.ndarray] = []
     for start, stop in document_aligned_slices(records.column("doc").to_pylist(), STORE_FILE_ROWS):
         part = staging.gather(records.slice(start, stop - start))
         vectors = _vectors(part.column("vector"))
@@ -141,8 +140,6 @@ def _store_records(store_dir: Path, records: pa.Table, run_id: str, staging: Sta
         if REGION_COLUMN in part.column_names:
             owners, regions = split_region_vectors(part.column(REGION_COLUMN).to_pylist(), vectors.shape[1])
             store.write_region_vectors(info, owners, regions)
-        new_ids.append(np.arange(info.first_row_id, info.first_row_id + info.rows, dtype=np.int64))
-    return np.concatenate(new_ids) if new_ids else np.zeros(0, np.int64)
 
 
 def split_region_vectors(flat: list[list[float] | None], dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -72,6 +72,12 @@ def run(args: list[str]) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def scan_args(corpus: Path, out: Path, model: Path) -> list[str]:
+    """`reusescan scan` of a test corpus with the tiny model: every exact candidate reported."""
+    return ["scan", str(corpus), "--out", str(out), "--model", str(model), "--threshold", "0",
+            "--min-sim", "0.999", "--no-progress"]
+
+
 def pair_set(rows: list[dict[str, str]]) -> set[frozenset[tuple[str, str]]]:
     return {frozenset({(r["doc_a"], r["bbox_a"]), (r["doc_b"], r["bbox_b"])}) for r in rows}
 
@@ -80,8 +86,7 @@ def test_scan_reports_planted_pairs_and_errors(ray_cluster: None, tiny_model: Pa
     corpus = tmp_path / "corpus"
     make_corpus(corpus)
     out = tmp_path / "out"
-    code, output = run(["scan", str(corpus), "--out", str(out), "--model", str(tiny_model),
-                        "--threshold", "0", "--min-sim", "0.999", "--no-progress"])
+    code, output = run(scan_args(corpus, out, tiny_model))
     assert code == 0, output
     rows = read_csv(out / "report.csv")
     assert list(rows[0].keys())[: len(CONTRACT)] == CONTRACT
@@ -106,8 +111,7 @@ def test_scan_resumes_without_reingesting(ray_cluster: None, tiny_model: Path, t
     corpus = tmp_path / "corpus"
     make_corpus(corpus)
     out = tmp_path / "out"
-    args = ["scan", str(corpus), "--out", str(out), "--model", str(tiny_model), "--threshold", "0",
-            "--min-sim", "0.999", "--no-progress"]
+    args = scan_args(corpus, out, tiny_model)
     assert run(args)[0] == 0
     first = read_csv(out / "report.csv")
     code, output = run(args)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from jobs.verdicts import CONFIRMED, DISMISSED, Verdict, VerdictStore
-from tests.jobs.test_scan_nightly import make_corpus, ray_cluster, read_csv, run, tiny_model  # noqa: F401
+from tests.jobs.test_scan_nightly import make_corpus, ray_cluster, read_csv, run, scan_args, tiny_model  # noqa: F401
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -15,8 +15,7 @@ def test_rescan_leaves_dismissed_out_and_carries_confirmed(ray_cluster: None, ti
     corpus = tmp_path / "corpus"
     make_corpus(corpus)
     out = tmp_path / "out"
-    args = ["scan", str(corpus), "--out", str(out), "--model", str(tiny_model), "--threshold", "0",
-            "--min-sim", "0.999", "--no-progress"]
+    args = scan_args(corpus, out, tiny_model)
     assert run(args)[0] == 0
     rows = read_csv(out / "report.csv")
     inter = next(r for r in rows if r["kind"] == "inter")
