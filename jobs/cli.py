@@ -24,12 +24,14 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "jobs.cmd_train:train_command",
     "evaluate": "jobs.cmd_evaluate:evaluate_command",
     "calibrate": "jobs.cmd_calibrate:calibrate",
+    "case": "jobs.cmd_case:case",
     "review": "jobs.cmd_review:review",
 }
 
 # name -> the first paragraph of the command's help, for `reusescan --help` without importing it.
 SUMMARIES: dict[str, str] = {
     "calibrate": "Fit how the head score and the pixel check combine into the reported score.",
+    "case": "Build what goes to the authors: the confirmed pairs of a manuscript.",
     "evaluate": "Accuracy, precision, recall, F1 and ROC AUC of BTA-style models on similar/dissimilar pairs.",
     "extract": "Extract every figure and panel of PATH (PDFs and images, recursive) into OUT/figures.parquet.",
     "make-corpus": "Write OUT/pdf/*.pdf, OUT/truth.csv, OUT/images/**.png, OUT/images_truth.csv (see training.corpus).",

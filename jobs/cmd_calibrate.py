@@ -22,7 +22,13 @@ from training.fusion import calibrate_checkpoint, set_fused_threshold
               help="Which calibration pairs (their specimens never meet training or evaluation ones).")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Only store this report threshold for the fused score (from benchmarks/bench_scan.py); no refit.")
-def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: float | None) -> None:
+@click.option("--verdicts", "verdict_sources", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A scan folder or nightly store whose reviewers' verdicts join the fit (repeatable).")
+@click.option("--verdict-share", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5,
+              show_default=True, help="With --verdicts: the reviewed pairs' share of the fit's weight.")
+def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: float | None,
+              verdict_sources: tuple[Path, ...], verdict_share: float) -> None:
     """Fit how the head score and the pixel check combine into the reported score.
 
     The pairs come from generator seeds used neither for training nor for
@@ -30,7 +36,9 @@ def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: fl
     (`pixel_check`), which `reusescan scan` then uses. The encoder is unchanged, so
     stores built with the model stay valid. Recalibrate the report threshold
     afterwards (`benchmarks/bench_scan.py`, README "Where quality stands") and
-    store it with `--threshold`.
+    store it with `--threshold`. With `--verdicts`, the pairs reviewers confirmed
+    (positives) or dismissed (negatives) in those scan folders or stores join the
+    generated pairs, weighted by `--verdict-share` (docs/review.md).
     """
     if threshold is not None:
         try:
@@ -40,6 +48,18 @@ def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: fl
         click.echo(json.dumps({"out": str(out), "threshold": threshold}))
         return
 
+    if verdict_sources:
+        from jobs.review.data import ReviewError
+        from jobs.verdict_calibration import calibrate_with_verdicts
+
+        try:
+            with tqdm(total=pairs, desc="pixel check", unit="pair") as bar:
+                fusion, stats = calibrate_with_verdicts(model, out, verdict_sources, n_pairs=pairs, seed=seed,
+                                                        verdict_share=verdict_share, progress=bar.update)
+        except (ValueError, ReviewError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(json.dumps({"out": str(out), **fusion.to_meta(), **stats}, indent=2))
+        return
     with tqdm(total=pairs, desc="pixel check", unit="pair") as bar:
         fusion, stats = calibrate_checkpoint(model, out, n_pairs=pairs, seed=seed, progress=bar.update)
     click.echo(json.dumps({"out": str(out), **fusion.to_meta(), **stats}, indent=2))

@@ -52,7 +52,7 @@ REPORT_COLUMNS: tuple[str, ...] = ("score", *PAIR_COLUMNS, "kind")
 #: The extra columns written after them.
 EXTRA_COLUMNS: tuple[str, ...] = (
     "group", "transform", "figure_id_a", "figure_id_b", "head_score", "pixel_match", "pixel_detail",
-    "verdict", "pair_key",
+    "verdict", "pair_key", "finding",
 )
 #: Every `report.csv` column, in the order written.
 CSV_COLUMNS: tuple[str, ...] = REPORT_COLUMNS + EXTRA_COLUMNS
@@ -145,7 +145,8 @@ class ReportPair:
     for it (then `head_score` keeps the head alone). `kind` is derived from
     the documents when left as None (and checked against them when given).
     `group_id` joins pairs that belong to one cluster of copies (connected
-    components over the reported pairs). `transform` maps b onto a (see the module
+    components over the reported pairs); `finding_id` joins a figure pair and the
+    panel pairs nested inside it (`jobs.findings`). `transform` maps b onto a (see the module
     docstring), or None when not estimated. `extra` is free-form metadata shown
     on the card (string keys, short values).
     """
@@ -161,6 +162,7 @@ class ReportPair:
     pixel_match: float | None = None  # correlation of the pixel check's placement, when it ran
     pixel_detail: float | None = None  # correlation of that placement's fine detail (embedder.verify)
     verdict: str = ""  # the reviewers' latest verdict (jobs.verdicts.REPORT_VERDICTS), "" when none
+    finding_id: int = 0  # the finding (one reuse: a figure pair and the panel pairs inside it, jobs.findings); 0: unset
 
     @property
     def pair_key(self) -> str:
@@ -244,7 +246,7 @@ def pair_csv_row(pair: ReportPair) -> list[object]:
         "" if pair.head_score is None else f"{pair.head_score:.4f}",
         "" if pair.pixel_match is None else f"{pair.pixel_match:.4f}",
         "" if pair.pixel_detail is None else f"{pair.pixel_detail:.4f}",
-        pair.verdict, pair.pair_key,
+        pair.verdict, pair.pair_key, pair.finding_id or "",
     ]
 
 

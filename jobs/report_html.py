@@ -10,7 +10,9 @@ the script never writes input text as HTML (it reads `dataset`/`textContent`).
 
 Layout: a summary header (counts, time per stage, run details, unreadable
 inputs), a sticky toolbar, then one card per pair. Pairs of a group with more
-than two distinct panels are gathered under a group header. Each card shows
+than two distinct panels are gathered under a group header; a figure pair and the
+panel pairs nested inside it (one reuse, `jobs.findings`) are one card listing
+those panel pairs. Each card shows
 panel A, panel B, and B pre-transformed with PIL so it is aligned to A (the
 suspected rotation/flip in words above it), plus each page drawn small with the
 panel's box highlighted.
@@ -33,6 +35,7 @@ from typing import Any, Protocol
 from PIL import Image
 
 from embedder.d4 import IDENTITY, apply_transform
+from jobs.findings import Finding, group_findings
 from jobs.report import KIND_INTER, PanelRef, ReportError, ReportPair, sort_pairs
 from scanner.document import ERROR_GROUPS, error_group
 from scanner.records import format_bbox
@@ -257,16 +260,38 @@ def _record(pair: ReportPair) -> str:
     }, sort_keys=True)
 
 
-def render_card(pair: ReportPair, rank: int, cache: ImageSource) -> str:
-    """One pair's card: used by report.html and by the review app (`jobs.review`)."""
+def _finding_panels(finding: Finding, cache: ImageSource) -> str:
+    """The panel pairs nested in a finding's figure pair, listed small inside its card (each keeps its record)."""
+    rows = []
+    for p in finding.panels:
+        aligned = cache.panel_uri(p.b, transform=p.transform) if p.transform else cache.panel_uri(p.b)
+        pics = "".join(
+            f'<img src="{uri}" alt="{_e(alt)}" loading="eager" decoding="sync">' if uri else '<span class="missing">n/a</span>'
+            for uri, alt in ((cache.panel_uri(p.a), "panel A"), (aligned, "panel B aligned to A")))
+        rows.append(
+            f'<li class="fpair" data-pair-key="{_e(p.pair_key)}" data-verdict="{_e(p.verdict)}" data-record="{_e(_record(p))}">'
+            f'<span class="fpics">{pics}</span>'
+            f'<span class="fmeta"><b>{p.score:.3f}</b> · A p.{p.a.page} <span class="bbox">{_e(format_bbox(p.a.bbox))}</span>'
+            f' · B p.{p.b.page} <span class="bbox">{_e(format_bbox(p.b.bbox))}</span> · B is A {_e(p.transform_phrase)}'
+            f' · <span class="fverdict">{_e(p.verdict or "no verdict")}</span></span></li>')
+    return (f'<section class="fpanels"><h3>{len(finding.panels)} panel pair(s) inside these figures, same reuse '
+            f'(a verdict here applies to all of them)</h3><ul>{"".join(rows)}</ul></section>')
+
+
+def render_card(pair: ReportPair, rank: int, cache: ImageSource, finding: Finding | None = None) -> str:
+    """One pair's card (with `finding`: its figure pair, the panel pairs inside listed): report.html and the review app."""
     kind_label = "two documents" if pair.kind == KIND_INTER else "within one document"
     extra = ""
     if pair.extra:
         items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in pair.extra.items())
         extra = f'<dl class="extra">{items}</dl>'
     docs = "\n".join(sorted({pair.a.doc, pair.b.doc}))
+    nested = finding is not None and bool(finding.panels)
+    top = finding.score if finding is not None and nested else pair.score  # filters and sort see the finding's best pair
+    finding_chip = (f'<span class="chip fchip" title="one reuse: these figures and the panels inside them">finding {finding.id}'
+                    f' · {len(finding.pairs)} pairs · best {top:.3f}</span>' if finding is not None and nested else "")
     return (
-        f'<article class="card" data-score="{pair.score:.6f}" data-kind="{_e(pair.kind)}" '
+        f'<article class="card" data-score="{top:.6f}" data-finding="{finding.id if finding is not None else 0}" data-kind="{_e(pair.kind)}" '
         f'data-docs="{_e(docs.lower())}" data-doc-key="{_e(min(pair.a.doc, pair.b.doc).lower())}" '
         f'data-rank="{rank}" data-group="{pair.group_id}" data-pair-key="{_e(pair.pair_key)}" '
         f'data-verdict="{_e(pair.verdict)}" data-record="{_e(_record(pair))}">'
@@ -275,12 +300,13 @@ def render_card(pair: ReportPair, rank: int, cache: ImageSource) -> str:
         f'<span class="score {_score_class(pair.score)}" title="similarity score (0–1)">'
         f'<span class="sval">{pair.score:.3f}</span><span class="sbar"><i style="width:{100 * pair.score:.1f}%"></i></span></span>'
         f'<span class="chip k-{_e(pair.kind)}">{_e(pair.kind)} · {kind_label}</span>'
-        f'<span class="chip">group {pair.group_id}</span>'
+        f'<span class="chip">group {pair.group_id}</span>{finding_chip}'
         f'<span class="transform">B is A <b>{_e(pair.transform_phrase)}</b></span>'
         "</header>"
         '<div class="cbody">'
         f'{_panel_figure("A", pair.a, cache)}{_panel_figure("B", pair.b, cache)}{_aligned_figure(pair, cache)}'
         "</div>"
+        f"{_finding_panels(finding, cache) if finding is not None and nested else ''}"
         f"{extra}"
         f"{_verdict_bar(pair)}"
         "</article>"
@@ -381,29 +407,32 @@ def render_report_html(
     ordered = everything if max_pairs is None else everything[: max(0, max_pairs)]
     left_out = len(everything) - len(ordered)
     cache: ImageSource = images if images is not None else _ImageCache()
-    by_group: dict[int, list[tuple[int, ReportPair]]] = defaultdict(list)
-    for rank, pair in enumerate(ordered, start=1):
-        by_group[pair.group_id].append((rank, pair))
+    # one card per finding (a figure pair with the panel pairs nested inside it, jobs.findings), ranked by its best pair
+    findings = group_findings(ordered)
+    by_group: dict[int, list[Finding]] = defaultdict(list)
+    for f in findings:
+        by_group[f.head.group_id].append(f)
 
     blocks: list[str] = []
     emitted_groups: set[int] = set()
-    for rank, pair in enumerate(ordered, start=1):
+    for f in findings:
+        pair = f.head
         members = by_group[pair.group_id]
-        panels = _group_members([p for _, p in members])
+        panels = _group_members([m.head for m in members])
         if len(panels) <= 2:
-            blocks.append(f'<div class="item" data-score="{pair.score:.6f}" data-doc-key="{_e(min(pair.a.doc, pair.b.doc).lower())}">'
-                          f"{render_card(pair, rank, cache)}</div>")
+            blocks.append(f'<div class="item" data-score="{f.score:.6f}" data-doc-key="{_e(min(pair.a.doc, pair.b.doc).lower())}">'
+                          f"{render_card(pair, f.id, cache, f)}</div>")
             continue
         if pair.group_id in emitted_groups:
             continue
         emitted_groups.add(pair.group_id)
-        docs = sorted({d for _, p in members for d in (p.a.doc, p.b.doc)})
+        docs = sorted({d for m in members for d in (m.head.a.doc, m.head.b.doc)})
         doc_list = "".join(f"<li>{_e(d)}</li>" for d in docs)
-        cards = "".join(render_card(p, r, cache) for r, p in members)
+        cards = "".join(render_card(m.head, m.id, cache, m) for m in members)
         blocks.append(
-            f'<section class="item group" data-score="{members[0][1].score:.6f}" data-doc-key="{_e(docs[0].lower())}">'
+            f'<section class="item group" data-score="{members[0].score:.6f}" data-doc-key="{_e(docs[0].lower())}">'
             f'<header class="ghead"><h2>Group {pair.group_id}</h2>'
-            f"<span>{len(panels)} panels · {len(members)} pairs · {len(docs)} document(s) · top score {members[0][1].score:.3f}</span>"
+            f"<span>{len(panels)} panels · {len(members)} pairs · {len(docs)} document(s) · top score {members[0].score:.3f}</span>"
             f'<ul class="gdocs">{doc_list}</ul></header>'
             f'<div class="gcards">{cards}</div></section>'
         )
@@ -437,7 +466,7 @@ def render_report_html(
 <title>{_e(title)}</title>
 <style>{_asset("report.css")}</style>
 </head>
-<body data-cards="{len(ordered)}" data-verdict-mode="{_e(verdict_mode)}" data-pairs-total="{len(everything)}" data-images-ok="" data-images-broken="">
+<body data-cards="{len(findings)}" data-verdict-mode="{_e(verdict_mode)}" data-pairs-total="{len(everything)}" data-images-ok="" data-images-broken="">
 <header class="top">
 <div class="titlebar"><h1>{_e(title)}</h1><span class="gen">{_e(tool)} · generated {_e(generated)}</span></div>
 {_summary_html(summary, len(everything), errors)}
@@ -455,7 +484,7 @@ def render_report_html(
 {toolbar_extra}
 <span class="keys" title="keyboard shortcuts">j/k next/previous · c confirm · d dismiss · u unsure</span>
 <span id="vstatus" class="vstatus" role="status"></span>
-<span id="count" class="count">{len(ordered)} of {len(ordered)} pairs</span>
+<span id="count" class="count">{len(findings)} of {len(findings)} pairs</span>
 </nav>
 <main id="results">
 {body}

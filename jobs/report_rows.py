@@ -12,6 +12,7 @@ from PIL import Image
 
 from embedder.verify import Alignment
 from index.store import FigureStore, make_thumbnail
+from jobs.findings import assign_findings
 from jobs.ingest import InputError
 from jobs.match import MatchResult
 from jobs.page_thumbs import render_pages
@@ -77,7 +78,8 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
                               head_score=head_score, pixel_match=None if alignment is None else alignment.correlation,
                               pixel_detail=None if alignment is None else alignment.detail,
                               extra=extra))
-    return apply_verdicts(out, store_dir)  # the reviewers' verdicts: dismissed pairs leave report.csv
+    # the reviewers' verdicts (dismissed pairs leave report.csv), and one finding id per reuse (jobs.findings)
+    return assign_findings(apply_verdicts(out, store_dir))
 
 
 def _thumbnails(store: FigureStore, row_ids: list[int], *,

@@ -15,6 +15,7 @@ from pathlib import Path
 from jobs.clock import StageClock, stage_announcer
 from jobs.ingest import has_store, ingest, load_errors, record_errors, stored_documents
 from jobs.match import MatchResult, match_store
+from jobs.nightly import record_sources
 from jobs.options import RunOptions, RunSummary
 from jobs.ray_runtime import ray_session
 from jobs.report import ReportPair
@@ -46,6 +47,9 @@ def run_scan(path: Path, out_dir: Path, options: RunOptions) -> RunSummary:
         result = ingest(paths, root, store_dir, run_id=run_id, pipeline=options.pipeline,
                         seen=lambda doc, sha: (doc, sha) in stored, clock=clock)
         record_errors(store_dir, result.errors)
+        if has_store(store_dir):  # where each new document came from: `case export` draws its pages
+            record_sources(store_dir, run_id, {d: p for d, p in rel.items()
+                                               if (d, result.input_sha256.get(d)) not in stored}, result.input_sha256)
         matched: MatchResult | None = None
         if has_store(store_dir):  # inside the Ray session: the pixel check runs as Ray tasks
             matched = match_store(store_dir, query_row_ids=None, model_path=options.model_path,

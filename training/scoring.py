@@ -10,7 +10,12 @@ most once. Decisions:
 - a row that matches only true pairs already matched by a higher-scoring row is
   a *duplicate finding*: it is ignored (neither TP nor FP) and counted in
   `duplicates`, since a reviewer loses nothing real by seeing one finding twice;
-  rows matching nothing are false positives.
+  rows matching nothing are false positives;
+- when the report has a `finding` column (a figure pair and the panel pairs nested
+  in it are one finding, `jobs.findings`), a finding is one claim: its rows that
+  match nothing are ignored (counted in `duplicates`) when another of its rows
+  found a true pair, and a finding that matches nothing is one false positive (at
+  its best score), not one per row. Without the column every row is its own finding.
 Metrics: precision and recall over the whole report; average precision
 (non-interpolated: mean over true pairs of the precision at the rank each is
 found, unmatched ones counting 0); recall at precision >= 0.9; best F1 with its
@@ -135,9 +140,10 @@ def score_report(
     rep = _read(report, SCORED_COLUMNS, "report")
     tru = _read(truth, TRUTH_REQUIRED, "truth")
     true_pairs = [_sides(r) for _, r in tru.iterrows()]
-    # collapse exact duplicates (unordered), keep the best score
-    best: dict[tuple[Side, Side], float] = {}
-    for _, r in rep.iterrows():
+    # collapse exact duplicates (unordered), keep the best score (and the finding of that row)
+    best: dict[tuple[Side, Side], tuple[float, str]] = {}
+    has_findings = "finding" in rep.columns
+    for n, (_, r) in enumerate(rep.iterrows()):
         a, b = _sides(r)
         key = (a, b) if (a[0], a[1], a[2]) <= (b[0], b[1], b[2]) else (b, a)
         try:
@@ -146,8 +152,10 @@ def score_report(
             raise ScoringInputError(f"bad score {r['score']!r}") from exc
         if math.isnan(s):
             raise ScoringInputError("score is NaN")
-        best[key] = max(s, best.get(key, -math.inf))
-    rows = sorted(best.items(), key=lambda kv: -kv[1])
+        finding = str(r["finding"]) if has_findings and str(r["finding"]) else f"row {n}"
+        if key not in best or s > best[key][0]:
+            best[key] = (s, finding)
+    rows = sorted(best.items(), key=lambda kv: -kv[1][0])
     # index true pairs by (doc, page) of side a for speed
     by_key: dict[tuple[str, int], list[int]] = defaultdict(list)
     for i, (a, b) in enumerate(true_pairs):
@@ -155,18 +163,27 @@ def score_report(
         if (b[0], b[1]) != (a[0], a[1]):
             by_key[(b[0], b[1])].append(i)
     matched = [False] * len(true_pairs)
-    outcomes: list[tuple[float, int]] = []  # (score, 1 TP / 0 FP); duplicates dropped
-    duplicates = 0
-    for (a, b), s in rows:
+    verdicts: list[tuple[float, str, str]] = []  # (score, finding, "tp" / "fp" / "dup")
+    for (a, b), (s, finding) in rows:
         cands = [i for i in by_key.get((a[0], a[1]), []) if _pair_match(a, b, true_pairs[i], iou_threshold, contain)]
         free = [i for i in cands if not matched[i]]
         if free:
             matched[free[0]] = True
-            outcomes.append((s, 1))
-        elif cands:
-            duplicates += 1
+            verdicts.append((s, finding, "tp"))
         else:
+            verdicts.append((s, finding, "dup" if cands else "fp"))
+    found = {f for _, f, v in verdicts if v == "tp"}
+    outcomes: list[tuple[float, int]] = []  # (score, 1 TP / 0 FP); duplicates dropped
+    duplicates = 0
+    false_findings: set[str] = set()
+    for s, finding, v in verdicts:
+        if v == "tp":
+            outcomes.append((s, 1))
+        elif v == "fp" and finding not in found and finding not in false_findings:
+            false_findings.add(finding)  # a false finding counts once, at its best row (rows are best first)
             outcomes.append((s, 0))
+        else:
+            duplicates += 1
     n_true = len(true_pairs)
     tp = sum(o for _, o in outcomes)
     fp = len(outcomes) - tp
@@ -181,6 +198,18 @@ def score_report(
         recall_by_kind=_group(tru, matched, "kind"),
         recall_by_generator=_group(tru, matched, "generator"),
     )
+
+
+def row_truth_matches(report: str | Path | pd.DataFrame, truth: str | Path | pd.DataFrame, iou_threshold: float = 0.5,
+                      contain: bool = False) -> list[list[int]]:
+    """For each report row (in file order), the indices of the truth pairs it matches (the scoring's matching rule)."""
+    rep = _read(report, SCORED_COLUMNS, "report")
+    true_pairs = [_sides(r) for _, r in _read(truth, TRUTH_REQUIRED, "truth").iterrows()]
+    out = []
+    for _, r in rep.iterrows():
+        a, b = _sides(r)
+        out.append([i for i, t in enumerate(true_pairs) if _pair_match(a, b, t, iou_threshold, contain)])
+    return out
 
 
 def _pair_match(a: Side, b: Side, t: tuple[Side, Side], thr: float, contain: bool = False) -> bool:

@@ -109,9 +109,9 @@
     var st = card.querySelector('.vstate'); if (st) st.textContent = v || 'none';
     Array.prototype.forEach.call(card.querySelectorAll('.vbtn'), function(b){ b.classList.toggle('on', b.dataset.set === v); });
   }
-  function entryFor(card, v){
+  function entryFor(card, el, v){
     var rec = {};
-    try { rec = JSON.parse(card.dataset.record || '{}'); } catch (e) {}
+    try { rec = JSON.parse(el.dataset.record || '{}'); } catch (e) {}
     var note = card.querySelector('.vnote');
     rec.verdict = v;
     rec.note = note ? note.value : '';
@@ -119,20 +119,37 @@
     rec.decided_at = new Date().toISOString();
     return rec;
   }
+  // A card is one finding: its figure pair and the panel pairs nested in it (.fpair). A verdict
+  // on the card is the verdict on each of them, so a later run treats the whole reuse alike.
+  function members(card){
+    return [card].concat(Array.prototype.slice.call(card.querySelectorAll('.fpair'))).filter(function(el){ return el.dataset.pairKey; });
+  }
+  function showMember(el, v){
+    el.dataset.verdict = v;
+    var st = el.querySelector('.fverdict'); if (st) st.textContent = v || 'no verdict';
+  }
   function setVerdict(card, v){
     var key = card.dataset.pairKey;
     if (!key) { say('this pair has no content hash: no verdict possible'); return; }
-    var rec = entryFor(card, v);
+    var els = members(card);
+    var recs = els.map(function(el){ return entryFor(card, el, v); });
+    function shown(){ showVerdict(card, v); els.forEach(function(el){ if (el !== card) showMember(el, v); }); }
     if (mode === 'server') {
       say('saving…');
-      fetch('api/verdict', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(rec)})
-        .then(function(r){ if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); })
-        .then(function(){ showVerdict(card, v); say('saved: ' + v); applyFilter(); })
+      var chain = Promise.resolve();
+      recs.forEach(function(rec){
+        chain = chain.then(function(){
+          return fetch('api/verdict', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(rec)})
+            .then(function(r){ if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); });
+        });
+      });
+      chain.then(function(){ shown(); say('saved: ' + v); applyFilter(); })
         .catch(function(e){ say('not saved: ' + e.message); });
     } else {
       var ls = store();
-      try { if (ls) ls.setItem(PREFIX + key, JSON.stringify(rec)); } catch (e) { say('could not keep the verdict in this browser'); }
-      showVerdict(card, v); say('kept in this browser: ' + v + ' (export verdicts to save them in the store)');
+      try { if (ls) recs.forEach(function(rec, i){ ls.setItem(PREFIX + els[i].dataset.pairKey, JSON.stringify(rec)); }); }
+      catch (e) { say('could not keep the verdict in this browser'); }
+      shown(); say('kept in this browser: ' + v + ' (export verdicts to save them in the store)');
       applyFilter();
     }
   }
