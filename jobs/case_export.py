@@ -27,8 +27,8 @@ from typing import Any
 
 from PIL import Image
 
-from embedder.d4 import IDENTITY, apply_transform
-from jobs.findings import Finding, group_findings
+from embedder.d4 import IDENTITY, apply_transform, describe_transform
+from jobs.findings import Finding, group_findings, oriented
 from jobs.page_thumbs import render_pages
 from jobs.report import PanelRef, ReportPair, atomic_write_bytes, format_bbox
 from jobs.report_html import STATIC_CSP
@@ -155,12 +155,12 @@ def _img(uri: str | None, alt: str) -> str:
 def _finding_html(n: int, f: Finding, pics: _Pictures, verdicts: Mapping[str, Mapping[str, Any]]) -> str:
     p = f.head
     v = verdicts.get(p.pair_key, {})
-    inner = [(q.a if q.a.doc == p.a.doc else q.b, q.b if q.a.doc == p.a.doc else q.a) for q in f.panels]
-    boxes_a = [(p.a.bbox, "outer")] + [(a.bbox, "inner") for a, _ in inner]
-    boxes_b = [(p.b.bbox, "outer")] + [(b.bbox, "inner") for _, b in inner]
+    inner = [oriented(q, p) for q in f.panels]  # each panel pair the figure pair's way round
+    boxes_a = [(p.a.bbox, "outer")] + [(a.bbox, "inner") for a, _, _ in inner]
+    boxes_b = [(p.b.bbox, "outer")] + [(b.bbox, "inner") for _, b, _ in inner]
     panel_rows = "".join(
-        f"<li>{_e(q.a.doc)} p.{q.a.page} [{_e(format_bbox(q.a.bbox))}] ↔ {_e(q.b.doc)} p.{q.b.page} "
-        f"[{_e(format_bbox(q.b.bbox))}]: B is A {_e(q.transform_phrase)}; {_e(_scores(q))}</li>" for q in f.panels)
+        f"<li>A [{_e(format_bbox(a.bbox))}] ↔ B [{_e(format_bbox(b.bbox))}]: B is A {_e(describe_transform(t))}; "
+        f"{_e(_scores(q))}</li>" for q, (a, b, t) in zip(f.panels, inner))
     panels = f"<h3>Panels inside these regions</h3><ul>{panel_rows}</ul>" if f.panels else ""
     note = f'<p class="note">Reviewer’s note: {_e(v.get("note"))}</p>' if v.get("note") else ""
     kind = "two documents" if p.a.doc != p.b.doc else "one document"

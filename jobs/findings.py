@@ -85,6 +85,13 @@ def nests(inner: ReportPair, outer: ReportPair) -> bool:
     return False
 
 
+def oriented(inner: ReportPair, outer: ReportPair) -> tuple[PanelRef, PanelRef, str | None]:
+    """`inner`'s panels and transform the way round of `outer` (its A-side panel first)."""
+    if inside(inner.a, outer.a) and inside(inner.b, outer.b):
+        return inner.a, inner.b, inner.transform
+    return inner.b, inner.a, None if inner.transform is None else inverse_transform(inner.transform)
+
+
 @dataclass(frozen=True)
 class Finding:
     """One reuse: its outermost pair (`head`) and the pairs nested inside it (`panels`, highest score first)."""

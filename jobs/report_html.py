@@ -34,8 +34,8 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from embedder.d4 import IDENTITY, apply_transform
-from jobs.findings import Finding, group_findings
+from embedder.d4 import IDENTITY, apply_transform, describe_transform
+from jobs.findings import Finding, group_findings, oriented
 from jobs.report import KIND_INTER, PanelRef, ReportError, ReportPair, sort_pairs
 from scanner.document import ERROR_GROUPS, error_group
 from scanner.records import format_bbox
@@ -264,15 +264,16 @@ def _finding_panels(finding: Finding, cache: ImageSource) -> str:
     """The panel pairs nested in a finding's figure pair, listed small inside its card (each keeps its record)."""
     rows = []
     for p in finding.panels:
-        aligned = cache.panel_uri(p.b, transform=p.transform) if p.transform else cache.panel_uri(p.b)
+        a, b, transform = oriented(p, finding.head)  # listed the figure pair's way round: A's panel first
+        aligned = cache.panel_uri(b, transform=transform) if transform else cache.panel_uri(b)
         pics = "".join(
             f'<img src="{uri}" alt="{_e(alt)}" loading="eager" decoding="sync">' if uri else '<span class="missing">n/a</span>'
-            for uri, alt in ((cache.panel_uri(p.a), "panel A"), (aligned, "panel B aligned to A")))
+            for uri, alt in ((cache.panel_uri(a), "panel A"), (aligned, "panel B aligned to A")))
         rows.append(
             f'<li class="fpair" data-pair-key="{_e(p.pair_key)}" data-verdict="{_e(p.verdict)}" data-record="{_e(_record(p))}">'
             f'<span class="fpics">{pics}</span>'
-            f'<span class="fmeta"><b>{p.score:.3f}</b> · A p.{p.a.page} <span class="bbox">{_e(format_bbox(p.a.bbox))}</span>'
-            f' · B p.{p.b.page} <span class="bbox">{_e(format_bbox(p.b.bbox))}</span> · B is A {_e(p.transform_phrase)}'
+            f'<span class="fmeta"><b>{p.score:.3f}</b> · A p.{a.page} <span class="bbox">{_e(format_bbox(a.bbox))}</span>'
+            f' · B p.{b.page} <span class="bbox">{_e(format_bbox(b.bbox))}</span> · B is A {_e(describe_transform(transform))}'
             f' · <span class="fverdict">{_e(p.verdict or "no verdict")}</span></span></li>')
     return (f'<section class="fpanels"><h3>{len(finding.panels)} panel pair(s) inside these figures, same reuse '
             f'(a verdict here applies to all of them)</h3><ul>{"".join(rows)}</ul></section>')
