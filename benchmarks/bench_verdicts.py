@@ -14,7 +14,8 @@
    the held-out half is scored with the model's fusion and with the refitted one:
    `reusescan score`'s recall at precision 0.9 and AP against the planted pairs its rows find.
 The first split also runs the real `reusescan calibrate --verdicts` command and checks it
-writes the same fusion.
+writes the same fusion (`--no-cli-check` skips it). A control row refits on the generated
+pairs alone, so the change is the verdicts', not the refit's.
 """
 from __future__ import annotations
 
@@ -78,6 +79,9 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--verdict-share", type=float, default=0.5)
     parser.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    parser.add_argument("--pairs", type=int, default=1200, help="generated calibration pairs (as `reusescan calibrate`)")
+    parser.add_argument("--no-cli-check", dest="cli_check", action="store_false",
+                        help="skip running `reusescan calibrate --verdicts` itself on the first split")
     parser.add_argument("--out", type=Path, default=REPO / "bench-out" / "verdicts")
     args = parser.parse_args()
 
@@ -102,7 +106,15 @@ def main() -> None:
     before = PixelFusion.from_meta(read_checkpoint(model).get("meta", {}))
     if before is None:
         raise SystemExit(f"{model} has no fusion to start from: run `reusescan calibrate` first")
-    generated = generated_signals(model, 1200, 0, before.align)
+    cache = args.out / f"generated-{model.stem}-{args.pairs}.npz"  # measuring the generated pairs is the slow part
+    if cache.exists():
+        generated = tuple(np.load(cache)[k] for k in ("head", "corr", "detail", "labels"))
+    else:
+        generated = generated_signals(model, args.pairs, 0, before.align)
+        np.savez(cache, head=generated[0], corr=generated[1], detail=generated[2], labels=generated[3])
+    from training.fusion import fit_fusion
+
+    control = fit_fusion(*generated, align=before.align)  # refitted without verdicts: what the refit alone does
 
     results = []
     units = sorted(set(rows["_unit"]))
@@ -117,20 +129,21 @@ def main() -> None:
             Verdict(*r["pair_key"].split(":"), CONFIRMED if r["_positive"] else DISMISSED, reviewer="simulated")
             for _, r in decided.iterrows())
         after = fit_with_verdicts(generated, reviewed_pairs([sdir]), before.align, args.verdict_share)
-        if split == 0:  # the command a user runs writes the same fusion
+        if split == 0 and args.cli_check:  # the command a user runs writes the same fusion
             ckpt = args.out / "recalibrated.pt"
             reusescan("calibrate", "--model", str(model), "--out", str(ckpt), "--verdicts", str(sdir),
-                      "--verdict-share", str(args.verdict_share))
+                      "--verdict-share", str(args.verdict_share), "--pairs", str(args.pairs))
             cli = PixelFusion.from_meta(read_checkpoint(ckpt)["meta"])
             assert cli is not None and np.allclose([cli.w_head, cli.w_match, cli.w_detail, cli.bias],
                                                    [after.w_head, after.w_match, after.w_detail, after.bias], atol=1e-3)
         results.append({"split": split, "verdicts": len(decided), "confirmed": int(decided["_positive"].sum()),
                         "held_out_pairs": len(held), "held_out_true": int(held["_positive"].sum()),
                         "before": held_out_quality(held, fused(before, held), truth),
+                        "refit_without_verdicts": held_out_quality(held, fused(control, held), truth),
                         "after": held_out_quality(held, fused(after, held), truth),
                         "fusion_after": {k: round(v, 3) for k, v in after.to_meta().items() if k != "align"}})
     mean = {when: {k: round(float(np.mean([r[when][k] for r in results])), 4) for k in ("recall_at_p90", "average_precision")}
-            for when in ("before", "after")}
+            for when in ("before", "refit_without_verdicts", "after")}
     print(json.dumps({"docs": args.docs, "reuse": args.reuse, "seed": args.seed, "model": args.model or "shipped",
                       "candidate_pairs": len(rows), "fusion_before": {k: round(v, 3) for k, v in before.to_meta().items() if k != "align"},
                       "mean": mean, "splits": results}, indent=2))
