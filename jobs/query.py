@@ -313,11 +313,12 @@ def _stored_pixels(store: FigureStore, row_ids: np.ndarray, config: Any) -> dict
     return found
 
 
-def query_pairs(result: QueryResult, store_dir: Path, *, only_matches: bool = True) -> list[ReportPair]:
+def query_pairs(result: QueryResult, store_dir: Path, *, only_matches: bool = True, keys: bool = True) -> list[ReportPair]:
     """The matches as ReportPairs for the report writers: a = the query panel, b = the stored one.
 
     Pairs sharing a query panel share a group (numbered by query panel). Thumbnails come
-    from the stored images, the query's page drawn small from the file itself.
+    from the stored images, the query's page drawn small from the file itself. `keys=False`
+    leaves the query panel's content hash out (no `pair_key`: no verdict controls on its card).
     """
     from jobs.verdicts import panel_hash
 
@@ -335,7 +336,7 @@ def query_pairs(result: QueryResult, store_dir: Path, *, only_matches: bool = Tr
         refs[p] = PanelRef(doc=rec.doc, page=rec.page, bbox=rec.bbox, figure_id=rec.figure_id,
                            thumbnail=make_thumbnail(rec.image, THUMB_MAX_PX, fmt="PNG") or b"",
                            page_image=art[0] if art else None, page_size=art[1] if art else None,
-                           image_sha256=panel_hash(rec.image))
+                           image_sha256=panel_hash(rec.image) if keys else "")
     out = []
     for m in chosen:
         r, image = m.row, images.get(m.row_id)
