@@ -11,7 +11,8 @@ alone costs seconds):
 2. embed them with the store's model (the model id must match the store's) and
    compute what the pixel check reads of them (`embedder.verify.pixel_features`);
 3. search the store's FAISS index (read-only: files the saved index has not seen yet
-   are added in memory; without a saved index an exact in-memory one is built);
+   are added in memory; without a saved index an exact in-memory one is built; an IVF
+   index is searched more widely than a scan's self-join, `query_nprobe`);
 4. score the candidates as a scan does: the head on (query, stored) vectors, the
    pixel check, the calibrated fusion, the model's threshold (`jobs.scoring`).
 
@@ -25,7 +26,7 @@ import io
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 QUERY_CSV = "query.csv"
 QUERY_HTML = "query.html"
+EXHAUSTIVE_MAX = 5_000_000  # stored vectors up to which a query visits every IVF list (`query_nprobe`)
 _ROW_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "flags", "vector"]
 
 
@@ -149,7 +151,7 @@ def load_index(store: FigureStore, *, include_noise: bool) -> VectorIndex:
     Store files the saved index has not seen are added; without a usable saved index an exact
     (`Flat`) index over the store is built in memory.
     """
-    from index.faiss_index import META_FILE, IndexSpec, VectorIndex
+    from index.faiss_index import META_FILE, IndexSpec, VectorIndex, apply_search_params
 
     current: VectorIndex | None = None
     if (store.index_dir / META_FILE).exists():
@@ -167,7 +169,21 @@ def load_index(store: FigureStore, *, include_noise: bool) -> VectorIndex:
     new_files = [f for f in store.files if f not in set(current.files)]
     for rel, ids, vecs in store.iter_vectors(new_files, include_noise=include_noise):
         current.add(ids, vecs, file=rel)
+    if current.spec.is_ivf:
+        current.spec = replace(current.spec, nprobe=query_nprobe(current.spec.nlist, current.spec.nprobe, current.ntotal))
+        apply_search_params(current.index, current.spec)
     return current
+
+
+def query_nprobe(nlist: int, tuned: int, ntotal: int) -> int:
+    """IVF lists a query visits: all of them up to `EXHAUSTIVE_MAX` vectors, else 16x the tuned nprobe.
+
+    The build tunes nprobe for a self-join of millions of stored vectors against their own
+    clusters; a query is a handful of vectors, possibly from a region the clusters were not
+    trained on (a planted crop missed at the tuned nprobe 8 on 200,000 panels, docs/benchmarks.md),
+    and visiting every list costs it milliseconds.
+    """
+    return nlist if ntotal <= EXHAUSTIVE_MAX else min(nlist, max(tuned, 1) * 16)
 
 
 def run_query(path: Path, store_dir: Path, options: QueryOptions = QueryOptions(), *,

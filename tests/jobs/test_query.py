@@ -10,7 +10,14 @@ from click.testing import CliRunner
 from embedder.inference import Embedder
 from index.store import FigureStore, StoreMismatchError
 from jobs.cli import main
-from jobs.query import NoStoreError, QueryOptions, UnreadableQueryError, run_query, write_query_outputs
+from jobs.query import (
+    NoStoreError,
+    QueryOptions,
+    UnreadableQueryError,
+    query_nprobe,
+    run_query,
+    write_query_outputs,
+)
 from jobs.report import CSV_COLUMNS
 from tests.jobs.query_samples import build_store, planted_copy
 from training.synth import generate
@@ -93,3 +100,8 @@ def test_the_command_prints_the_ranked_table_and_writes_its_files(store: Path, t
     other = FigureStore.create(tmp_path / "other", model_id="another-model", dim=256)
     with pytest.raises(StoreMismatchError, match="another-model"):
         run_query(query, other.root)
+
+
+def test_a_query_searches_every_ivf_list_of_a_store_it_can_afford_to() -> None:
+    assert query_nprobe(2048, 8, 200_000) == 2048  # a planted crop was missed at the tuned 8 (docs/benchmarks.md)
+    assert query_nprobe(262_144, 4, 100_000_000) == 64
