@@ -81,17 +81,17 @@ def _open_image(data: bytes | None) -> Image.Image | None:
     return img
 
 
-def _data_uri(img: Image.Image, max_px: int) -> str:
-    """Downscale to fit `max_px` and encode as PNG (or JPEG when much smaller)."""
+def _data_uri(img: Image.Image, max_px: int, *, png_budget: int = PNG_BUDGET, jpeg_quality: int = 88) -> str:
+    """Downscale to fit `max_px` and encode as PNG (or, past `png_budget` bytes, JPEG when smaller)."""
     img = img.copy()
     if max(img.size) > max_px:
         img.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
     png = io.BytesIO()
     img.save(png, format="PNG", optimize=True)
     data, mime = png.getvalue(), "image/png"
-    if len(data) > PNG_BUDGET:
+    if len(data) > png_budget:
         jpg = io.BytesIO()
-        img.convert("RGB").save(jpg, format="JPEG", quality=88, optimize=True)
+        img.convert("RGB").save(jpg, format="JPEG", quality=jpeg_quality, optimize=True)
         if jpg.tell() < len(data):
             data, mime = jpg.getvalue(), "image/jpeg"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
@@ -135,6 +135,9 @@ DEFERRED_PREFIX = "#rsimg-"  # a picture's reference in a large report (see `_De
 #: From this many cards on, report.html keeps each distinct picture once and the script shows cards' pictures
 #: as they near the viewport: 3,000 inline cards were too heavy (docs/report.md); smaller reports inline as before.
 DEFER_FROM_CARDS = 200
+DEFERRED_THUMB_PX = 256      # a large report's panel pictures (shown in a 280 px box)
+DEFERRED_PNG_BUDGET = 12_000  # ... and past this a JPEG when smaller
+DEFERRED_JPEG_QUALITY = 82
 
 
 class _DeferredImages(_ImageCache):
@@ -149,10 +152,20 @@ class _DeferredImages(_ImageCache):
         self._ids: dict[str, int] = {}
 
     def uri(self, data: bytes | None, transform: str = IDENTITY, max_px: int = THUMB_MAX_PX) -> str | None:
-        found = super().uri(data, transform=transform, max_px=max_px)
+        # "B aligned to A" is drawn by the script from B's picture (a canvas turned by the transform):
+        # a third picture per card, kept out of the file.
+        if not data:
+            return None
+        key = (data, IDENTITY, max_px)
+        if key not in self._cache:
+            img = _open_image(data)
+            self._cache[key] = None if img is None else _data_uri(
+                img, min(max_px, DEFERRED_THUMB_PX), png_budget=DEFERRED_PNG_BUDGET, jpeg_quality=DEFERRED_JPEG_QUALITY)
+        found = self._cache[key]
         if found is None:
             return None
-        return f"{DEFERRED_PREFIX}{self._ids.setdefault(found, len(self._ids))}"
+        ref = f"{DEFERRED_PREFIX}{self._ids.setdefault(found, len(self._ids))}"
+        return ref if transform == IDENTITY else f"{ref}@{transform}"
 
     def template(self) -> str:
         """The pictures, once each, for the script (a <template> is parsed but never loaded or drawn)."""
@@ -193,7 +206,9 @@ def _score_class(score: float) -> str:
 def _src(uri: str) -> str:
     """An <img>'s source attributes: the URI itself, or (large static reports) a reference the script fills in."""
     if uri.startswith(DEFERRED_PREFIX):
-        return f'data-img="{_e(uri[len(DEFERRED_PREFIX):])}" decoding="async"'
+        ref, _, transform = uri[len(DEFERRED_PREFIX):].partition("@")
+        turned = f' data-t="{_e(transform)}"' if transform else ""
+        return f'data-img="{_e(ref)}"{turned} decoding="async"'
     return f'src="{uri}" loading="eager" decoding="sync"'
 
 

@@ -12,7 +12,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from jobs.report import PanelRef, ReportPair, apply_transform
+from jobs.report import PanelRef, ReportPair, apply_transform, inverse_transform
 
 TRANSFORMS = ("identity", "rot90", "flip_h", "rot180", "flip_v")
 
@@ -56,10 +56,12 @@ def large_pairs(n_pairs: int = 3000, seed: int = 0) -> list[ReportPair]:
         a = refs[k]
         j = (k * 7 + 1) % n_panels if k % 3 else (k + 1) % n_panels
         t = TRANSFORMS[k % len(TRANSFORMS)]
-        b = PanelRef(doc=refs[j].doc if refs[j].doc != a.doc else "other/" + refs[j].doc, page=refs[j].page,
+        doc = ("copies/" if k % 2 else "other/" if refs[j].doc == a.doc else "") + refs[j].doc
+        b = PanelRef(doc=doc, page=refs[j].page,
                      bbox=refs[j].bbox, figure_id=refs[j].figure_id, page_image=refs[j].page_image,
                      page_size=refs[j].page_size, image_sha256=refs[j].image_sha256,
-                     thumbnail=_png(apply_transform(Image.open(io.BytesIO(a.thumbnail)), t)) if k % 2 else refs[j].thumbnail)
+                     thumbnail=(_png(apply_transform(Image.open(io.BytesIO(a.thumbnail)), inverse_transform(t))) if k % 2
+                                else refs[j].thumbnail))  # odd pairs: b is a turned, so b aligned = a
         out.append(ReportPair(score=float(rng.uniform(0.84, 1.0)), a=a, b=b, group_id=k, transform=t,
                               head_score=0.9, pixel_match=0.95, pixel_detail=0.8))
     return out

@@ -46,6 +46,15 @@ def test_a_report_of_3000_pairs_stays_small_and_opens_fast(browser: Browser, tmp
     browser.wait_for("document.body.getAttribute('data-images-filled') === '1'", timeout=300)
     assert browser.evaluate("document.body.getAttribute('data-images-broken')") == "0"
     assert int(browser.evaluate("document.body.getAttribute('data-images-ok')")) == 5 * PAIRS
+    # "B aligned to A" is drawn in the page from B's picture: on a card whose B is A turned (copies/), it lines up with A
+    diff = browser.evaluate("""(function(){
+      var card = document.querySelector('article.card[data-docs*="copies/"]');
+      function grey(img){ var c = document.createElement('canvas'); c.width = 24; c.height = 24;
+        var x = c.getContext('2d'); x.drawImage(img, 0, 0, 24, 24); return x.getImageData(0, 0, 24, 24).data; }
+      var a = grey(card.querySelector('img.ithumb')), al = grey(card.querySelector('img.ialigned')), d = 0;
+      for (var i = 0; i < a.length; i += 4) d += Math.abs(a[i] - al[i]);
+      return [card.querySelector('.transform b').textContent, d / (a.length / 4)]; })()""")
+    assert diff[0] != "as is" and diff[1] < 12, diff
     # the filters still run over every card
     browser.evaluate("location.hash = '#min=0.99'")
     shown = browser.wait_for("document.querySelectorAll('article.card:not([hidden])').length < 3000 && "
