@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "calibrate": "jobs.cmd_calibrate:calibrate",
     "case": "jobs.cmd_case:case",
     "review": "jobs.cmd_review:review",
+    "query": "jobs.cmd_query:query",
 }
 
 # name -> the first paragraph of the command's help, for `reusescan --help` without importing it.
@@ -36,6 +37,7 @@ SUMMARIES: dict[str, str] = {
     "extract": "Extract every figure and panel of PATH (PDFs and images, recursive) into OUT/figures.parquet.",
     "make-corpus": "Write OUT/pdf/*.pdf, OUT/truth.csv, OUT/images/**.png, OUT/images_truth.csv (see training.corpus).",
     "nightly": "Ingest the new documents of INCOMING into STORE and report their reuse against everything.",
+    "query": "Ask whether FILE (an image, a PDF, or one page of it) appears anywhere in a store.",
     "review": "Review the pairs of a scan folder or nightly store in the browser; verdicts go into the store.",
     "scan": "Scan PATH (a folder of PDFs and/or images, or one file) for reused images.",
     "score": "Match REPORT rows to TRUTH pairs and print precision, recall, AP, recall at precision 0.9 and best F1.",

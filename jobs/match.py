@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from embedder.fusion import META_KEY, PixelFusion
+from embedder.fusion import PixelFusion
 from embedder.inference import Embedder
 from embedder.verify import Alignment
 from index.candidates import RecordKeys, score_candidates, self_join
@@ -17,8 +17,7 @@ from index.store import FigureStore
 from jobs.clock import StageClock
 from jobs.ingest import check_store_model
 from jobs.pixel_check import pixel_check
-
-DEFAULT_THRESHOLD = 0.5
+from jobs.scoring import DEFAULT_THRESHOLD, model_threshold  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -111,17 +110,3 @@ def with_region_queries(store: FigureStore, ids: np.ndarray, vectors: np.ndarray
     region_ids, region_vecs = store.read_region_vectors()
     keep = np.isin(region_ids, ids)
     return np.concatenate([ids, region_ids[keep]]), np.concatenate([vectors, region_vecs[keep]])
-
-
-def model_threshold(embedder: Embedder, *, fused: bool = False) -> float:
-    """The acceptance threshold calibrated for this model, else `DEFAULT_THRESHOLD` (0.5).
-
-    The head alone uses the checkpoint meta `threshold`; the fused score (head +
-    pixel check) uses `pixel_check.threshold`. Calibration:
-    `benchmarks/bench_scan.py` on a generated corpus whose seed is not used for
-    evaluation reports the lowest score that keeps precision at 0.9; that number
-    is written into the checkpoint's meta when it ships.
-    """
-    source = embedder.meta.get(META_KEY, {}) if fused else embedder.meta
-    value = source.get("threshold") if isinstance(source, dict) else None
-    return float(value) if isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0 else DEFAULT_THRESHOLD

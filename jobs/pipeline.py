@@ -30,6 +30,7 @@ from PIL import Image
 from ray.data import ActorPoolStrategy
 
 from index.store import PIXELS_COLUMN
+from jobs.scoring import model_id_of  # noqa: F401  (re-exported: where the ingest finds it)
 from scanner.discover import document_key
 from scanner.extract import DocumentResult, ExtractLimits, extract_document
 from scanner.records import FIGURES_SCHEMA, records_to_table
@@ -179,20 +180,6 @@ def region_vector_column(embedder: Embedder, pil: list[Image.Image], todo: list[
     for pos in np.unique(owners).tolist():
         flat[todo[pos]] = vecs[owners == pos].ravel().tolist()
     return pa.array(flat, pa.list_(pa.float32()))
-
-
-def model_id_of(model_path: str | None) -> str:
-    """A stable id of a model: its backbone name and the digest of its config and weights.
-
-    Vectors of two models are not comparable; the store keys on this id to refuse
-    mixing them, and a resumed scan or a nightly run checks it before any work.
-    The checkpoint's meta (threshold, pixel-check calibration) is not part of it.
-    """
-    from embedder.checkpoint import checkpoint_weights_digest, read_checkpoint  # torch: see the note at the top
-    from embedder.inference import DEFAULT_CHECKPOINT
-
-    data = read_checkpoint(Path(model_path) if model_path else Path(DEFAULT_CHECKPOINT))
-    return f"{data.get('config', {}).get('backbone', 'model')}-{checkpoint_weights_digest(data)[:16]}"
 
 
 def resolve_resources(options: PipelineOptions) -> PipelineOptions:

@@ -294,12 +294,13 @@ def write_report_html(
     title: str = "reusescan report",
     summary: Mapping[str, Any] | None = None,
     errors: Iterable[ReportError | Mapping[str, object] | Sequence[object]] | None = None,
-    max_pairs: int | None = 500,
+    max_pairs: int | None = 5000,
 ) -> Path:
     """Write the self-contained, offline `report.html` (see `jobs.report_html`).
 
-    Cards are drawn for the `max_pairs` highest-scoring pairs (None: all; about
-    100 kB each), the page says how many more are only in report.csv.
+    Cards are drawn for the `max_pairs` highest-scoring pairs (None: all), the page says how
+    many more are only in report.csv; from `report_html.DEFER_FROM_CARDS` cards on each distinct
+    picture is kept once and shown as its card nears the viewport (docs/report.md).
 
     `summary` keys shown as tiles: documents, pages, panels, pairs, errors; a
     `timings` (or `stage_seconds`) dict of stage -> seconds is shown as time per

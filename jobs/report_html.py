@@ -47,7 +47,7 @@ PAGE_MAX_PX = 260        # page miniatures
 PNG_BUDGET = 60_000      # above this a PNG thumbnail is re-encoded as JPEG when that is smaller
 #: report.html's policy: no network request of any kind (images are data: URIs, script and style inline).
 STATIC_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-MAX_PAIRS = 500          # cards in one page (~100 kB each); every pair is always in report.csv
+MAX_PAIRS = 5000         # cards in one page (past DEFER_FROM_CARDS each picture is kept once); every pair is in report.csv
 ASSETS_DIR = "report_assets"  # report.css and report.js, inlined into every page
 SUMMARY_TILES = (("documents", "documents"), ("pages", "pages"), ("panels", "panels"), ("pairs", "pairs"), ("errors", "errors"))
 
@@ -84,17 +84,17 @@ def _open_image(data: bytes | None) -> Image.Image | None:
     return img
 
 
-def _data_uri(img: Image.Image, max_px: int) -> str:
-    """Downscale to fit `max_px` and encode as PNG (or JPEG when much smaller)."""
+def _data_uri(img: Image.Image, max_px: int, *, png_budget: int = PNG_BUDGET, jpeg_quality: int = 88) -> str:
+    """Downscale to fit `max_px` and encode as PNG (or, past `png_budget` bytes, JPEG when smaller)."""
     img = img.copy()
     if max(img.size) > max_px:
         img.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
     png = io.BytesIO()
     img.save(png, format="PNG", optimize=True)
     data, mime = png.getvalue(), "image/png"
-    if len(data) > PNG_BUDGET:
+    if len(data) > png_budget:
         jpg = io.BytesIO()
-        img.convert("RGB").save(jpg, format="JPEG", quality=88, optimize=True)
+        img.convert("RGB").save(jpg, format="JPEG", quality=jpeg_quality, optimize=True)
         if jpg.tell() < len(data):
             data, mime = jpg.getvalue(), "image/jpeg"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
@@ -134,6 +134,48 @@ class _ImageCache:
         return self.uri(ref.page_image, max_px=PAGE_MAX_PX)
 
 
+DEFERRED_PREFIX = "#rsimg-"  # a picture's reference in a large report (see `_DeferredImages`)
+#: From this many cards on, report.html keeps each distinct picture once and the script shows cards' pictures
+#: as they near the viewport: 3,000 inline cards were too heavy (docs/report.md); smaller reports inline as before.
+DEFER_FROM_CARDS = 200
+DEFERRED_THUMB_PX = 256      # a large report's panel pictures (shown in a 280 px box)
+DEFERRED_PNG_BUDGET = 12_000  # ... and past this a JPEG when smaller
+DEFERRED_JPEG_QUALITY = 82
+
+
+class _DeferredImages(_ImageCache):
+    """Each distinct picture once, in an inert <template>; cards refer to it and the page's script fills them in.
+
+    A panel in many pairs (and the page drawings, shared by every panel of a page) then costs its
+    bytes once, and a browser decodes only the pictures of the cards it shows.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ids: dict[str, int] = {}
+
+    def uri(self, data: bytes | None, transform: str = IDENTITY, max_px: int = THUMB_MAX_PX) -> str | None:
+        # "B aligned to A" is drawn by the script from B's picture (a canvas turned by the transform):
+        # a third picture per card, kept out of the file.
+        if not data:
+            return None
+        key = (data, IDENTITY, max_px)
+        if key not in self._cache:
+            img = _open_image(data)
+            self._cache[key] = None if img is None else _data_uri(
+                img, min(max_px, DEFERRED_THUMB_PX), png_budget=DEFERRED_PNG_BUDGET, jpeg_quality=DEFERRED_JPEG_QUALITY)
+        found = self._cache[key]
+        if found is None:
+            return None
+        ref = f"{DEFERRED_PREFIX}{self._ids.setdefault(found, len(self._ids))}"
+        return ref if transform == IDENTITY else f"{ref}@{transform}"
+
+    def template(self) -> str:
+        """The pictures, once each, for the script (a <template> is parsed but never loaded or drawn)."""
+        imgs = "".join(f'<img id="rsimg-{n}" src="{uri}" alt="">' for uri, n in self._ids.items())
+        return f'<template id="rs-images">{imgs}</template>'
+
+
 def _fmt_number(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
@@ -164,10 +206,19 @@ def _score_class(score: float) -> str:
     return "s-low"
 
 
+def _src(uri: str) -> str:
+    """An <img>'s source attributes: the URI itself, or (large static reports) a reference the script fills in."""
+    if uri.startswith(DEFERRED_PREFIX):
+        ref, _, transform = uri[len(DEFERRED_PREFIX):].partition("@")
+        turned = f' data-t="{_e(transform)}"' if transform else ""
+        return f'data-img="{_e(ref)}"{turned} decoding="async"'
+    return f'src="{uri}" loading="eager" decoding="sync"'
+
+
 def _thumb(uri: str | None, alt: str, cls: str = "") -> str:
     if uri is None:
         return '<div class="thumb missing" role="img" aria-label="thumbnail unavailable">thumbnail unavailable</div>'
-    return f'<div class="thumb"><img class="{cls}" src="{uri}" alt="{_e(alt)}" loading="eager" decoding="sync"></div>'
+    return f'<div class="thumb"><img class="{cls}" {_src(uri)} alt="{_e(alt)}"></div>'
 
 
 def _page_mini(ref: PanelRef, cache: ImageSource) -> str:
@@ -184,7 +235,7 @@ def _page_mini(ref: PanelRef, cache: ImageSource) -> str:
     width, height = max(0.4, pct(max(x0, x1), w) - left), max(0.4, pct(max(y0, y1), h) - top)
     uri = cache.page_uri(ref)
     page = (
-        f'<img src="{uri}" alt="page {ref.page} of {_e(ref.doc)}" loading="eager" decoding="sync">'
+        f'<img {_src(uri)} alt="page {ref.page} of {_e(ref.doc)}">'
         if uri
         else '<div class="blank-page"></div>'
     )
@@ -380,6 +431,14 @@ def _verdict_options() -> str:
     return "".join(f'<option value="{v}">{label}</option>' for v, label in VERDICT_FILTERS)
 
 
+def _deferred_tail(deferred: _DeferredImages | None) -> str:
+    """In a large report: the pictures once each, the script that shows them, and lazy card rendering."""
+    if deferred is None:
+        return ""
+    return (f"{deferred.template()}<style>.item{{content-visibility:auto;contain-intrinsic-size:auto 560px}}</style>"
+            f'<script>{_asset("deferred_images.js")}</script>')
+
+
 def render_report_html(
     pairs: Sequence[ReportPair],
     *,
@@ -407,7 +466,8 @@ def render_report_html(
     everything = sort_pairs(pairs)
     ordered = everything if max_pairs is None else everything[: max(0, max_pairs)]
     left_out = len(everything) - len(ordered)
-    cache: ImageSource = images if images is not None else _ImageCache()
+    deferred = _DeferredImages() if images is None and len(ordered) >= DEFER_FROM_CARDS else None
+    cache: ImageSource = images if images is not None else deferred or _ImageCache()
     # one card per finding (a figure pair with the panel pairs nested inside it, jobs.findings), ranked by its best pair
     findings = group_findings(ordered)
     by_group: dict[int, list[Finding]] = defaultdict(list)
@@ -492,7 +552,7 @@ def render_report_html(
 <div id="empty" class="empty"{empty_style}>{_e(empty_text)}</div>
 </main>
 <footer class="foot">Panel A and B are shown as found; “B aligned to A” is panel B turned/mirrored by the suspected transform so the two can be compared directly. Boxes on the small pages mark where each panel sits (coordinates in PDF points). This file is self-contained and works offline.</footer>
-<script>{_asset("report.js")}</script>
+<script>{_asset("report.js")}</script>{_deferred_tail(deferred)}
 </body>
 </html>
 """

@@ -10,7 +10,6 @@ from typing import Any
 
 from PIL import Image
 
-from embedder.verify import Alignment
 from index.store import FigureStore, make_thumbnail
 from jobs.findings import assign_findings
 from jobs.ingest import InputError
@@ -26,6 +25,7 @@ from jobs.report import (
     write_report_html,
 )
 from jobs.report_html import PAGE_MAX_PX, THUMB_MAX_PX
+from jobs.scoring import describe_placement
 from jobs.verdicts import apply_verdicts, panel_hash, split_dismissed
 
 logger = logging.getLogger(__name__)
@@ -118,18 +118,6 @@ def _draw_pages(rows: Iterable[StoreRow], doc_roots: dict[str, Path]) -> dict[tu
         except Exception as exc:  # a page drawing is a nicety; never lose the report over it
             logger.warning("could not draw pages of %s: %s", doc, exc)
     return page_art
-
-
-def describe_placement(alignment: Alignment) -> str:
-    """Where the pixel check put one panel on the other, in words (crop share, extra turn)."""
-    parts = []
-    if alignment.scale < 0.97:
-        inner, outer = ("b", "a") if alignment.b_inside_a else ("a", "b")
-        parts.append(f"{inner} shows part of {outer} ({alignment.scale:.0%} of its width)")
-    if abs(alignment.angle) > 0.5:  # alignment.angle turns b onto a: b itself is turned the other way
-        sense = "clockwise" if alignment.angle > 0 else "counter-clockwise"
-        parts.append(f"b turned a further {abs(alignment.angle):.0f}° {sense}")
-    return ", ".join(parts) or "whole panel"
 
 
 def write_outputs(out_dir: Path, pairs: list[ReportPair], errors: Iterable[InputError], *, title: str,

@@ -223,9 +223,9 @@
     var al = card.querySelector('img.ialigned');
     var a = card.querySelector('img.ithumb');
     if (!al || !a) return;
-    var own = al.getAttribute('src'), box = al.parentNode;
-    function showA(){ al.setAttribute('src', a.getAttribute('src')); box.classList.add('flick'); }
-    function showB(){ al.setAttribute('src', own); box.classList.remove('flick'); }
+    var own = null, box = al.parentNode;  // read when first needed: a large report fills pictures in later
+    function showA(){ if (own === null) own = al.getAttribute('src'); al.setAttribute('src', a.getAttribute('src')); box.classList.add('flick'); }
+    function showB(){ if (own !== null) al.setAttribute('src', own); box.classList.remove('flick'); }
     box.addEventListener('mouseenter', showA);
     box.addEventListener('mouseleave', showB);
     box.addEventListener('click', function(){ if (box.classList.contains('flick')) showB(); else showA(); });
@@ -240,6 +240,7 @@
     document.body.setAttribute('data-images-ok', String(ok));
     document.body.setAttribute('data-images-broken', String(broken));
   }
+  window.reusescanCountImages = countImages;  // recounted once a large report has filled in its pictures
   window.addEventListener('load', countImages);
   if (document.readyState === 'complete') countImages();
 })();

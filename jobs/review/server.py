@@ -6,7 +6,10 @@ Routes:
 - `GET /img/<figure id>?t=<transform>`: a panel as PNG from the store (turned by a D4 transform);
 - `POST /api/verdict` (JSON: the card's record plus `verdict`, `note`, `reviewer`):
   one verdict into `STORE/verdicts.sqlite`; answered with `{"ok": true, "id": …}`;
-- `GET /api/verdicts`: the latest verdict per pair key, as JSON.
+- `GET /api/verdicts`: the latest verdict per pair key, as JSON;
+- `POST /api/query?page=<n>` (the file's bytes, `application/octet-stream`, its name in
+  `X-Filename`): the file matched against the store as `reusescan query` does, answered
+  with the report's cards as HTML in JSON (`jobs.review.query`).
 
 A local single-user tool needs no framework: `ThreadingHTTPServer` serves each
 request in its own thread and the verdict store takes concurrent writers. Against
@@ -26,14 +29,15 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from jobs.report import IDENTITY, PanelRef
-from jobs.report_html import render_report_html
+from jobs.report_html import _asset, render_report_html
 from jobs.review.data import ReviewTarget
+from jobs.review.query import MAX_QUERY_BYTES, QueryEngine
 from jobs.verdicts import Verdict, now_iso
 
 log = logging.getLogger(__name__)
 
-#: The app's page may load its own images and POST to itself; nothing else.
-APP_CSP = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+#: The app's page may load its own images (and a query's inlined ones) and POST to itself; nothing else.
+APP_CSP = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
            "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 MAX_BODY = 64 * 1024
 
@@ -64,7 +68,20 @@ def render_page(target: ReviewTarget, night: str) -> str:
     decided = sum(1 for p in pairs if p.verdict in ("confirmed", "dismissed", "unsure"))
     summary = {"pairs": len(pairs), "store": str(target.store_dir), "decided": decided}
     return render_report_html(pairs, title=title, summary=summary, max_pairs=None, images=UrlImages(),
-                              verdict_mode="server", csp=APP_CSP, toolbar_extra=night_picker(target, night))
+                              verdict_mode="server", csp=APP_CSP,
+                              toolbar_extra=night_picker(target, night) + query_form())
+
+
+def query_form() -> str:
+    """The "ask about one image" control: a file input (or drop a file anywhere on the page), and its script."""
+    return ('<label class="qform" title="Does this figure appear anywhere in the store? Drop a file on the page '
+            'or choose one.">Ask about an image <input type="file" id="qfile" '
+            'accept=".png,.jpg,.jpeg,.tif,.tiff,.pdf,image/*,application/pdf"></label>'
+            f"<style>{QUERY_CSS}</style><script>{_asset('query.js')}</script>")
+
+
+QUERY_CSS = (".qresults{margin:12px 16px;padding:10px 12px;border:2px dashed #7a8ca8;border-radius:8px;background:#f6f8fc}"
+             ".qresults h2{font-size:15px;margin:0 0 8px}body.dropping{outline:4px dashed #3b6fd8;outline-offset:-8px}")
 
 
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
@@ -80,6 +97,7 @@ class ReviewServer(ThreadingHTTPServer):
             raise ValueError(f"--host {host} listens everywhere and no request could name it; "
                              "give the address or name reviewers will use")
         self.target = target
+        self.queries = QueryEngine(target.store_dir)
         super().__init__((host, port), ReviewHandler)
 
     @property
@@ -158,12 +176,16 @@ class ReviewHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         if not self._host_ok():
             return
-        if urlsplit(self.path).path != "/api/verdict":
+        route = urlsplit(self.path).path
+        if route not in ("/api/verdict", "/api/query"):
             self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
             return
         origin = self.headers.get("Origin")
         if origin is not None and origin.rstrip("/") + "/" not in {f"http://{h}/" for h in self.server.allowed_hosts()}:
             self._json(HTTPStatus.FORBIDDEN, {"error": "cross-origin request refused"})
+            return
+        if route == "/api/query":
+            self._query()
             return
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
             self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "send application/json"})
@@ -186,3 +208,36 @@ class ReviewHandler(BaseHTTPRequestHandler):
         row_id = self.server.target.verdicts.add(verdict)
         log.info("verdict %s on %s by %r", verdict.verdict, verdict.pair_key[:16], verdict.reviewer)
         self._json(HTTPStatus.OK, {"ok": True, "id": row_id, "pair_key": verdict.pair_key, "verdict": verdict.verdict})
+
+    def _query(self) -> None:
+        """`POST /api/query`: match the uploaded file against the store (see `jobs.review.query`)."""
+        from index.store import StoreMismatchError
+        from jobs.query import QueryError
+
+        # Not a form post (which another site could send): a raw body of this type needs a script of this origin.
+        if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/octet-stream":
+            self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "send the file as application/octet-stream"})
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 < length <= MAX_QUERY_BYTES:
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length > 0 else HTTPStatus.BAD_REQUEST,
+                       {"error": f"send one file of at most {MAX_QUERY_BYTES >> 20} MB"})
+            return
+        data = self.rfile.read(length)
+        page_text = (parse_qs(urlsplit(self.path).query).get("page") or [""])[0]
+        try:
+            page = int(page_text) if page_text else None
+            if page is not None and page < 1:
+                raise ValueError("page is 1-based")
+            answer = self.server.queries.ask(unquote(self.headers.get("X-Filename", "query")), data, page=page)
+        except StoreMismatchError as exc:
+            self._json(HTTPStatus.CONFLICT, {"error": str(exc)})
+            return
+        except (QueryError, ValueError) as exc:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            return
+        log.info("query %s: %d match(es)", self.headers.get("X-Filename", "query"), answer["matches"])
+        self._json(HTTPStatus.OK, answer)
