@@ -11,7 +11,6 @@ Chromium with every image decoded.
 """
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,8 @@ from tests.jobs.cdp import Browser
 from tests.jobs.test_scan_nightly import ray_cluster, read_csv, run  # noqa: F401
 from training.scoring import row_truth_matches
 
-pytestmark = [pytest.mark.browser, pytest.mark.ray, pytest.mark.slow]
+# two Ray runs on a shared machine: more than the suite's default timeout when other jobs load it
+pytestmark = [pytest.mark.browser, pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 THRESHOLD = "0.3"  # low enough that the report holds false pairs to dismiss
 
@@ -35,6 +35,16 @@ def browser(chromium: str, tmp_path: Path) -> Iterator[Browser]:
     b = Browser(chromium, tmp_path / "profile")
     yield b
     b.close()
+
+
+def resubmit(src: Path, dst: Path) -> None:
+    """The same paper as a new file: another title in its metadata, so other bytes, the same pictures."""
+    import pymupdf
+
+    with pymupdf.open(src) as doc:
+        doc.set_metadata({"title": f"revised {src.stem}"})
+        doc.save(dst)
+    assert dst.read_bytes() != src.read_bytes()
 
 
 def decide(browser: Browser, key: str, verdict: str) -> None:
@@ -47,8 +57,9 @@ def decide(browser: Browser, key: str, verdict: str) -> None:
 
 def test_review_session(ray_cluster: None, browser: Browser, tmp_path: Path) -> None:  # noqa: F811
     corpus, out = tmp_path / "corpus", tmp_path / "out"
-    assert run(["make-corpus", str(corpus), "--docs", "6", "--reuse", "4", "--seed", "11", "--workers", "1", "--no-images"])[0] == 0
-    assert run(["scan", str(corpus / "pdf"), "--out", str(out), "--threshold", THRESHOLD, "--no-progress"])[0] == 0
+    assert run(["make-corpus", str(corpus), "--docs", "5", "--reuse", "4", "--seed", "11", "--workers", "1", "--no-images"])[0] == 0
+    assert run(["scan", str(corpus / "pdf"), "--out", str(out), "--threshold", THRESHOLD, "--k", "5",
+                "--no-progress"])[0] == 0
     report = pd.read_csv(out / "report.csv", dtype=str, keep_default_na=False)
     truth = pd.read_csv(corpus / "truth.csv", dtype=str, keep_default_na=False)
     planted = [bool(m) for m in row_truth_matches(report, truth, contain=True)]
@@ -73,15 +84,15 @@ def test_review_session(ray_cluster: None, browser: Browser, tmp_path: Path) -> 
     latest = VerdictStore.for_store(out / "store").latest()
     assert {k for k in true_keys + false_keys} <= set(latest)
 
-    # the next night: the reviewed papers come back under new names, with one paper never seen
+    # the next night: the reviewed papers come back as new files (resubmissions: new bytes, the same
+    # pictures; nightly skips a file it has seen byte for byte), with one paper not reviewed before
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     reviewed = report[report["pair_key"].isin(true_keys + false_keys)]
-    for doc in sorted(set(reviewed["doc_a"]) | set(reviewed["doc_b"])):
-        shutil.copy(corpus / "pdf" / doc, incoming / f"resubmitted-{Path(doc).name}")
-    fresh = sorted(set(p.name for p in (corpus / "pdf").glob("*.pdf")) - set(reviewed["doc_a"]) - set(reviewed["doc_b"]))
-    if fresh:
-        shutil.copy(corpus / "pdf" / fresh[0], incoming / f"new-{fresh[0]}")
+    docs = sorted(set(reviewed["doc_a"]) | set(reviewed["doc_b"]))
+    others = sorted(set(p.name for p in (corpus / "pdf").glob("*.pdf")) - set(docs))
+    for doc, prefix in [(d, "resubmitted-") for d in docs] + [(d, "new-") for d in others[:1]]:
+        resubmit(corpus / "pdf" / doc, incoming / f"{prefix}{Path(doc).name}")
     store = out / "store"
     # a wider search: each resubmitted panel now has a twin in the store, which takes a neighbour slot
     assert run(["nightly", str(incoming), "--store", str(store), "--date", "2026-11-27", "--threshold", THRESHOLD,

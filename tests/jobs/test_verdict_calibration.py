@@ -60,3 +60,15 @@ def test_refit_learns_the_corpus_look_alikes() -> None:
     assert learned.combine(np.array([0.97]), np.array([0.75]), np.array([0.55]))[0] > 0.5
     with pytest.raises(ValueError, match="strictly between"):
         fit_with_verdicts((head, corr, detail, labels), reviewed, AlignConfig(), verdict_share=1.0)
+
+
+def test_calibrate_verdicts_needs_both_kinds_of_verdict(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from jobs.cli import main
+
+    pairs = scan_dir(tmp_path / "out")
+    VerdictStore.for_store(tmp_path / "out" / "store").add(Verdict.for_pair(pairs[0], CONFIRMED))
+    result = CliRunner().invoke(main, ["calibrate", "--out", str(tmp_path / "new.pt"), "--verdicts", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "1 reviewed pair(s) found (1 confirmed)" in result.output
+    assert not (tmp_path / "new.pt").exists()
