@@ -84,13 +84,14 @@ def _open_image(data: bytes | None) -> Image.Image | None:
     return img
 
 
-def _data_uri(img: Image.Image, max_px: int, *, png_budget: int = PNG_BUDGET, jpeg_quality: int = 88) -> str:
+def _data_uri(img: Image.Image, max_px: int, *, png_budget: int = PNG_BUDGET, jpeg_quality: int = 88,
+              optimize: bool = True) -> str:
     """Downscale to fit `max_px` and encode as PNG (or, past `png_budget` bytes, JPEG when smaller)."""
     img = img.copy()
     if max(img.size) > max_px:
         img.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
     png = io.BytesIO()
-    img.save(png, format="PNG", optimize=True)
+    img.save(png, format="PNG", optimize=optimize)
     data, mime = png.getvalue(), "image/png"
     if len(data) > png_budget:
         jpg = io.BytesIO()
@@ -163,7 +164,8 @@ class _DeferredImages(_ImageCache):
         if key not in self._cache:
             img = _open_image(data)
             self._cache[key] = None if img is None else _data_uri(
-                img, min(max_px, DEFERRED_THUMB_PX), png_budget=DEFERRED_PNG_BUDGET, jpeg_quality=DEFERRED_JPEG_QUALITY)
+                img, min(max_px, DEFERRED_THUMB_PX), png_budget=DEFERRED_PNG_BUDGET, jpeg_quality=DEFERRED_JPEG_QUALITY,
+                optimize=False)  # thousands of pictures: zlib's best effort costs minutes and is beaten by JPEG anyway
         found = self._cache[key]
         if found is None:
             return None
