@@ -21,6 +21,7 @@ def test_bench_times_every_variant_and_restores_the_fft_threshold() -> None:
     assert len(rows) == 5 and all(r["conv2d_ms"] > 0 and r["fft_ms"] > 0 for r in rows)
 
 
+@pytest.mark.slow  # 24 s on the loaded 2-core machine it was written on
 def test_bench_against_a_revision_reports_speedup_and_agreement() -> None:
     bench = load_benchmark("bench_pixel_check")
     try:  # the search as it was before the cascade (a shallow clone may not hold it)
