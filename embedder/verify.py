@@ -19,9 +19,11 @@ is the centre of the (turned, rescaled) panel, so it always lies inside the
 container even when aspect ratios differ slightly or corners were rotated away.
 
 Coarse to fine: every hypothesis is scored at `coarse_side` pixels, the best few
-are refined with finer scale and angle steps at `fine_side` pixels. All
-correlations are computed as batched `conv2d`s (through the FFT for large containers):
-about 45 ms per pair on one core (`benchmarks/bench_pixel_check.py`).
+are refined with finer scale and angle steps at `fine_side` pixels. A pair whose best
+coarse placement correlates below `AlignConfig.screen` is clearly not a copy and stops
+there (a cascade: most k-NN candidates of real papers are such pairs). Correlations
+are batched: one direct `conv2d` per coarse scale, one FFT for all templates of a later
+stage (`benchmarks/bench_pixel_check.py` times it; docs/pixel-check.md#cost).
 
 Detail: at low resolution two samples of one texture (two flow plots of the same
 population, two fields of one tissue) can still correlate at 0.95, because their
@@ -33,6 +35,7 @@ fused score (embedder.fusion) and not a veto.
 """
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import math
@@ -70,6 +73,10 @@ class AlignConfig:
     # stretch pass also tries the template's own aspect ratio (a crop keeping 0.67 x 0.54 of the sides is
     # otherwise squeezed into the container's shape; off in calibrations made before it: issue 13)
     own_aspect: bool = False
+    # cascade: a pair whose best coarse placement correlates below this is reported from the coarse stage,
+    # without the fine, stretch (and detail) searches (docs/pixel-check.md#cost); 0 searches every pair in full
+    screen: float = 0.8
+    screen_detail: bool = True  # a screened pair still gets its detail correlation, at the coarse placement
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,6 +134,19 @@ def rotate(t: torch.Tensor, angles: Sequence[float]) -> torch.Tensor:
     """
     stack = t[None] if t.dim() == 2 else t
     n, h, w = stack.shape
+    turned = tuple(float(a) for a in angles if a != 0.0)
+    if not turned:  # angle 0 stays an exact copy, not resampled
+        return stack[None].repeat(len(angles), 1, 1, 1)
+    # the n images as channels of one sample per angle: one grid per angle, reused across calls
+    src = stack[None].expand(len(turned), n, h, w)
+    sampled = iter(F.grid_sample(src, _rotation_grid(turned, h, w), mode="bilinear", padding_mode="border",
+                                 align_corners=False))
+    return torch.stack([stack if a == 0.0 else next(sampled) for a in angles])
+
+
+@functools.lru_cache(maxsize=512)
+def _rotation_grid(angles: tuple[float, ...], h: int, w: int) -> torch.Tensor:
+    """`affine_grid` of the turns by `angles` of an h x w image (A, h, w, 2); cached: the same sides recur."""
     thetas = []
     for angle in angles:
         rad = math.radians(angle)
@@ -134,15 +154,7 @@ def rotate(t: torch.Tensor, angles: Sequence[float]) -> torch.Tensor:
         # affine_grid maps output to input coordinates, normalised per axis (y down): the inverse turn,
         # corrected for the aspect ratio so that the turn is rigid
         thetas.append([[c, -s * h / w, 0.0], [s * w / h, c, 0.0]])
-    theta = torch.tensor(thetas, dtype=torch.float32).repeat_interleave(n, dim=0)
-    grid = F.affine_grid(theta, [len(angles) * n, 1, h, w], align_corners=False)
-    src = stack[:, None].repeat(len(angles), 1, 1, 1)
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    out = out.reshape(len(angles), n, h, w)
-    for i, angle in enumerate(angles):
-        if angle == 0.0:  # exact, not resampled
-            out[i] = stack
-    return out
+    return F.affine_grid(torch.tensor(thetas, dtype=torch.float32), [len(angles), 1, h, w], align_corners=False)
 
 
 def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -218,24 +230,6 @@ def _templates(views: Sequence[torch.Tensor], container_shape: tuple[int, int], 
     turned = rotate(resized, angles).transpose(0, 1)  # (V, A, H, W)
     y0, x0 = (full[0] - cut[0]) // 2, (full[1] - cut[1]) // 2
     return turned[:, :, y0:y0 + cut[0], x0:x0 + cut[1]].reshape(-1, *cut)
-
-
-def _search(a: torch.Tensor, b: torch.Tensor, config: AlignConfig, views: Sequence[int], scales: Sequence[float],
-            angles: Sequence[float], b_inside_a: bool, aspects: Sequence[float] = (1.0,)) -> list[_Hypothesis]:
-    """Score every (view, scale, aspect, angle) of template panel b inside container a."""
-    out: list[_Hypothesis] = []
-    views = list(views)
-    view_stack = [apply_to_tensor(b, v) for v in views]
-    keys = [(v, angle) for v in views for angle in angles]  # the templates' order (see _templates)
-    for scale in scales:
-        for aspect in aspects:
-            tpl = _templates(view_stack, (int(a.shape[-2]), int(a.shape[-1])), scale, angles, config.centre, aspect)
-            if tpl is None or min(tpl.shape[1:]) < config.min_side // 2:
-                continue
-            scores, where = best_ncc(a, tpl)
-            out.extend(_Hypothesis(b_inside_a, v, scale, angle, s, p, aspect)
-                       for (v, angle), s, p in zip(keys, scores.tolist(), where.tolist()))
-    return out
 
 
 def own_aspects(container: torch.Tensor, template: torch.Tensor, view: int, scale: float) -> tuple[float, ...]:
@@ -355,11 +349,179 @@ def _luminance_of(panel: Panel, side: int) -> torch.Tensor:
     return panel.luminance(side) if isinstance(panel, PanelPixels) else luminance(panel, side)
 
 
-def _both_ways(a: Panel, b: Panel, side: int,
-               prepare: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> dict[bool, tuple[torch.Tensor, torch.Tensor]]:
-    """(container, template) at `side` pixels for b inside a (key True) and a inside b (False)."""
+class _Container:
+    """A container luminance and what every correlation against it reuses: integral images, spectra, window norms."""
+
+    def __init__(self, t: torch.Tensor) -> None:
+        self.t = t
+        self.shape = (int(t.shape[0]), int(t.shape[1]))
+        self._ii: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._norms: dict[tuple[int, int], torch.Tensor] = {}
+        self._spectra: dict[tuple[int, int], torch.Tensor] = {}
+
+    def window_norm(self, h: int, w: int) -> torch.Tensor:
+        """Norm of every zero-mean h x w window (the NCC's denominator on the container's side)."""
+        norm = self._norms.get((h, w))
+        if norm is None:
+            if self._ii is None:  # float64 against drift, as `_window_sums` (the same numbers bit for bit)
+                self._ii = (F.pad(self.t.double().cumsum(0).cumsum(1), (1, 0, 1, 0)),
+                            F.pad((self.t * self.t).double().cumsum(0).cumsum(1), (1, 0, 1, 0)))
+            s1, s2 = _box_sums(self._ii[0], h, w), _box_sums(self._ii[1], h, w)
+            norm = self._norms[(h, w)] = (s2 - s1 * s1 / (h * w)).clamp_min(0.0).sqrt()
+        return norm
+
+    def spectrum(self, size: tuple[int, int]) -> torch.Tensor:
+        found = self._spectra.get(size)
+        if found is None:
+            found = self._spectra[size] = torch.fft.rfft2(self.t, s=size)
+        return found
+
+
+def _box_sums(ii: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    return (ii[h:, w:] - ii[:-h, w:] - ii[h:, :-w] + ii[:-h, :-w]).float()
+
+
+def _fft_size(n: int) -> int:
+    """The smallest n' >= n with no prime factor above 5 (pocketfft is slow on large primes: a 37-px side)."""
+    m = n
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
+
+
+def _best_ncc_groups(container: _Container, groups: Sequence[torch.Tensor | None],
+                     fft: bool) -> list[tuple[list[float], list[int]] | None]:
+    """`best_ncc` of each group of same-sized templates (N, h, w) in one container; None for a group
+    that is None or does not fit. With `fft`, every group is correlated in one batched FFT (one
+    call instead of one per group: at 64-128 px with few templates per group the calls' overhead
+    and large direct kernels dominated); else by direct `conv2d` per group (faster at 32 px)."""
+    H, W = container.shape
+    zero_mean: list[torch.Tensor | None] = []
+    for g in groups:
+        fits = g is not None and g.shape[1] <= H and g.shape[2] <= W
+        zero_mean.append(g - g.mean(dim=(1, 2), keepdim=True) if fits and g is not None else None)
+    crosses: list[torch.Tensor | None] = [None] * len(groups)
+    live = [i for i, t in enumerate(zero_mean) if t is not None]
+    if fft and live:
+        size = (_fft_size(H), _fft_size(W))
+        padded = [F.pad(t, (0, size[1] - t.shape[2], 0, size[0] - t.shape[1]))
+                  for t in zero_mean if t is not None]
+        spectrum = container.spectrum(size)[None] * torch.fft.rfft2(torch.cat(padded)).conj()
+        full = torch.fft.irfft2(spectrum, s=size)
+        at = 0
+        for i in live:
+            t = zero_mean[i]
+            assert t is not None
+            n, h, w = t.shape
+            crosses[i] = full[at:at + n, :H - h + 1, :W - w + 1]
+            at += n
+    out: list[tuple[list[float], list[int]] | None] = [None] * len(groups)
+    for i in live:
+        t = zero_mean[i]
+        assert t is not None
+        n, h, w = t.shape
+        cross = crosses[i]
+        if cross is None:
+            cross = correlate_direct(container.t, t)
+        denom = t.flatten(1).norm(dim=1)[:, None, None] * container.window_norm(h, w)[None]
+        # a flat template or window (std below one grey level) carries no evidence: NCC 0 there
+        ncc = torch.where(denom > h * w / 255.0**2, cross / denom.clamp_min(1e-12), torch.zeros_like(cross))
+        scores, where = ncc.flatten(1).max(dim=1)
+        out[i] = (scores.tolist(), where.tolist())
+    return out
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One group of templates to score: template panel's `views` at `scale` (height x `aspect`), each turned by
+    every angle of `angles`, the template taken from direction `b_inside_a`."""
+
+    b_inside_a: bool
+    views: tuple[int, ...]
+    scale: float
+    angles: tuple[float, ...]
+    aspect: float = 1.0
+
+
+def _spec_templates(spec: _Spec, container: tuple[int, int], template: torch.Tensor,
+                    config: AlignConfig) -> torch.Tensor | None:
+    """The templates of `spec` ((V*A, h, w), view-major as `_templates`), None when too small to try."""
+    if len(spec.views) == 1:
+        tpl = _templates([apply_to_tensor(template, spec.views[0])], container, spec.scale, spec.angles,
+                         config.centre, spec.aspect)
+    else:
+        tpl = _all_view_templates(template, container, spec.views, spec.scale, spec.angles, config.centre,
+                                  spec.aspect)
+    return None if tpl is None or min(tpl.shape[1:]) < config.min_side // 2 else tpl
+
+
+def _all_view_templates(template: torch.Tensor, container: tuple[int, int], views: Sequence[int], scale: float,
+                        angles: Sequence[float], centre: float, aspect: float) -> torch.Tensor | None:
+    """`_templates` of many D4 views of one panel, resized and turned twice rather than once per view.
+
+    A D4 view commutes with resizing (to the view's own sides) and with a turn (whose sense a
+    mirror reverses), so each view's templates are views of the panel resized to the container's
+    sides, or to them swapped for a quarter turn, and turned by +-each angle.
+    """
+    H, W = container
+    full = (max(4, round(H * scale * aspect)), max(4, round(W * scale)))
+    cut = (max(1, round(full[0] * centre)), max(1, round(full[1] * centre)))
+    if min(cut) < 4:
+        return None
+    need = sorted(set(angles) | {-a for a in angles})
+    turned: dict[bool, torch.Tensor] = {}
+    for swap in sorted({v % 2 == 1 for v in views}):
+        size = (full[1], full[0]) if swap else full
+        turned[swap] = rotate(_resize(template, size), need)[:, 0]  # (A, h, w)
+    y0, x0 = (full[0] - cut[0]) // 2, (full[1] - cut[1]) // 2
+    plain = [need.index(angle) for angle in angles]
+    mirrored = [need.index(-angle) for angle in angles]
+    out = []
+    for v in views:  # one view of all angles at a time: few tensor operations (their overhead dominates)
+        base = turned[v % 2 == 1][mirrored if v >= 4 else plain]
+        out.append(apply_to_tensor(base, v)[:, y0:y0 + cut[0], x0:x0 + cut[1]])
+    return torch.cat(out)
+
+
+def _search_specs(containers: dict[bool, _Container], templates: dict[bool, torch.Tensor], specs: Sequence[_Spec],
+                  config: AlignConfig, fft: bool) -> list[list[_Hypothesis]]:
+    """Every hypothesis of each spec (views major, angles minor), one correlation batch per direction."""
+    out: list[list[_Hypothesis]] = [[] for _ in specs]
+    for b_inside_a, container in containers.items():
+        mine = [i for i, s in enumerate(specs) if s.b_inside_a == b_inside_a]
+        if not mine:
+            continue
+        groups = [_spec_templates(specs[i], container.shape, templates[b_inside_a], config) for i in mine]
+        for i, found in zip(mine, _best_ncc_groups(container, groups, fft)):
+            if found is None:
+                continue
+            s = specs[i]
+            keys = [(v, angle) for v in s.views for angle in s.angles]
+            out[i] = [_Hypothesis(b_inside_a, v, s.scale, angle, c, p, s.aspect)
+                      for (v, angle), c, p in zip(keys, *found)]
+    return out
+
+
+def _containers(a: Panel, b: Panel, side: int, prepare: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
+                ) -> tuple[dict[bool, _Container], dict[bool, torch.Tensor]]:
+    """Containers and templates at `side` pixels by direction (True: b inside a, False: a inside b)."""
     la, lb = prepare(_luminance_of(a, side)), prepare(_luminance_of(b, side))
-    return {True: (la, lb), False: (lb, la)}
+    return {True: _Container(la), False: _Container(lb)}, {True: lb, False: la}
+
+
+def _use_fft(side: int) -> bool:
+    return side * side >= FFT_MIN_BATCHED_PIXELS
+
+
+# Stages whose containers have at least this many pixels correlate all their templates in one batched FFT,
+# smaller ones (the 32 px coarse stage: 40 templates per group) by direct conv2d per group; measured by
+# `benchmarks/bench_pixel_check.py --kernels`.
+FFT_MIN_BATCHED_PIXELS = 48 * 48
 
 
 @torch.inference_mode()
@@ -369,40 +531,45 @@ def align_pair(a: Panel, b: Panel, config: AlignConfig = AlignConfig()) -> Align
     a and b are images, or their `PanelPixels` (the luminances precomputed at the
     config's sides, `pixel_features`): the result is the same bit for bit.
     """
-    coarse = _both_ways(a, b, config.coarse_side)
-    hyps: list[_Hypothesis] = []
-    for b_inside_a, (container, template) in coarse.items():
-        hyps += _search(container, template, config, range(8), config.scales, config.angles, b_inside_a)
+    containers, templates = _containers(a, b, config.coarse_side)
+    specs = [_Spec(d, tuple(range(8)), s, tuple(config.angles)) for d in (True, False) for s in config.scales]
+    hyps = [h for found in _search_specs(containers, templates, specs, config, _use_fft(config.coarse_side))
+            for h in found]
     if not hyps:
         return Alignment(0.0)
     hyps.sort(key=lambda h: h.correlation, reverse=True)
+    if hyps[0].correlation < config.screen:  # clearly unrelated: no finer search can make it a copy
+        return _alignment(hyps[0], _detail_at(a, b, hyps[0], config) if config.screen_detail else 0.0)
 
-    fine = _both_ways(a, b, config.fine_side)
+    containers, templates = _containers(a, b, config.fine_side)
+    fft = _use_fft(config.fine_side)
     angle_step = _half_step(config.angles)
+    specs = [_Spec(h.b_inside_a, (h.view,), scale, _angles_around(h.angle, angle_step))
+             for h in hyps[:config.refine_top] for scale in _scales_around(h.scale, (0.93, 1.0, 1.07))]
     best: _Hypothesis | None = None
-    for h in hyps[:config.refine_top]:
-        container, template = fine[h.b_inside_a]
-        scales = _scales_around(h.scale, (0.93, 1.0, 1.07))
-        for r in _search(container, template, config, (h.view,), scales, _angles_around(h.angle, angle_step),
-                         h.b_inside_a):
+    for found in _search_specs(containers, templates, specs, config, fft):
+        for r in found:
             if best is None or r.correlation > best.correlation:
                 best = r
     if best is None:  # the fine stage could not place a template: keep the coarse answer
         best = hyps[0]
     elif len(config.aspects) > 1:  # stretch pass: view and angle stay, the two sides may scale apart
-        container, template = fine[best.b_inside_a]
-        scales = _scales_around(best.scale, (0.97, 1.0, 1.03))
-        found = _search(container, template, config, (best.view,), scales, (best.angle,), best.b_inside_a,
-                        config.aspects)
+        specs = [_Spec(best.b_inside_a, (best.view,), scale, (best.angle,), aspect)
+                 for scale in _scales_around(best.scale, (0.97, 1.0, 1.03)) for aspect in config.aspects]
         if config.own_aspect:  # a crop that kept its own proportions: also its own aspect, at the same area
-            for aspect in own_aspects(container, template, best.view, best.scale):
-                own_scales = _scales_around(best.scale / math.sqrt(aspect), (0.95, 1.0, 1.05))
-                found += _search(container, template, config, (best.view,), own_scales, (best.angle,),
-                                 best.b_inside_a, (aspect,))
-        for r in found:
-            if r.correlation > best.correlation:
-                best = r
-    detail = _detail_at(a, b, best, config)
+            container, template = containers[best.b_inside_a], templates[best.b_inside_a]
+            for aspect in own_aspects(container.t, template, best.view, best.scale):
+                specs += [_Spec(best.b_inside_a, (best.view,), scale, (best.angle,), aspect)
+                          for scale in _scales_around(best.scale / math.sqrt(aspect), (0.95, 1.0, 1.05))]
+        for found in _search_specs(containers, templates, specs, config, fft):
+            for r in found:
+                if r.correlation > best.correlation:
+                    best = r
+    return _alignment(best, _detail_at(a, b, best, config))
+
+
+def _alignment(best: _Hypothesis, detail: float) -> Alignment:
+    """The reported `Alignment` of the winning hypothesis (transform mapping b onto a)."""
     correlation = float(max(0.0, min(1.0, best.correlation)))
     # view v of b lies on a -> b is mapped onto a by v; view v of a lies on b -> by v's inverse
     # (a mirror reverses the sense of a rotation it is swapped with)
@@ -422,11 +589,13 @@ def high_pass(t: torch.Tensor, kernel: int) -> torch.Tensor:
 
 def _detail_at(a: Panel, b: Panel, h: _Hypothesis, config: AlignConfig) -> float:
     """Best NCC of the high-pass residuals at `detail_side`, searched just around hypothesis h."""
-    container, template = _both_ways(a, b, config.detail_side, lambda t: high_pass(t, config.detail_kernel))[h.b_inside_a]
-    scales = _scales_around(h.scale, (0.97, 1.0, 1.03))
+    containers, templates = _containers(a, b, config.detail_side, lambda t: high_pass(t, config.detail_kernel))
     angles = _angles_around(h.angle, _half_step(config.angles) / 2.0)
-    found = _search(container, template, config, (h.view,), scales, angles, h.b_inside_a, (h.aspect,))
-    return max((r.correlation for r in found), default=0.0)
+    specs = [_Spec(h.b_inside_a, (h.view,), scale, angles, h.aspect)
+             for scale in _scales_around(h.scale, (0.97, 1.0, 1.03))]
+    found = _search_specs({h.b_inside_a: containers[h.b_inside_a]}, templates, specs, config,
+                          _use_fft(config.detail_side))
+    return max((r.correlation for hyps in found for r in hyps), default=0.0)
 
 
 def _half_step(values: Sequence[float]) -> float:

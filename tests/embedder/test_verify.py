@@ -196,10 +196,50 @@ def test_own_aspect_recovers_the_detail_of_a_crop_that_kept_its_proportions() ->
     field = specimen_image(all_kinds(), 7005, 0, 220, 220)[1]
     w, h = field.size
     crop = field.crop((20, 20, 20 + round(w * 0.67), 20 + round(h * 0.54)))  # 0.67 x 0.54 of the sides
-    plain = align_pair(field, crop, AlignConfig())
-    own = align_pair(field, crop, replace(AlignConfig(), own_aspect=True))
+    full = AlignConfig(screen=0.0)  # the stretch pass runs for every pair, screened or not
+    plain = align_pair(field, crop, full)
+    own = align_pair(field, crop, replace(full, own_aspect=True))
     assert own.detail > plain.detail + 0.05 and own.correlation >= plain.correlation
     assert AlignConfig.from_dict({}).own_aspect is False  # calibrations made before it keep their search
     assert own_aspects(torch.zeros(40, 40), torch.zeros(20, 20), 0, 0.5) == ()  # same shape: nothing to add
     assert own_aspects(torch.zeros(40, 40), torch.zeros(16, 20), 0, 0.5) == pytest.approx((0.8,))
     assert own_aspects(torch.zeros(40, 40), torch.zeros(16, 20), 1, 0.5) == pytest.approx((1.25,))  # quarter turn
+
+
+@pytest.mark.parametrize("shape,container,scale,aspect", [((40, 52), (31, 36), 0.85, 1.0), ((33, 33), (30, 41), 0.6, 1.0),
+                                                          ((64, 48), (60, 70), 1.0, 0.93)])
+def test_all_views_made_from_two_turned_copies_equal_the_per_view_templates(
+        shape: tuple[int, int], container: tuple[int, int], scale: float, aspect: float) -> None:
+    from embedder.verify import _all_view_templates, _templates
+
+    panel = torch.rand(*shape)
+    angles = (0.0, -6.0, 6.0, -12.0, 12.0)
+    fast = _all_view_templates(panel, container, range(8), scale, angles, 0.8, aspect)
+    slow = _templates([apply_to_tensor(panel, v) for v in range(8)], container, scale, angles, 0.8, aspect)
+    assert fast is not None and slow is not None and fast.shape == slow.shape
+    assert torch.allclose(fast, slow, atol=1e-5)
+
+
+def test_batched_fft_correlation_equals_direct_per_group() -> None:
+    from embedder.verify import _best_ncc_groups, _Container
+
+    torch.manual_seed(0)
+    container = _Container(torch.rand(57, 73))
+    groups = [torch.rand(3, 45, 58), torch.rand(1, 40, 66), None, torch.rand(2, 60, 10)]  # the last does not fit
+    fft, direct = _best_ncc_groups(container, groups, True), _best_ncc_groups(container, groups, False)
+    assert fft[2] is None and fft[3] is None and direct[3] is None
+    for f, d in zip(fft[:2], direct[:2]):
+        assert f is not None and d is not None
+        assert f[1] == d[1] and np.allclose(f[0], d[0], atol=1e-5)
+
+
+def test_the_screen_stops_unrelated_pairs_at_the_coarse_stage_and_never_a_copy() -> None:
+    from dataclasses import replace
+
+    full = AlignConfig(screen=0.0)
+    other = align_pair(field(index=0), field("western_blot", index=3), AlignConfig())
+    assert other.correlation < AlignConfig().screen  # reported from the coarse stage
+    assert other == align_pair(field(index=0), field("western_blot", index=3), replace(full, screen=1.01))
+    copy = field(index=1).rotate(90, expand=True).resize((100, 140))
+    assert align_pair(field(index=1), copy, AlignConfig()) == align_pair(field(index=1), copy, full)
+    assert AlignConfig.from_dict({}).screen == AlignConfig().screen  # calibrations made before it get the screen
