@@ -147,7 +147,11 @@ class RecordKeys:
         # only PDF pages have template zones; an image file's "page" is a frame, its box pixels
         is_pdf = np.fromiter((str(d).lower().endswith(".pdf") for d in table.column("doc").to_pylist()),
                              dtype=bool, count=len(row_id))
-        icon = is_pdf & icon_in_template_zone(page, bbox)
+        # judged on the whole placement: a panel cut from a figure is as big as that figure here
+        # (a badge split into icon and caption stays a badge; a small panel of a figure does not)
+        row_of_figure = {int(f): i for i, f in enumerate(figure)}
+        placed = np.array([row_of_figure.get(int(p), i) if p >= 0 else i for i, p in enumerate(parent)], dtype=np.int64)
+        icon = is_pdf & icon_in_template_zone(page[placed], bbox[placed]) if len(row_id) else np.zeros(0, dtype=bool)
         return cls(row_id[order], figure[order], parent[order], doc[order], page[order], bbox[order], noise[order],
                    icon[order])
 

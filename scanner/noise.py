@@ -26,8 +26,9 @@ BANNER_MAX_SIDE_PT = 60.0
 # The top of a page, where running headers put journal logos on every page.
 HEADER_BAND_PT = 72.0
 # Badges, icons and cover thumbnails of journal templates (CrossMark, open-access locks,
-# publisher logos) are at most this big; two such placements in the template zones of two
-# papers are never reported as a pair, even when their pixels differ (another rendering).
+# publisher logos) are at most this big; two such placements (whole placements: a panel of a
+# larger figure is not one) in the template zones of two papers are never reported as a
+# pair, even when their pixels differ (another rendering).
 ICON_MAX_SIDE_PT = 80.0
 BOILERPLATE_MIN_DOCS = 3
 BOILERPLATE_MIN_PAGES = 4
