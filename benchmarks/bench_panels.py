@@ -1,13 +1,14 @@
 """Panel splitting on annotated published figures (data/panel-annotations/*.json).
 
-    python benchmarks/bench_panels.py [--images /work/real-data/figures/rendered] [--split dev|heldout|all]
+    python benchmarks/bench_panels.py [--images /work/real-data/figures/rendered] [--split dev|heldout|clean|all]
     python benchmarks/bench_panels.py --figures-parquet OUT/figures.parquet --pdf-map map.json
 
 Per annotated kind: panels, found as their own image piece (IoU >= 0.5), and for
 chart/text: how many stay matchable (an image-kind piece overlaps them with IoU >= 0.5,
 or the figure is not split at all, so they ride along in a whole-figure record).
 Methods: `split_panels` (every returned box counts as an image piece) and
-`split_figure` (pieces with their kind).
+`split_figure` (pieces with their kind). Splits: `dev` (tuned on), `heldout` (partly looked
+at while debugging), `clean` (annotated before any splitter ran on it; score it once, after tuning).
 """
 from __future__ import annotations
 
@@ -109,11 +110,11 @@ def print_table(title: str, table: dict[str, list[int]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=Path, default=Path("/work/real-data/figures/rendered"))
-    ap.add_argument("--split", choices=("dev", "heldout", "all"), default="all")
+    ap.add_argument("--split", choices=("dev", "heldout", "clean", "all"), default="all")
     ap.add_argument("--figures-parquet", type=Path, default=None)
     ap.add_argument("--pdf-map", type=Path, default=None, help="JSON image -> doc/page/clip_pt/zoom (parquet mode)")
     args = ap.parse_args(argv)
-    splits = ("dev", "heldout") if args.split == "all" else (args.split,)
+    splits = ("dev", "heldout", "clean") if args.split == "all" else (args.split,)
     for split in splits:
         anns = load_annotations(split)
         if args.figures_parquet is not None:

@@ -27,6 +27,7 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
+from scanner.noise import icon_in_template_zone
 from scanner.records import NOISE_FLAGS
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class RecordKeys:
     page: np.ndarray        # int32
     bbox: np.ndarray        # float32 (n, 4): x0 y0 x1 y1 in PDF points
     noise: np.ndarray       # bool: tiny / uniform / boilerplate
+    icon: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # bool: PDF badge/logo spot
 
     @classmethod
     def from_table(cls, table: pa.Table) -> RecordKeys:
@@ -142,7 +144,16 @@ class RecordKeys:
                          for c in ("x0", "y0", "x1", "y1")], axis=1) if len(row_id) else np.zeros((0, 4), np.float32)
         flags = table.column("flags").to_pylist()
         noise = np.fromiter((bool(NOISE_FLAGS.intersection(f or ())) for f in flags), dtype=bool, count=len(flags))
-        return cls(row_id[order], figure[order], parent[order], doc[order], page[order], bbox[order], noise[order])
+        # only PDF pages have template zones; an image file's "page" is a frame, its box pixels
+        is_pdf = np.fromiter((str(d).lower().endswith(".pdf") for d in table.column("doc").to_pylist()),
+                             dtype=bool, count=len(row_id))
+        # judged on the whole placement: a panel cut from a figure is as big as that figure here
+        # (a badge split into icon and caption stays a badge; a small panel of a figure does not)
+        row_of_figure = {int(f): i for i, f in enumerate(figure)}
+        placed = np.array([row_of_figure.get(int(p), i) if p >= 0 else i for i, p in enumerate(parent)], dtype=np.int64)
+        icon = is_pdf & icon_in_template_zone(page[placed], bbox[placed]) if len(row_id) else np.zeros(0, dtype=bool)
+        return cls(row_id[order], figure[order], parent[order], doc[order], page[order], bbox[order], noise[order],
+                   icon[order])
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Index into these arrays of each row id; KeyError for unknown ids."""
@@ -176,7 +187,9 @@ def trivial_mask(pairs: Pairs, keys: RecordKeys, *, exclude_noise: bool = True,
       and a sub-panel or its parent, an image drawn twice at the same place); two
       sibling panels side by side do not overlap and are kept, since duplicated
       panels inside one figure are exactly what we look for;
-    * with `exclude_noise`, any record flagged tiny, uniform or boilerplate.
+    * with `exclude_noise`, any record flagged tiny, uniform or boilerplate, and two
+      icon-sized placements in the template zones of two documents (`scanner.noise.
+      icon_in_template_zone`: journal badges and logos drawn from different pixels).
     """
     if len(pairs) == 0:
         return np.zeros(0, dtype=bool)
@@ -192,6 +205,8 @@ def trivial_mask(pairs: Pairs, keys: RecordKeys, *, exclude_noise: bool = True,
         trivial[idx[ov >= min_overlap]] = True
     if exclude_noise:
         trivial |= keys.noise[pa_] | keys.noise[pb]
+        if len(keys.icon):
+            trivial |= keys.icon[pa_] & keys.icon[pb] & (keys.doc[pa_] != keys.doc[pb])
     return trivial
 
 

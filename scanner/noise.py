@@ -25,6 +25,11 @@ LOGO_MAX_SIDE_PT = 150.0
 BANNER_MAX_SIDE_PT = 60.0
 # The top of a page, where running headers put journal logos on every page.
 HEADER_BAND_PT = 72.0
+# Badges, icons and cover thumbnails of journal templates (CrossMark, open-access locks,
+# publisher logos) are at most this big; two such placements (whole placements: a panel of a
+# larger figure is not one) in the template zones of two papers are never reported as a
+# pair, even when their pixels differ (another rendering).
+ICON_MAX_SIDE_PT = 80.0
 BOILERPLATE_MIN_DOCS = 3
 BOILERPLATE_MIN_PAGES = 4
 
@@ -123,6 +128,12 @@ def boilerplate_hashes(
 def in_template_zone(page: int, bbox: Box) -> bool:
     """Where a journal template puts logos, cover thumbnails and badges: page 1, or the header band."""
     return page == 1 or bbox[3] <= HEADER_BAND_PT
+
+
+def icon_in_template_zone(page: np.ndarray, bbox: np.ndarray, max_side_pt: float = ICON_MAX_SIDE_PT) -> np.ndarray:
+    """Per placement (pages (n,), boxes (n, 4) in pt): icon-sized and on page 1 or in the header band."""
+    side = np.maximum(bbox[:, 2] - bbox[:, 0], bbox[:, 3] - bbox[:, 1])
+    return (side <= max_side_pt) & ((page == 1) | (bbox[:, 3] <= HEADER_BAND_PT))
 
 
 def logo_hashes(

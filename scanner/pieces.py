@@ -63,6 +63,7 @@ class PieceOptions:
     # section on its pale slide (generated DAB histology) about 0.00: it is one picture, not a figure.
     paper_level: int = 250
     min_paper_share: float = 0.5
+    tile_line_white: float = 0.97  # a hairline gutter between tiled pictures is white along this share of its span
 
 
 def _dense_mask(rgb: np.ndarray, sopts: SplitOptions, popts: PieceOptions) -> np.ndarray:
@@ -149,7 +150,54 @@ def split_figure(
         if not classify_strict:
             return [Piece(b, KIND_IMAGE) for b in boxes]
         return [Piece(b, classify_piece(rgb[b[1]:b[3], b[0]:b[2]], popts, wl)) for b in boxes]
-    return split_figure_loose(rgb, opts, popts)
+    loose = split_figure_loose(rgb, opts, popts)
+    return loose or _split_tiles(rgb, opts or SplitOptions(), popts)
+
+
+def _split_tiles(rgb: np.ndarray, sopts: SplitOptions, popts: PieceOptions) -> list[Piece]:
+    """Pictures tiled edge to edge with hairline white gutters (CT slices, radiographs); [] otherwise.
+
+    Neither split above takes them: the gutters (2-5 px) are narrower than the strict
+    splitter's minimum, and the bright tissue of the scans leaves too little paper for the
+    loose split. A gutter here is a full-span line that is white nearly end to end; the
+    split is accepted only when every tile is a picture.
+    """
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    white = rgb.min(axis=2) >= sopts.white_level
+    tiles = _tile_cut(white, (0, 0, white.shape[1], white.shape[0]), sopts.min_panel_px, popts.tile_line_white, 0)
+    if len(tiles) < 2:
+        return []
+    pieces = [Piece(b, classify_piece(rgb[b[1]:b[3], b[0]:b[2]], popts, sopts.white_level)) for b in tiles]
+    return pieces if all(p.kind == KIND_IMAGE for p in pieces) else []
+
+
+def _tile_cut(white: np.ndarray, box: Box, min_px: int, line_white: float, depth: int) -> list[Box]:
+    """Recursive cut of `box` along full-span lines at least `line_white` white, parts >= min_px."""
+    x0, y0, x1, y1 = box
+    sub = white[y0:y1, x0:x1]
+    if depth >= 3 or sub.size == 0:
+        return [box]
+    for axis in (1, 0):  # columns first: tiles side by side are the common layout
+        frac = sub.mean(axis=0) if axis == 1 else sub.mean(axis=1)
+        gutter = frac >= line_white
+        # the tiles are the runs between gutter lines; white margins at the border are trimmed
+        cuts: list[tuple[int, int]] = []
+        i, n = 0, gutter.size
+        while i < n:
+            if gutter[i]:
+                i += 1
+                continue
+            j = i
+            while j < n and not gutter[j]:
+                j += 1
+            cuts.append((i, j))
+            i = j
+        if len(cuts) < 2 or any(e - s < min_px for s, e in cuts):
+            continue
+        parts = [(x0 + s, y0, x0 + e, y1) if axis == 1 else (x0, y0 + s, x1, y0 + e) for s, e in cuts]
+        return [t for b in parts for t in _tile_cut(white, b, min_px, line_white, depth + 1)]
+    return [box]
 
 
 def _merge_overlapping(boxes: list[Box]) -> list[Box]:

@@ -134,3 +134,49 @@ def test_score_candidates_with_a_cosine_head() -> None:
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         score_candidates(pairs, x, lambda a, b: np.full(len(a), 1.5), batch_size=8)
 
+
+
+def test_badges_of_two_papers_are_not_a_pair_however_their_pixels_differ() -> None:
+    """Icon-sized placements on page 1 / in the header of two PDFs (CrossMark drawn at two resolutions)."""
+    import pyarrow as pa
+
+    from index.candidates import trivial_mask
+
+    rows = [
+        {"doc": "a.pdf", "page": 1, "bbox": (150, 112, 182, 144)},   # 0 badge, page 1
+        {"doc": "b.pdf", "page": 1, "bbox": (37, 225, 73, 271)},     # 1 badge, page 1, other paper
+        {"doc": "c.pdf", "page": 5, "bbox": (500, 20, 540, 60)},     # 2 icon in a header band
+        {"doc": "d.pdf", "page": 1, "bbox": (60, 400, 160, 500)},    # 3 a 100 pt picture on page 1
+        {"doc": "e.pdf", "page": 1, "bbox": (60, 400, 160, 500)},    # 4 the same, another paper
+        {"doc": "f.pdf", "page": 4, "bbox": (60, 400, 120, 460)},    # 5 a small picture inside a page
+        {"doc": "a.pdf", "page": 1, "bbox": (300, 112, 340, 150)},   # 6 second icon of paper a
+        {"doc": "g.png", "page": 1, "bbox": (0, 0, 64, 64)},         # 7 an image file (box in pixels)
+        {"doc": "h.png", "page": 1, "bbox": (0, 0, 64, 64)},         # 8 another
+    ]
+    table = figures_table(rows, images=False)
+    keys = RecordKeys.from_table(table.append_column("row_id", pa.array(np.arange(len(rows)), pa.int64())))
+    pairs = Pairs.from_arrays(np.array([0, 0, 3, 0, 5, 0, 7]), np.array([1, 2, 4, 5, 1, 6, 8]), np.full(7, 0.9))
+    got = dict(zip(zip(pairs.a.tolist(), pairs.b.tolist()), trivial_mask(pairs, keys).tolist()))
+    assert got == {(0, 1): True, (0, 2): True, (3, 4): False, (0, 5): False, (1, 5): False, (0, 6): False, (7, 8): False}
+    assert not trivial_mask(pairs, keys, exclude_noise=False).any()
+
+
+def test_small_panels_of_a_figure_on_page_1_still_pair() -> None:
+    """The icon rule judges the whole placement: 60-pt panels of a 240-pt figure on page 1 are not badges."""
+    import pyarrow as pa
+
+    from index.candidates import trivial_mask
+
+    rows = [
+        {"doc": "a.pdf", "page": 1, "figure_id": "FA", "bbox": (100, 200, 340, 260), "flags": (FLAG_COMPOUND,)},
+        {"doc": "a.pdf", "page": 1, "figure_id": "PA", "bbox": (100, 200, 160, 260), "parent_id": "FA"},
+        {"doc": "b.pdf", "page": 1, "figure_id": "FB", "bbox": (100, 300, 340, 360), "flags": (FLAG_COMPOUND,)},
+        {"doc": "b.pdf", "page": 1, "figure_id": "PB", "bbox": (280, 300, 340, 360), "parent_id": "FB"},
+        {"doc": "c.pdf", "page": 1, "figure_id": "BC", "bbox": (37, 225, 73, 271), "flags": (FLAG_COMPOUND,)},
+        {"doc": "c.pdf", "page": 1, "figure_id": "IC", "bbox": (37, 225, 63, 241), "parent_id": "BC"},
+        {"doc": "d.pdf", "page": 1, "figure_id": "BD", "bbox": (150, 112, 182, 144)},
+    ]
+    table = figures_table(rows, images=False)
+    keys = RecordKeys.from_table(table.append_column("row_id", pa.array(np.arange(len(rows)), pa.int64())))
+    pairs = Pairs.from_arrays(np.array([1, 5]), np.array([3, 6]), np.full(2, 0.9))
+    assert trivial_mask(pairs, keys).tolist() == [False, True]

@@ -48,3 +48,27 @@ def test_gradient_bars_of_a_real_bar_chart_are_flagged_and_no_real_panel_is(
 def test_real_microscopy_images_carry_no_noise_flag(path: Path) -> None:
     rgb = np.asarray(Image.open(path).convert("RGB"))
     assert image_flags(rgb, NoiseOptions()) == []
+
+
+@pytest.mark.slow
+def test_journal_badges_of_two_real_papers_are_never_a_candidate_pair() -> None:
+    """CrossMark on page 1 of a PLOS ONE and a Royal Society Open Science paper: different pixels, no pair."""
+    import pyarrow as pa
+
+    from index.candidates import Pairs, RecordKeys, trivial_mask
+    from scanner.records import FLAG_COMPOUND, records_to_table
+
+    logos = SAMPLE / "logos"
+    records = [r for pdf in sorted(logos.glob("*.pdf"))
+               for r in extract_document(pdf, logos, ExtractLimits(timeout_s=None)).records]
+    matchable = [r for r in records if not r.is_noise and FLAG_COMPOUND not in r.flags]
+    # neither badge is flagged by itself (each paper has its own rendering; PLOS's is cut into
+    # the icon and its caption) ...
+    assert {r.doc for r in matchable} == {"plos-pone.0115884-page1.pdf", "rsos-PMC4632522-page1.pdf"}
+    assert all(r.page == 1 and max(r.x1 - r.x0, r.y1 - r.y0) <= 80 for r in matchable)
+    table = records_to_table(matchable)
+    keys = RecordKeys.from_table(table.append_column("row_id", pa.array(np.arange(len(matchable)), pa.int64())))
+    # ... but no pair of them across the two papers is ever a candidate
+    a, b = zip(*[(i, j) for i in range(len(matchable)) for j in range(len(matchable))
+                 if i < j and matchable[i].doc != matchable[j].doc])
+    assert trivial_mask(Pairs.from_arrays(np.array(a), np.array(b), np.full(len(a), 0.9)), keys).all()
