@@ -7,7 +7,7 @@ the five weights of `embedder.fusion.PixelFusion` (head, correlation, detail and
 the two background margins, which need the run's other candidate pairs and so
 cannot be fitted on isolated calibration pairs). The report threshold is then the
 lowest rescored value that keeps precision >= 0.9 on every report. True pairs are
-rare among candidates (about 1 in 150 on real papers), so the fitted bias is shifted by
+rare among candidates (about 1 in 175 on real papers), so the fitted bias is shifted by
 log(false / true rows): the score is then the probability of a copy at even prior odds,
 on the scale of the generated-pair calibration, and the ranking is unchanged. Scoring the
 same reports again needs no rescan: `rescore`, or `benchmarks/rescore.py`.
@@ -52,13 +52,23 @@ def rescore(report: pd.DataFrame, fusion: PixelFusion) -> np.ndarray:
 
 
 def fit_on_reports(labelled: Sequence[tuple[pd.DataFrame, np.ndarray]], base: PixelFusion,
-                   l2: float = 1e-3) -> PixelFusion:
-    """`base` with its five weights refitted on labelled report rows (each report's margins within itself)."""
+                   l2: float = 1e-3, keep_base: bool = False) -> PixelFusion:
+    """`base` with its five weights refitted on labelled report rows (each report's margins within itself).
+
+    `keep_base`: keep the proportions of base's head, correlation and detail weights (one common
+    factor is fitted for them, with the two margin weights and the bias).
+    """
     x = np.concatenate([report_features(r) for r, _ in labelled])
     y = np.concatenate([np.asarray(lab, dtype=np.float64) for _, lab in labelled])
     if y.min() == y.max():
         raise ValueError("the reports need both true and false pairs")
-    w, bias = fit_logistic(x, y, l2)
+    base_w = np.array([base.w_head, base.w_match, base.w_detail])
+    if keep_base:
+        w3, bias = fit_logistic(np.column_stack([x[:, :3] @ base_w + base.bias, x[:, 3:]]), y, l2)
+        w = np.concatenate([w3[0] * base_w, w3[1:]])
+        bias += float(w3[0] * base.bias)
+    else:
+        w, bias = fit_logistic(x, y, l2)
     bias += float(np.log((y == 0).sum() / (y == 1).sum()))  # even prior odds (module doc)
     w_head, w_match, w_detail, w_match_margin, w_detail_margin = (float(v) for v in w)
     return replace(base, bias=bias, w_head=w_head, w_match=w_match, w_detail=w_detail,
@@ -90,10 +100,10 @@ def write_calibration(model: str | Path, out: str | Path, fusion: PixelFusion, t
 
 
 def calibrate_on_reports(base: PixelFusion, reports: Sequence[tuple[str | Path, str | Path]], contain: bool = False,
-                         precision: float = 0.9) -> tuple[PixelFusion, float, list[dict[str, Any]]]:
+                         precision: float = 0.9, keep_base: bool = False) -> tuple[PixelFusion, float, list[dict[str, Any]]]:
     """Fit on (report, truth) files; the threshold keeping `precision` on all; per-report AP and R@P0.9 after."""
     frames = [(pd.read_csv(r), pd.read_csv(t)) for r, t in reports]
-    fusion = fit_on_reports([(r, label_rows(r, t, contain=contain)) for r, t in frames], base)
+    fusion = fit_on_reports([(r, label_rows(r, t, contain=contain)) for r, t in frames], base, keep_base=keep_base)
     thresholds: list[float | None] = []
     stats: list[dict[str, Any]] = []
     for (report, truth), (path, _) in zip(frames, reports):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from embedder.checkpoint import read_checkpoint, save_checkpoint, weights_digest
@@ -53,6 +54,7 @@ def test_features_and_labels_of_a_report() -> None:
     assert x[labels == 1, 3].min() > 0.2 > x[labels == 0, 3].max()  # copies lead their background, frames do not
 
 
+@pytest.mark.slow  # 29 s on the loaded machine (scoring the reports)
 def test_a_refit_with_margins_ranks_copies_above_look_alikes_on_held_out_reports() -> None:
     report, truth = _report(0)
     fusion = fit_on_reports([(report, label_rows(report, truth))], BASE)
@@ -63,6 +65,7 @@ def test_a_refit_with_margins_ranks_copies_above_look_alikes_on_held_out_reports
     assert after.average_precision == 1.0 > before.average_precision
 
 
+@pytest.mark.slow
 def test_calibrate_reports_stores_fusion_and_threshold(tmp_path: Path) -> None:
     model = tmp_path / "m.pt"
     save_checkpoint(model, BTAModel(Preset.TINY.config), {"threshold": 0.42, META_KEY: BASE.to_meta()})
