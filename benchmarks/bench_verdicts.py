@@ -37,6 +37,7 @@ from embedder.fusion import PixelFusion  # noqa: E402
 from index.store import MANIFEST  # noqa: E402
 from jobs.verdict_calibration import fit_with_verdicts, generated_signals, reviewed_pairs  # noqa: E402
 from jobs.verdicts import CONFIRMED, DISMISSED, Verdict, VerdictStore  # noqa: E402
+from training.report_fusion import panel_ids  # noqa: E402
 from training.scoring import row_truth_matches, score_report  # noqa: E402
 
 
@@ -57,9 +58,11 @@ def split_dir(scan: Path, out: Path) -> Path:
     return out
 
 
-def fused(fusion: PixelFusion, rows: pd.DataFrame) -> np.ndarray:
-    num = lambda c: pd.to_numeric(rows[c], errors="coerce").fillna(0.0).to_numpy(np.float64)  # noqa: E731
-    return fusion.combine(num("head_score"), num("pixel_match"), num("pixel_detail"))
+def fused(fusion: PixelFusion, rows: pd.DataFrame, everything: pd.DataFrame) -> np.ndarray:
+    """`rows` scored by `fusion`, its background margins taken over all the scan's candidates (`everything`)."""
+    num = lambda c: pd.to_numeric(everything[c], errors="coerce").fillna(0.0).to_numpy(np.float64)  # noqa: E731
+    scores = fusion.combine(num("head_score"), num("pixel_match"), num("pixel_detail"), pair_ids=panel_ids(everything))
+    return pd.Series(scores, index=everything.index).loc[rows.index].to_numpy()
 
 
 def held_out_quality(rows: pd.DataFrame, scores: np.ndarray, truth: pd.DataFrame) -> dict[str, float]:
@@ -128,7 +131,8 @@ def main() -> None:
         VerdictStore.for_store(sdir / "store").add_many(
             Verdict(*r["pair_key"].split(":"), CONFIRMED if r["_positive"] else DISMISSED, reviewer="simulated")
             for _, r in decided.iterrows())
-        after = fit_with_verdicts(generated, reviewed_pairs([sdir]), before.align, args.verdict_share)
+        after = fit_with_verdicts(generated, reviewed_pairs([sdir]), before.align, args.verdict_share,
+                                  base=before)
         if split == 0 and args.cli_check:  # the command a user runs writes the same fusion
             ckpt = args.out / "recalibrated.pt"
             reusescan("calibrate", "--model", str(model), "--out", str(ckpt), "--verdicts", str(sdir),
@@ -138,9 +142,9 @@ def main() -> None:
                                                    [after.w_head, after.w_match, after.w_detail, after.bias], atol=1e-3)
         results.append({"split": split, "verdicts": len(decided), "confirmed": int(decided["_positive"].sum()),
                         "held_out_pairs": len(held), "held_out_true": int(held["_positive"].sum()),
-                        "before": held_out_quality(held, fused(before, held), truth),
-                        "refit_without_verdicts": held_out_quality(held, fused(control, held), truth),
-                        "after": held_out_quality(held, fused(after, held), truth),
+                        "before": held_out_quality(held, fused(before, held, rows), truth),
+                        "refit_without_verdicts": held_out_quality(held, fused(control, held, rows), truth),
+                        "after": held_out_quality(held, fused(after, held, rows), truth),
                         "fusion_after": {k: round(v, 3) for k, v in after.to_meta().items() if k != "align"}})
     mean = {when: {k: round(float(np.mean([r[when][k] for r in results])), 4) for k in ("recall_at_p90", "average_precision")}
             for when in ("before", "refit_without_verdicts", "after")}

@@ -27,8 +27,15 @@ from training.fusion import calibrate_checkpoint, set_fused_threshold
               help="A scan folder or nightly store whose reviewers' verdicts join the fit (repeatable).")
 @click.option("--verdict-share", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5,
               show_default=True, help="With --verdicts: the reviewed pairs' share of the fit's weight.")
+@click.option("--reports", type=(click.Path(exists=True, dir_okay=False), click.Path(exists=True, dir_okay=False)),
+              multiple=True, metavar="REPORT TRUTH",
+              help="Refit on scanned corpora instead: a `scan --threshold 0` report.csv and the corpus truth "
+                   "(repeatable); also stores the threshold keeping precision 0.9 on every report.")
+@click.option("--contain/--no-contain", default=True, show_default=True,
+              help="With --reports: a reported panel inside a planted region counts (reusescan score --contain).")
 def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: float | None,
-              verdict_sources: tuple[Path, ...], verdict_share: float) -> None:
+              verdict_sources: tuple[Path, ...], verdict_share: float,
+              reports: tuple[tuple[str, str], ...], contain: bool) -> None:
     """Fit how the head score and the pixel check combine into the reported score.
 
     The pairs come from generator seeds used neither for training nor for
@@ -48,6 +55,10 @@ def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: fl
         click.echo(json.dumps({"out": str(out), "threshold": threshold}))
         return
 
+    if reports:
+        _calibrate_on_reports(model or str(DEFAULT_CHECKPOINT), out, reports, contain)
+        return
+
     if verdict_sources:
         from jobs.review.data import ReviewError
         from jobs.verdict_calibration import calibrate_with_verdicts
@@ -60,6 +71,23 @@ def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: fl
             raise click.ClickException(str(exc)) from exc
         click.echo(json.dumps({"out": str(out), **fusion.to_meta(), **stats}, indent=2))
         return
+
     with tqdm(total=pairs, desc="pixel check", unit="pair") as bar:
         fusion, stats = calibrate_checkpoint(model, out, n_pairs=pairs, seed=seed, progress=bar.update)
     click.echo(json.dumps({"out": str(out), **fusion.to_meta(), **stats}, indent=2))
+
+
+def _calibrate_on_reports(model: str, out: Path, reports: tuple[tuple[str, str], ...], contain: bool) -> None:
+    from embedder.checkpoint import read_checkpoint
+    from embedder.fusion import PixelFusion
+    from training.report_fusion import calibrate_on_reports, write_calibration
+
+    base = PixelFusion.from_meta(read_checkpoint(model).get("meta", {}))
+    if base is None:
+        raise click.ClickException(f"{model} has no pixel-check calibration: run `reusescan calibrate` first")
+    try:
+        fusion, thr, stats = calibrate_on_reports(base, reports, contain=contain)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    write_calibration(model, out, fusion, thr, stats)
+    click.echo(json.dumps({"out": str(out), **fusion.to_meta(), "threshold": thr, "reports": stats}, indent=2))

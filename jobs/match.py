@@ -96,7 +96,8 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
             for i, found in zip(todo.tolist(), pixel_check(store, pairs.a[todo], pairs.b[todo], fusion.align,
                                                                   progress=progress)):
                 alignments[i] = found
-            scores = fusion.score(head, alignments)
+            # all candidate pairs go in: each pair's background is its panels' other candidates (embedder.fusion)
+            scores = fusion.score(head, alignments, (pairs.a, pairs.b))
     threshold = model_threshold(embedder, fused=fusion is not None) if options.threshold is None else options.threshold
     keep = scores >= threshold
     a, b = pairs.a[keep], pairs.b[keep]

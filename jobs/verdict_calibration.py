@@ -11,9 +11,15 @@ again. The refit is the same logistic regression, on the generated pairs plus
 the reviewed ones, each reviewed pair weighted so that together they carry
 `verdict_share` of the fit. The checkpoint keeps its encoder and head: stores
 built with it stay valid.
+
+A fusion with background margins (`PixelFusion.uses_background`) keeps its two
+margin weights: a report row does not hold the other candidates its margins came
+from, but its reported score does, so each reviewed pair's margin part is read back
+as logit(score) minus the three-weight part and held fixed in the fit.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterable
@@ -43,6 +49,7 @@ class ReviewedPairs:
     correlation: np.ndarray
     detail: np.ndarray
     labels: np.ndarray
+    score: np.ndarray | None = None  # the fused score the pair was reported with
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -63,7 +70,7 @@ def reviewed_pairs(sources: Iterable[Path]) -> ReviewedPairs:
     required; a pair the pixel check did not place counts as no match, as in a scan).
     """
     keys: list[str] = []
-    values: list[tuple[float, float, float, int]] = []
+    values: list[tuple[float, float, float, int, float]] = []
     seen: set[str] = set()
     for source in sources:
         target = resolve(Path(source))
@@ -77,12 +84,12 @@ def reviewed_pairs(sources: Iterable[Path]) -> ReviewedPairs:
                 seen.add(key)
                 keys.append(key)
                 values.append((_number(row["head_score"], 0.0), _number(row.get("pixel_match"), 0.0),
-                               _number(row.get("pixel_detail"), 0.0), wanted[key]))
+                               _number(row.get("pixel_detail"), 0.0), wanted[key], _number(row.get("score"), 0.5)))
         missing = set(wanted) - seen
         if missing:
             log.warning("%d verdict(s) of %s match no report row with a head score: left out", len(missing), source)
-    arr = np.array(values, dtype=np.float64).reshape(-1, 4)
-    return ReviewedPairs(keys, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3].astype(np.int64))
+    arr = np.array(values, dtype=np.float64).reshape(-1, 5)
+    return ReviewedPairs(keys, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3].astype(np.int64), arr[:, 4])
 
 
 def features(head: np.ndarray, correlation: np.ndarray, detail: np.ndarray) -> np.ndarray:
@@ -90,10 +97,26 @@ def features(head: np.ndarray, correlation: np.ndarray, detail: np.ndarray) -> n
     return np.stack([head_feature(head), match_feature(correlation), match_feature(detail)], axis=1)
 
 
-def fit_weighted_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = 1e-3) -> tuple[np.ndarray, float]:
-    """Weights (F,) and bias minimising the weighted mean BCE + l2 * |w|^2 (LBFGS, as `training.fusion.fit_logistic`)."""
+def margin_part(fusion: PixelFusion, reviewed: ReviewedPairs) -> np.ndarray:
+    """Per reviewed pair, the logit its background margins added to its reported score (0 without margins)."""
+    if not fusion.uses_background or reviewed.score is None:
+        return np.zeros(len(reviewed))
+    # scores are written with 4 decimals: 1.0000 and 0.0000 only bound the logit
+    score = np.clip(reviewed.score, 5e-5, 1.0 - 5e-5)
+    base = features(reviewed.head, reviewed.correlation, reviewed.detail) @ np.array(
+        [fusion.w_head, fusion.w_match, fusion.w_detail]) + fusion.bias
+    return np.log(score / (1.0 - score)) - base
+
+
+def fit_weighted_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = 1e-3,
+                          offset: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Weights (F,) and bias minimising the weighted mean BCE + l2 * |w|^2 (LBFGS, as `training.fusion.fit_logistic`).
+
+    `offset` (N,) is a fixed logit added per row (a part of the score the fit does not change).
+    """
     import torch
 
+    off = torch.as_tensor(np.zeros(len(y)) if offset is None else offset, dtype=torch.float64)
     xt = torch.as_tensor(x, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.float64)
     wt = torch.as_tensor(weight / weight.sum(), dtype=torch.float64)
@@ -102,7 +125,7 @@ def fit_weighted_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: 
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        z = xt @ params[:-1] + params[-1]
+        z = xt @ params[:-1] + params[-1] + off
         bce = torch.nn.functional.binary_cross_entropy_with_logits(z, yt, reduction="none")
         loss = (wt * bce).sum() + l2 * params[:-1].pow(2).sum()
         loss.backward()
@@ -114,8 +137,12 @@ def fit_weighted_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: 
 
 
 def fit_with_verdicts(generated: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], reviewed: ReviewedPairs,
-                      align: AlignConfig, verdict_share: float = DEFAULT_VERDICT_SHARE) -> PixelFusion:
-    """The fusion fitted on generated (head, correlation, detail, labels) plus `reviewed`, which weigh `verdict_share`."""
+                      align: AlignConfig, verdict_share: float = DEFAULT_VERDICT_SHARE,
+                      base: PixelFusion | None = None) -> PixelFusion:
+    """The fusion fitted on generated (head, correlation, detail, labels) plus `reviewed`, which weigh `verdict_share`.
+
+    With a `base` fusion that uses background margins, its margin weights are kept (module doc).
+    """
     if not 0.0 < verdict_share < 1.0:
         raise ValueError(f"the verdicts' share of the fit lies strictly between 0 and 1, not {verdict_share}")
     g_head, g_corr, g_detail, g_labels = generated
@@ -125,7 +152,12 @@ def fit_with_verdicts(generated: tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     weight = np.concatenate([np.full(n_gen, (1.0 - verdict_share) / max(n_gen, 1)), np.full(n_rev, verdict_share / max(n_rev, 1))])
     if y.min() == y.max():
         raise ValueError("the fit needs both similar and dissimilar pairs")
-    (w_head, w_match, w_detail), bias = fit_weighted_logistic(x, y, weight)
+    margins = base is not None and base.uses_background
+    offset = np.concatenate([np.zeros(n_gen), margin_part(base, reviewed)]) if base is not None and margins else None
+    (w_head, w_match, w_detail), bias = fit_weighted_logistic(x, y, weight, offset=offset)
+    if base is not None and margins:
+        return dataclasses.replace(base, w_head=float(w_head), w_match=float(w_match), w_detail=float(w_detail),
+                                   bias=bias, align=align)
     return PixelFusion(float(w_head), float(w_match), float(w_detail), bias, align)
 
 
@@ -165,8 +197,8 @@ def calibrate_with_verdicts(model: str | Path | None, out: str | Path, sources: 
         raise ValueError(f"{len(reviewed)} reviewed pair(s) found ({confirmed} confirmed): at least {MIN_VERDICTS}, "
                          "with both confirmed and dismissed ones, are needed")
     generated = generated_signals(path, n_pairs, seed, align, progress)
-    fusion = fit_with_verdicts(generated, reviewed, align, verdict_share)
-    fused = fusion.combine(reviewed.head, reviewed.correlation, reviewed.detail)
+    fusion = fit_with_verdicts(generated, reviewed, align, verdict_share, base=old)
+    fused = fusion.combine(reviewed.head, reviewed.correlation, reviewed.detail)  # without margins: a comparison only
     stats: dict[str, Any] = {"generated_pairs": n_pairs, "reviewed_pairs": len(reviewed), "confirmed": confirmed,
                              "dismissed": len(reviewed) - confirmed, "verdict_share": verdict_share,
                              "reviewed_auc_after": roc_auc(fused, reviewed.labels)}

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from jobs.report import PAIR_COLUMNS
@@ -264,3 +265,20 @@ def format_text(res: ScoreResult) -> str:
             for k, v in table.items():
                 lines.append(f"  {k:<32} {v['found']:>5}/{v['n']:<5} {v['recall']:.3f}")
     return "\n".join(lines)
+
+
+def label_rows(report: str | Path | pd.DataFrame, truth: str | Path | pd.DataFrame, iou_threshold: float = 0.5,
+               contain: bool = False) -> np.ndarray:
+    """(N,) 1 where a report row matches some truth pair (as `score_report` matches them, duplicates included)."""
+    rep = _read(report, PAIR_COLUMNS, "report")
+    tru = _read(truth, TRUTH_REQUIRED, "truth")
+    true_pairs = [_sides(r) for _, r in tru.iterrows()]
+    by_key: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, (a, b) in enumerate(true_pairs):
+        by_key[(a[0], a[1])].append(i)
+        by_key[(b[0], b[1])].append(i)
+    out = np.zeros(len(rep), dtype=np.int64)
+    for k, (_, r) in enumerate(rep.iterrows()):
+        a, b = _sides(r)
+        out[k] = any(_pair_match(a, b, true_pairs[i], iou_threshold, contain) for i in by_key.get((a[0], a[1]), []))
+    return out

@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from embedder.fusion import PixelFusion
 from embedder.verify import AlignConfig
 from jobs.report import ReportPair
 from jobs.report_rows import write_outputs
-from jobs.verdict_calibration import ReviewedPairs, fit_with_verdicts, reviewed_pairs
+from jobs.verdict_calibration import ReviewedPairs, fit_with_verdicts, margin_part, reviewed_pairs
 from jobs.verdicts import CONFIRMED, DISMISSED, UNSURE, Verdict, VerdictStore
 from tests.jobs.review_samples import make_store, panels, refs
 
@@ -60,6 +61,22 @@ def test_refit_learns_the_corpus_look_alikes() -> None:
     assert learned.combine(np.array([0.97]), np.array([0.75]), np.array([0.55]))[0] > 0.5
     with pytest.raises(ValueError, match="strictly between"):
         fit_with_verdicts((head, corr, detail, labels), reviewed, AlignConfig(), verdict_share=1.0)
+
+
+def test_a_fusion_with_background_margins_keeps_them_and_reads_each_pairs_margin_back() -> None:
+    base = PixelFusion(0.5, 1.0, 1.0, -2.0, AlignConfig(), w_match_margin=0.9, w_detail_margin=0.6)
+    head, corr, detail = np.array([0.9, 0.4]), np.array([0.8, 0.3]), np.array([0.6, 0.1])
+    margin_logit = np.array([1.5, -2.0])  # what the run's other candidates added to each pair's logit
+    plain = base.combine(head, corr, detail)
+    reported = 1.0 / (1.0 + np.exp(-(np.log(plain / (1 - plain)) + margin_logit)))
+    reviewed = ReviewedPairs(["k0", "k1"], head, corr, detail, np.array([1, 0]), reported)
+    assert np.allclose(margin_part(base, reviewed), margin_logit, atol=1e-4)
+    rng = np.random.default_rng(1)
+    labels = (rng.random(200) < 0.4).astype(int)
+    g = np.clip(np.where(labels == 1, 0.8, 0.3) + rng.normal(0, 0.1, 200), 0.01, 0.99)
+    refit = fit_with_verdicts((g, g, g - 0.1, labels), reviewed, AlignConfig(), verdict_share=0.3, base=base)
+    assert (refit.w_match_margin, refit.w_detail_margin) == (0.9, 0.6)
+    assert refit.uses_background and (refit.w_head, refit.bias) != (base.w_head, base.bias)
 
 
 def test_calibrate_verdicts_needs_both_kinds_of_verdict(tmp_path: Path) -> None:
