@@ -61,6 +61,8 @@ def _ray_loop(loop_config: dict[str, Any]) -> None:
         prepare_model=ray.train.torch.prepare_model,
         max_seconds=loop_config["max_seconds"],
         export_partial=loop_config.get("export_partial", False),
+        init_head=loop_config.get("init_head", True),
+        until_step=loop_config.get("until_step"),
         progress=ctx.get_world_rank() == 0,
     )
     ray.train.report({"step": result.step, "finished": result.finished,
@@ -120,7 +122,11 @@ def _run_on_ray(workers: int, address: str | None, threads: int, loop_config: di
 @click.option("--backbone-weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="External backbone weights (torchvision ResNet state_dict or Barlow Twins resnet50.pth).")
 @click.option("--max-minutes", type=float, default=None, help="Stop (state saved) after this long; re-run to resume.")
-@click.option("--export-partial", is_flag=True, help="Write --out even when stopped early by --max-minutes.")
+@click.option("--until-step", type=click.IntRange(min=1), default=None,
+              help="Stop (state saved) at this step; re-run without it to resume (e.g. an LR probe).")
+@click.option("--fresh-head", is_flag=True,
+              help="With --init: take only encoder/projector, start the head from scratch.")
+@click.option("--export-partial", is_flag=True, help="Write --out even when stopped early by --max-minutes or --until-step.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="torch threads per worker (0 = torch default).")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="0: train in this process; N>=1: N data-parallel Ray Train workers.")
@@ -128,7 +134,8 @@ def _run_on_ray(workers: int, address: str | None, threads: int, loop_config: di
 def train_command(preset: str, objective: str, steps: int, batch_size: int, lr_max: float, lr_min: float,
                   temperature: float, specimens: int, max_ops: int, seed: int, save_every: int, state_dir: Path,
                   out: Path, init: str | None, head_kind: str | None, backbone_weights: str | None,
-                  max_minutes: float | None, export_partial: bool, threads: int, workers: int, address: str | None) -> None:
+                  max_minutes: float | None, until_step: int | None, fresh_head: bool, export_partial: bool,
+                  threads: int, workers: int, address: str | None) -> None:
     """Train one stage of the BTA model (resumable; data-parallel with --workers)."""
     model_config = _model_config(preset, init, head_kind)
     config = TrainConfig(objective=objective, steps=steps, batch_size=batch_size, lr_max=lr_max, lr_min=lr_min,
@@ -140,7 +147,7 @@ def train_command(preset: str, objective: str, steps: int, batch_size: int, lr_m
         loop_config = {"model_config": model_config.to_dict(), "train_config": config.to_dict(),
                        "state_dir": str(state_dir.resolve()), "out": str(out.resolve()), "init": init,
                        "backbone_weights": backbone_weights, "max_seconds": max_seconds, "threads": threads or 1,
-                       "export_partial": export_partial}
+                       "export_partial": export_partial, "init_head": not fresh_head, "until_step": until_step}
         _run_on_ray(workers, address, threads or 1, loop_config)
         # Ray Train v2 keeps metrics only with reported checkpoints: read our own state file
         state = torch_load_state(state_dir / "state.pt")
@@ -155,7 +162,7 @@ def train_command(preset: str, objective: str, steps: int, batch_size: int, lr_m
         try:
             result = train(model_config, config, state_dir, out=out, init_checkpoint=init,
                            backbone_weights=backbone_weights, max_seconds=max_seconds,
-                           export_partial=export_partial)
+                           export_partial=export_partial, init_head=not fresh_head, until_step=until_step)
         except TrainStateMismatch as exc:
             raise click.ClickException(f"{exc}; use a new --state-dir to start over") from exc
         finished = result.finished

@@ -144,9 +144,10 @@ def _train_mode(model: BTAModel, objective: str) -> None:
 
 
 def init_model(model_config: ModelConfig, init_checkpoint: str | os.PathLike[str] | None,
-               backbone_weights: str | os.PathLike[str] | None = None) -> tuple[BTAModel, dict[str, Any]]:
-    """A fresh model, with encoder/projector (and head, if the same kind) copied from `init_checkpoint`,
-    or with external backbone weights (torchvision / Barlow Twins file) in the encoder."""
+               backbone_weights: str | os.PathLike[str] | None = None,
+               init_head: bool = True) -> tuple[BTAModel, dict[str, Any]]:
+    """A fresh model, with encoder/projector (and head, if the same kind and `init_head`) copied from
+    `init_checkpoint`, or with external backbone weights (torchvision / Barlow Twins file) in the encoder."""
     model = BTAModel(model_config)
     meta: dict[str, Any] = {}
     if backbone_weights is not None:
@@ -157,7 +158,7 @@ def init_model(model_config: ModelConfig, init_checkpoint: str | os.PathLike[str
         src, meta = load_checkpoint(init_checkpoint)
         own = model.state_dict()
         take = {k: v for k, v in src.state_dict().items()
-                if k in own and own[k].shape == v.shape and (not k.startswith("head.") or src.config.head_kind == model_config.head_kind)}
+                if k in own and own[k].shape == v.shape and (not k.startswith("head.") or (init_head and src.config.head_kind == model_config.head_kind))}
         missing = [k for k in own if not k.startswith("head.") and k not in take]
         if missing:
             raise ValueError(f"{init_checkpoint} does not fit this model config (missing {missing[:5]})")
@@ -186,15 +187,20 @@ def train(
     max_seconds: float | None = None,
     export_partial: bool = False,
     progress: bool = True,
+    init_head: bool = True,
+    until_step: int | None = None,
 ) -> TrainResult:
     """Run (or resume) one training stage; on completion rank 0 writes the model to `out`.
 
     `max_seconds` stops early (state saved) so long trainings span several sessions;
+    `until_step` does the same at a given step (an LR probe that the main run can resume);
     with `export_partial` the model is written to `out` even then (meta "finished": False).
+    `init_head=False` starts the head from scratch even when `init_checkpoint` has one of
+    the same kind (BTA-combined from the start of the pair stage, as in the paper).
     """
     state_dir = Path(state_dir)
     state_path = state_dir / "state.pt"
-    model, init_meta = init_model(model_config, init_checkpoint, backbone_weights)
+    model, init_meta = init_model(model_config, init_checkpoint, backbone_weights, init_head)
     set_trainable(model, config.objective)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr_max, weight_decay=config.weight_decay)
@@ -231,7 +237,8 @@ def train(
     base_elapsed = elapsed
     stopped_early = False
     while step < config.steps:
-        if max_seconds is not None and time.monotonic() - started >= max_seconds:
+        if (max_seconds is not None and time.monotonic() - started >= max_seconds) or \
+                (until_step is not None and step >= until_step):
             stopped_early = True
             break
         lr = cosine_lr(step, config.steps, config.lr_max, config.lr_min)
@@ -278,6 +285,7 @@ def train(
             "history": [[s, round(v, 6)] for s, v in history],
             "init": str(init_checkpoint) if init_checkpoint else "",
             "init_method": str(init_meta.get("method", "")),
+            "init_head": bool(init_checkpoint) and init_head,
             "stages": list(init_meta.get("stages", [])) + [{"objective": config.objective, "steps": step,
                                                              "elapsed_seconds": round(elapsed, 1)}],
         }

@@ -10,7 +10,7 @@ import torch
 from embedder.checkpoint import load_checkpoint
 from embedder.config import Preset
 from training.data import DataConfig, SpecimenPool, pair_batch, view_batch
-from training.train import TrainConfig, TrainStateMismatch, cosine_lr, train
+from training.train import TrainConfig, TrainStateMismatch, cosine_lr, init_model, train
 
 TINY = Preset.TINY.config
 DATA = DataConfig(n_specimens=6, min_side=40, max_side=64, max_ops=1)
@@ -67,6 +67,27 @@ def test_other_objectives_run(tmp_path: Path, objective: str) -> None:
     assert res.finished and all(np.isfinite(v) for _, v in res.history)
     _, meta = load_checkpoint(tmp_path / "m.pt")
     assert meta["objective"] == objective
+
+
+def test_fresh_head_and_until_step_probe_then_resume(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    trained = tmp_path / "bta.pt"
+    train(TINY, TrainConfig(objective="head", steps=2, batch_size=4, data=DATA), tmp_path / "h", out=trained, progress=False)
+    src = load_checkpoint(trained)[0].state_dict()
+    kept, _ = init_model(TINY, trained)
+    fresh, _ = init_model(TINY, trained, init_head=False)
+    for k, v in fresh.state_dict().items():  # encoder/projector copied; head taken only when asked
+        same = torch.equal(v, src[k])
+        assert same if not k.startswith("head.") else (not same or v.ndim < 2), k
+        assert torch.equal(kept.state_dict()[k], src[k]), k
+    cfg = TrainConfig(objective="bta_combined", steps=4, batch_size=4, save_every=1, data=DATA)
+    probe = train(TINY, cfg, tmp_path / "c", out=tmp_path / "p.pt", init_checkpoint=trained, init_head=False,
+                  until_step=2, export_partial=True, progress=False)
+    assert probe.step == 2 and not probe.finished and load_checkpoint(tmp_path / "p.pt")[1]["steps"] == 2
+    done = train(TINY, cfg, tmp_path / "c", out=tmp_path / "c.pt", init_checkpoint=trained, init_head=False, progress=False)
+    assert done.finished and [s for s, _ in done.history] == [1, 2, 3, 4]  # the probe resumed, not restarted
+    _, meta = load_checkpoint(tmp_path / "c.pt")
+    assert meta["init_head"] is False and meta["method"] == "BTA-combined"
 
 
 class _Crash(RuntimeError):
