@@ -22,7 +22,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RAY = str(Path(sys.executable).with_name("ray"))
+# `ray start`, with a longer wait for the raylet to register: Ray allows it a fixed 30 s (not
+# configurable), which a heavily loaded machine misses, and the raylet then dies with the command.
+RAY_START = [sys.executable, "-c", """
+import sys, time
+import ray._private.services as services
+from ray.scripts.scripts import main
+get_node = services.get_node
+def patient_get_node(*args, **kwargs):
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            return get_node(*args, **kwargs)
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+services.get_node = patient_get_node
+sys.argv[0] = "ray"
+sys.exit(main())
+""", "start"]
 
 
 def free_ports(n: int) -> list[int]:
@@ -80,20 +99,29 @@ def kill_processes_naming(marker: Path, group: int | None) -> None:
             continue
 
 
-def _ray_start(cluster: LocalCluster, name: str, args: list[str]) -> None:
-    ports = free_ports(8)
+def _ray_start(cluster: LocalCluster, name: str, args: list[str], attempts: int = 3) -> None:
+    """`ray start ARGS` for node `name`; retried, because Ray gives a raylet a fixed 30 s to register
+    with the GCS, which a heavily loaded machine can miss."""
     node = cluster.node_dir(name)
-    cmd = [RAY, "start", "--temp-dir", str(node), "--node-ip-address", "127.0.0.1", "--num-gpus", "0",
-           "--disable-usage-stats", "--object-store-memory", str(300 * 2**20), "--node-manager-port", str(ports[0]), "--object-manager-port", str(ports[1]),
-           "--dashboard-agent-listen-port", str(ports[2]), "--dashboard-agent-grpc-port", str(ports[3]),
-           "--runtime-env-agent-port", str(ports[4]), "--metrics-export-port", str(ports[5]), *args]
-    # its own session: the daemons it leaves behind stay in this process group, which `stop` kills
-    proc = subprocess.run(cmd, env=cluster.env, cwd="/", capture_output=True, text=True, timeout=600,
-                          start_new_session=True)
-    # `ray start` exits after spawning; its pid was the group id of what it spawned
-    cluster.groups.append(proc_group_of(node) or -1)
-    if proc.returncode:
-        raise RuntimeError(f"ray start ({name}) failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    for attempt in range(1, attempts + 1):
+        ports = free_ports(6)
+        cmd = [*RAY_START, "--temp-dir", str(node), "--node-ip-address", "127.0.0.1", "--num-gpus", "0",
+               "--disable-usage-stats", "--object-store-memory", str(300 * 2**20),
+               "--node-manager-port", str(ports[0]), "--object-manager-port", str(ports[1]),
+               "--dashboard-agent-listen-port", str(ports[2]), "--dashboard-agent-grpc-port", str(ports[3]),
+               "--runtime-env-agent-port", str(ports[4]), "--metrics-export-port", str(ports[5]), *args]
+        # its own session: the daemons it leaves behind stay in that process group, which `stop` kills
+        proc = subprocess.run(cmd, env=cluster.env, cwd="/", capture_output=True, text=True, timeout=600,
+                              start_new_session=True)
+        group = proc_group_of(node)
+        if group is not None and group != os.getpgid(0):
+            cluster.groups.append(group)
+        if proc.returncode == 0:
+            return
+        if attempt == attempts:
+            raise RuntimeError(f"ray start ({name}) failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        kill_processes_naming(node, group if group != os.getpgid(0) else None)  # what half started
+        shutil.rmtree(node, ignore_errors=True)
 
 
 def proc_group_of(node: Path) -> int | None:
@@ -126,9 +154,10 @@ def start(num_cpus: tuple[int, int] = (1, 1)) -> LocalCluster:
                                      "--resources", '{"reusescan_head": 1}', "--include-dashboard", "false",
                                      "--dashboard-port", str(dash)])
         cluster.address = f"127.0.0.1:{gcs}"
+        wait_for_nodes(cluster, 1, timeout_s=300)
         _ray_start(cluster, "second", ["--address", cluster.address, "--num-cpus", str(num_cpus[1]),
                                        "--resources", '{"reusescan_second": 1}'])
-        wait_for_nodes(cluster, 2)
+        wait_for_nodes(cluster, 2, timeout_s=300)
     except BaseException:
         cluster.stop()
         raise

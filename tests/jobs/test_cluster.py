@@ -36,11 +36,11 @@ def cluster() -> Iterator[raycluster.LocalCluster]:
 
 
 def reusescan(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    """Run `python -m jobs ARGS` from `cwd` with this checkout importable; its output (fails the test on exit != 0)."""
+    """Run `python -m jobs ARGS` from `cwd` with this checkout importable; stdout + stderr (fails on exit != 0)."""
     proc = subprocess.run([sys.executable, "-m", "jobs", *args], cwd=cwd, capture_output=True, text=True,
                           env={**env, "PYTHONPATH": str(REPO)}, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    return proc.stdout + proc.stderr
 
 
 def worker_marks(node: Path) -> str:
