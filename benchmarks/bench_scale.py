@@ -1,5 +1,6 @@
 """How a scan scales: seconds per paper per stage, pixel-check speed, peak memory, old code against new.
 
+    python benchmarks/bench_scale.py --papers 100 1000 5000 --no-old        # growth, this checkout only
     python benchmarks/bench_scale.py --papers 50 200 [--old /work/baseline] [--repeats 1] [--out bench-out/scale]
 
 For each size, generates a corpus (`reusescan make-corpus --no-images`, seed = size, reused
@@ -11,6 +12,8 @@ seconds per paper of each stage, candidate pairs per panel, pixel-check pairs/s,
 of the driver (its /proc/self/status VmHWM) and of the Ray workers (`ray::` processes,
 sampled every 0.5 s: the largest one and the largest sum), store bytes per paper; the
 new/old ratios; and whether report.csv is the same for both variants (it must be).
+Generating the corpus is not timed (it is printed apart: `make-corpus` takes about as long
+as the scan). Growth table and projection: docs/benchmarks.md#growth-with-the-corpus.
 """
 from __future__ import annotations
 
@@ -158,7 +161,7 @@ def summarise(runs: list[dict[str, Any]], papers: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--papers", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--papers", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--old", type=Path, default=Path("/work/baseline"), help="checkout of the code to compare with")
     parser.add_argument("--no-old", action="store_true", help="scan with this checkout only")
     parser.add_argument("--repeats", type=int, default=1)

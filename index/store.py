@@ -61,6 +61,10 @@ class StoreMismatchError(StoreError):
     """Vectors of another model, dimension or dtype were offered to a store (or index)."""
 
 
+class StoreCorruptError(StoreError):
+    """A file the manifest lists is missing, of another size than written, or unreadable."""
+
+
 def store_schema(dim: int, dtype: str = "float32") -> pa.Schema:
     """The Parquet schema of a store holding `dim`-dimensional vectors of `dtype`."""
     if dtype not in VECTOR_DTYPES:
@@ -135,11 +139,55 @@ def _figures_table(figures: pa.Table | Sequence[PanelRecord]) -> pa.Table:
     return table.select(FIGURES_SCHEMA.names).cast(FIGURES_SCHEMA)
 
 
-def _write_parquet_atomic(table: pa.Table, final: Path) -> None:
-    """Write `table` to a temporary sibling of `final`, then rename it into place."""
+def _write_parquet_atomic(table: pa.Table, final: Path) -> int:
+    """Write `table` to a temporary sibling of `final`, fsync it, rename it into place; its size in bytes.
+
+    Page checksums are written so that a flipped byte is an error on reading (`_read_parquet`),
+    not a wrong vector; the fsync keeps a power cut from committing a manifest whose file is empty.
+    """
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=65536)
+    pq.write_table(table, tmp, compression="zstd", row_group_size=65536, write_page_checksum=True)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
     os.replace(tmp, final)
+    return final.stat().st_size
+
+
+def _read_parquet(path: Path | str, columns: Sequence[str] | None = None, filters: Any = None,
+                  expect_bytes: int | None = None) -> pa.Table:
+    """`pq.read_table` of a store file, any damage raised as `StoreCorruptError` naming the file.
+
+    `expect_bytes` (the size the manifest recorded when the file was committed) catches a
+    truncated or overwritten file before its footer is even read.
+    """
+    _check_size(Path(path), expect_bytes)
+    try:
+        return pq.read_table(path, columns=None if columns is None else list(columns), filters=filters,
+                             page_checksum_verification=True)
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreCorruptError(f"store file {path} cannot be read ({type(exc).__name__}: {exc}); restore it "
+                                "from a backup, or re-scan into a new store") from exc
+
+
+def _check_size(path: Path, expect_bytes: int | None) -> None:
+    """Raise `StoreCorruptError` when store file `path` is missing or not of the size committed."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise StoreCorruptError(f"store file {path} is missing ({exc}); restore it from a backup, "
+                                "or re-scan into a new store") from exc
+    if expect_bytes is not None and size != expect_bytes:
+        raise StoreCorruptError(f"store file {path} has {size} bytes, {expect_bytes} were written: it was "
+                                "truncated or replaced; restore it from a backup, or re-scan into a new store")
+
+
+def _read_schema(path: Path | str) -> pa.Schema:
+    """The Parquet schema of a store file, damage raised as `StoreCorruptError`."""
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreCorruptError(f"store file {path} cannot be read ({type(exc).__name__}: {exc}); restore it "
+                                "from a backup, or re-scan into a new store") from exc
 
 
 @dataclass(frozen=True)
@@ -158,6 +206,7 @@ class FigureStore:
     def __init__(self, root: str | os.PathLike[str], manifest: dict[str, Any]) -> None:
         self.root = Path(root)
         self._manifest = manifest
+        self._sizes: dict[str, int | None] = {}  # file -> committed size, filled by `_expected_bytes`
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -194,8 +243,11 @@ class FigureStore:
         path = root / MANIFEST
         if not path.exists():
             raise StoreError(f"no store at {root} (missing {MANIFEST})")
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT:
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:  # written atomically, so only outside damage gets here
+            raise StoreCorruptError(f"{path} is not valid JSON ({exc}); restore it from a backup") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise StoreError(f"{path} is not a {FORMAT} manifest")
         store = cls(root, manifest)
         orphans = store.orphan_files()
@@ -277,6 +329,7 @@ class FigureStore:
         run_id: str,
         keep_images: bool = True,
         pixels: pa.Array | pa.ChunkedArray | Sequence[bytes | None] | None = None,
+        regions: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> BatchInfo:
         """Write one batch of records and their vectors as a new immutable Parquet file.
 
@@ -285,7 +338,9 @@ class FigureStore:
         With `keep_images=False` the lossless `image` column is stored empty (null):
         at corpus scale the PDFs stay the source of the pixels and the store keeps
         provenance and vector only. `pixels` (aligned with `figures`, or None for all null)
-        fills the `pixels` column (see `PIXELS_COLUMN`).
+        fills the `pixels` column (see `PIXELS_COLUMN`). `regions` (owner positions in this batch,
+        their vectors) are the batch's sub-region vectors (`write_region_vectors`), written before
+        the manifest commits the batch so a crash cannot keep the panels and lose their regions.
         Raises `StoreMismatchError` for another model or dimension. Returns what was
         written; the manifest is updated only after the file is in place.
         """
@@ -302,10 +357,14 @@ class FigureStore:
             column = pixels if isinstance(pixels, (pa.Array, pa.ChunkedArray)) else pa.array(list(pixels), pa.binary())
             batch = batch.set_column(batch.schema.get_field_index(PIXELS_COLUMN), PIXELS_COLUMN,
                                      column.cast(pa.binary()))
-        _write_parquet_atomic(batch, self.root / rel)
-        self._record_file(rel, run_id, table, first)
+        info = BatchInfo(file=rel, run_id=run_id, rows=table.num_rows, first_row_id=first)
+        # The side file first: an interrupted run may have left one of this name for other rows.
+        owners, region_vectors = regions if regions is not None else (np.zeros(0, np.int64), np.zeros((0, self.dim)))
+        self._write_regions(info, owners, region_vectors, remove_stale=True)
+        size = _write_parquet_atomic(batch, self.root / rel)
+        self._record_file(rel, run_id, table, first, size)
         logger.info("store %s: wrote %s (%d rows, run %s)", self.root, rel, table.num_rows, run_id)
-        return BatchInfo(file=rel, run_id=run_id, rows=table.num_rows, first_row_id=first)
+        return info
 
     def _checked_vectors(self, table: pa.Table, vectors: np.ndarray, *, model_id: str, run_id: str) -> np.ndarray:
         """Unit-length float32 `vectors` after checking they fit this store and `table`."""
@@ -343,11 +402,11 @@ class FigureStore:
             schema=self.schema,
         )
 
-    def _record_file(self, rel: str, run_id: str, table: pa.Table, first: int) -> None:
-        """Add a written file to the manifest (counts, run) and rewrite the manifest atomically."""
+    def _record_file(self, rel: str, run_id: str, table: pa.Table, first: int, size: int) -> None:
+        """Add a written file to the manifest (counts, run, size in bytes) and rewrite the manifest atomically."""
         n = table.num_rows
         noise = int(noise_mask(table.column("flags").to_pylist()).sum())
-        entry = {"file": rel, "run_id": run_id, "rows": n, "first_row_id": first, "noise": noise,
+        entry = {"file": rel, "run_id": run_id, "rows": n, "first_row_id": first, "noise": noise, "bytes": size,
                  "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self._manifest["files"].append(entry)
         self._manifest["num_rows"] = first + n
@@ -364,13 +423,20 @@ class FigureStore:
         their sub-region vectors. They live in REGIONS/<name of the figures file> with
         columns row_id (the panel's, repeated) and vector, so the figures schema and
         everything reading it are untouched; a store without them simply has none.
+        `append(..., regions=...)` writes them before its commit instead (crash-safe).
         """
+        self._write_regions(info, owners, vectors, remove_stale=False)
+
+    def _write_regions(self, info: BatchInfo, owners: np.ndarray, vectors: np.ndarray, *, remove_stale: bool) -> None:
+        """Write the side file of `info`'s batch; with no regions, remove a stale one if `remove_stale`."""
         owners = np.asarray(owners, dtype=np.int64)
         if len(owners) != len(vectors):
             raise ValueError(f"{len(owners)} owners but {len(vectors)} region vectors")
         if len(owners) and (owners.min() < 0 or owners.max() >= info.rows):
             raise ValueError("region owners must be positions in the batch")
         if not len(owners):
+            if remove_stale:  # left by an interrupted run for the rows this batch now takes
+                (self.root / REGIONS_DIR / Path(info.file).name).unlink(missing_ok=True)
             return
         unit = l2_normalize(np.asarray(vectors).reshape(len(owners), -1))
         self.check_compatible(model_id=self.model_id, dim=unit.shape[1])
@@ -387,7 +453,7 @@ class FigureStore:
             path = self.root / REGIONS_DIR / Path(entry["file"]).name
             if not path.exists():
                 continue
-            t = pq.read_table(path)
+            t = _read_parquet(path)
             rid = t.column("row_id").to_numpy().astype(np.int64)
             ok = (rid >= entry["first_row_id"]) & (rid < entry["first_row_id"] + entry["rows"])  # a stale file: skip
             if not ok.all():
@@ -425,21 +491,31 @@ class FigureStore:
             files, filters = chosen, [("row_id", "in", wanted.tolist())]
         else:
             filters = None
-        paths = self.paths(files)
+        chosen_files = self.files if files is None else list(files)
+        paths = self.paths(chosen_files)
         if not paths:
             schema = self.schema
             if columns is not None:
                 schema = pa.schema([schema.field(c) for c in columns])
             return schema.empty_table()
-        return pa.concat_tables(self._read_file(p, columns, filters) for p in paths)
+        return pa.concat_tables(self._read_file(rel, columns, filters) for rel in chosen_files)
 
-    def _read_file(self, path: str, columns: Sequence[str] | None, filters: Any) -> pa.Table:
+    def _expected_bytes(self, rel: str) -> int | None:
+        """The size the manifest recorded for store file `rel` (None: written before sizes were kept)."""
+        if len(self._sizes) != len(self._manifest["files"]):  # the manifest only grows
+            self._sizes = {e["file"]: e.get("bytes") for e in self._manifest["files"]}
+        size = self._sizes.get(rel)
+        return int(size) if size is not None else None
+
+    def _read_file(self, rel: str, columns: Sequence[str] | None, filters: Any) -> pa.Table:
         """One store file's `columns` (default: the store schema's); a column the file predates
-        (such as `pixels`) reads as nulls."""
+        (such as `pixels`) reads as nulls. Damage raises `StoreCorruptError`."""
         schema = self.schema
         wanted = list(columns) if columns else schema.names
-        present = set(pq.read_schema(path).names)
-        table = pq.read_table(path, columns=[c for c in wanted if c in present], filters=filters)
+        path, expect = self.root / rel, self._expected_bytes(rel)
+        _check_size(path, expect)  # before the footer is read: a truncated file says so plainly
+        present = set(_read_schema(path).names)
+        table = _read_parquet(path, [c for c in wanted if c in present], filters, expect_bytes=expect)
         if all(c in present for c in wanted):
             return table
         return pa.Table.from_arrays(
@@ -455,7 +531,7 @@ class FigureStore:
     ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         """Yield (file, row_ids int64, vectors float32 (n, dim)) one store file at a time."""
         for rel in self.files if files is None else files:
-            t = pq.read_table(self.root / rel, columns=["row_id", "flags", "vector"])
+            t = _read_parquet(self.root / rel, ["row_id", "flags", "vector"], expect_bytes=self._expected_bytes(rel))
             ids = t.column("row_id").to_numpy().astype(np.int64)
             vecs = vectors_from_arrow(t.column("vector"), self.dim)
             if not include_noise:

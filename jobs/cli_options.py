@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -57,7 +58,9 @@ def run_options(func: F) -> F:
 
 def options_from(kwargs: dict[str, Any]) -> RunOptions:
     """The `RunOptions` of the shared options in a command's keyword arguments."""
-    pipeline = PipelineOptions(model_path=kwargs["model"], embed_batch_size=kwargs["batch_size"],
+    # absolute: Ray workers (on a cluster, other machines) do not run in the driver's directory
+    model = str(Path(kwargs["model"]).resolve()) if kwargs["model"] else None
+    pipeline = PipelineOptions(model_path=model, embed_batch_size=kwargs["batch_size"],
                                embed_actors=kwargs["actors"], max_pages=kwargs["max_pages"],
                                crop_vectors=kwargs["crop_vectors"])
     match = MatchOptions(k=kwargs["k"], min_sim=kwargs["min_sim"], threshold=kwargs["threshold"],

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from index.store import StoreError
+from index.store import StoreError, StoreMismatchError
 from jobs.cli_options import fail, options_from, run_options
 from jobs.options import format_summary
 from jobs.scan import run_scan
@@ -31,8 +31,10 @@ def scan(path: Path, out_dir: Path, **kwargs: Any) -> None:
     """
     try:
         summary = run_scan(path, out_dir, options_from(kwargs))
-    except StoreError as exc:
+    except StoreMismatchError as exc:
         fail(f"{exc}. Use a new --out folder for another model.")
+    except StoreError as exc:
+        fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted; finished documents are kept in the store and the next run resumes")
     if summary.documents == 0:

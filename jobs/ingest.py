@@ -135,11 +135,11 @@ def _store_records(store_dir: Path, records: pa.Table, run_id: str, staging: Sta
         if store is None:
             store = FigureStore.open_or_create(store_dir, model_id=model_id, dim=vectors.shape[1])
         pixels = part.column(PIXELS_COLUMN) if PIXELS_COLUMN in part.column_names else None
-        info = store.append(part.select(FIGURES_SCHEMA.names), vectors, model_id=model_id, run_id=run_id,
-                            pixels=pixels)
-        if REGION_COLUMN in part.column_names:
-            owners, regions = split_region_vectors(part.column(REGION_COLUMN).to_pylist(), vectors.shape[1])
-            store.write_region_vectors(info, owners, regions)
+        regions = (split_region_vectors(part.column(REGION_COLUMN).to_pylist(), vectors.shape[1])
+                   if REGION_COLUMN in part.column_names else None)
+        # regions go in with the batch, before its manifest commit: a crash cannot keep a panel without them
+        store.append(part.select(FIGURES_SCHEMA.names), vectors, model_id=model_id, run_id=run_id,
+                     pixels=pixels, regions=regions)
 
 
 def split_region_vectors(flat: list[list[float] | None], dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -2,14 +2,43 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import json
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import ray
 import ray.data
 
 logger = logging.getLogger(__name__)
+
+# The project's packages, shipped to a joined cluster's workers (see `code_runtime_env`).
+CODE_PACKAGES = ("jobs", "scanner", "embedder", "index", "training")
+SHIP_CODE_ENV = "REUSESCAN_SHIP_CODE"  # "0": workers import their own installed reusescan instead
+
+
+def code_runtime_env() -> dict[str, Any] | None:
+    """A Ray runtime env carrying this process's copy of the project's packages (`py_modules`), or None.
+
+    Workers of a cluster joined with `--address` run on other machines: without it they would
+    import whatever reusescan their node has installed (another version, or none), or find the
+    driver's files only because Ray puts the driver's working directory on their `sys.path`, which
+    holds only when that directory exists on their node. Ray uploads the packages once per job (the
+    shipped checkpoint in `embedder/weights` included, about 13 MB) and caches them per node. Not
+    added when the job was submitted with its own `py_modules` (merging would conflict) or when
+    REUSESCAN_SHIP_CODE=0 (nodes that install reusescan themselves).
+    """
+    if os.environ.get(SHIP_CODE_ENV, "1") == "0":
+        return None
+    from ray._private.runtime_env.constants import RAY_JOB_CONFIG_JSON_ENV_VAR
+
+    submitted = json.loads(os.environ.get(RAY_JOB_CONFIG_JSON_ENV_VAR, "{}") or "{}")
+    if (submitted.get("runtime_env") or {}).get("py_modules"):
+        return None
+    modules = [importlib.import_module(name) for name in CODE_PACKAGES]
+    return {"py_modules": modules, "excludes": ["__pycache__", "*.pyc"]}
 
 
 @contextlib.contextmanager
@@ -17,7 +46,8 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, prog
     """Run the body with Ray initialised.
 
     `address=None` starts a local Ray instance inside this process (the embedded
-    default); `"auto"` or `"ray://HOST:10001"` joins an existing cluster. A Ray
+    default); `"auto"`, `"HOST:6379"` or `"ray://HOST:10001"` joins an existing cluster,
+    shipping this process's code to its workers (`code_runtime_env`). A Ray
     that is already initialised (a test, a notebook) is used as it is and left
     running.
     """
@@ -27,6 +57,9 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, prog
                                      "configure_logging": True, "logging_level": logging.WARNING}
         if address:
             kwargs["address"] = address
+            runtime_env = code_runtime_env()
+            if runtime_env is not None:
+                kwargs["runtime_env"] = runtime_env
         else:
             kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
         logger.info("starting Ray (%s)", address or f"local, {kwargs.get('num_cpus')} CPUs")

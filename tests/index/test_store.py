@@ -13,9 +13,17 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from index.store import MANIFEST, FigureStore, StoreError, StoreMismatchError, make_thumbnail
+from index.store import (
+    MANIFEST,
+    BatchInfo,
+    FigureStore,
+    StoreCorruptError,
+    StoreError,
+    StoreMismatchError,
+    make_thumbnail,
+)
 from scanner.records import FLAG_BOILERPLATE, table_to_records
-from tests.index.helpers import figures_table, simple_table, unit
+from tests.index.helpers import figures_table, forget_file_sizes, simple_table, unit
 
 
 def _store_with_two_batches(tmp_path, dtype="float32"):
@@ -68,6 +76,7 @@ def test_a_store_written_with_thumbnails_still_reads_and_grows(tmp_path) -> None
     old = pq.read_table(old_file)
     jpegs = [make_thumbnail(img) for img in old.column("image").to_pylist()]
     pq.write_table(old.set_column(old.schema.get_field_index("thumbnail"), "thumbnail", pa.array(jpegs, pa.binary())), old_file)
+    forget_file_sizes(tmp_path / "s")
     again = FigureStore.open(tmp_path / "s")
     again.append(simple_table(2, start=100), np.eye(8)[:2], model_id="bta-r18-v1", run_id="run-3")
     table = again.read_table()
@@ -174,6 +183,7 @@ def test_pixels_column_round_trips_and_older_files_read_as_null(tmp_path) -> Non
     store, _, _, _ = _store_with_two_batches(tmp_path)
     old_file = tmp_path / "s" / store.files[0]
     pq.write_table(pq.read_table(old_file).drop_columns(["pixels"]), old_file)  # as written before the column
+    forget_file_sizes(tmp_path / "s")
     again = FigureStore.open(tmp_path / "s")
     again.append(simple_table(2, start=100), np.eye(8)[:2], model_id="bta-r18-v1", run_id="run-3",
                  pixels=[b"p8", None])
@@ -183,3 +193,62 @@ def test_pixels_column_round_trips_and_older_files_read_as_null(tmp_path) -> Non
     assert again.read_table().num_rows == 10  # every column, old file included
     with pytest.raises(ValueError, match="pixel features"):
         again.append(simple_table(2, start=200), np.eye(8)[:2], model_id="bta-r18-v1", run_id="r", pixels=[b"x"])
+
+
+def test_region_vectors_are_in_place_before_the_batch_is_committed(tmp_path) -> None:
+    """`append(..., regions=...)` writes the side file first, and drops a stale one left by a crashed run."""
+    store, _, _, _ = _store_with_two_batches(tmp_path)
+    rng = np.random.default_rng(2)
+    # a crashed run left regions for part-000002 (rows it never committed)
+    store.write_region_vectors(BatchInfo(file="figures/part-000002.parquet", run_id="x", rows=2, first_row_id=8),
+                               np.array([0, 1]), rng.normal(size=(2, 8)))
+    store.append(simple_table(2), np.ones((2, 8)), model_id="bta-r18-v1", run_id="run-3")  # no regions now
+    assert FigureStore.open(tmp_path / "s").read_region_vectors()[0].tolist() == []
+    seen: list[bool] = []
+    real = store._record_file
+
+    def commit(*args, **kwargs):  # the manifest commit: the side file must already be there
+        seen.append((tmp_path / "s" / "regions" / "part-000003.parquet").exists())
+        return real(*args, **kwargs)
+
+    store._record_file = commit  # type: ignore[method-assign]
+    store.append(simple_table(2), np.ones((2, 8)), model_id="bta-r18-v1", run_id="run-4",
+                 regions=(np.array([1, 1]), rng.normal(size=(2, 8))))
+    assert seen == [True]
+    assert FigureStore.open(tmp_path / "s").read_region_vectors()[0].tolist() == [11, 11]
+
+
+def _leaf_index(path, prefix: str) -> int:
+    """Position of the first Parquet leaf column whose path starts with `prefix` (nested types have several)."""
+    md = pq.ParquetFile(path).metadata
+    return next(i for i in range(md.num_columns) if md.row_group(0).column(i).path_in_schema.startswith(prefix))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
+def test_a_damaged_store_file_is_a_named_error_not_wrong_vectors(tmp_path, damage) -> None:
+    store, *_ = _store_with_two_batches(tmp_path)
+    path = tmp_path / "s" / store.files[1]
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    elif damage == "flip":  # same size, valid footer: only the page checksums can tell
+        for name in ("row_id", "vector", "doc"):  # a byte in the middle of each column every read below reads
+            chunk = pq.ParquetFile(path).metadata.row_group(0).column(_leaf_index(path, name))
+            start = chunk.dictionary_page_offset or chunk.data_page_offset
+            data[start + chunk.total_compressed_size // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    else:
+        path.unlink()
+    again = FigureStore.open(tmp_path / "s")
+    for read in (again.read_vectors, again.dense_vectors, lambda: again.read_table(["row_id", "doc"]),
+                 again.read_keys):
+        with pytest.raises(StoreCorruptError, match="part-000001"):
+            read()
+    assert isinstance(StoreCorruptError("x"), StoreError)  # the commands' handler catches it
+
+
+def test_a_damaged_manifest_is_a_named_error(tmp_path) -> None:
+    _store_with_two_batches(tmp_path)
+    (tmp_path / "s" / MANIFEST).write_text('{"format": "reusescan-st', encoding="utf-8")
+    with pytest.raises(StoreCorruptError, match=MANIFEST):
+        FigureStore.open(tmp_path / "s")

@@ -1,6 +1,8 @@
 """Fixtures shared by the tests of `jobs`."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.jobs.browser import ensure_chromium
@@ -12,4 +14,19 @@ def chromium() -> str:
     path, reason = ensure_chromium()
     if path is None:
         pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny-preset checkpoint with seeded random weights (exactly rotation/flip invariant), for wiring tests."""
+    import torch
+
+    from embedder.checkpoint import save_checkpoint
+    from embedder.config import Preset
+    from embedder.model import BTAModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_checkpoint(path, BTAModel(Preset.TINY.config), {"note": "random init, for wiring tests"})
     return path
