@@ -20,8 +20,8 @@ from tests.jobs.large_report import large_pairs
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PAIRS = 3000
-MAX_MB = 40.0          # the file (measured 3,000 pairs: docs/report.md)
-MAX_OPEN_S = 60.0      # navigation to the load event, with the first cards' pictures shown (shared, loaded machine)
+MAX_MB = 60.0          # the file (measured 3,000 pairs: docs/report.md)
+MAX_OPEN_S = 90.0      # navigation to the first cards drawn: loose, for a shared loaded machine (measured: docs/report.md)
 
 
 @pytest.fixture()
