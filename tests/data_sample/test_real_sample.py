@@ -9,9 +9,11 @@ SAMPLE = Path(__file__).resolve().parents[2] / "data" / "real-sample"
 def test_sample_is_small_and_every_file_is_attributed() -> None:
     files = [p for p in SAMPLE.rglob("*") if p.is_file() and p.name != "README.md"]
     assert sum(p.stat().st_size for p in files) <= 20 * 1024 * 1024
-    pdfs = [p for p in files if p.suffix == ".pdf"]
+    pdfs = [p for p in files if p.suffix == ".pdf" and p.parent.name == "pdfs"]
+    logo_pages = [p for p in files if p.suffix == ".pdf" and p.parent.name == "logos"]  # first pages with publisher badges
     images = [p for p in files if p.suffix == ".png"]
-    assert 4 <= len(pdfs) <= 6 and 10 <= len(images) <= 20 and len(pdfs) + len(images) == len(files)
+    assert 4 <= len(pdfs) <= 6 and len(logo_pages) == 2 and 10 <= len(images) <= 20
+    assert len(pdfs) + len(logo_pages) + len(images) == len(files)
     readme = (SAMPLE / "README.md").read_text()
     for p in files:
         assert f"`{p.relative_to(SAMPLE).as_posix()}`" in readme, p
