@@ -1,11 +1,13 @@
 """Fixtures shared by the tests of `jobs`."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.jobs.browser import ensure_chromium
+from tests.jobs.cdp import Browser
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +17,14 @@ def chromium() -> str:
     if path is None:
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture()
+def browser(chromium: str, tmp_path: Path) -> Iterator[Browser]:
+    """A fresh headless Chromium with its own profile, closed after the test."""
+    b = Browser(chromium, tmp_path / "profile")
+    yield b
+    b.close()
 
 
 @pytest.fixture(scope="session")

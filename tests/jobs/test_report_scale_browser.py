@@ -8,7 +8,6 @@ and every one of them decoding in the end. Budgets and the measured numbers: doc
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PAIRS = 3000
 MAX_MB = 60.0          # the file (measured 3,000 pairs: docs/report.md)
 MAX_OPEN_S = 240.0     # navigation to the first cards drawn: measured 150 s on a loaded shared machine (docs/report.md); too slow yet
-
-
-@pytest.fixture()
-def browser(chromium: str, tmp_path: Path) -> Iterator[Browser]:
-    b = Browser(chromium, tmp_path / "profile")
-    yield b
-    b.close()
 
 
 def test_a_report_of_3000_pairs_stays_small_and_opens_fast(browser: Browser, tmp_path: Path) -> None:

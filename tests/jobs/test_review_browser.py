@@ -7,7 +7,6 @@ app) or in the exported JSON (the static report, then imported into the store).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,6 @@ from tests.jobs.cdp import Browser
 from tests.jobs.review_samples import make_scan_dir, panels, sample_pairs
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture()
-def browser(chromium: str, tmp_path: Path) -> Iterator[Browser]:
-    b = Browser(chromium, tmp_path / "profile")
-    yield b
-    b.close()
 
 
 def test_keys_record_verdicts_in_sqlite(browser: Browser, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,6 @@ from training.synth import generate
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 MODEL_LOAD_S = 300.0  # the app loads the model on the first query; a loaded shared machine is slow
-
-
-@pytest.fixture()
-def browser(chromium: str, tmp_path: Path) -> Iterator[Browser]:
-    b = Browser(chromium, tmp_path / "profile")
-    yield b
-    b.close()
 
 
 def _png_b64(img: object) -> str:

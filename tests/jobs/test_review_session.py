@@ -11,7 +11,6 @@ Chromium with every image decoded.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -28,13 +27,6 @@ from training.scoring import row_truth_matches
 pytestmark = [pytest.mark.browser, pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 THRESHOLD = "0.3"  # low enough that the report holds false pairs to dismiss
-
-
-@pytest.fixture()
-def browser(chromium: str, tmp_path: Path) -> Iterator[Browser]:
-    b = Browser(chromium, tmp_path / "profile")
-    yield b
-    b.close()
 
 
 def resubmit(src: Path, dst: Path) -> None:

@@ -35,17 +35,8 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from embedder.checkpoint import save_checkpoint
-    from embedder.config import Preset
-    from embedder.model import BTAModel
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_checkpoint(path, BTAModel(Preset.TINY.config), {"note": "random init, for wiring tests"})
-    return path
+def tiny_model(tiny_model_file: Path) -> Path:
+    return tiny_model_file
 
 
 def make_corpus(root: Path) -> dict[str, np.ndarray]:
