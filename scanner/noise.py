@@ -294,7 +294,7 @@ def boilerplate_mask(
     - it is logo- or banner-sized and in a template zone (page 1 or the header band) in two or
       more documents, wherever it sits there, or in the header band of two pages (`logo_hashes`:
       a journal template, even with only two papers of that journal), or
-    - a template placed it at the same spot in two documents of different content
+    - a template placed it at the same spot in two PDFs of different content
       (`same_spot_hashes`: small images anywhere, any size on a page sharing >= 3 such images).
     Every placement of a flagged hash is flagged.
     """
@@ -302,7 +302,12 @@ def boilerplate_mask(
     recurring = boilerplate_hashes(((h, d, p) for h, d, p, s in zip(hashes, docs, pages, small) if s),
                                    min_docs=min_docs, min_pages=min_pages)
     logos = logo_hashes(zip(hashes, docs, pages, boxes))
-    spots = same_spot_hashes(hashes, contents if contents is not None else docs, pages, boxes)
+    # only PDF pages have a template; an image file's box is its own size in pixels, so two copies
+    # of one picture "sit at the same spot"
+    pdf = [i for i, d in enumerate(docs) if str(d).lower().endswith(".pdf")]
+    keys = contents if contents is not None else docs
+    spots = same_spot_hashes([hashes[i] for i in pdf], [keys[i] for i in pdf], [pages[i] for i in pdf],
+                             [boxes[i] for i in pdf])
     flagged = recurring | logos | spots
     return [h in flagged for h in hashes]
 

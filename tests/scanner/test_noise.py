@@ -118,24 +118,26 @@ def test_per_image_flags_tell_a_blank_a_gradient_bar_and_a_dim_real_picture_apar
 
 def test_a_small_image_at_the_same_spot_in_two_papers_is_template_on_any_page() -> None:
     icon = (58.0, 234.0, 81.0, 257.0)  # a 23 pt review-status icon, page 7 of one paper, page 10 of another
-    assert boilerplate_mask(["icon"] * 2, ["a", "b"], [7, 10], [icon, icon]) == [True, True]
+    assert boilerplate_mask(["icon"] * 2, ["a.pdf", "b.pdf"], [7, 10], [icon, icon]) == [True, True]
     nudged = (58.5, 234.6, 81.5, 257.6)   # the same template, rounding of another PDF producer
-    assert boilerplate_mask(["icon"] * 2, ["a", "b"], [7, 10], [icon, nudged]) == [True, True]
+    assert boilerplate_mask(["icon"] * 2, ["a.pdf", "b.pdf"], [7, 10], [icon, nudged]) == [True, True]
     # the same paper twice (byte-identical files, two paths): one content, so reuse, not template
-    assert boilerplate_mask(["icon"] * 2, ["a", "b"], [7, 7], [icon, icon], contents=["x", "x"]) == [False, False]
+    assert boilerplate_mask(["icon"] * 2, ["a.pdf", "b.pdf"], [7, 7], [icon, icon], contents=["x", "x"]) == [False, False]
     # laid out anew in the other paper, or a large figure alone at the same spot: reuse
-    assert boilerplate_mask(["icon"] * 2, ["a", "b"], [7, 10], [icon, (300.0, 400.0, 323.0, 423.0)]) == [False] * 2
-    assert boilerplate_mask(["fig"] * 2, ["a", "b"], [9, 9], [FIGURE, FIGURE]) == [False, False]
+    assert boilerplate_mask(["icon"] * 2, ["a.pdf", "b.pdf"], [7, 10], [icon, (300.0, 400.0, 323.0, 423.0)]) == [False] * 2
+    assert boilerplate_mask(["fig"] * 2, ["a.pdf", "b.pdf"], [9, 9], [FIGURE, FIGURE]) == [False, False]
+    # two image files of one small picture (a PNG and a TIFF): a box is the image's size, no template
+    assert boilerplate_mask(["pic"] * 2, ["x.png", "y.tif"], [2, 2], [(0, 0, 120, 90)] * 2) == [False, False]
 
 
 def test_a_page_sharing_three_images_at_the_same_spots_with_another_paper_is_a_publisher_page() -> None:
     covers = [(50.0, 88.0, 148.0, 215.0), (262.0, 56.0, 452.0, 245.0), (398.0, 543.0, 695.0, 810.0)]  # 98-297 pt
     hashes = ["c1", "c2", "c3"] * 2
-    mask = boilerplate_mask(hashes, ["a"] * 3 + ["b"] * 3, [9] * 6, covers * 2)
+    mask = boilerplate_mask(hashes, ["a.pdf"] * 3 + ["b.pdf"] * 3, [9] * 6, covers * 2)
     assert mask == [True] * 6
     # two large figures at the same spots are not enough (nor the same paper twice)
-    assert boilerplate_mask(["c2", "c3"] * 2, ["a", "a", "b", "b"], [9] * 4, covers[1:] * 2) == [False] * 4
-    assert boilerplate_mask(hashes, ["a"] * 3 + ["b"] * 3, [9] * 6, covers * 2, contents=["x"] * 6) == [False] * 6
+    assert boilerplate_mask(["c2", "c3"] * 2, ["a.pdf", "a.pdf", "b.pdf", "b.pdf"], [9] * 4, covers[1:] * 2) == [False] * 4
+    assert boilerplate_mask(hashes, ["a.pdf"] * 3 + ["b.pdf"] * 3, [9] * 6, covers * 2, contents=["x"] * 6) == [False] * 6
 
 
 def test_a_wide_header_logo_on_two_pages_of_one_paper_is_boilerplate() -> None:
