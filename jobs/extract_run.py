@@ -126,6 +126,7 @@ def run_extract(
     # per record, in file order: pixel hash, document, page, bbox, and whether it would go to matching
     hashes: list[str] = []
     docs: list[str] = []
+    contents: list[str] = []
     pages_of: list[int] = []
     boxes: list[Box] = []
     candidate: list[bool] = []
@@ -151,6 +152,7 @@ def run_extract(
                     for x in r.records:
                         hashes.append(pixel_hash(x.image))
                         docs.append(x.doc)
+                        contents.append(x.doc_sha256)
                         pages_of.append(x.page)
                         boxes.append(x.bbox)
                         candidate.append(not x.is_noise and FLAG_COMPOUND not in x.flags)
@@ -159,7 +161,7 @@ def run_extract(
         writer.close()
 
     # Corpus-level pass: boilerplate flags, final file, optional PNG dump.
-    flagged = boilerplate_mask(hashes, docs, pages_of, boxes, min_docs=min_docs, min_pages=min_pages)
+    flagged = boilerplate_mask(hashes, docs, pages_of, boxes, min_docs=min_docs, min_pages=min_pages, contents=contents)
     _finish(out, partial, flagged, dump_png)
     write_errors_csv([(e.input, e.stage, e.error) for e in errors], out / "errors.csv")
     elapsed = time.monotonic() - started

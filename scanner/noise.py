@@ -1,7 +1,7 @@
-"""Noise that must not reach matching: tiny images, near-uniform images, chart pieces, boilerplate.
+"""Noise that must not reach matching: tiny images, near-uniform images, chart pieces, text, boilerplate.
 
-`tiny`, `uniform` and `chart` are properties of one image (`image_flags`); `boilerplate` (the same pixels on
-many pages or in many documents, e.g. a publisher logo) needs the whole corpus, so
+`tiny`, `uniform`, `chart` and `text` are properties of one image (`image_flags`); `boilerplate` (the same
+pixels on many pages, in many documents or at a template's spot, e.g. a publisher logo) needs the whole corpus, so
 it is a separate pass run after all documents are read: one rule (`boilerplate_mask`)
 with adapters for records (`flag_boilerplate`, `reusescan extract`) and for store
 tables (`flag_boilerplate_table`, `reusescan scan` / `nightly`).
@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pyarrow as pa
 
-from scanner.records import FLAG_BOILERPLATE, FLAG_CHART, FLAG_TINY, FLAG_UNIFORM, PanelRecord
+from scanner.records import FLAG_BOILERPLATE, FLAG_CHART, FLAG_TEXT, FLAG_TINY, FLAG_UNIFORM, PanelRecord
 
 # Boilerplate is small: a logo or icon (longest side at most LOGO_MAX_SIDE_PT) or a
 # banner strip (shortest side at most BANNER_MAX_SIDE_PT). A large figure that
@@ -32,6 +32,12 @@ HEADER_BAND_PT = 72.0
 ICON_MAX_SIDE_PT = 80.0
 BOILERPLATE_MIN_DOCS = 3
 BOILERPLATE_MIN_PAGES = 4
+# Two placements are "at the same spot" when every edge agrees within this many points: a
+# template places its images identically in every paper, while a reused figure is laid out anew.
+SAME_SPOT_PT = 1.0
+# A page of two different papers sharing this many images, each at the same spot, is a
+# publisher's page (a back cover advertising the journal's other titles), whatever the sizes.
+TEMPLATE_PAGE_MIN_IMAGES = 3
 
 Box = tuple[float, float, float, float]
 
@@ -51,6 +57,20 @@ class NoiseOptions:
     # 0.000; every real panel (blots, micrographs, histology, CT, 713 panels of 106 papers and
     # 248 microscopy images) 0.26 or more.
     chart_max_residual: float = 0.1
+    # text drawn as an image (axis labels, letters): at most this long on the page and at most
+    # this many distinct colours (glyphs in one ink on paper, anti-aliasing off). On the real
+    # development papers such labels are 15-21 pt with 2 colours; real panels that small are tiny anyway.
+    label_max_side_pt: float = 36.0
+    label_max_colours: int = 4
+    # bar piece of a split chart: this share of its pixels within +-6 levels of their column's
+    # (or row's) median colour, less than `bar_max_paper` of it white paper (a plot on paper or
+    # a blot on white stays matchable) and less than `bar_max_dark` of it black (a fluorescence
+    # field: sparse cells on black is flat too). Measured on the 34 publisher PDFs: bars with
+    # error bars and numbers inside 0.89-0.99 (black share <= 0.50); real pictures cut from the
+    # same figures 0.23-0.79, two fluorescence fields 0.94-0.95 (black share 0.95).
+    bar_min_banded: float = 0.88
+    bar_max_paper: float = 0.5
+    bar_max_dark: float = 0.6
 
 
 def is_tiny(width: int, height: int, opts: NoiseOptions, bbox_pt: tuple[float, float] | None = None) -> bool:
@@ -93,15 +113,60 @@ def is_chart_fragment(rgb: np.ndarray, opts: NoiseOptions) -> bool:
     return min(along_rows, along_columns) <= opts.chart_max_residual * variation
 
 
-def image_flags(rgb: np.ndarray, opts: NoiseOptions, size_pt: tuple[float, float] | None = None) -> list[str]:
-    """The noise flags of one image (`tiny`, `uniform`, `chart`): the per-image half of the noise rule."""
+def is_label(rgb: np.ndarray, size_pt: tuple[float, float], opts: NoiseOptions) -> bool:
+    """Text drawn as an image: small on the page and in a handful of exact colours (ink on paper)."""
+    if max(size_pt) > opts.label_max_side_pt:
+        return False
+    x = rgb.reshape(-1, rgb.shape[-1]) if rgb.ndim == 3 else rgb.reshape(-1, 1)
+    codes = np.zeros(len(x), dtype=np.int64)
+    for c in range(x.shape[1]):
+        codes = codes * 256 + x[:, c].astype(np.int64)
+    return len(np.unique(codes)) <= opts.label_max_colours
+
+
+def banded_share(rgb: np.ndarray, tol: int = 6) -> float:
+    """Share of pixels within `tol` levels of their column's median colour (or their row's, whichever is more)."""
+    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))  # subsample big images
+    x = rgb[::step, ::step].astype(np.int16)
+    if x.ndim == 2:
+        x = x[..., None]
+    if x.size == 0:
+        return 1.0
+    columns = float((np.abs(x - np.median(x, axis=0, keepdims=True)).max(axis=-1) <= tol).mean())
+    rows = float((np.abs(x - np.median(x, axis=1, keepdims=True)).max(axis=-1) <= tol).mean())
+    return max(columns, rows)
+
+
+def is_bar_piece(rgb: np.ndarray, opts: NoiseOptions) -> bool:
+    """A filled bar (or bars) of a chart with its error bar and numbers: flat along one axis, neither paper nor black.
+
+    `is_chart_fragment` needs the whole image flat along an axis; a bar cut from a chart
+    with its error bar, asterisks or value inside is flat only for most of its pixels.
+    Only for panels cut from a figure: a whole plot placed as an image stays matchable.
+    """
+    px = rgb.reshape(-1, rgb.shape[-1]) if rgb.ndim == 3 else rgb.reshape(-1, 1)
+    if px.size == 0:
+        return False
+    paper = float((px >= 235).all(axis=-1).mean())
+    dark = float((px <= 40).all(axis=-1).mean())
+    return paper < opts.bar_max_paper and dark < opts.bar_max_dark and banded_share(rgb) >= opts.bar_min_banded
+
+
+def image_flags(rgb: np.ndarray, opts: NoiseOptions, size_pt: tuple[float, float] | None = None,
+                *, piece: bool = False) -> list[str]:
+    """The noise flags of one image (`tiny`, `uniform`, `chart`, `text`): the per-image half of the noise rule.
+
+    `piece` says the image is a panel cut from a larger figure (bar pieces are flagged only then).
+    """
     flags = []
     if is_tiny(rgb.shape[1], rgb.shape[0], opts, size_pt):
         flags.append(FLAG_TINY)
     if is_uniform(rgb, opts):
         flags.append(FLAG_UNIFORM)
-    elif is_chart_fragment(rgb, opts):
+    elif is_chart_fragment(rgb, opts) or (piece and is_bar_piece(rgb, opts)):
         flags.append(FLAG_CHART)
+    if size_pt is not None and FLAG_UNIFORM not in flags and is_label(rgb, size_pt, opts):
+        flags.append(FLAG_TEXT)
     return flags
 
 
@@ -136,22 +201,75 @@ def icon_in_template_zone(page: np.ndarray, bbox: np.ndarray, max_side_pt: float
     return (side <= max_side_pt) & ((page == 1) | (bbox[:, 3] <= HEADER_BAND_PT))
 
 
+def is_small(bbox: Box) -> bool:
+    """Logo-sized (longest side <= LOGO_MAX_SIDE_PT) or a banner strip (shortest side <= BANNER_MAX_SIDE_PT)."""
+    w, h = bbox[2] - bbox[0], bbox[3] - bbox[1]
+    return max(w, h) <= LOGO_MAX_SIDE_PT or min(w, h) <= BANNER_MAX_SIDE_PT
+
+
 def logo_hashes(
     placements: Iterable[tuple[str, str, int, Box]], min_docs: int = 2, max_side_pt: float = LOGO_MAX_SIDE_PT,
 ) -> set[str]:
-    """Pixel hashes of logo-like placements: logo-sized, in a template zone, in >= `min_docs` documents.
+    """Pixel hashes of logo-like placements: logo- or banner-sized, in a template zone, in >= `min_docs` documents.
 
     `placements` are (pixel_hash, doc, page, bbox) tuples. A publisher's logo, a journal cover
     thumbnail or a CrossMark-style badge sits on the first page or in the header of every paper
     of that journal, so two papers suffice, and its position shifts a little with the
     layout of each paper. A reused panel is rarely logo-sized (max side <= `max_side_pt`)
-    and in a template zone in both papers.
+    and in a template zone in both papers. A running-header logo (the header band of two
+    pages, even of one paper) is one too; a wide header logo is a banner (BioMed Central's is 177 x 34 pt).
     """
     docs: dict[str, set[str]] = defaultdict(set)
+    header_pages: dict[str, set[tuple[str, int]]] = defaultdict(set)
     for h, doc, page, bbox in placements:
-        if max(bbox[2] - bbox[0], bbox[3] - bbox[1]) <= max_side_pt and in_template_zone(page, bbox):
+        w, ht = bbox[2] - bbox[0], bbox[3] - bbox[1]
+        small = max(w, ht) <= max_side_pt or min(w, ht) <= BANNER_MAX_SIDE_PT
+        if small and in_template_zone(page, bbox):
             docs[h].add(doc)
-    return {h for h, where in docs.items() if len(where) >= min_docs}
+        if small and bbox[3] <= HEADER_BAND_PT:
+            header_pages[h].add((doc, page))
+    return {h for h, where in docs.items() if len(where) >= min_docs} | {
+        h for h, where in header_pages.items() if len(where) >= 2}
+
+
+def _same_spot(a: Box, b: Box, tol: float = SAME_SPOT_PT) -> bool:
+    return all(abs(u - v) <= tol for u, v in zip(a, b))
+
+
+def same_spot_hashes(
+    hashes: Sequence[str], contents: Sequence[str], pages: Sequence[int], boxes: Sequence[Box],
+    *, min_page_images: int = TEMPLATE_PAGE_MIN_IMAGES,
+) -> set[str]:
+    """Pixel hashes a journal template places identically in two different documents.
+
+    `contents` identify documents by their content (two byte-identical files, a paper
+    submitted twice, are one document here: their pages pair up as reuse). A hash is
+    template when
+    - it is logo- or banner-sized (`is_small`) and sits at the same spot (every edge within
+      SAME_SPOT_PT) on a page of two different documents (icons, logos, badges on any page), or
+    - it is one of >= `min_page_images` hashes that two pages of two different documents share,
+      each at the same spot, whatever its size (a back page advertising the journal's titles).
+    A figure reused in another paper is laid out anew there, alone.
+    """
+    where: dict[str, list[tuple[str, int, Box]]] = defaultdict(list)
+    for h, c, p, b in zip(hashes, contents, pages, boxes):
+        x0, y0, x1, y1 = (float(v) for v in b)
+        where[h].append((c, int(p), (x0, y0, x1, y1)))
+    flagged: set[str] = set()
+    page_pairs: dict[tuple[tuple[str, int], tuple[str, int]], set[str]] = defaultdict(set)
+    for h, places in where.items():
+        if len(places) < 2 or len({c for c, _, _ in places}) < 2:
+            continue
+        for i, (ci, pi, bi) in enumerate(places):
+            for cj, pj, bj in places[i + 1:]:
+                if ci != cj and _same_spot(bi, bj):
+                    if is_small(bi):
+                        flagged.add(h)
+                    page_pairs[(min((ci, pi), (cj, pj)), max((ci, pi), (cj, pj)))].add(h)
+    for shared in page_pairs.values():
+        if len(shared) >= min_page_images:
+            flagged |= shared
+    return flagged
 
 
 def add_flag(flags: Iterable[str], flag: str) -> tuple[str, ...]:
@@ -163,25 +281,34 @@ def add_flag(flags: Iterable[str], flag: str) -> tuple[str, ...]:
 def boilerplate_mask(
     hashes: Sequence[str], docs: Sequence[str], pages: Sequence[int], boxes: Sequence[Box],
     *, min_docs: int = BOILERPLATE_MIN_DOCS, min_pages: int = BOILERPLATE_MIN_PAGES,
+    contents: Sequence[str] | None = None,
 ) -> list[bool]:
     """The boilerplate rule, one entry per placement: True where it is a publisher's template.
 
-    Placements are given as parallel sequences (pixel hash, document, page, bbox in pt).
+    Placements are given as parallel sequences (pixel hash, document, page, bbox in pt;
+    `contents`, the documents' content hashes, default `docs`).
     A pixel hash is boilerplate when either
     - its logo- or banner-sized placements (`LOGO_MAX_SIDE_PT`, `BANNER_MAX_SIDE_PT`)
       occur in >= `min_docs` documents or on >= `min_pages` pages (above what image
       reuse in papers looks like, below a logo on every page), or
-    - it is logo-sized and in a template zone (page 1 or the header band) in two or more
-      documents, wherever it sits there (`logo_hashes`: a journal template, even with only
-      two papers of that journal).
+    - it is logo- or banner-sized and in a template zone (page 1 or the header band) in two or
+      more documents, wherever it sits there, or in the header band of two pages (`logo_hashes`:
+      a journal template, even with only two papers of that journal), or
+    - a template placed it at the same spot in two PDFs of different content
+      (`same_spot_hashes`: small images anywhere, any size on a page sharing >= 3 such images).
     Every placement of a flagged hash is flagged.
     """
-    small = [max(x1 - x0, y1 - y0) <= LOGO_MAX_SIDE_PT or min(x1 - x0, y1 - y0) <= BANNER_MAX_SIDE_PT
-             for x0, y0, x1, y1 in boxes]
+    small = [is_small(b) for b in boxes]
     recurring = boilerplate_hashes(((h, d, p) for h, d, p, s in zip(hashes, docs, pages, small) if s),
                                    min_docs=min_docs, min_pages=min_pages)
     logos = logo_hashes(zip(hashes, docs, pages, boxes))
-    flagged = recurring | logos
+    # only PDF pages have a template; an image file's box is its own size in pixels, so two copies
+    # of one picture "sit at the same spot"
+    pdf = [i for i, d in enumerate(docs) if str(d).lower().endswith(".pdf")]
+    keys = contents if contents is not None else docs
+    spots = same_spot_hashes([hashes[i] for i in pdf], [keys[i] for i in pdf], [pages[i] for i in pdf],
+                             [boxes[i] for i in pdf])
+    flagged = recurring | logos | spots
     return [h in flagged for h in hashes]
 
 
@@ -189,7 +316,8 @@ def flag_boilerplate(records: list[PanelRecord], min_docs: int = BOILERPLATE_MIN
                      min_pages: int = BOILERPLATE_MIN_PAGES) -> list[PanelRecord]:
     """`records` with `boilerplate` added where `boilerplate_mask` says so."""
     mask = boilerplate_mask([pixel_hash(r.image) for r in records], [r.doc for r in records],
-                            [r.page for r in records], [r.bbox for r in records], min_docs=min_docs, min_pages=min_pages)
+                            [r.page for r in records], [r.bbox for r in records], min_docs=min_docs, min_pages=min_pages,
+                            contents=[r.doc_sha256 for r in records])
     return [replace(r, flags=add_flag(r.flags, FLAG_BOILERPLATE)) if m else r for r, m in zip(records, mask)]
 
 
@@ -202,7 +330,8 @@ def flag_boilerplate_table(table: pa.Table, *, min_docs: int = BOILERPLATE_MIN_D
         hashes,
         table.column("doc").to_pylist(), table.column("page").to_pylist(),
         list(zip(*(table.column(c).to_pylist() for c in ("x0", "y0", "x1", "y1")))),
-        min_docs=min_docs, min_pages=min_pages)
+        min_docs=min_docs, min_pages=min_pages,
+        contents=table.column("doc_sha256").to_pylist() if "doc_sha256" in table.column_names else None)
     if not any(mask):
         return table
     flags = [list(add_flag(f or (), FLAG_BOILERPLATE)) if m else list(f or ())

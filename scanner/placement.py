@@ -56,7 +56,8 @@ def records_for_placement(
         px0, py0, px1, py1 = piece.box
         crop = rgb[py0:py1, px0:px1]
         pbox = (x0 + px0 * sx, y0 + py0 * sy, x0 + px1 * sx, y0 + py1 * sy)
-        pflags = image_flags(crop, limits.noise, None if bbox_is_pixels else (pbox[2] - pbox[0], pbox[3] - pbox[1]))
+        pflags = image_flags(crop, limits.noise, None if bbox_is_pixels else (pbox[2] - pbox[0], pbox[3] - pbox[1]),
+                             piece=True)
         if piece.kind in _PIECE_FLAGS and _PIECE_FLAGS[piece.kind] not in pflags:
             pflags.append(_PIECE_FLAGS[piece.kind])
         out.append(

@@ -3,8 +3,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from scanner.noise import boilerplate_mask, flag_boilerplate, flag_boilerplate_table, logo_hashes
-from scanner.records import FLAG_BOILERPLATE, FLAG_CHART, FLAG_TINY, FLAG_UNIFORM, PanelRecord, records_to_table
+from scanner.noise import (
+    NoiseOptions,
+    boilerplate_mask,
+    flag_boilerplate,
+    flag_boilerplate_table,
+    image_flags,
+    is_bar_piece,
+    logo_hashes,
+)
+from scanner.records import (
+    FLAG_BOILERPLATE,
+    FLAG_CHART,
+    FLAG_TEXT,
+    FLAG_TINY,
+    FLAG_UNIFORM,
+    PanelRecord,
+    records_to_table,
+)
 
 LOGO = (50.0, 30.0, 140.0, 57.0)        # 90 x 27 pt: logo-sized
 FIGURE = (60.0, 200.0, 460.0, 500.0)    # 400 x 300 pt: a large figure
@@ -23,8 +39,9 @@ def test_a_large_figure_in_three_documents_is_reuse_not_boilerplate() -> None:
 
 def test_a_banner_on_four_pages_is_boilerplate_on_three_it_is_not() -> None:
     assert boilerplate_mask(["ban"] * 4, ["a", "a", "b", "b"], [2, 3, 2, 3], [BANNER] * 4) == [True] * 4
-    assert boilerplate_mask(["ban"] * 3, ["a", "a", "b"], [2, 3, 2], [BANNER] * 3) == [False] * 3
-    assert boilerplate_mask(["ban"] * 3, ["a", "a", "b"], [2, 3, 2], [BANNER] * 3, min_pages=3) == [True] * 3
+    moved = (20.0, 680.0, 590.0, 720.0)  # laid out 20 pt higher in b: not at the same spot (that rule is tested below)
+    assert boilerplate_mask(["ban"] * 3, ["a", "a", "b"], [2, 3, 2], [BANNER] * 2 + [moved]) == [False] * 3
+    assert boilerplate_mask(["ban"] * 3, ["a", "a", "b"], [2, 3, 2], [BANNER] * 2 + [moved], min_pages=3) == [True] * 3
 
 
 def test_a_logo_on_page_one_of_two_documents_is_boilerplate_even_where_the_layout_moved_it() -> None:
@@ -97,3 +114,65 @@ def test_per_image_flags_tell_a_blank_a_gradient_bar_and_a_dim_real_picture_apar
     assert image_flags(ramp.transpose(1, 0, 2), opts) == [FLAG_CHART]
     assert image_flags(blot, opts) == []
     assert image_flags(dim, opts) == []
+
+
+def test_a_small_image_at_the_same_spot_in_two_papers_is_template_on_any_page() -> None:
+    icon = (58.0, 234.0, 81.0, 257.0)  # a 23 pt review-status icon, page 7 of one paper, page 10 of another
+    assert boilerplate_mask(["icon"] * 2, ["a.pdf", "b.pdf"], [7, 10], [icon, icon]) == [True, True]
+    nudged = (58.5, 234.6, 81.5, 257.6)   # the same template, rounding of another PDF producer
+    assert boilerplate_mask(["icon"] * 2, ["a.pdf", "b.pdf"], [7, 10], [icon, nudged]) == [True, True]
+    # the same paper twice (byte-identical files, two paths): one content, so reuse, not template
+    assert boilerplate_mask(["icon"] * 2, ["a.pdf", "b.pdf"], [7, 7], [icon, icon], contents=["x", "x"]) == [False, False]
+    # laid out anew in the other paper, or a large figure alone at the same spot: reuse
+    assert boilerplate_mask(["icon"] * 2, ["a.pdf", "b.pdf"], [7, 10], [icon, (300.0, 400.0, 323.0, 423.0)]) == [False] * 2
+    assert boilerplate_mask(["fig"] * 2, ["a.pdf", "b.pdf"], [9, 9], [FIGURE, FIGURE]) == [False, False]
+    # two image files of one small picture (a PNG and a TIFF): a box is the image's size, no template
+    assert boilerplate_mask(["pic"] * 2, ["x.png", "y.tif"], [2, 2], [(0, 0, 120, 90)] * 2) == [False, False]
+
+
+def test_a_page_sharing_three_images_at_the_same_spots_with_another_paper_is_a_publisher_page() -> None:
+    covers = [(50.0, 88.0, 148.0, 215.0), (262.0, 56.0, 452.0, 245.0), (398.0, 543.0, 695.0, 810.0)]  # 98-297 pt
+    hashes = ["c1", "c2", "c3"] * 2
+    mask = boilerplate_mask(hashes, ["a.pdf"] * 3 + ["b.pdf"] * 3, [9] * 6, covers * 2)
+    assert mask == [True] * 6
+    # two large figures at the same spots are not enough (nor the same paper twice)
+    assert boilerplate_mask(["c2", "c3"] * 2, ["a.pdf", "a.pdf", "b.pdf", "b.pdf"], [9] * 4, covers[1:] * 2) == [False] * 4
+    assert boilerplate_mask(hashes, ["a.pdf"] * 3 + ["b.pdf"] * 3, [9] * 6, covers * 2, contents=["x"] * 6) == [False] * 6
+
+
+def test_a_wide_header_logo_on_two_pages_of_one_paper_is_boilerplate() -> None:
+    header = (388.0, 29.0, 565.0, 63.0)  # 177 x 34 pt: wider than a logo, a banner in the header band
+    assert boilerplate_mask(["bmc"] * 2, ["a", "a"], [1, 2], [header, header]) == [True, True]
+    assert boilerplate_mask(["bmc"] * 2, ["a", "b"], [1, 1], [header, (393.0, 40.0, 564.0, 70.0)]) == [True, True]
+    assert boilerplate_mask(["bmc"], ["a"], [1], [header]) == [False]  # once: nothing says template
+
+
+def test_text_drawn_as_an_image_is_flagged_text_only_when_small_on_the_page() -> None:
+    opts = NoiseOptions()
+    glyphs = np.full((366, 272, 3), 255, np.uint8)
+    glyphs[100:260, 60:90] = 0   # "-0.2" in one ink, no anti-aliasing
+    glyphs[200:260, 120:200] = 0
+    assert FLAG_TEXT in image_flags(glyphs, opts, (16.0, 22.0))
+    assert FLAG_TEXT not in image_flags(glyphs, opts, (160.0, 220.0))  # a large two-colour image: a scan, not a label
+    assert FLAG_TEXT not in image_flags(glyphs, opts)                  # image files have no page size
+
+
+def test_a_bar_cut_from_a_chart_is_a_chart_piece_but_a_picture_or_plot_is_not() -> None:
+    opts = NoiseOptions()
+    bar = np.full((400, 80, 3), 255, np.uint8)
+    bar[30:, 6:74] = (70, 20, 90)           # the filled bar, nearly the height of the piece
+    bar[10:30, 39:41] = 0                   # its error bar
+    bar[200:215, 25:55] = 255               # a number drawn inside
+    assert is_bar_piece(bar, opts)
+    assert FLAG_CHART in image_flags(bar, opts, (38.0, 190.0), piece=True)
+    assert FLAG_CHART not in image_flags(bar, opts, (38.0, 190.0))  # a whole image stays matchable
+    rng = np.random.default_rng(0)
+    picture = np.clip(rng.normal(120, 40, (200, 200, 3)), 0, 255).astype(np.uint8)
+    assert not is_bar_piece(picture, opts)
+    fluo = np.zeros((200, 200, 3), np.uint8)  # sparse bright cells on black: flat, but a picture
+    fluo[50:60, 50:60, 2] = 255
+    fluo[120:135, 140:150, 2] = 200
+    assert not is_bar_piece(fluo, opts)
+    plot = np.full((200, 200, 3), 255, np.uint8)  # a line plot on white paper
+    plot[np.arange(200), np.arange(200)] = 0
+    assert not is_bar_piece(plot, opts)
