@@ -75,7 +75,7 @@ class AlignConfig:
     own_aspect: bool = False
     # cascade: a pair whose best coarse placement correlates below this is reported from the coarse stage,
     # without the fine, stretch (and detail) searches (docs/pixel-check.md#cost); 0 searches every pair in full
-    screen: float = 0.8
+    screen: float = 0.6
     screen_detail: bool = True  # a screened pair still gets its detail correlation, at the coarse placement
 
     def to_dict(self) -> dict[str, Any]:

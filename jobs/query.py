@@ -249,7 +249,11 @@ def run_query(path: Path, store_dir: Path, options: QueryOptions = QueryOptions(
     scores = head
     if fusion is not None:
         alignments = list(_pixel_check(store, images, panel_of, row_ids, fusion))
-        scores = fusion.score(head, alignments)
+        # background margins (embedder.fusion) as in a scan: each query panel's other candidates are its
+        # background; a stored panel's own neighbours are not searched, so it has none (margin against 0)
+        query_panels = panel_of.astype(np.int64)
+        stored_panels = row_ids.astype(np.int64) + int(query_panels.max()) + 1
+        scores = fusion.score(head, alignments, (query_panels, stored_panels))
         t = lap("pixel check", t)
     order = sorted(range(len(row_ids)), key=lambda i: (-float(scores[i]), int(row_ids[i]), int(panel_of[i])))
     result.candidates = [QueryMatch(panel=int(panel_of[i]), row_id=int(row_ids[i]), sim=float(sims[i]),
