@@ -164,7 +164,7 @@ def pixel_report(emb: Embedder, gallery: list[Image.Image], pairs: list[tuple[in
 
 
 def fusion_threshold(emb: Embedder) -> float:
-    from jobs.match import model_threshold
+    from jobs.scoring import model_threshold
 
     return model_threshold(emb, fused=True)
 

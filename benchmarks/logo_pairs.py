@@ -25,8 +25,8 @@ from embedder.inference import Embedder
 from index.candidates import RecordKeys, score_candidates, self_join
 from index.faiss_index import sync_index
 from index.store import FigureStore
-from jobs.match import model_threshold
 from jobs.pixel_check import pixel_check
+from jobs.scoring import model_threshold
 from scanner.noise import HEADER_BAND_PT, LOGO_MAX_SIDE_PT
 
 

@@ -20,9 +20,9 @@ from jobs.pipeline import (
     ROW_ERROR,
     ROW_RECORD,
     PipelineOptions,
-    model_id_of,
     run_extract_and_embed,
 )
+from jobs.scoring import model_id_of
 from jobs.staging import STAGING_DIRNAME, STORE_FILE_ROWS, StagingArea, document_aligned_slices
 from scanner.discover import document_key
 from scanner.extract import file_sha256

@@ -17,7 +17,7 @@ from index.store import FigureStore
 from jobs.clock import StageClock
 from jobs.ingest import check_store_model
 from jobs.pixel_check import pixel_check
-from jobs.scoring import DEFAULT_THRESHOLD, model_threshold  # noqa: F401  (re-exported)
+from jobs.scoring import model_threshold
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from PIL import Image
 from ray.data import ActorPoolStrategy
 
 from index.store import PIXELS_COLUMN
-from jobs.scoring import model_id_of  # noqa: F401  (re-exported: where the ingest finds it)
+from jobs.scoring import model_id_of
 from scanner.discover import document_key
 from scanner.extract import DocumentResult, ExtractLimits, extract_document
 from scanner.records import FIGURES_SCHEMA, records_to_table

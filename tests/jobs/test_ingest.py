@@ -7,7 +7,8 @@ import pyarrow as pa
 
 from jobs.clock import StageClock
 from jobs.ingest import ERRORS_LOG, check_store_model, has_store, ingest, load_errors, record_errors, stored_documents
-from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_ERROR, PipelineOptions, model_id_of
+from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_ERROR, PipelineOptions
+from jobs.scoring import model_id_of
 from jobs.staging import STAGING_DIRNAME, StagingArea
 from scanner.extract import file_sha256
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from index.store import FigureStore
-from jobs.pipeline import model_id_of
+from jobs.scoring import model_id_of
 from jobs.staging import StagingArea
 from tests.jobs.raycluster import kill_processes_naming
 from tests.jobs.test_scan_nightly import read_csv, scan_args

@@ -4,7 +4,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from embedder.fusion import META_KEY
-from jobs.match import DEFAULT_THRESHOLD, model_threshold
+from jobs.scoring import DEFAULT_THRESHOLD, model_threshold
 
 
 def test_each_scoring_mode_has_its_own_calibrated_threshold() -> None:
