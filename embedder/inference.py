@@ -161,11 +161,22 @@ class Embedder:
             out.append(self.embed_tensor(to_tensor(chunk, self.config)))
         return np.concatenate(out, axis=0)
 
+    @property
+    def head_trained(self) -> bool:
+        """Whether the checkpoint's head was trained (a self-supervised stage alone has a random head)."""
+        return bool(self.meta.get("head_trained", True))
+
     @torch.inference_mode()
     def score(self, vec_a: np.ndarray, vec_b: np.ndarray) -> np.ndarray:
-        """Head probability M in [0, 1] for rows of stored index vectors: (N, D), (N, D) -> (N,)."""
+        """Head probability M in [0, 1] for rows of stored index vectors: (N, D), (N, D) -> (N,).
+
+        A checkpoint whose head was never trained (e.g. a Barlow Twins stage) scores
+        by the vectors' cosine, clipped to [0, 1], instead of its random head.
+        """
         a = torch.as_tensor(np.asarray(vec_a, dtype=np.float32)).reshape(-1, self.dim).to(self.device)
         b = torch.as_tensor(np.asarray(vec_b, dtype=np.float32)).reshape(-1, self.dim).to(self.device)
         if a.shape != b.shape:
             raise ValueError(f"vector batches differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+        if not self.head_trained:
+            return (a * b).sum(dim=1).clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
         return self.model.score_vectors(a, b).float().cpu().numpy().astype(np.float32)

@@ -173,13 +173,11 @@ def evaluate_embedders(embedders: dict[str, Embedder], pairs: Sequence[EvalPair]
     rows: list[MethodResult] = []
     for name, emb in embedders.items():
         head, cosine = score_pairs(emb, pairs)
-        variants = [(f"{name} cosine", cosine)]
-        if emb.meta.get("head_trained", False):
-            variants.insert(0, (name, head))
-            fusion = PixelFusion.from_meta(emb.meta)
-            if fusion is not None:
-                found = align_images([p.a for p in pairs], [p.b for p in pairs], fusion.align)
-                variants.insert(1, (f"{name} + pixel check", fusion.score(head, found).astype(np.float64)))
+        variants = [(name, head), (f"{name} cosine", cosine)] if emb.head_trained else [(f"{name} cosine", cosine)]
+        fusion = PixelFusion.from_meta(emb.meta)
+        if fusion is not None:  # fused with the model's own score: its head, or its cosine when it has none
+            found = align_images([p.a for p in pairs], [p.b for p in pairs], fusion.align)
+            variants.insert(1, (f"{variants[0][0]} + pixel check", fusion.score(head, found).astype(np.float64)))
         for label, s in variants:
             rows.append(MethodResult(label, binary_metrics(s, labels, threshold), per_alteration_accuracy(s, labels, alts, threshold), s))
     return rows

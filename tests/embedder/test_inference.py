@@ -129,3 +129,15 @@ def test_precision_choices(tiny_embedder: Embedder) -> None:
     assert float((ref * low).sum(axis=1).min()) > 0.99
     rotated = tiny_embedder.embed([im.transpose(Image.Transpose.ROTATE_90) for im in images])
     assert float((rotated * low).sum(axis=1).min()) > 0.999  # D4 pooling holds in bf16 too
+
+
+def test_a_model_without_a_trained_head_scores_by_cosine() -> None:
+    torch.manual_seed(0)
+    model = BTAModel(Preset.TINY.config)
+    untrained = Embedder(model, {"head_trained": False}, device="cpu", precision="fp32")
+    trained = Embedder(model, {"head_trained": True}, device="cpu", precision="fp32")
+    vecs = untrained.embed([_image(40, 30, s) for s in range(4)])
+    cosine = np.clip((vecs[:2] * vecs[2:]).sum(axis=1), 0.0, 1.0)
+    assert np.allclose(untrained.score(vecs[:2], vecs[2:]), cosine, atol=1e-6)
+    assert untrained.score(vecs[:1], vecs[:1])[0] == pytest.approx(1.0, abs=1e-5)  # a vector against itself
+    assert not np.allclose(trained.score(vecs[:2], vecs[2:]), cosine, atol=1e-3)  # the head is used when trained

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from embedder.config import Preset
+from embedder.fusion import PixelFusion
 from embedder.inference import Embedder
 from embedder.model import BTAModel
 from training.evaluate import (
@@ -78,6 +79,12 @@ def test_evaluate_tiny_models_and_draw_roc(tmp_path: Path) -> None:
               "Barlow Twins": Embedder(BTAModel(Preset.TINY.config), {"head_trained": False}, device="cpu")}
     rows = evaluate_embedders(models, pairs)
     assert [r.name for r in rows] == ["BTA", "BTA cosine", "Barlow Twins cosine"]
+    # a fusion stored with a head-less model is fused with its cosine, and gets its own row
+    models["Barlow Twins"].meta["pixel_check"] = PixelFusion(1.0, 1.0, 1.0, -2.0).to_meta()
+    fused = {r.name: r for r in evaluate_embedders(models, pairs)}
+    assert list(fused) == ["BTA", "BTA cosine", "Barlow Twins cosine", "Barlow Twins cosine + pixel check"]
+    assert np.array_equal(fused["Barlow Twins cosine"].scores, rows[2].scores)
+    assert fused["Barlow Twins cosine + pixel check"].metrics["auc"] > 0.9 > rows[2].metrics["auc"]
     for r in rows:
         assert set(r.metrics) == {"accuracy", "precision", "recall", "f1", "auc"}
         assert 0 <= r.metrics["accuracy"] <= 1 and len(r.scores) == 16
