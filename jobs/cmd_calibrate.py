@@ -8,7 +8,7 @@ import click
 from tqdm import tqdm
 
 from embedder.inference import DEFAULT_CHECKPOINT
-from training.fusion import calibrate_checkpoint, set_fused_threshold
+from training.fusion import calibrate_checkpoint, copy_fusion, set_fused_threshold
 
 
 @click.command("calibrate")
@@ -33,9 +33,11 @@ from training.fusion import calibrate_checkpoint, set_fused_threshold
                    "(repeatable); also stores the threshold keeping precision 0.9 on every report.")
 @click.option("--contain/--no-contain", default=True, show_default=True,
               help="With --reports: a reported panel inside a planted region counts (reusescan score --contain).")
+@click.option("--fusion-from", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Only copy this checkpoint's fusion and threshold (no refit), e.g. onto a fine-tuned model.")
 def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: float | None,
               verdict_sources: tuple[Path, ...], verdict_share: float,
-              reports: tuple[tuple[str, str], ...], contain: bool) -> None:
+              reports: tuple[tuple[str, str], ...], contain: bool, fusion_from: str | None) -> None:
     """Fit how the head score and the pixel check combine into the reported score.
 
     The pairs come from generator seeds used neither for training nor for
@@ -47,6 +49,14 @@ def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: fl
     (positives) or dismissed (negatives) in those scan folders or stores join the
     generated pairs, weighted by `--verdict-share` (docs/review.md).
     """
+    if fusion_from is not None:
+        try:
+            copy_fusion(fusion_from, model or DEFAULT_CHECKPOINT, out)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(json.dumps({"out": str(out), "fusion_from": str(fusion_from)}))
+        return
+
     if threshold is not None:
         try:
             set_fused_threshold(model or DEFAULT_CHECKPOINT, out, threshold)

@@ -151,3 +151,15 @@ def set_fused_threshold(model: str | Path, out: str | Path, threshold: float) ->
         raise ValueError(f"{model} has no pixel-check calibration: run `reusescan calibrate` first")
     data["meta"][META_KEY] = {**entry, "threshold": float(threshold)}
     atomic_torch_save(data, out)
+
+
+def copy_fusion(source: str | Path, model: str | Path, out: str | Path) -> None:
+    """Write `model` to `out` with the fusion and report threshold of checkpoint `source` (no refit)."""
+    from embedder.checkpoint import atomic_torch_save, read_checkpoint
+
+    entry = read_checkpoint(source).get("meta", {}).get(META_KEY)
+    if not isinstance(entry, dict):
+        raise ValueError(f"{source} has no pixel-check calibration to copy")
+    data = read_checkpoint(model)
+    data["meta"] = {**data.get("meta", {}), META_KEY: {**entry, "copied_from": str(source)}}
+    atomic_torch_save(data, out)

@@ -82,3 +82,18 @@ def test_threshold_is_stored_only_on_a_calibrated_checkpoint(tiny_checkpoint: Pa
     refused = CliRunner().invoke(cli, ["calibrate", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "y.pt"),
                                        "--threshold", "0.5"])
     assert refused.exit_code != 0 and "run `reusescan calibrate` first" in refused.output
+
+
+def test_fusion_is_copied_onto_another_checkpoint_without_touching_its_weights(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    source = tmp_path / "source.pt"
+    fusion = PixelFusion(0.1, 0.8, 1.0, -1.3, w_match_margin=0.9, w_detail_margin=0.6)
+    save_checkpoint(source, BTAModel(Preset.TINY.config), {"head_trained": True, META_KEY: {**fusion.to_meta(), "threshold": 0.93}})
+    out = tmp_path / "tuned.pt"
+    result = CliRunner().invoke(cli, ["calibrate", "--model", str(tiny_checkpoint), "--out", str(out), "--fusion-from", str(source)])
+    assert result.exit_code == 0, result.output
+    meta = read_checkpoint(out)["meta"]
+    assert PixelFusion.from_meta(meta) == fusion and meta[META_KEY]["threshold"] == 0.93
+    assert meta["threshold"] == 0.42 and weights_digest(out) == weights_digest(tiny_checkpoint)  # the model's own part kept
+    refused = CliRunner().invoke(cli, ["calibrate", "--model", str(source), "--out", str(tmp_path / "y.pt"),
+                                       "--fusion-from", str(tiny_checkpoint)])
+    assert refused.exit_code != 0 and "no pixel-check calibration to copy" in refused.output
