@@ -1,11 +1,13 @@
 """`score_report(..., contain=True)` / `reusescan score --contain`: matching real figures by containment."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 from click.testing import CliRunner
 
+from jobs.cli import main
 from training.scoring import contains, score_report
 
 TRUTH = pd.DataFrame([{"doc_a": "a.pdf", "page_a": "1", "bbox_a": "100 100 300 300",
@@ -54,8 +56,6 @@ def test_iou_behaviour_unchanged_by_default() -> None:
 
 
 def test_score_cli_contain_option(tmp_path: Path) -> None:
-    from jobs.cli import main
-
     _report("0 0 400 400", "100 80 200 160").to_csv(tmp_path / "r.csv", index=False)
     TRUTH.to_csv(tmp_path / "t.csv", index=False)
     plain = CliRunner().invoke(main, ["score", str(tmp_path / "r.csv"), str(tmp_path / "t.csv"), "--json"])
@@ -64,3 +64,19 @@ def test_score_cli_contain_option(tmp_path: Path) -> None:
     assert '"tp": 0' in plain.output and '"tp": 1' in cont.output
     help_text = CliRunner().invoke(main, ["score", "--help"]).output
     assert "--contain" in help_text and "80%" in help_text
+
+
+def test_score_cli_threshold_scores_only_the_rows_a_scan_at_that_threshold_reports(tmp_path: Path) -> None:
+    rows = pd.concat([_report("100 100 300 300", "50 50 250 200").assign(score="0.95"),   # the planted pair
+                      _report("0 0 10 10", "0 0 10 10").assign(score="0.93"),             # a false pair above
+                      _report("500 500 510 510", "0 0 10 10").assign(score="0.40")])      # a false pair below
+    rows.to_csv(tmp_path / "r.csv", index=False)
+    TRUTH.to_csv(tmp_path / "t.csv", index=False)
+    args = ["score", str(tmp_path / "r.csv"), str(tmp_path / "t.csv"), "--json"]
+    every = json.loads(CliRunner().invoke(main, args).output)
+    above = json.loads(CliRunner().invoke(main, [*args, "--threshold", "0.9"]).output)
+    assert (every["tp"], every["fp"]) == (1, 2) and (above["tp"], above["fp"]) == (1, 1)
+    assert above["precision"] == 0.5 and above["recall"] == 1.0
+    rows.drop(columns="score").to_csv(tmp_path / "noscore.csv", index=False)
+    refused = CliRunner().invoke(main, ["score", str(tmp_path / "noscore.csv"), str(tmp_path / "t.csv"), "--threshold", "0.9"])
+    assert refused.exit_code != 0 and "needs a numeric score column" in refused.output
