@@ -2,6 +2,7 @@
 
     python benchmarks/bench_verdicts.py --scan SCAN_DIR --truth TRUTH.csv [--verdicts 50] [--splits 20] [--prior P]
     python benchmarks/bench_verdicts.py --docs 20 --reuse 10 --seed 0 [...]   # make-corpus + scan first (cached in --out)
+    python benchmarks/bench_verdicts.py --scan IMG_SCAN --truth IMG/images_truth.csv --planted-only  # an image corpus
 
 1. The report is a `reusescan scan --threshold 0` report.csv (every candidate kept with its head
    score and pixel check), of an existing scan folder with its corpus truth, or of a
@@ -60,7 +61,11 @@ def split_dir(scan: Path, report: Path, out: Path) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     (out / "store").mkdir(parents=True)
     (out / "report.csv").symlink_to(report.resolve())
-    (out / "store" / MANIFEST).symlink_to((scan / "store" / MANIFEST).resolve())
+    manifest = scan / "store" / MANIFEST
+    if manifest.exists():
+        (out / "store" / MANIFEST).symlink_to(manifest.resolve())
+    else:  # a scan folder kept without its store: the verdicts only need the folder to look like a scan
+        (out / "store" / MANIFEST).write_text("{}")
     return out
 
 
@@ -129,6 +134,9 @@ def main() -> None:
     parser.add_argument("--verdicts", type=int, default=50, help="simulated verdicts: the report's top pairs")
     parser.add_argument("--splits", type=int, default=20)
     parser.add_argument("--train-fraction", type=float, default=0.5, help="share of the reviewed findings trained on")
+    parser.add_argument("--planted-only", action="store_true",
+                        help="review only rows touching a planted copy (image corpora with natural duplicates, "
+                             "as benchmarks/planted_only.py); margins still come from every row")
     parser.add_argument("--prior", type=float, default=None, help="L2 strength (default: chosen by inner cross-validation)")
     parser.add_argument("--model", default=None, help="checkpoint the scan was made with (default: the shipped model)")
     parser.add_argument("--no-cli-check", dest="cli_check", action="store_false",
@@ -155,7 +163,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     report = args.out / "report.csv"
     rows.assign(score=[f"{s:.4f}" for s in score_before]).drop(columns=["_unit", "_positive"]).to_csv(report, index=False)
-    reviewed = rows.loc[score_before.sort_values(ascending=False, kind="stable").index[:args.verdicts]]
+    planted = set(truth.doc_b)
+    reviewable = (rows.doc_a.isin(planted) | rows.doc_b.isin(planted)) if args.planted_only else pd.Series(True, index=rows.index)
+    reviewed = rows.loc[score_before[reviewable].sort_values(ascending=False, kind="stable").index[:args.verdicts]]
     units = sorted(set(reviewed["_unit"]))
 
     results = []
@@ -181,7 +191,7 @@ def main() -> None:
                                                    [after.w_head, after.w_match, after.w_detail, after.bias,
                                                     after.w_match_margin], atol=1e-3)
         score_after = fused(after, rows)
-        rest = rows[~rows["_unit"].isin(train_units)]
+        rest = rows[reviewable & ~rows["_unit"].isin(train_units)]
         results.append({"split": split, "train_verdicts": len(train), "train_confirmed": int(train["_positive"].sum()),
                         "held_out_verdicts": len(held), "held_out_confirmed": int(held["_positive"].sum()),
                         "prior": correction.prior, "correction": {k: round(v, 3) for k, v in correction.to_meta().items() if v is not None},
