@@ -325,7 +325,7 @@ def _finding_panels(finding: Finding, cache: ImageSource) -> str:
         a, b, transform = oriented(p, finding.head)  # listed the figure pair's way round: A's panel first
         aligned = cache.panel_uri(b, transform=transform) if transform else cache.panel_uri(b)
         pics = "".join(
-            f'<img src="{uri}" alt="{_e(alt)}" loading="eager" decoding="sync">' if uri else '<span class="missing">n/a</span>'
+            f'<img {_src(uri)} alt="{_e(alt)}">' if uri else '<span class="missing">n/a</span>'
             for uri, alt in ((cache.panel_uri(a), "panel A"), (aligned, "panel B aligned to A")))
         rows.append(
             f'<li class="fpair" data-pair-key="{_e(p.pair_key)}" data-verdict="{_e(p.verdict)}" data-record="{_e(_record(p))}">'
