@@ -33,7 +33,8 @@ from tests.jobs.browser import find_chromium  # noqa: E402
 from tests.jobs.cdp import Browser  # noqa: E402
 from tests.jobs.large_report import large_pairs  # noqa: E402
 
-FIRST_CARDS = ("document.querySelectorAll('article.card').length > 0 && Array.from(document.querySelectorAll('article.card')).slice(0, 3).every(c => "
+FIRST_CARDS = ("document.querySelectorAll('article.card').length > 0 && "
+               "Array.from(document.querySelectorAll('article.card')).slice(0, 3).every(c => "
                "Array.from(c.querySelectorAll('img')).every(i => i.complete && i.naturalWidth > 0))")
 ALL_IMAGES = ("document.images.length > 0 && Array.from(document.images).every(i => i.complete && i.naturalWidth > 0) && "
               "!document.querySelector('img[data-img]')")
