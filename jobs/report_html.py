@@ -7,6 +7,8 @@ in `jobs/report_assets/` and inlined into the page. No network request is
 ever made. Every string that comes from the inputs (document names, figure ids,
 extra metadata, summary values, error messages) goes through `html.escape`, and
 the script never writes input text as HTML (it reads `dataset`/`textContent`).
+From `DEFER_FROM_CARDS` cards on, the cards and the pictures (each once) are JSON data
+blocks instead, and the script draws `PAGE_ITEMS` items a page, filtering over all of them.
 
 Layout: a summary header (counts, time per stage, run details, unreadable
 inputs), a sticky toolbar, then one card per pair. Pairs of a group with more
@@ -47,7 +49,7 @@ PAGE_MAX_PX = 260        # page miniatures
 PNG_BUDGET = 60_000      # above this a PNG thumbnail is re-encoded as JPEG when that is smaller
 #: report.html's policy: no network request of any kind (images are data: URIs, script and style inline).
 STATIC_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-MAX_PAIRS = 5000         # cards in one page (past DEFER_FROM_CARDS each picture is kept once); every pair is in report.csv
+MAX_PAIRS = 5000         # cards in one report (past DEFER_FROM_CARDS drawn a page at a time); every pair is in report.csv
 ASSETS_DIR = "report_assets"  # report.css and report.js, inlined into every page
 SUMMARY_TILES = (("documents", "documents"), ("pages", "pages"), ("panels", "panels"), ("pairs", "pairs"), ("errors", "errors"))
 
@@ -136,8 +138,8 @@ class _ImageCache:
 
 
 DEFERRED_PREFIX = "#rsimg-"  # a picture's reference in a large report (see `_DeferredImages`)
-#: From this many cards on, report.html keeps each distinct picture once and the script shows cards' pictures
-#: as they near the viewport: 3,000 inline cards were too heavy (docs/report.md); smaller reports inline as before.
+#: From this many cards on, report.html keeps each distinct picture once and its cards as data, drawn a page at a
+#: time: 3,000 cards in the page were too heavy (docs/report.md); smaller reports have every card and picture inline.
 DEFER_FROM_CARDS = 200
 DEFERRED_THUMB_PX = 256      # a large report's panel pictures (shown in a 280 px box)
 DEFERRED_PNG_BUDGET = 12_000  # ... and past this a JPEG when smaller
