@@ -25,8 +25,9 @@ from training.fusion import calibrate_checkpoint, copy_fusion, set_fused_thresho
 @click.option("--verdicts", "verdict_sources", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A scan folder or nightly store whose reviewers' verdicts join the fit (repeatable).")
-@click.option("--verdict-share", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5,
-              show_default=True, help="With --verdicts: the reviewed pairs' share of the fit's weight.")
+@click.option("--verdict-prior", type=click.FloatRange(0.0, min_open=True), default=None,
+              help="With --verdicts: the L2 strength pulling the correction to zero "
+                   "(default: chosen by cross-validation over the verdicts).")
 @click.option("--reports", type=(click.Path(exists=True, dir_okay=False), click.Path(exists=True, dir_okay=False)),
               multiple=True, metavar="REPORT TRUTH",
               help="Refit on scanned corpora instead: a `scan --threshold 0` report.csv and the corpus truth "
@@ -36,7 +37,7 @@ from training.fusion import calibrate_checkpoint, copy_fusion, set_fused_thresho
 @click.option("--fusion-from", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Only copy this checkpoint's fusion and threshold (no refit), e.g. onto a fine-tuned model.")
 def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: float | None,
-              verdict_sources: tuple[Path, ...], verdict_share: float,
+              verdict_sources: tuple[Path, ...], verdict_prior: float | None,
               reports: tuple[tuple[str, str], ...], contain: bool, fusion_from: str | None) -> None:
     """Fit how the head score and the pixel check combine into the reported score.
 
@@ -46,8 +47,8 @@ def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: fl
     stores built with the model stay valid. Recalibrate the report threshold
     afterwards (`benchmarks/bench_scan.py`, README "Where quality stands") and
     store it with `--threshold`. With `--verdicts`, the pairs reviewers confirmed
-    (positives) or dismissed (negatives) in those scan folders or stores join the
-    generated pairs, weighted by `--verdict-share` (docs/review.md).
+    (positives) or dismissed (negatives) in those scan folders or stores fit a small
+    correction of the model's score, written to a new checkpoint (docs/review.md).
     """
     if fusion_from is not None:
         try:
@@ -74,9 +75,7 @@ def calibrate(model: str | None, out: Path, pairs: int, seed: int, threshold: fl
         from jobs.verdict_calibration import calibrate_with_verdicts
 
         try:
-            with tqdm(total=pairs, desc="pixel check", unit="pair") as bar:
-                fusion, stats = calibrate_with_verdicts(model, out, verdict_sources, n_pairs=pairs, seed=seed,
-                                                        verdict_share=verdict_share, progress=bar.update)
+            fusion, stats = calibrate_with_verdicts(model, out, verdict_sources, prior=verdict_prior)
         except (ValueError, ReviewError) as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(json.dumps({"out": str(out), **fusion.to_meta(), **stats}, indent=2))

@@ -299,8 +299,8 @@ def write_report_html(
     """Write the self-contained, offline `report.html` (see `jobs.report_html`).
 
     Cards are drawn for the `max_pairs` highest-scoring pairs (None: all), the page says how
-    many more are only in report.csv; from `report_html.DEFER_FROM_CARDS` cards on each distinct
-    picture is kept once and shown as its card nears the viewport (docs/report.md).
+    many more are only in report.csv; from `report_html.DEFER_FROM_CARDS` cards on the cards are
+    data drawn a page at a time and each distinct picture is kept once (docs/report.md).
 
     `summary` keys shown as tiles: documents, pages, panels, pairs, errors; a
     `timings` (or `stage_seconds`) dict of stage -> seconds is shown as time per

@@ -7,6 +7,8 @@ in `jobs/report_assets/` and inlined into the page. No network request is
 ever made. Every string that comes from the inputs (document names, figure ids,
 extra metadata, summary values, error messages) goes through `html.escape`, and
 the script never writes input text as HTML (it reads `dataset`/`textContent`).
+From `DEFER_FROM_CARDS` cards on, the cards and the pictures (each once) are JSON data
+blocks instead, and the script draws `PAGE_ITEMS` items a page, filtering over all of them.
 
 Layout: a summary header (counts, time per stage, run details, unreadable
 inputs), a sticky toolbar, then one card per pair. Pairs of a group with more
@@ -47,7 +49,7 @@ PAGE_MAX_PX = 260        # page miniatures
 PNG_BUDGET = 60_000      # above this a PNG thumbnail is re-encoded as JPEG when that is smaller
 #: report.html's policy: no network request of any kind (images are data: URIs, script and style inline).
 STATIC_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-MAX_PAIRS = 5000         # cards in one page (past DEFER_FROM_CARDS each picture is kept once); every pair is in report.csv
+MAX_PAIRS = 5000         # cards in one report (past DEFER_FROM_CARDS drawn a page at a time); every pair is in report.csv
 ASSETS_DIR = "report_assets"  # report.css and report.js, inlined into every page
 SUMMARY_TILES = (("documents", "documents"), ("pages", "pages"), ("panels", "panels"), ("pairs", "pairs"), ("errors", "errors"))
 
@@ -136,16 +138,22 @@ class _ImageCache:
 
 
 DEFERRED_PREFIX = "#rsimg-"  # a picture's reference in a large report (see `_DeferredImages`)
-#: From this many cards on, report.html keeps each distinct picture once and the script shows cards' pictures
-#: as they near the viewport: 3,000 inline cards were too heavy (docs/report.md); smaller reports inline as before.
+#: From this many cards on, report.html keeps each distinct picture once and its cards as data, drawn a page at a
+#: time: 3,000 cards in the page were too heavy (docs/report.md); smaller reports have every card and picture inline.
 DEFER_FROM_CARDS = 200
 DEFERRED_THUMB_PX = 256      # a large report's panel pictures (shown in a 280 px box)
 DEFERRED_PNG_BUDGET = 12_000  # ... and past this a JPEG when smaller
 DEFERRED_JPEG_QUALITY = 82
 
 
+def _json_script(element_id: str, value: object) -> str:
+    """`value` as a JSON data block (`<` escaped, so no input text can close the element)."""
+    text = json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
+    return f'<script type="application/json" id="{element_id}">{text}</script>'
+
+
 class _DeferredImages(_ImageCache):
-    """Each distinct picture once, in an inert <template>; cards refer to it and the page's script fills them in.
+    """Each distinct picture once, in a JSON list; cards refer to it and the page's script fills them in.
 
     A panel in many pairs (and the page drawings, shared by every panel of a page) then costs its
     bytes once, and a browser decodes only the pictures of the cards it shows.
@@ -172,10 +180,9 @@ class _DeferredImages(_ImageCache):
         ref = f"{DEFERRED_PREFIX}{self._ids.setdefault(found, len(self._ids))}"
         return ref if transform == IDENTITY else f"{ref}@{transform}"
 
-    def template(self) -> str:
-        """The pictures, once each, for the script (a <template> is parsed but never loaded or drawn)."""
-        imgs = "".join(f'<img id="rsimg-{n}" src="{uri}" alt="">' for uri, n in self._ids.items())
-        return f'<template id="rs-images">{imgs}</template>'
+    def script(self) -> str:
+        """The pictures, once each, as a JSON list for the script (raw text to the HTML parser: nothing decoded)."""
+        return _json_script("rs-images", list(self._ids))
 
 
 def _fmt_number(value: Any) -> str:
@@ -320,7 +327,7 @@ def _finding_panels(finding: Finding, cache: ImageSource) -> str:
         a, b, transform = oriented(p, finding.head)  # listed the figure pair's way round: A's panel first
         aligned = cache.panel_uri(b, transform=transform) if transform else cache.panel_uri(b)
         pics = "".join(
-            f'<img src="{uri}" alt="{_e(alt)}" loading="eager" decoding="sync">' if uri else '<span class="missing">n/a</span>'
+            f'<img {_src(uri)} alt="{_e(alt)}">' if uri else '<span class="missing">n/a</span>'
             for uri, alt in ((cache.panel_uri(a), "panel A"), (aligned, "panel B aligned to A")))
         rows.append(
             f'<li class="fpair" data-pair-key="{_e(p.pair_key)}" data-verdict="{_e(p.verdict)}" data-record="{_e(_record(p))}">'
@@ -332,6 +339,13 @@ def _finding_panels(finding: Finding, cache: ImageSource) -> str:
             f'(a verdict here applies to all of them)</h3><ul>{"".join(rows)}</ul></section>')
 
 
+def _card_filter_fields(pair: ReportPair, finding: Finding | None) -> tuple[float, str, str]:
+    """What the page's filters read of a card: its score (a finding's best pair), kind and documents (lower case)."""
+    nested = finding is not None and bool(finding.panels)
+    top = finding.score if finding is not None and nested else pair.score
+    return top, pair.kind or "", "\n".join(sorted({pair.a.doc, pair.b.doc})).lower()
+
+
 def render_card(pair: ReportPair, rank: int, cache: ImageSource, finding: Finding | None = None) -> str:
     """One pair's card (with `finding`: its figure pair, the panel pairs inside listed): report.html and the review app."""
     kind_label = "two documents" if pair.kind == KIND_INTER else "within one document"
@@ -339,14 +353,13 @@ def render_card(pair: ReportPair, rank: int, cache: ImageSource, finding: Findin
     if pair.extra:
         items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in pair.extra.items())
         extra = f'<dl class="extra">{items}</dl>'
-    docs = "\n".join(sorted({pair.a.doc, pair.b.doc}))
     nested = finding is not None and bool(finding.panels)
-    top = finding.score if finding is not None and nested else pair.score  # filters and sort see the finding's best pair
+    top, _, docs = _card_filter_fields(pair, finding)  # filters and sort see the finding's best pair
     finding_chip = (f'<span class="chip fchip" title="one reuse: these figures and the panels inside them">finding {finding.id}'
                     f' · {len(finding.pairs)} pairs · best {top:.3f}</span>' if finding is not None and nested else "")
     return (
         f'<article class="card" data-score="{top:.6f}" data-finding="{finding.id if finding is not None else 0}" data-kind="{_e(pair.kind)}" '
-        f'data-docs="{_e(docs.lower())}" data-doc-key="{_e(min(pair.a.doc, pair.b.doc).lower())}" '
+        f'data-docs="{_e(docs)}" data-doc-key="{_e(min(pair.a.doc, pair.b.doc).lower())}" '
         f'data-rank="{rank}" data-group="{pair.group_id}" data-pair-key="{_e(pair.pair_key)}" '
         f'data-verdict="{_e(pair.verdict)}" data-record="{_e(_record(pair))}">'
         '<header class="chead">'
@@ -433,11 +446,26 @@ def _verdict_options() -> str:
     return "".join(f'<option value="{v}">{label}</option>' for v, label in VERDICT_FILTERS)
 
 
-def _deferred_tail(deferred: _DeferredImages | None) -> str:
-    """In a large report: the pictures once each, the script that shows them, and lazy card rendering."""
+#: A large report's cards as data: (the item's HTML, its score, its document key, [card data per card]).
+PagedItem = tuple[str, float, str, list[list[Any]]]
+PAGE_ITEMS = 100  # items (a card, or a group of cards) drawn per page of a large report
+_PAGER = ('<span class="pager"><button type="button" id="prevpage">‹ previous</button>'
+          '<span id="pageinfo"></span><button type="button" id="nextpage">next ›</button></span>')
+
+
+def _card_data(finding: Finding) -> list[Any]:
+    """What a large report's script filters a card by without drawing it: score, kind, documents, pair key, verdict."""
+    top, kind, docs = _card_filter_fields(finding.head, finding)
+    return [round(top, 6), kind, docs, finding.head.pair_key, finding.head.verdict]
+
+
+def _paged_data(deferred: _DeferredImages | None, items: Sequence[PagedItem]) -> str:
+    """In a large report: every card as data (drawn a page at a time by report.js) and the pictures once each."""
     if deferred is None:
         return ""
-    return (f"{deferred.template()}<style>.item{{content-visibility:auto;contain-intrinsic-size:auto 560px}}</style>"
+    listed = [{"h": html, "s": round(score, 6), "d": doc_key, "c": cards} for html, score, doc_key, cards in items]
+    return (f'{_json_script("rs-items", listed)}{deferred.script()}'
+            f"<style>.item{{content-visibility:auto;contain-intrinsic-size:auto 560px}}</style>"
             f'<script>{_asset("deferred_images.js")}</script>')
 
 
@@ -476,15 +504,16 @@ def render_report_html(
     for f in findings:
         by_group[f.head.group_id].append(f)
 
-    blocks: list[str] = []
+    blocks: list[PagedItem] = []
     emitted_groups: set[int] = set()
     for f in findings:
         pair = f.head
         members = by_group[pair.group_id]
         panels = _group_members([m.head for m in members])
         if len(panels) <= 2:
-            blocks.append(f'<div class="item" data-score="{f.score:.6f}" data-doc-key="{_e(min(pair.a.doc, pair.b.doc).lower())}">'
-                          f"{render_card(pair, f.id, cache, f)}</div>")
+            doc_key = min(pair.a.doc, pair.b.doc).lower()
+            blocks.append((f'<div class="item" data-score="{f.score:.6f}" data-doc-key="{_e(doc_key)}">'
+                           f"{render_card(pair, f.id, cache, f)}</div>", f.score, doc_key, [_card_data(f)]))
             continue
         if pair.group_id in emitted_groups:
             continue
@@ -492,13 +521,13 @@ def render_report_html(
         docs = sorted({d for m in members for d in (m.head.a.doc, m.head.b.doc)})
         doc_list = "".join(f"<li>{_e(d)}</li>" for d in docs)
         cards = "".join(render_card(m.head, m.id, cache, m) for m in members)
-        blocks.append(
+        blocks.append((
             f'<section class="item group" data-score="{members[0].score:.6f}" data-doc-key="{_e(docs[0].lower())}">'
             f'<header class="ghead"><h2>Group {pair.group_id}</h2>'
             f"<span>{len(panels)} panels · {len(members)} pairs · {len(docs)} document(s) · top score {members[0].score:.3f}</span>"
             f'<ul class="gdocs">{doc_list}</ul></header>'
-            f'<div class="gcards">{cards}</div></section>'
-        )
+            f'<div class="gcards">{cards}</div></section>', members[0].score, docs[0].lower(), [_card_data(m) for m in members]
+        ))
 
     all_docs = sorted({d for p in ordered for d in (p.a.doc, p.b.doc)})
     datalist = "".join(f'<option value="{_e(d)}"></option>' for d in all_docs)
@@ -513,7 +542,8 @@ def render_report_html(
         if not ordered
         else "No pair matches the current filters."
     )
-    body = "".join(blocks)
+    # a large report draws its cards a page at a time from data (report.js), a small one has them all in the page
+    body = "" if deferred is not None else "".join(html for html, *_ in blocks)
     truncated = (
         f'<p class="truncated">Showing the {len(ordered):,} highest-scoring of {len(everything):,} pairs; '
         f"{left_out:,} lower-scoring pairs are listed only in report.csv.</p>"
@@ -529,7 +559,7 @@ def render_report_html(
 <title>{_e(title)}</title>
 <style>{_asset("report.css")}</style>
 </head>
-<body data-cards="{len(findings)}" data-verdict-mode="{_e(verdict_mode)}" data-pairs-total="{len(everything)}" data-images-ok="" data-images-broken="">
+<body data-cards="{len(findings)}" data-page-cards="{PAGE_ITEMS if deferred is not None else 0}" data-verdict-mode="{_e(verdict_mode)}" data-pairs-total="{len(everything)}" data-images-ok="" data-images-broken="">
 <header class="top">
 <div class="titlebar"><h1>{_e(title)}</h1><span class="gen">{_e(tool)} · generated {_e(generated)}</span></div>
 {_summary_html(summary, len(everything), errors)}
@@ -548,13 +578,14 @@ def render_report_html(
 <span class="keys" title="keyboard shortcuts">j/k next/previous · c confirm · d dismiss · u unsure</span>
 <span id="vstatus" class="vstatus" role="status"></span>
 <span id="count" class="count">{len(findings)} of {len(findings)} pairs</span>
+{_PAGER if deferred is not None else ""}
 </nav>
 <main id="results">
 {body}
 <div id="empty" class="empty"{empty_style}>{_e(empty_text)}</div>
 </main>
 <footer class="foot">Panel A and B are shown as found; “B aligned to A” is panel B turned/mirrored by the suspected transform so the two can be compared directly. Boxes on the small pages mark where each panel sits (coordinates in PDF points). This file is self-contained and works offline.</footer>
-<script>{_asset("report.js")}</script>{_deferred_tail(deferred)}
+{_paged_data(deferred, blocks)}<script>{_asset("report.js")}</script>
 </body>
 </html>
 """

@@ -1,28 +1,32 @@
-"""Learning from verdicts: refit the fused score with the pairs reviewers decided.
+"""Learning from verdicts: a small correction of the shipped score, fitted on the pairs reviewers decided.
 
-`reusescan calibrate` fits the fusion (`embedder.fusion.PixelFusion`: head
-score, pixel match and detail -> score) on generated calibration pairs, which
-are not the look-alikes a real corpus throws up. A reviewer's verdict is a
-label on exactly such a pair: `confirmed` is a positive, `dismissed` a negative
-(`unsure` is left out). The three numbers of a reviewed pair are read back from
-the report rows it was decided on (`head_score`, `pixel_match`, `pixel_detail`
-of report.csv or dismissed.csv, joined by `pair_key`), so no pixel is read
-again. The refit is the same logistic regression, on the generated pairs plus
-the reviewed ones, each reviewed pair weighted so that together they carry
-`verdict_share` of the fit. The checkpoint keeps its encoder and head: stores
-built with it stay valid.
+The shipped fusion (`embedder.fusion.PixelFusion`) was fitted on generated pairs and on
+scanned reports; a reviewer's verdict is a label on exactly the look-alikes a real corpus
+throws up (`confirmed` a positive, `dismissed` a negative, `unsure` left out). Refitting the
+fusion's weights from scratch on a few dozen verdicts undoes what the shipped fit learned, so
+the verdicts fit a *correction anchored on the shipped score* instead:
 
-A fusion with background margins (`PixelFusion.uses_background`) keeps its two
-margin weights: a report row does not hold the other candidates its margins came
-from, but its reported score does, so each reviewed pair's margin part is read back
-as logit(score) minus the three-weight part and held fixed in the fit.
+    z_new = z_shipped + a * z_shipped + b_head * logit(head) + b_match * atanh(match)
+            + b_detail * atanh(detail) + c
+
+where z_shipped is the logit of the score the pair was reported with (it holds the pair's
+background margins, which a report row cannot rebuild) and the five correction numbers carry
+a Gaussian (L2) prior pulling them to zero: the fit minimises the summed log loss of the
+reviewed pairs plus `prior * |(a, b, c)|^2`. With no verdicts, or a prior too strong to move,
+the score is exactly the shipped one; the more consistent verdicts, the further it moves. The
+prior's strength is chosen by inner cross-validation over the reviewed pairs (`PRIOR_GRID`,
+and "no correction" when no strength beats the shipped score's log loss) or given.
+
+The correction is linear in the fusion's own features, so it is written back as a fusion:
+every shipped weight, margins included, times (1 + a), plus b and c. The checkpoint keeps its
+encoder and head (stores built with it stay valid) and its report threshold.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,13 +34,14 @@ from typing import Any
 import numpy as np
 
 from embedder.fusion import META_KEY, PixelFusion, head_feature, match_feature
-from embedder.verify import AlignConfig
 from jobs.review.data import read_rows, resolve
 from jobs.verdicts import CONFIRMED, DISMISSED
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VERDICT_SHARE = 0.5  # reviewed pairs weigh as much as all generated ones together
+# L2 strengths tried by the inner cross-validation (per squared correction weight, against summed log loss)
+PRIOR_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+CV_FOLDS = 5
 MIN_VERDICTS = 4
 
 
@@ -49,7 +54,7 @@ class ReviewedPairs:
     correlation: np.ndarray
     detail: np.ndarray
     labels: np.ndarray
-    score: np.ndarray | None = None  # the fused score the pair was reported with
+    score: np.ndarray  # the fused score the pair was reported with (the shipped score the correction starts from)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -97,89 +102,131 @@ def features(head: np.ndarray, correlation: np.ndarray, detail: np.ndarray) -> n
     return np.stack([head_feature(head), match_feature(correlation), match_feature(detail)], axis=1)
 
 
-def margin_part(fusion: PixelFusion, reviewed: ReviewedPairs) -> np.ndarray:
-    """Per reviewed pair, the logit its background margins added to its reported score (0 without margins)."""
-    if not fusion.uses_background or reviewed.score is None:
-        return np.zeros(len(reviewed))
+def shipped_logit(reviewed: ReviewedPairs) -> np.ndarray:
+    """Per reviewed pair, the logit of the score it was reported with (the correction's offset)."""
     # scores are written with 4 decimals: 1.0000 and 0.0000 only bound the logit
-    score = np.clip(reviewed.score, 5e-5, 1.0 - 5e-5)
-    base = features(reviewed.head, reviewed.correlation, reviewed.detail) @ np.array(
-        [fusion.w_head, fusion.w_match, fusion.w_detail]) + fusion.bias
-    return np.log(score / (1.0 - score)) - base
+    score = np.clip(np.asarray(reviewed.score, dtype=np.float64), 5e-5, 1.0 - 5e-5)
+    return np.log(score / (1.0 - score))
 
 
-def fit_weighted_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = 1e-3,
-                          offset: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """Weights (F,) and bias minimising the weighted mean BCE + l2 * |w|^2 (LBFGS, as `training.fusion.fit_logistic`).
+def correction_inputs(reviewed: ReviewedPairs) -> np.ndarray:
+    """(N, 4) inputs of the correction: the shipped logit and the fusion's three features."""
+    return np.column_stack([shipped_logit(reviewed), features(reviewed.head, reviewed.correlation, reviewed.detail)])
 
-    `offset` (N,) is a fixed logit added per row (a part of the score the fit does not change).
+
+@dataclass(frozen=True)
+class Correction:
+    """z_new = (1 + scale) * z_shipped + weights . (logit head, atanh match, atanh detail) + bias (module doc)."""
+
+    scale: float = 0.0
+    weights: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    bias: float = 0.0
+    prior: float | None = None  # the L2 strength it was fitted with (None: none fitted)
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        """(N,) corrected logits for `correction_inputs` rows."""
+        return (1.0 + self.scale) * x[:, 0] + x[:, 1:] @ np.array(self.weights) + self.bias
+
+    def apply(self, base: PixelFusion) -> PixelFusion:
+        """The fusion scoring `base`'s logit plus this correction (every weight of `base` times 1 + scale)."""
+        k = 1.0 + self.scale
+        return dataclasses.replace(base, w_head=k * base.w_head + self.weights[0], w_match=k * base.w_match + self.weights[1],
+                                   w_detail=k * base.w_detail + self.weights[2], bias=k * base.bias + self.bias,
+                                   w_match_margin=k * base.w_match_margin, w_detail_margin=k * base.w_detail_margin)
+
+    def to_meta(self) -> dict[str, Any]:
+        return {"scale": self.scale, "w_head": self.weights[0], "w_match": self.weights[1], "w_detail": self.weights[2],
+                "bias": self.bias, "prior": self.prior}
+
+
+def fit_correction(x: np.ndarray, y: np.ndarray, prior: float) -> Correction:
+    """The correction minimising the summed log loss of `correction_inputs` rows `x`, labels `y`, + prior * |params|^2.
+
+    Newton's method with step halving: five parameters and a strictly convex loss, so a few exact steps.
     """
-    import torch
+    if not len(y):
+        return Correction(prior=prior)
+    design = np.column_stack([x, np.ones(len(y))])
+    y = np.asarray(y, dtype=np.float64)
 
-    off = torch.as_tensor(np.zeros(len(y)) if offset is None else offset, dtype=torch.float64)
-    xt = torch.as_tensor(x, dtype=torch.float64)
-    yt = torch.as_tensor(y, dtype=torch.float64)
-    wt = torch.as_tensor(weight / weight.sum(), dtype=torch.float64)
-    params = torch.zeros(xt.shape[1] + 1, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([params], max_iter=500, tolerance_grad=1e-10, line_search_fn="strong_wolfe")
+    def loss(theta: np.ndarray) -> float:
+        return log_loss(x[:, 0] + design @ theta, y) + prior * float(theta @ theta)
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        z = xt @ params[:-1] + params[-1] + off
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(z, yt, reduction="none")
-        loss = (wt * bce).sum() + l2 * params[:-1].pow(2).sum()
-        loss.backward()
-        return loss
+    theta = np.zeros(design.shape[1])
+    current = loss(theta)
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-(x[:, 0] + design @ theta)))
+        grad = design.T @ (p - y) + 2.0 * prior * theta
+        hess = (design * (p * (1.0 - p))[:, None]).T @ design + 2.0 * prior * np.eye(len(theta))
+        step = np.linalg.solve(hess, grad)
+        for _ in range(30):  # halve until the loss goes down
+            trial = loss(theta - step)
+            if trial <= current:
+                break
+            step = step / 2.0
+        else:
+            break  # no step lowers the loss: at the minimum up to rounding
+        theta, current = theta - step, trial
+        if np.abs(step).max() < 1e-9:
+            break
+    p_ = [float(v) for v in theta]
+    return Correction(p_[0], (p_[1], p_[2], p_[3]), p_[4], prior)
 
-    opt.step(closure)
-    w = params.detach().numpy()
-    return w[:-1].copy(), float(w[-1])
+
+def log_loss(z: np.ndarray, y: np.ndarray) -> float:
+    """Summed binary log loss of logits `z` against labels `y`."""
+    return float(np.sum(np.logaddexp(0.0, z) - y * z))
 
 
-def fit_with_verdicts(generated: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], reviewed: ReviewedPairs,
-                      align: AlignConfig, verdict_share: float = DEFAULT_VERDICT_SHARE,
-                      base: PixelFusion | None = None) -> PixelFusion:
-    """The fusion fitted on generated (head, correlation, detail, labels) plus `reviewed`, which weigh `verdict_share`.
+def cv_folds(y: np.ndarray, k: int = CV_FOLDS, seed: int = 0) -> np.ndarray:
+    """(N,) fold of each row, each class dealt round the folds in a seeded random order (stratified)."""
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(y), dtype=np.int64)
+    offset = 0
+    for label in (0, 1):
+        idx = rng.permutation(np.flatnonzero(y == label))
+        fold[idx] = (np.arange(len(idx)) + offset) % k
+        offset += len(idx)
+    return fold
 
-    With a `base` fusion that uses background margins, its margin weights are kept (module doc).
+
+def choose_prior(x: np.ndarray, y: np.ndarray, grid: Iterable[float] = PRIOR_GRID) -> tuple[float | None, dict[str, float]]:
+    """The prior strength with the lowest inner cross-validated log loss, or None when the shipped score's is lower.
+
+    Returns it and the held-out log loss per strength ("none": the shipped score).
     """
-    if not 0.0 < verdict_share < 1.0:
-        raise ValueError(f"the verdicts' share of the fit lies strictly between 0 and 1, not {verdict_share}")
-    g_head, g_corr, g_detail, g_labels = generated
-    x = np.concatenate([features(g_head, g_corr, g_detail), features(reviewed.head, reviewed.correlation, reviewed.detail)])
-    y = np.concatenate([np.asarray(g_labels, dtype=np.float64), reviewed.labels.astype(np.float64)])
-    n_gen, n_rev = len(g_labels), len(reviewed)
-    weight = np.concatenate([np.full(n_gen, (1.0 - verdict_share) / max(n_gen, 1)), np.full(n_rev, verdict_share / max(n_rev, 1))])
-    if y.min() == y.max():
-        raise ValueError("the fit needs both similar and dissimilar pairs")
-    margins = base is not None and base.uses_background
-    offset = np.concatenate([np.zeros(n_gen), margin_part(base, reviewed)]) if base is not None and margins else None
-    (w_head, w_match, w_detail), bias = fit_weighted_logistic(x, y, weight, offset=offset)
-    if base is not None and margins:
-        return dataclasses.replace(base, w_head=float(w_head), w_match=float(w_match), w_detail=float(w_detail),
-                                   bias=bias, align=align)
-    return PixelFusion(float(w_head), float(w_match), float(w_detail), bias, align)
+    k = int(min(CV_FOLDS, np.bincount(y, minlength=2).min()))
+    losses = {"none": log_loss(x[:, 0], y)}
+    if k < 2:
+        return None, losses
+    fold = cv_folds(y, k)
+    for prior in grid:
+        total = 0.0
+        for f in range(k):
+            test = fold == f
+            total += log_loss(fit_correction(x[~test], y[~test], prior).logit(x[test]), y[test])
+        losses[str(prior)] = total
+    best = min(losses, key=lambda key: (losses[key], -math.inf if key == "none" else -float(key)))  # ties: the stronger
+    return (None if best == "none" else float(best)), losses
 
 
-def generated_signals(model: str | Path | None, n_pairs: int, seed: int, align: AlignConfig,
-                      progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Head, correlation, detail and labels of the generated calibration pairs (`training.fusion`), for one model."""
-    from embedder.inference import DEFAULT_CHECKPOINT, Embedder
-    from training.fusion import calibration_pairs, pair_signals
+def correction_from_verdicts(reviewed: ReviewedPairs, prior: float | None = None) -> tuple[Correction, dict[str, Any]]:
+    """The correction learnt from `reviewed` with `prior`, or with the inner-CV choice when None, and how it was chosen."""
+    x, y = correction_inputs(reviewed), reviewed.labels.astype(np.int64)
+    if prior is not None:
+        return fit_correction(x, y, prior), {"prior_chosen_by": "given"}
+    chosen, losses = choose_prior(x, y)
+    info: dict[str, Any] = {"prior_chosen_by": f"{CV_FOLDS}-fold inner cross-validation",
+                            "cv_log_loss": {k: round(v, 4) for k, v in losses.items()}}
+    return (Correction() if chosen is None else fit_correction(x, y, chosen)), info
 
-    embedder = Embedder.load(Path(model) if model is not None else DEFAULT_CHECKPOINT)
-    pairs = calibration_pairs(n_pairs, seed)
-    head, corr, detail = pair_signals(embedder, [p.a for p in pairs], [p.b for p in pairs], align, progress)
-    return head, corr, detail, np.array([p.label for p in pairs])
 
+def calibrate_with_verdicts(model: str | Path | None, out: str | Path, sources: Iterable[Path],
+                            prior: float | None = None) -> tuple[PixelFusion, dict[str, Any]]:
+    """Correct the fusion of `model` with the verdicts of `sources` and write the new checkpoint to `out`.
 
-def calibrate_with_verdicts(model: str | Path | None, out: str | Path, sources: Iterable[Path], *, n_pairs: int = 1200,
-                            seed: int = 0, verdict_share: float = DEFAULT_VERDICT_SHARE,
-                            progress: Callable[[int], None] | None = None) -> tuple[PixelFusion, dict[str, Any]]:
-    """Refit the fusion of `model` with the verdicts of `sources` and write the checkpoint to `out`.
-
-    The alignment search is the one the model was calibrated with (the reviewed
-    pairs' pixel numbers were measured with it); the stored report threshold is kept.
+    `out` must not be `model` (the model learnt from stays as shipped); the alignment search and the
+    report threshold are kept. The provenance goes into the fusion's meta under "verdicts".
     """
     from embedder.checkpoint import atomic_torch_save, read_checkpoint
     from embedder.inference import DEFAULT_CHECKPOINT
@@ -187,27 +234,27 @@ def calibrate_with_verdicts(model: str | Path | None, out: str | Path, sources: 
 
     sources = list(sources)
     path = Path(model) if model is not None else DEFAULT_CHECKPOINT
+    if Path(out).resolve() == path.resolve():
+        raise ValueError(f"--out {out} is the model learnt from: write the corrected checkpoint to a new file")
     data = read_checkpoint(path)
     meta = data.get("meta", {})
     old = PixelFusion.from_meta(meta)
-    align = old.align if old is not None else AlignConfig()
+    if old is None:
+        raise ValueError(f"{path} has no fused score to correct: run `reusescan calibrate` first")
     reviewed = reviewed_pairs(sources)
     confirmed = int(reviewed.labels.sum())
     if len(reviewed) < MIN_VERDICTS or confirmed == 0 or confirmed == len(reviewed):
         raise ValueError(f"{len(reviewed)} reviewed pair(s) found ({confirmed} confirmed): at least {MIN_VERDICTS}, "
                          "with both confirmed and dismissed ones, are needed")
-    generated = generated_signals(path, n_pairs, seed, align, progress)
-    fusion = fit_with_verdicts(generated, reviewed, align, verdict_share, base=old)
-    fused = fusion.combine(reviewed.head, reviewed.correlation, reviewed.detail)  # without margins: a comparison only
-    stats: dict[str, Any] = {"generated_pairs": n_pairs, "reviewed_pairs": len(reviewed), "confirmed": confirmed,
-                             "dismissed": len(reviewed) - confirmed, "verdict_share": verdict_share,
-                             "reviewed_auc_after": roc_auc(fused, reviewed.labels)}
-    if old is not None:
-        stats["reviewed_auc_before"] = roc_auc(old.combine(reviewed.head, reviewed.correlation, reviewed.detail),
-                                               reviewed.labels)
-    entry = {**(meta.get(META_KEY) or {}), **fusion.to_meta(),
-             "verdicts": {"seed": seed, "sources": [str(s) for s in sources], **stats}}
+    correction, how = correction_from_verdicts(reviewed, prior)
+    fusion = correction.apply(old)
+    x = correction_inputs(reviewed)
+    stats: dict[str, Any] = {"base_model": str(path), "reviewed_pairs": len(reviewed), "confirmed": confirmed,
+                             "dismissed": len(reviewed) - confirmed, "correction": correction.to_meta(), **how,
+                             "reviewed_auc_before": roc_auc(x[:, 0], reviewed.labels),
+                             "reviewed_auc_after": roc_auc(correction.logit(x), reviewed.labels)}  # in-sample
+    entry = {**(meta.get(META_KEY) or {}), **fusion.to_meta(), "verdicts": {"sources": [str(s) for s in sources], **stats}}
     data["meta"] = {**meta, META_KEY: entry}
     atomic_torch_save(data, out)
-    log.info("recalibrated %s with %d verdicts -> %s", path, len(reviewed), out)
+    log.info("corrected %s with %d verdicts -> %s", path, len(reviewed), out)
     return fusion, stats

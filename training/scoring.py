@@ -245,6 +245,14 @@ def _curve(outcomes: list[tuple[float, int]], n_true: int) -> tuple[float, float
     return ap, r90, best_f1, best_thr
 
 
+def ranking_quality(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """AP and recall at precision >= 0.9 of labelled items ranked by score (in a tie, negatives first: no luck)."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.int64)
+    order = np.lexsort((labels, -scores))
+    ap, r90, _, _ = _curve([(float(scores[i]), int(labels[i])) for i in order], int(labels.sum()))
+    return ap, r90
+
+
 def format_text(res: ScoreResult) -> str:
     """Human-readable summary."""
     def f(v: float | None) -> str:

@@ -1,10 +1,14 @@
-// Large reports (jobs.report_html._DeferredImages): each picture is kept once in <template id="rs-images">;
-// a card's pictures are filled in as it nears the viewport, then the rest a few cards at a time, so that
-// opening the page decodes only what is shown first and the filters, flicker and self-check see every picture.
+// Large reports (jobs.report_html._DeferredImages): each picture is kept once in a JSON list
+// (<script id="rs-images">, raw text to the HTML parser); report.js draws the cards a page at a time and
+// calls reusescanFillImages(root) on each page, so only the pictures of the cards shown are decoded.
 (function(){
-  var tpl = document.getElementById('rs-images');
-  if (!tpl) return;
-  var pictures = tpl.content;
+  var blob = document.getElementById('rs-images');
+  if (!blob) return;
+  var pictures = null;  // parsed on the first page drawn
+  function picture(id){
+    if (pictures === null) { try { pictures = JSON.parse(blob.textContent); } catch (e) { pictures = []; } }
+    return pictures[parseInt(id, 10)];
+  }
   // [a, b, c, d, e, f] of canvas.setTransform for each D4 view (embedder.d4 names), on a w x h picture:
   // the picture turned/mirrored exactly as `apply_transform` does (rot90 = counter-clockwise, as numpy.rot90).
   function d4(name, w, h){
@@ -35,38 +39,34 @@
   var pending = 0;
   function fill(root){
     Array.prototype.forEach.call(root.querySelectorAll('img[data-img]'), function(img){
-      var source = pictures.getElementById('rsimg-' + img.getAttribute('data-img'));
+      var src = picture(img.getAttribute('data-img'));
       var name = img.getAttribute('data-t');
       img.removeAttribute('data-img');
-      if (!source) return;
-      if (name) { pending++; img.addEventListener('load', function(){ pending--; }, {once: true}); turned(img, source.getAttribute('src'), name); }
-      else img.setAttribute('src', source.getAttribute('src'));
+      if (!src) return;
+      if (name) { pending++; img.addEventListener('load', function(){ pending--; }, {once: true}); turned(img, src, name); }
+      else img.setAttribute('src', src);
     });
   }
-  var cards = Array.prototype.slice.call(document.querySelectorAll('article.card'));
-  if ('IntersectionObserver' in window) {
-    var seen = new IntersectionObserver(function(entries){
-      entries.forEach(function(e){ if (e.isIntersecting) { fill(e.target); seen.unobserve(e.target); } });
-    }, {rootMargin: '1500px 0px'});
-    cards.forEach(function(card){ seen.observe(card); });
-  }
-  function settled(){
-    if (pending > 0) { setTimeout(settled, 50); return; }  // turned pictures still being drawn
+  var round = 0;  // a newer page drawn while an older one settles: only the newest reports
+  function settled(mine){
+    if (mine !== round) return;
+    if (pending > 0) { setTimeout(function(){ settled(mine); }, 50); return; }  // turned pictures still being drawn
     var waiting = Array.prototype.filter.call(document.images, function(img){ return !img.complete; });
     var left = waiting.length;
-    function one(){ left -= 1; if (left <= 0) finish(); }
-    if (!left) { finish(); return; }
+    function one(){ left -= 1; if (left <= 0) finish(mine); }
+    if (!left) { finish(mine); return; }
     waiting.forEach(function(img){ img.addEventListener('load', one); img.addEventListener('error', one); });
   }
-  function finish(){
+  function finish(mine){
+    if (mine !== round) return;
     if (window.reusescanCountImages) window.reusescanCountImages();
     document.body.setAttribute('data-images-filled', '1');
   }
-  var next = 0;
-  function step(){
-    var end = Math.min(cards.length, next + 40);
-    for (; next < end; next++) fill(cards[next]);
-    if (next < cards.length) setTimeout(step, 20); else settled();
-  }
-  setTimeout(step, 100);
+  // The pictures of `root` (a page just drawn) filled in; <body data-images-filled="1"> once they all decoded.
+  window.reusescanFillImages = function(root){
+    round += 1;
+    document.body.setAttribute('data-images-filled', '0');
+    fill(root);
+    settled(round);
+  };
 })();

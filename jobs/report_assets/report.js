@@ -10,7 +10,20 @@
   var countEl = document.getElementById('count');
   var emptyEl = document.getElementById('empty');
   var verdictSel = document.getElementById('verdict');
-  var total = document.querySelectorAll('.card').length;
+  // A large report (jobs.report_html, from DEFER_FROM_CARDS cards on) carries its cards as data
+  // (<script id="rs-items">: each item's HTML and, per card, [score, kind, documents, pair key, verdict])
+  // and draws PAGE of them at a time: sort and filters run over the data of every card, the page
+  // shows the matching ones, and an item's HTML is parsed only when its page is drawn.
+  var itemsBlob = document.getElementById('rs-items');
+  var paged = !!itemsBlob;
+  var PAGE = parseInt(document.body.dataset.pageCards || '0', 10) || 100;
+  var data = paged ? JSON.parse(itemsBlob.textContent) : [];
+  var order = data.map(function(_, i){ return i; });  // items in sort order
+  var matching = [];  // items with a card passing the filters, in sort order
+  var page = 0;
+  var pageInfo = document.getElementById('pageinfo');
+  var prevBtn = document.getElementById('prevpage'), nextBtn = document.getElementById('nextpage');
+  var total = paged ? data.reduce(function(n, it){ return n + it.c.length; }, 0) : document.querySelectorAll('.card').length;
 
   function keyOf(el, mode){
     if (mode === 'doc') return el.dataset.docKey || '';
@@ -25,10 +38,19 @@
   }
   function applySort(){
     var mode = sortSel.value;
+    if (paged) {
+      var view = function(i){ return {dataset: {score: String(data[i].s), docKey: data[i].d}}; };
+      var c = cmp(mode);
+      order.sort(function(x, y){ return c(view(x), view(y)) || x - y; });
+      return;  // drawn by applyFilter (the page's groups sort their cards when drawn)
+    }
     var items = Array.prototype.slice.call(results.querySelectorAll(':scope > .item'));
     items.sort(cmp(mode)).forEach(function(el){ results.insertBefore(el, emptyEl); });
-    Array.prototype.forEach.call(results.querySelectorAll('.gcards'), function(box){
-      Array.prototype.slice.call(box.children).sort(cmp(mode)).forEach(function(el){ box.appendChild(el); });
+    sortGroups(results);
+  }
+  function sortGroups(root){
+    Array.prototype.forEach.call(root.querySelectorAll('.gcards'), function(box){
+      Array.prototype.slice.call(box.children).sort(cmp(sortSel.value)).forEach(function(el){ box.appendChild(el); });
     });
   }
   function applyFilter(){
@@ -38,6 +60,22 @@
     var needle = docFilter.value.trim().toLowerCase();
     var vf = verdictSel ? verdictSel.value : 'all';
     var shown = 0;
+    if (paged) {
+      matching = [];
+      order.forEach(function(i){
+        var ok = data[i].c.map(function(c){
+          return c[0] >= min - 1e-9 && (kind === 'all' || c[1] === kind) && (!needle || c[2].indexOf(needle) !== -1) &&
+                 verdictMatches(c[4] || '', vf);
+        });
+        data[i].ok = ok;
+        var n = ok.filter(Boolean).length;
+        if (n) { matching.push(i); shown += n; }
+      });
+      countEl.textContent = shown + ' of ' + total + ' pairs';
+      emptyEl.style.display = shown ? 'none' : '';
+      drawPage();
+      return;
+    }
     Array.prototype.forEach.call(results.querySelectorAll('.item'), function(item){
       var any = false;
       Array.prototype.forEach.call(item.querySelectorAll('.card'), function(card){
@@ -57,6 +95,7 @@
   // filtered view can be bookmarked or shared as a link to this file.
   function readHash(){
     var h = (location.hash || '').replace(/^#/, '');
+    page = 0;
     if (!h) return;
     h.split('&').forEach(function(kv){
       var i = kv.indexOf('='); if (i < 0) return;
@@ -65,6 +104,7 @@
       else if (k === 'min' && isFinite(parseFloat(v))) minScore.value = String(Math.max(0, Math.min(1, parseFloat(v))));
       else if (k === 'kind' && ['all','inter','intra'].indexOf(v) !== -1) kindSel.value = v;
       else if (k === 'doc') docFilter.value = v;
+      else if (k === 'page' && isFinite(parseInt(v, 10))) page = Math.max(0, parseInt(v, 10) - 1);
       else if (k === 'verdict' && verdictSel && verdictSel.querySelector('option[value="' + v.replace(/[^a-z-]/g, '') + '"]')) verdictSel.value = v;
     });
   }
@@ -75,9 +115,10 @@
     if (kindSel.value !== 'all') parts.push('kind=' + encodeURIComponent(kindSel.value));
     if (docFilter.value) parts.push('doc=' + encodeURIComponent(docFilter.value));
     if (verdictSel && verdictSel.value !== 'open') parts.push('verdict=' + encodeURIComponent(verdictSel.value));
+    if (paged && page > 0) parts.push('page=' + (page + 1));
     try { history.replaceState(null, '', parts.length ? '#' + parts.join('&') : location.pathname + location.search); } catch (e) {}
   }
-  sortSel.addEventListener('change', function(){ applySort(); writeHash(); });
+  sortSel.addEventListener('change', function(){ page = 0; applySort(); applyFilter(); writeHash(); });
   function verdictMatches(v, filter){
     if (filter === 'all') return true;
     if (filter === 'open') return v !== 'dismissed';
@@ -85,8 +126,8 @@
     return v === filter;
   }
   [minScore, kindSel, docFilter].concat(verdictSel ? [verdictSel] : []).forEach(function(el){
-    el.addEventListener('input', function(){ applyFilter(); writeHash(); });
-    el.addEventListener('change', function(){ applyFilter(); writeHash(); });
+    el.addEventListener('input', function(){ page = 0; applyFilter(); writeHash(); });
+    el.addEventListener('change', function(){ page = 0; applyFilter(); writeHash(); });
   });
 
   // Verdicts: confirm / dismiss / unsure per card. In report.html ("local" mode) they are
@@ -133,7 +174,10 @@
     if (!key) { say('this pair has no content hash: no verdict possible'); return; }
     var els = members(card);
     var recs = els.map(function(el){ return entryFor(card, el, v); });
-    function shown(){ showVerdict(card, v); els.forEach(function(el){ if (el !== card) showMember(el, v); }); }
+    function shown(){
+      showVerdict(card, v); els.forEach(function(el){ if (el !== card) showMember(el, v); });
+      (byKey[key] || []).forEach(function(c){ c[4] = v; });
+    }
     if (mode === 'server') {
       say('saving…');
       var chain = Promise.resolve();
@@ -153,18 +197,86 @@
       applyFilter();
     }
   }
-  var cards = Array.prototype.slice.call(document.querySelectorAll('.card'));
-  cards.forEach(function(card){
-    if (mode !== 'server' && card.dataset.pairKey) {
-      var ls = store(), saved = null;
-      try { saved = ls && ls.getItem(PREFIX + card.dataset.pairKey); } catch (e) {}
-      if (saved) { try { var rec = JSON.parse(saved); showVerdict(card, rec.verdict || ''); var n = card.querySelector('.vnote'); if (n) n.value = rec.note || ''; } catch (e) {} }
-    }
+  function savedVerdict(key){
+    if (mode === 'server' || !key) return null;
+    var ls = store(), saved = null;
+    try { saved = ls && ls.getItem(PREFIX + key); } catch (e) {}
+    if (!saved) return null;
+    try { return JSON.parse(saved); } catch (e) { return null; }
+  }
+  // A card's controls and its flicker comparison (a large report's cards when their page is first drawn).
+  function initCard(card){
+    var rec = savedVerdict(card.dataset.pairKey);
+    if (rec) { showVerdict(card, rec.verdict || ''); var n = card.querySelector('.vnote'); if (n) n.value = rec.note || ''; }
     showVerdict(card, card.dataset.verdict || '');
     Array.prototype.forEach.call(card.querySelectorAll('.vbtn'), function(b){
       b.addEventListener('click', function(){ current = card; mark(); setVerdict(card, b.dataset.set); });
     });
+    // Flicker comparison: hovering/tapping "B aligned to A" shows A in its place.
+    var al = card.querySelector('img.ialigned');
+    var a = card.querySelector('img.ithumb');
+    if (!al || !a) return;
+    var own = null, box = al.parentNode;  // read when first needed: a large report fills pictures in later
+    function showA(){ if (own === null) own = al.getAttribute('src'); al.setAttribute('src', a.getAttribute('src')); box.classList.add('flick'); }
+    function showB(){ if (own !== null) al.setAttribute('src', own); box.classList.remove('flick'); }
+    box.addEventListener('mouseenter', showA);
+    box.addEventListener('mouseleave', showB);
+    box.addEventListener('click', function(){ if (box.classList.contains('flick')) showB(); else showA(); });
+  }
+  var byKey = {};  // a large report: pair key -> the card data whose verdict the filters read
+  data.forEach(function(item){
+    item.c.forEach(function(c){
+      if (!c[3]) return;
+      (byKey[c[3]] = byKey[c[3]] || []).push(c);
+      var rec = savedVerdict(c[3]);
+      if (rec) c[4] = rec.verdict || '';
+    });
   });
+  if (!paged) Array.prototype.forEach.call(document.querySelectorAll('.card'), initCard);
+
+  // Pages of a large report: each item's element is built from its HTML once, when first shown.
+  var built = {};
+  function itemEl(i){
+    if (!built[i]) {
+      var t = document.createElement('template');
+      t.innerHTML = data[i].h;
+      var el = t.content.firstElementChild;
+      Array.prototype.forEach.call(el.querySelectorAll('.card'), function(card, n){ card.dataset.n = String(n); initCard(card); });
+      built[i] = el;
+    }
+    return built[i];
+  }
+  function pageCount(){ return Math.max(1, Math.ceil(matching.length / PAGE)); }
+  function drawPage(){
+    page = Math.max(0, Math.min(page, pageCount() - 1));
+    Array.prototype.slice.call(results.querySelectorAll(':scope > .item')).forEach(function(el){ el.remove(); });
+    var frag = document.createDocumentFragment();
+    matching.slice(page * PAGE, (page + 1) * PAGE).forEach(function(i){
+      var el = itemEl(i), any = false;
+      Array.prototype.forEach.call(el.querySelectorAll('.card'), function(card){
+        var ok = !!data[i].ok[parseInt(card.dataset.n, 10)];
+        card.hidden = !ok; any = any || ok;
+      });
+      el.hidden = !any;
+      frag.appendChild(el);
+    });
+    sortGroups(frag);
+    results.insertBefore(frag, emptyEl);
+    if (pageInfo) pageInfo.textContent = 'page ' + (page + 1) + ' of ' + pageCount();
+    if (prevBtn) prevBtn.disabled = page === 0;
+    if (nextBtn) nextBtn.disabled = page >= pageCount() - 1;
+    document.body.dataset.page = String(page + 1);
+    if (window.reusescanFillImages) window.reusescanFillImages(results);
+  }
+  function turnPage(step){
+    var next = Math.max(0, Math.min(pageCount() - 1, page + step));
+    if (next === page) return false;
+    page = next; drawPage(); writeHash();
+    results.scrollIntoView({block: 'start'});
+    return true;
+  }
+  if (prevBtn) prevBtn.addEventListener('click', function(){ turnPage(-1); });
+  if (nextBtn) nextBtn.addEventListener('click', function(){ turnPage(1); });
   function exportVerdicts(){
     var ls = store(), out = [];
     if (ls) for (var i = 0; i < ls.length; i++) {
@@ -184,14 +296,17 @@
 
   // Keyboard queue: j/k next/previous visible card, c/d/u decide (then move on).
   var current = null;
-  function visible(){ return cards.filter(function(c){ return !c.hidden && !(c.closest('.item') || c).hidden; }); }
+  function drawn(){ return Array.prototype.slice.call(results.querySelectorAll('.card')); }
+  function visible(){ return drawn().filter(function(c){ return !c.hidden && !(c.closest('.item') || c).hidden; }); }
   function mark(){
-    cards.forEach(function(c){ c.classList.toggle('current', c === current); });
+    drawn().forEach(function(c){ c.classList.toggle('current', c === current); });
     document.body.dataset.current = current ? current.dataset.rank : '';
   }
   function move(step){
     var vis = visible(); if (!vis.length) { current = null; mark(); return; }
     var i = vis.indexOf(current);
+    if (paged && i >= 0 && i + step >= vis.length && turnPage(1)) { current = null; move(1); return; }  // on to the next page
+    if (paged && i >= 0 && i + step < 0 && turnPage(-1)) { current = null; move(-1); return; }
     i = i < 0 ? (step > 0 ? 0 : vis.length - 1) : Math.max(0, Math.min(vis.length - 1, i + step));
     current = vis[i]; mark();
     current.scrollIntoView({block: 'nearest'});
@@ -217,19 +332,6 @@
   readHash();
   applySort();
   applyFilter();
-
-  // Flicker comparison: hovering/tapping "B aligned to A" shows A in its place.
-  Array.prototype.forEach.call(document.querySelectorAll('.card'), function(card){
-    var al = card.querySelector('img.ialigned');
-    var a = card.querySelector('img.ithumb');
-    if (!al || !a) return;
-    var own = null, box = al.parentNode;  // read when first needed: a large report fills pictures in later
-    function showA(){ if (own === null) own = al.getAttribute('src'); al.setAttribute('src', a.getAttribute('src')); box.classList.add('flick'); }
-    function showB(){ if (own !== null) al.setAttribute('src', own); box.classList.remove('flick'); }
-    box.addEventListener('mouseenter', showA);
-    box.addEventListener('mouseleave', showB);
-    box.addEventListener('click', function(){ if (box.classList.contains('flick')) showB(); else showA(); });
-  });
 
   // Self-check used by the browser test: how many images decoded.
   function countImages(){

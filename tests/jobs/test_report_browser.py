@@ -96,3 +96,34 @@ def test_screenshot(chromium: str, report: Path, tmp_path: Path) -> None:
     if os.environ.get("REUSESCAN_UPDATE_SCREENSHOT") == "1":
         (REPO / "docs").mkdir(exist_ok=True)
         shutil.copyfile(shot, REPO / "docs" / "report-screenshot.png")
+
+
+def test_a_paged_report_draws_a_page_at_a_time_and_filters_every_card(chromium: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import jobs.report_html as report_html
+
+    # the large-report layout, at the sample's 5 cards: 2 items a page
+    monkeypatch.setattr(report_html, "DEFER_FROM_CARDS", 1)
+    monkeypatch.setattr(report_html, "PAGE_ITEMS", 2)
+    page = write_report_html(sample_pairs(tmp_path), tmp_path / "paged.html", summary=SAMPLE_SUMMARY, errors=SAMPLE_ERRORS)
+    html = page.read_text()
+    assert 'class="item' not in html.split('id="rs-items"')[0]  # no card is in the parsed page: they are data
+    assert MALICIOUS_DOC not in html  # the hostile name is escaped inside the data too
+    dom = dump_dom(chromium, page, tmp_path)
+    body = dom.find("body")[0]
+    items = [a for t, a in dom.tags if t in ("div", "section") and "item" in (a.get("class") or "").split()]
+    assert body["data-page"] == "1" and len(items) == 2 and body["data-images-broken"] == "0"
+    assert body["data-images-ok"] == str(5 * len(dom.find("article", "card")))
+    assert "page 1 of 2" in "".join(dom.text) and "5 of 5 pairs" in "".join(dom.text)
+    assert len(dom.find("script")) == 4  # the data blocks and the two scripts: the hostile name stayed text
+    first = {c["data-rank"] for c in dom.find("article", "card")}
+    dom = dump_dom(chromium, page, tmp_path, "#page=2")
+    second = {c["data-rank"] for c in dom.find("article", "card")}
+    assert dom.find("body")[0]["data-page"] == "2" and second and not first & second
+    assert len(first | second) == 5
+    # a filter counts over every card, not the page drawn; the page shows the best of them
+    dom = dump_dom(chromium, page, tmp_path, "#min=0.9&kind=inter")
+    assert "3 of 5 pairs" in "".join(dom.text)
+    assert [c["data-score"] for c in visible_cards(dom)][:1] == ["0.970000"]
+    dom = dump_dom(chromium, page, tmp_path, "#doc=script")
+    assert MALICIOUS_DOC in "".join(dom.text)

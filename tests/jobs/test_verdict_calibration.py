@@ -1,16 +1,15 @@
-"""Learning from verdicts: reviewed pairs read back from the reports, and the weighted refit of the fusion."""
+"""Learning from verdicts: reviewed pairs read back from the reports, and the correction of the shipped score they fit."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from embedder.fusion import PixelFusion
 from embedder.verify import AlignConfig
 from jobs.report import ReportPair
 from jobs.report_rows import write_outputs
-from jobs.verdict_calibration import ReviewedPairs, fit_with_verdicts, margin_part, reviewed_pairs
+from jobs.verdict_calibration import Correction, ReviewedPairs, correction_from_verdicts, features, reviewed_pairs
 from jobs.verdicts import CONFIRMED, DISMISSED, UNSURE, Verdict, VerdictStore
 from tests.jobs.review_samples import make_store, panels, refs
 
@@ -41,42 +40,51 @@ def test_reviewed_pairs_are_read_back_from_the_report_rows(tmp_path: Path) -> No
                       pairs[2].pair_key: (0.7, 0.0, 0.0, 0)}  # dismissed.csv is read too; unplaced = no match
 
 
-def test_refit_learns_the_corpus_look_alikes() -> None:
-    rng = np.random.default_rng(0)
-    n = 400  # generated pairs: copies have high pixel match, others low; the head is informative
-    labels = (rng.random(n) < 0.4).astype(int)
-    head = np.clip(np.where(labels == 1, 0.85, 0.3) + rng.normal(0, 0.1, n), 0.01, 0.99)
-    corr = np.clip(np.where(labels == 1, 0.8, 0.3) + rng.normal(0, 0.1, n), 0, 0.99)
-    detail = np.clip(corr - 0.2, 0, 0.99)
-    # the corpus's look-alikes: head sure and pixels middling, yet dismissed; true copies line up well
-    m = 40
-    r_labels = np.array([0, 1] * (m // 2))
-    r_head = np.full(m, 0.97)
-    r_corr = np.where(r_labels == 1, 0.75, 0.55)
-    reviewed = ReviewedPairs([f"k{i}" for i in range(m)], r_head, r_corr, r_corr - 0.2, r_labels)
-    almost_none = fit_with_verdicts((head, corr, detail, labels), reviewed, AlignConfig(), verdict_share=1e-6)
-    learned = fit_with_verdicts((head, corr, detail, labels), reviewed, AlignConfig(), verdict_share=0.5)
-    look_alike = (np.array([0.97]), np.array([0.55]), np.array([0.35]))
-    assert learned.combine(*look_alike)[0] < almost_none.combine(*look_alike)[0] - 0.2
-    assert learned.combine(np.array([0.97]), np.array([0.75]), np.array([0.55]))[0] > 0.5
-    with pytest.raises(ValueError, match="strictly between"):
-        fit_with_verdicts((head, corr, detail, labels), reviewed, AlignConfig(), verdict_share=1.0)
+BASE = PixelFusion(0.1, 0.8, 1.0, -1.3, AlignConfig(), w_match_margin=0.9, w_detail_margin=0.6)
+LOOK_ALIKE = (0.97, 0.95, 0.6)  # head sure, pixels line up, fine detail does not: scored 0.76 by BASE
+COPY = (0.9, 0.97, 0.9)  # a reused panel: scored 0.88
 
 
-def test_a_fusion_with_background_margins_keeps_them_and_reads_each_pairs_margin_back() -> None:
-    base = PixelFusion(0.5, 1.0, 1.0, -2.0, AlignConfig(), w_match_margin=0.9, w_detail_margin=0.6)
-    head, corr, detail = np.array([0.9, 0.4]), np.array([0.8, 0.3]), np.array([0.6, 0.1])
-    margin_logit = np.array([1.5, -2.0])  # what the run's other candidates added to each pair's logit
-    plain = base.combine(head, corr, detail)
-    reported = 1.0 / (1.0 + np.exp(-(np.log(plain / (1 - plain)) + margin_logit)))
-    reviewed = ReviewedPairs(["k0", "k1"], head, corr, detail, np.array([1, 0]), reported)
-    assert np.allclose(margin_part(base, reviewed), margin_logit, atol=1e-4)
-    rng = np.random.default_rng(1)
-    labels = (rng.random(200) < 0.4).astype(int)
-    g = np.clip(np.where(labels == 1, 0.8, 0.3) + rng.normal(0, 0.1, 200), 0.01, 0.99)
-    refit = fit_with_verdicts((g, g, g - 0.1, labels), reviewed, AlignConfig(), verdict_share=0.3, base=base)
-    assert (refit.w_match_margin, refit.w_detail_margin) == (0.9, 0.6)
-    assert refit.uses_background and (refit.w_head, refit.bias) != (base.w_head, base.bias)
+def reviewed_as_reported(specs: list[tuple[tuple[float, float, float], int]], seed: int = 0) -> ReviewedPairs:
+    """Reviewed pairs around `specs` (numbers, label), jittered, with the scores BASE reported them with."""
+    rng = np.random.default_rng(seed)
+    h, c, d = (np.clip(np.array([s[0][i] for s in specs]) + rng.normal(0, 0.01, len(specs)), 0, 0.995) for i in range(3))
+    labels = np.array([s[1] for s in specs])
+    return ReviewedPairs([f"k{i}" for i in range(len(specs))], h, c, d, labels, BASE.combine(h, c, d).astype(np.float64))
+
+
+def test_without_verdicts_the_score_is_exactly_the_shipped_one() -> None:
+    empty = ReviewedPairs([], *(np.zeros(0) for _ in range(3)), np.zeros(0, dtype=np.int64), np.zeros(0))
+    for reviewed in (empty, reviewed_as_reported([(LOOK_ALIKE, 0), (COPY, 1)])):  # none, or too few to cross-validate
+        correction, how = correction_from_verdicts(reviewed)
+        assert correction.apply(BASE) == BASE, how
+    assert Correction().apply(BASE) == BASE
+    # the correction is the shipped logit plus its own terms; the fusion it writes scales every shipped weight
+    c = Correction(0.5, (0.2, -0.3, 0.4), -0.1)
+    assert np.isclose(c.logit(np.array([[1.5, 0.3, 1.2, 0.8]]))[0], 1.5 * 1.5 + 0.2 * 0.3 - 0.3 * 1.2 + 0.4 * 0.8 - 0.1)
+    fused = c.apply(BASE)
+    assert np.isclose(fused.w_match_margin, 1.5 * 0.9) and np.isclose(fused.bias, 1.5 * -1.3 - 0.1)
+    head, corr, detail = np.array([0.8]), np.array([0.7]), np.array([0.5])
+    z_base = np.log(BASE.combine(head, corr, detail) / (1 - BASE.combine(head, corr, detail)))
+    x = np.column_stack([z_base, features(head, corr, detail)])
+    assert np.isclose(fused.combine(head, corr, detail)[0], 1 / (1 + np.exp(-c.logit(x)[0])), atol=1e-5)
+
+
+def test_consistent_verdicts_move_a_look_alike_under_the_threshold_and_keep_copies_over_it() -> None:
+    threshold = 0.5
+    reviewed = reviewed_as_reported([(LOOK_ALIKE, 0)] * 10 + [(COPY, 1)] * 10)
+    assert (reviewed.score > threshold).all()  # every reviewed pair was reported
+    correction, how = correction_from_verdicts(reviewed)
+    assert correction.prior is not None and how["prior_chosen_by"].endswith("cross-validation")
+    after = correction.apply(BASE)
+    new = reviewed_as_reported([(LOOK_ALIKE, 0), (COPY, 1)], seed=7)  # pairs no verdict was given on
+    before_scores = BASE.combine(new.head, new.correlation, new.detail)
+    after_scores = after.combine(new.head, new.correlation, new.detail)
+    assert before_scores[0] > threshold > after_scores[0]  # the look-alike crosses the threshold
+    assert after_scores[1] > threshold
+    # a strong prior keeps the shipped score: the verdicts barely pull against it
+    held = correction_from_verdicts(reviewed, prior=1e6)[0].apply(BASE).combine(new.head, new.correlation, new.detail)
+    assert np.allclose(held, before_scores, atol=1e-3)
 
 
 def test_calibrate_verdicts_needs_both_kinds_of_verdict(tmp_path: Path) -> None:
@@ -89,3 +97,30 @@ def test_calibrate_verdicts_needs_both_kinds_of_verdict(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["calibrate", "--out", str(tmp_path / "new.pt"), "--verdicts", str(tmp_path / "out")])
     assert result.exit_code == 1 and "1 reviewed pair(s) found (1 confirmed)" in result.output
     assert not (tmp_path / "new.pt").exists()
+
+
+def test_calibrate_verdicts_writes_a_new_checkpoint_with_its_provenance(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from embedder.checkpoint import read_checkpoint
+    from embedder.inference import DEFAULT_CHECKPOINT
+    from jobs.cli import main
+
+    pairs = scan_dir(tmp_path / "out")
+    store = VerdictStore.for_store(tmp_path / "out" / "store")
+    for pair, verdict in zip(pairs, (CONFIRMED, DISMISSED, DISMISSED, CONFIRMED)):
+        store.add(Verdict.for_pair(pair, verdict))
+    shipped = DEFAULT_CHECKPOINT.read_bytes()
+    runner = CliRunner()
+    same = runner.invoke(main, ["calibrate", "--out", str(DEFAULT_CHECKPOINT), "--verdicts", str(tmp_path / "out")])
+    assert same.exit_code == 1 and "is the model learnt from" in same.output
+    result = runner.invoke(main, ["calibrate", "--out", str(tmp_path / "new.pt"), "--verdicts", str(tmp_path / "out"),
+                                  "--verdict-prior", "3"])
+    assert result.exit_code == 0, result.output
+    assert DEFAULT_CHECKPOINT.read_bytes() == shipped
+    entry = read_checkpoint(tmp_path / "new.pt")["meta"]["pixel_check"]
+    assert entry["verdicts"]["reviewed_pairs"] == 4 and entry["verdicts"]["confirmed"] == 2
+    assert entry["verdicts"]["correction"]["prior"] == 3.0 and entry["verdicts"]["prior_chosen_by"] == "given"
+    assert entry["verdicts"]["base_model"] == str(DEFAULT_CHECKPOINT)
+    fusion = PixelFusion.from_meta(read_checkpoint(tmp_path / "new.pt")["meta"])
+    assert fusion is not None and fusion != PixelFusion.from_meta(read_checkpoint(DEFAULT_CHECKPOINT)["meta"])
