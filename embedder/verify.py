@@ -656,19 +656,56 @@ def align_many(a: Sequence[bytes], b: Sequence[bytes], config: AlignConfig = Ali
 # ------------------------------------------------------------------ partial overlaps (issue 13)
 
 
+Box = tuple[float, float, float, float]  # x0 y0 x1 y1 as fractions of a panel's width and height
+
+#: Windows of b (height, width as fractions of its sides) searched in a by `align_overlap`: squares for
+#: diagonal shifts, full-height / full-width strips for side-by-side ones (30 % shared is a strip)
+OVERLAP_WINDOWS: tuple[tuple[float, float], ...] = ((0.7, 0.7), (0.5, 0.5), (1.0, 0.3), (0.3, 1.0))
+
+
 @dataclass(frozen=True)
 class Overlap:
     """The best partial overlap of panels a and b: neither contains the other, a region is in both.
 
     `correlation` is the NCC over the whole overlap region (at the search resolution),
     `transform` the D4 view mapping b onto a, `share_a` / `share_b` the overlap's area as a
-    share of each panel's area.
+    share of each panel's area, `box_a` / `box_b` the region in each panel (fractions of
+    its width and height, top-left origin, b in its own orientation).
     """
 
     correlation: float
     share_a: float = 0.0
     share_b: float = 0.0
     transform: str = IDENTITY
+    box_a: Box = (0.0, 0.0, 0.0, 0.0)
+    box_b: Box = (0.0, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class OverlapRule:
+    """When an overlap counts as a partial copy: a close match over a part (not all) of both panels."""
+
+    min_correlation: float = 0.95
+    min_share: float = 0.15   # the overlap is at least this share of each panel ...
+    max_share: float = 0.9    # ... and less than all of either (a whole-panel match is `align_pair`'s)
+    screen_side: int = 32     # a coarse search first; pairs under `screen` there stop
+    screen: float = 0.8
+
+    def accepts(self, found: Overlap) -> bool:
+        shares = (found.share_a, found.share_b)
+        return found.correlation >= self.min_correlation and self.min_share <= min(shares) and max(shares) <= self.max_share
+
+
+def _box_in_original(box: tuple[int, int, int, int], view_shape: tuple[int, int], view: int) -> Box:
+    """A pixel box (y0, y1, x0, x1) of a panel's D4 view, as fractions of the panel in its own orientation."""
+    mask = torch.zeros(view_shape)
+    mask[box[0]:box[1], box[2]:box[3]] = 1.0
+    back = apply_to_tensor(mask, inverse_view(view))
+    ys, xs = torch.nonzero(back, as_tuple=True)
+    if not len(ys):
+        return (0.0, 0.0, 0.0, 0.0)
+    h, w = back.shape
+    return (float(xs.min()) / w, float(ys.min()) / h, float(xs.max() + 1) / w, float(ys.max() + 1) / h)
 
 
 def _same_scale(image: Image.Image, factor: float) -> torch.Tensor:
@@ -684,17 +721,24 @@ def _ncc(x: torch.Tensor, y: torch.Tensor) -> float:
     return float((x * y).sum()) / denom if denom > x.numel() / 255.0**2 else 0.0
 
 
+def screened_overlap(a: Image.Image, b: Image.Image, rule: OverlapRule = OverlapRule()) -> Overlap:
+    """`align_overlap` at `rule.screen_side` first; the full search only for pairs that reach `rule.screen` there."""
+    coarse = align_overlap(a, b, side=rule.screen_side)
+    return coarse if coarse.correlation < rule.screen else align_overlap(a, b)
+
+
 @torch.inference_mode()
-def align_overlap(a: Image.Image, b: Image.Image, side: int = 64, fractions: Sequence[float] = (0.7, 0.6, 0.5),
-                  min_side: int = 8) -> Overlap:
+def align_overlap(a: Image.Image, b: Image.Image, side: int = 64,
+                  fractions: Sequence[float | tuple[float, float]] = OVERLAP_WINDOWS, min_side: int = 8) -> Overlap:
     """Search a partial overlap of b on a: both cropped from one field at the same pixel scale.
 
     Both panels are shrunk by one factor (the larger to `side` pixels geometric mean),
     so their pixels keep their relative size. Windows of b (each of `fractions` of its
-    sides, at the 9 positions corner / edge / centre, in the 8 D4 views) are searched
-    in a; the best window's placement fixes where b lies relative to a, and the NCC is
-    then taken over the whole overlap region of the two. Not part of `align_pair`
-    (which assumes one panel inside the other) nor of the fused score.
+    sides: one fraction or (height, width), at the 9 positions corner / edge / centre,
+    in the 8 D4 views) are searched in a; the best window's placement fixes where b lies
+    relative to a, and the NCC is then taken over the whole overlap region of the two.
+    Not part of `align_pair` (which assumes one panel inside the other); `scan --overlaps`
+    runs it on candidates under the threshold (`jobs.match`).
     """
     la_size, lb_size = a.size[0] * a.size[1], b.size[0] * b.size[1]
     if min(la_size, lb_size) <= 0:
@@ -707,7 +751,8 @@ def align_overlap(a: Image.Image, b: Image.Image, side: int = 64, fractions: Seq
         lb = apply_to_tensor(lb0, view)
         Hb, Wb = lb.shape
         for f in fractions:
-            h, w = round(Hb * f), round(Wb * f)
+            fh, fw = f if isinstance(f, tuple) else (f, f)
+            h, w = round(Hb * fh), round(Wb * fw)
             if h > Ha or w > Wa or min(h, w) < min_side:
                 continue
             spots = [(y, x) for y in sorted({0, (Hb - h) // 2, Hb - h}) for x in sorted({0, (Wb - w) // 2, Wb - w})]
@@ -723,5 +768,9 @@ def align_overlap(a: Image.Image, b: Image.Image, side: int = 64, fractions: Seq
     Hb, Wb = lb.shape
     y0, y1, x0, x1 = max(0, oy), min(Ha, oy + Hb), max(0, ox), min(Wa, ox + Wb)
     area = max(0, y1 - y0) * max(0, x1 - x0)
-    corr = _ncc(la[y0:y1, x0:x1], lb[y0 - oy:y1 - oy, x0 - ox:x1 - ox]) if area else 0.0
-    return Overlap(max(0.0, corr), area / (Ha * Wa), area / (Hb * Wb), D4_NAMES[view])
+    if not area:
+        return Overlap(0.0)
+    corr = _ncc(la[y0:y1, x0:x1], lb[y0 - oy:y1 - oy, x0 - ox:x1 - ox])
+    box_a = (x0 / Wa, y0 / Ha, x1 / Wa, y1 / Ha)
+    box_b = _box_in_original((y0 - oy, y1 - oy, x0 - ox, x1 - ox), (Hb, Wb), view)
+    return Overlap(max(0.0, corr), area / (Ha * Wa), area / (Hb * Wb), D4_NAMES[view], box_a, box_b)

@@ -43,6 +43,10 @@ _OPTIONS = [
                       "queries, so that crops keeping a quarter to half of a panel become candidates, and "
                       "let a confident crop placement outweigh a low head score (embedding about 2-3x "
                       "slower, about 3x the candidates to pixel-check; docs/benchmarks.md)."),
+    click.option("--overlaps/--no-overlaps", default=_MATCH.overlaps, show_default=True,
+                 help="Also search partial overlaps (two crops of one field sharing part of their area, neither "
+                      "inside the other) in the candidates scored under the model's threshold; an accepted one "
+                      "is reported with its region outlined in both panels (docs/pixel-check.md)."),
     click.option("--max-pages", type=click.IntRange(1), default=_PIPELINE.max_pages, show_default=True,
                  help="Pages read per document (the rest is reported in errors.csv)."),
     click.option("--progress/--no-progress", default=True, help="Progress bars on stderr."),
@@ -65,7 +69,7 @@ def options_from(kwargs: dict[str, Any]) -> RunOptions:
                                crop_vectors=kwargs["crop_vectors"])
     match = MatchOptions(k=kwargs["k"], min_sim=kwargs["min_sim"], threshold=kwargs["threshold"],
                          include_noise=kwargs["include_noise"], pixel_check=kwargs["pixel_check"],
-                         crop_vectors=kwargs["crop_vectors"])
+                         crop_vectors=kwargs["crop_vectors"], overlaps=kwargs["overlaps"])
     return RunOptions(pipeline=pipeline, match=match, address=kwargs["address"], progress=kwargs["progress"])
 
 

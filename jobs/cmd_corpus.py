@@ -24,15 +24,19 @@ from training.real_corpus import RealCorpusConfig, make_image_corpus, make_pdf_c
 @click.option("--from-images", "from_images", type=click.Path(exists=True, file_okay=False), default=None,
               help="Plant --reuse altered copies among the real images of this folder (as new files): "
                    "OUT/images, OUT/images_truth.csv.")
+@click.option("--crop-share", type=click.FloatRange(0, 1), default=None,
+              help="With --from-pdfs/--from-images: this share of the pairs is crop-type (crops of 25-50%% of the area, "
+                   "such crops turned 90 degrees, and partial overlaps: two crops of one field sharing 30-60%% of their "
+                   "area, alteration 'overlap'). Default: every recipe in turn (about 1 pair in 9 a crop, no overlaps).")
 def make_corpus(out: str, docs: int, reuse: int, seed: int, workers: int, images: bool, intra_fraction: float,
-                from_pdfs: str | None, from_images: str | None) -> None:
+                from_pdfs: str | None, from_images: str | None, crop_share: float | None) -> None:
     """Write OUT/pdf/*.pdf, OUT/truth.csv, OUT/images/**.png, OUT/images_truth.csv (see training.corpus).
 
     With --from-pdfs and/or --from-images the corpus is made of real material with planted
     reuse instead (see training.real_corpus); --docs, --workers and --images are then ignored.
     """
     if from_pdfs or from_images:
-        cfg = RealCorpusConfig(reuse=reuse, seed=seed, intra_fraction=intra_fraction)
+        cfg = RealCorpusConfig(reuse=reuse, seed=seed, intra_fraction=intra_fraction, crop_share=crop_share)
         result = {}
         if from_pdfs:
             result["pdf"] = make_pdf_corpus(out, from_pdfs, cfg)

@@ -9,14 +9,14 @@ import numpy as np
 
 from embedder.fusion import PixelFusion
 from embedder.inference import Embedder
-from embedder.verify import Alignment
+from embedder.verify import Alignment, Overlap, OverlapRule
 from index.candidates import RecordKeys, score_candidates, self_join
 from index.faiss_index import sync_index
 from index.groups import connected_components
 from index.store import FigureStore
 from jobs.clock import StageClock
 from jobs.ingest import check_store_model
-from jobs.pixel_check import pixel_check
+from jobs.pixel_check import overlap_check, pixel_check
 from jobs.scoring import model_threshold
 
 
@@ -37,6 +37,10 @@ class MatchOptions:
     # of a panel meets it through the sub-region it came from (the pair keeps its best similarity); also
     # turns on the fused score's crop floor (embedder.fusion)
     crop_vectors: bool = False
+    # search a partial overlap (`embedder.verify.align_overlap`) in the candidates the fused score leaves under
+    # the model's threshold; an accepted one (`OverlapRule`) scores its correlation (docs/pixel-check.md)
+    overlaps: bool = False
+    overlap_rule: OverlapRule = OverlapRule()
 
 
 @dataclass
@@ -56,6 +60,7 @@ class MatchResult:
     candidates: int
     head: np.ndarray
     alignment: list[Alignment | None]
+    overlap: list[Overlap | None] | None = None  # per pair with `overlaps`: the accepted partial overlap, else None
 
 
 def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path: str | None,
@@ -89,7 +94,7 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
     if fusion is not None and options.crop_vectors:  # the crops mode: a confident crop placement floors the head
         fusion = replace(fusion, crop_floor=True)
     alignments: list[Alignment | None] = [None] * len(pairs)
-    scores = head
+    scores = np.array(head, dtype=np.float32)
     if fusion is not None:
         with clock.timed("pixel check"):
             todo = np.flatnonzero(head >= options.pixel_floor)
@@ -98,12 +103,25 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
                 alignments[i] = found
             # all candidate pairs go in: each pair's background is its panels' other candidates (embedder.fusion)
             scores = fusion.score(head, alignments, (pairs.a, pairs.b))
-    threshold = model_threshold(embedder, fused=fusion is not None) if options.threshold is None else options.threshold
+    calibrated = model_threshold(embedder, fused=fusion is not None)
+    overlaps: list[Overlap | None] = [None] * len(pairs)
+    if fusion is not None and options.overlaps:
+        # only where it can matter: pairs the whole-panel score leaves under the model's threshold
+        todo = np.flatnonzero((scores < calibrated) & (head >= options.pixel_floor))
+        with clock.timed("overlap check"):
+            checked = overlap_check(store, pairs.a[todo], pairs.b[todo], options.overlap_rule, progress=progress)
+            for i, overlap in zip(todo.tolist(), checked):
+                if options.overlap_rule.accepts(overlap):
+                    overlaps[i] = overlap
+                    scores[i] = max(float(scores[i]), overlap.correlation)
+    threshold = calibrated if options.threshold is None else options.threshold
     keep = scores >= threshold
     a, b = pairs.a[keep], pairs.b[keep]
     group = connected_components(a, b).group_of(a)
+    kept = keep.tolist()
     return MatchResult(a=a, b=b, sim=pairs.sim[keep], score=scores[keep], group=group, candidates=len(pairs),
-                       head=head[keep], alignment=[x for x, k in zip(alignments, keep.tolist()) if k])
+                       head=head[keep], alignment=[x for x, k in zip(alignments, kept) if k],
+                       overlap=[x for x, k in zip(overlaps, kept) if k] if options.overlaps else None)
 
 
 def with_region_queries(store: FigureStore, ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -28,10 +28,13 @@ from tqdm import tqdm
 from embedder.verify import (
     AlignConfig,
     Alignment,
+    Overlap,
+    OverlapRule,
     PanelPixels,
     align_pair,
     panel_pixels,
     pixel_features,
+    screened_overlap,
     single_thread,
 )
 from index.store import PIXELS_COLUMN, FigureStore
@@ -43,6 +46,7 @@ logger = logging.getLogger(__name__)
 # shipped sides, so 8,192 pairs (at most 16,384 panels, usually far fewer) stay under ~350 MB.
 PIXEL_CHECK_READ_PAIRS = 8192
 PIXEL_CHECK_TASK_PAIRS = 96
+OVERLAP_READ_PAIRS = 256  # the overlap check reads encoded images (far larger than features): fewer at a time
 PROGRESS_LOG_SECONDS = 30.0  # a log line about the pixel check's progress at most this often
 
 C = TypeVar("C")
@@ -74,6 +78,22 @@ class ChunkPixels:
         return int(self.blob.nbytes + self.offsets.nbytes + self.row_ids.nbytes + self.is_image.nbytes)
 
 
+def _pack(ids: np.ndarray, parts: list[bytes], is_image: np.ndarray) -> ChunkPixels:
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    blob = np.frombuffer(b"".join(parts), dtype=np.uint8) if parts else np.zeros(0, np.uint8)
+    return ChunkPixels(ids, offsets, blob, is_image)
+
+
+def read_chunk_images(store: FigureStore, row_ids: Sequence[int]) -> ChunkPixels:
+    """`ChunkPixels` holding the encoded images of `row_ids` (the overlap search needs each panel's own size)."""
+    ids = np.unique(np.asarray(row_ids, dtype=np.int64))
+    table = store.read_table(["row_id", "image"], row_ids=ids.tolist())
+    images: dict[int, bytes | None] = dict(zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()))
+    del table
+    return _pack(ids, [images.get(i) or b"" for i in ids.tolist()], np.ones(len(ids), dtype=bool))
+
+
 def read_chunk_pixels(store: FigureStore, row_ids: Sequence[int], config: AlignConfig) -> ChunkPixels:
     """`ChunkPixels` of `row_ids`: the stored features where they fit `config`, else the encoded image."""
     ids = np.unique(np.asarray(row_ids, dtype=np.int64))
@@ -97,10 +117,7 @@ def read_chunk_pixels(store: FigureStore, row_ids: Sequence[int], config: AlignC
             parts.append(images[i] or b"")
         else:
             parts.append(found[i] or b"")
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum([len(p) for p in parts], out=offsets[1:])
-    blob = np.frombuffer(b"".join(parts), dtype=np.uint8) if parts else np.zeros(0, np.uint8)
-    return ChunkPixels(ids, offsets, blob, is_image)
+    return _pack(ids, parts, is_image)
 
 
 def _panel(chunk: ChunkPixels, row_id: int, config: AlignConfig) -> PanelPixels | None:
@@ -144,14 +161,56 @@ def align_chunk(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, config: AlignC
     return out
 
 
+def overlap_chunk(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, rule: OverlapRule) -> list[Overlap]:
+    """`screened_overlap` of each pair of row ids (a[i], b[i]) on one thread; never raises for bad pixels."""
+    images: dict[int, Image.Image | None] = {}
+
+    def image(row_id: int) -> Image.Image | None:
+        if row_id not in images:
+            try:
+                with Image.open(io.BytesIO(bytes(chunk.entry(row_id)[0]))) as im:
+                    images[row_id] = im.convert("RGB")
+            except (OSError, ValueError) as exc:
+                logger.warning("overlap check skipped for an unreadable panel: %s", exc)
+                images[row_id] = None
+        return images[row_id]
+
+    out: list[Overlap] = []
+    with single_thread():
+        for x, y in zip(a.tolist(), b.tolist(), strict=True):
+            ia, ib = image(x), image(y)
+            try:
+                out.append(Overlap(0.0) if ia is None or ib is None else screened_overlap(ia, ib, rule))
+            except (ValueError, RuntimeError) as exc:
+                logger.warning("overlap check failed for rows %d, %d: %s", x, y, exc)
+                out.append(Overlap(0.0))
+    return out
+
+
+def overlap_check(store: FigureStore, a: np.ndarray, b: np.ndarray, rule: OverlapRule, *,
+                  progress: bool = False) -> list[Overlap]:
+    """`embedder.verify.Overlap` for each pair of store rows (a[i], b[i]), in Ray tasks like `pixel_check`."""
+    out: list[Overlap] = []
+    bar = PairProgress(len(a), show=progress, desc="overlap check")
+    try:
+        for start in range(0, len(a), OVERLAP_READ_PAIRS):
+            ca, cb = a[start:start + OVERLAP_READ_PAIRS], b[start:start + OVERLAP_READ_PAIRS]
+            chunk = read_chunk_images(store, np.union1d(ca, cb).tolist())
+            out += _align_in_tasks(overlap_chunk, chunk, np.asarray(ca), np.asarray(cb), rule, bar)
+            del chunk
+    finally:
+        bar.close()
+    return out
+
+
 class PairProgress:
     """done/total, pairs/s and ETA of the pixel check: a tqdm bar on stderr (when `show`) and a log line
     every `PROGRESS_LOG_SECONDS`."""
 
-    def __init__(self, total: int, *, show: bool) -> None:
-        self.total, self.done = total, 0
+    def __init__(self, total: int, *, show: bool, desc: str = "pixel check") -> None:
+        self.total, self.done, self.desc = total, 0, desc
         self.started = self.logged = time.monotonic()
-        self.bar = tqdm(total=total, unit="pair", desc="pixel check", file=sys.stderr, disable=not show,
+        self.bar = tqdm(total=total, unit="pair", desc=desc, file=sys.stderr, disable=not show,
                         dynamic_ncols=True, smoothing=0.1)
 
     def __call__(self, n: int) -> None:
@@ -160,7 +219,7 @@ class PairProgress:
         now = time.monotonic()
         if now - self.logged >= PROGRESS_LOG_SECONDS:
             self.logged = now
-            logger.info("pixel check: %s", self.line())
+            logger.info("%s: %s", self.desc, self.line())
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
@@ -171,7 +230,7 @@ class PairProgress:
     def close(self) -> None:
         self.bar.close()
         if self.total:
-            logger.info("pixel check done: %s", self.line())
+            logger.info("%s done: %s", self.desc, self.line())
 
 
 def pixel_check(store: FigureStore, a: np.ndarray, b: np.ndarray, config: AlignConfig, *,

@@ -52,7 +52,7 @@ REPORT_COLUMNS: tuple[str, ...] = ("score", *PAIR_COLUMNS, "kind")
 #: The extra columns written after them.
 EXTRA_COLUMNS: tuple[str, ...] = (
     "group", "transform", "figure_id_a", "figure_id_b", "head_score", "pixel_match", "pixel_detail",
-    "verdict", "pair_key", "finding",
+    "verdict", "pair_key", "finding", "overlap_score", "overlap_a", "overlap_b",
 )
 #: Every `report.csv` column, in the order written.
 CSV_COLUMNS: tuple[str, ...] = REPORT_COLUMNS + EXTRA_COLUMNS
@@ -163,6 +163,10 @@ class ReportPair:
     pixel_detail: float | None = None  # correlation of that placement's fine detail (embedder.verify)
     verdict: str = ""  # the reviewers' latest verdict (jobs.verdicts.REPORT_VERDICTS), "" when none
     finding_id: int = 0  # the finding (one reuse: a figure pair and the panel pairs inside it, jobs.findings); 0: unset
+    # a partial overlap (`scan --overlaps`): its correlation and the shared region in each panel (PDF points, as bbox)
+    overlap_score: float | None = None
+    overlap_a: tuple[float, float, float, float] | None = None
+    overlap_b: tuple[float, float, float, float] | None = None
 
     @property
     def pair_key(self) -> str:
@@ -247,6 +251,9 @@ def pair_csv_row(pair: ReportPair) -> list[object]:
         "" if pair.pixel_match is None else f"{pair.pixel_match:.4f}",
         "" if pair.pixel_detail is None else f"{pair.pixel_detail:.4f}",
         pair.verdict, pair.pair_key, pair.finding_id or "",
+        "" if pair.overlap_score is None else f"{pair.overlap_score:.4f}",
+        "" if pair.overlap_a is None else format_bbox(pair.overlap_a),
+        "" if pair.overlap_b is None else format_bbox(pair.overlap_b),
     ]
 
 

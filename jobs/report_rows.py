@@ -5,10 +5,11 @@ import io
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from index.store import FigureStore, make_thumbnail
 from jobs.findings import assign_findings
@@ -60,12 +61,19 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
                              page_image=art[0] if art else None, page_size=art[1] if art else None,
                              image_sha256=hashes.get(rid, ""))
     out = []
-    for a, b, score, sim, group, head_score, alignment in zip(match.a.tolist(), match.b.tolist(), match.score.tolist(),
-                                                              match.sim.tolist(), match.group.tolist(),
-                                                              match.head.tolist(), match.alignment, strict=True):
+    overlaps = match.overlap if match.overlap is not None else [None] * len(match.a)
+    for a, b, score, sim, group, head_score, alignment, overlap in zip(
+            match.a.tolist(), match.b.tolist(), match.score.tolist(), match.sim.tolist(), match.group.tolist(),
+            match.head.tolist(), match.alignment, overlaps, strict=True):
         ra, rb = rows[a], rows[b]
         if pair_filter is not None and not pair_filter(ra, rb):
             continue
+        ref_a, ref_b = refs[a], refs[b]
+        region_a = region_b = None
+        if overlap is not None:  # a partial overlap: outline the shared region on both thumbnails
+            region_a, region_b = within(ref_a.bbox, overlap.box_a), within(ref_b.bbox, overlap.box_b)
+            ref_a = replace(ref_a, thumbnail=outline(ref_a.thumbnail, overlap.box_a))
+            ref_b = replace(ref_b, thumbnail=outline(ref_b.thumbnail, overlap.box_b))
         extra = {"cosine": f"{sim:.3f}", "head score": f"{head_score:.3f}"}
         if alignment is not None:  # the pixel check placed one panel on the other
             transform = alignment.transform
@@ -74,12 +82,40 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
         else:
             transform, corr = estimate_transform(Image.open(io.BytesIO(images[a])), Image.open(io.BytesIO(images[b])))
             extra["alignment"] = f"{corr:.2f}"
-        out.append(ReportPair(score=float(score), a=refs[a], b=refs[b], group_id=int(group), transform=transform,
+        if overlap is not None:
+            transform = overlap.transform
+            extra["partial overlap"] = (f"{overlap.correlation:.3f} over {overlap.share_a:.0%} of a and "
+                                        f"{overlap.share_b:.0%} of b (outlined)")
+        out.append(ReportPair(score=float(score), a=ref_a, b=ref_b, group_id=int(group), transform=transform,
                               head_score=head_score, pixel_match=None if alignment is None else alignment.correlation,
                               pixel_detail=None if alignment is None else alignment.detail,
-                              extra=extra))
+                              extra=extra, overlap_score=None if overlap is None else overlap.correlation,
+                              overlap_a=region_a, overlap_b=region_b))
     # the reviewers' verdicts (dismissed pairs leave report.csv), and one finding id per reuse (jobs.findings)
     return assign_findings(apply_verdicts(out, store_dir))
+
+
+def within(bbox: tuple[float, float, float, float], box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """A region given as fractions of a panel (`box`) in the panel's page coordinates (`bbox`)."""
+    w, h = bbox[2] - bbox[0], bbox[3] - bbox[1]
+    return (bbox[0] + box[0] * w, bbox[1] + box[1] * h, bbox[0] + box[2] * w, bbox[1] + box[3] * h)
+
+
+def outline(thumbnail: bytes, box: tuple[float, float, float, float], colour: str = "#ff00ff") -> bytes:
+    """The thumbnail (PNG) with the region `box` (fractions of its sides) outlined; unchanged when unreadable."""
+    if not thumbnail:
+        return thumbnail
+    try:
+        with Image.open(io.BytesIO(thumbnail)) as im:
+            img = im.convert("RGB")
+    except OSError:
+        return thumbnail
+    w, h = img.size
+    ImageDraw.Draw(img).rectangle((box[0] * w, box[1] * h, max(box[0] * w, box[2] * w - 1), max(box[1] * h, box[3] * h - 1)),
+                                  outline=colour, width=max(1, round(min(w, h) / 60)))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _thumbnails(store: FigureStore, row_ids: list[int], *,

@@ -29,6 +29,15 @@ is used once, so truth has no transitive pairs. Deterministic in `cfg.seed`.
 Alteration recipes (cycled in a seeded order): crops keeping 25-50% of the area
 (native resolution, `rescale=False`), such crops + rotate90, each single alteration of
 `training.alterations`, random chains of 2-3, and exact copies ('none').
+
+With `cfg.crop_share` set, that share of the pairs is crop-type (crops, crops + rotate90 and
+partial overlaps, in turn) and the rest cycles through the other recipes. A partial overlap
+(alteration `overlap`) is two crops of the source, each keeping 25-50% of its area and
+sharing 30-60% of it with the other (neither contains the other): crop a replaces the
+source itself (PDFs: its image stream, drawn in its bbox; images: a new PNG in the source's
+folder, the source is not copied), crop b is planted like any copy. Its truth row names the
+shared region on both sides (in each placement's bbox), so only a pair linking the two
+crops matches it; plants.csv keeps both crops' records (`[a, b]`).
 """
 from __future__ import annotations
 
@@ -38,7 +47,7 @@ import io
 import json
 import shutil
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +60,8 @@ from training.corpus import TRUTH_COLUMNS
 
 PLANT_COLUMNS = [*TRUTH_COLUMNS, "source_bbox", "source_px", "planted_px", "params"]
 RECIPES: tuple[str, ...] = ("crop_area", "crop_area+rotate90", "none", "chain", *ALTERATION_KINDS)
+OVERLAP = "overlap"  # truth alteration of a planted partial overlap (two crops of one source)
+CROP_RECIPES: tuple[str, ...] = ("crop_area", OVERLAP, "crop_area+rotate90")  # crop-type, cycled under `crop_share`
 
 Box = tuple[float, float, float, float]
 
@@ -67,6 +78,8 @@ class RealCorpusConfig:
     aspect_tolerance: float = 1.25   # max ratio between the target's and the copy's aspect ratios
     max_side: int = 2000             # planted copies are downscaled to at most this many pixels
     generator: str = "real"          # value of the truth `generator` column
+    crop_share: float | None = None  # share of crop-type pairs (crops, crops + rotate90, overlaps); None: recipes cycle
+    overlap_share: tuple[float, float] = (0.3, 0.6)  # overlaps: shared part of each crop's area
 
 
 @dataclass
@@ -180,16 +193,65 @@ def alter(img: Image.Image, recipe: str, rng: np.random.Generator) -> tuple[Imag
     return out, [rec]
 
 
+def _crop_px(params: dict[str, Any], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The pixel box (x0 y0 x1 y1) a `crop` record keeps of an image of `size` (as `alterations` cuts it)."""
+    w, h = size
+    cw, ch = max(1, round(w * params["keep_w"])), max(1, round(h * params["keep_h"]))
+    x0, y0 = round((w - cw) * params["fx"]), round((h - ch) * params["fy"])
+    return x0, y0, x0 + cw, y0 + ch
+
+
+def map_box(px: tuple[float, float, float, float], size: tuple[int, int], bbox: Box) -> Box:
+    """A pixel box of an image of `size` mapped into the `bbox` the image is drawn in."""
+    sx, sy = (bbox[2] - bbox[0]) / size[0], (bbox[3] - bbox[1]) / size[1]
+    return (bbox[0] + px[0] * sx, bbox[1] + px[1] * sy, bbox[0] + px[2] * sx, bbox[1] + px[3] * sy)
+
+
 def crop_box(records: list[AlterationRecord], size: tuple[int, int], bbox: Box) -> Box:
     """The part of `bbox` the planted copy comes from: the first crop's region, else all of it."""
     if not records or records[0].name != "crop":
         return bbox
-    p = records[0].params
-    w, h = size
-    cw, ch = max(1, round(w * p["keep_w"])), max(1, round(h * p["keep_h"]))
-    x0, y0 = round((w - cw) * p["fx"]), round((h - ch) * p["fy"])
-    sx, sy = (bbox[2] - bbox[0]) / w, (bbox[3] - bbox[1]) / h
-    return (bbox[0] + x0 * sx, bbox[1] + y0 * sy, bbox[0] + (x0 + cw) * sx, bbox[1] + (y0 + ch) * sy)
+    return map_box(_crop_px(records[0].params, size), size, bbox)
+
+
+@dataclass(frozen=True)
+class OverlapCrops:
+    """Two crops of one image sharing part of their area; `shared_a`/`shared_b`: that part, in each crop's pixels."""
+
+    a: Image.Image
+    b: Image.Image
+    records: tuple[AlterationRecord, AlterationRecord]
+    size: tuple[int, int]                # both crops' pixel size (before any downscaling for the corpus)
+    shared_a: tuple[int, int, int, int]
+    shared_b: tuple[int, int, int, int]
+
+
+def overlap_crops(img: Image.Image, rng: np.random.Generator, share: tuple[float, float] = (0.3, 0.6)) -> OverlapCrops:
+    """Two equal crops of `img` (its aspect, 25-50% of its area each) shifted so they share `share` of it.
+
+    The shift is horizontal, vertical or diagonal; the side kept is as large as the
+    shift allows within the image, so neither crop contains the other.
+    """
+    img = img.convert("RGB")
+    w, h = img.size
+    f = float(rng.uniform(*share))
+    keep_x, keep_y = [(f, 1.0), (1.0, f), (np.sqrt(f), np.sqrt(f))][int(rng.integers(3))]  # per-axis shared part
+    k = float(rng.uniform(0.5, min(np.sqrt(0.5), 1 / (2 - min(keep_x, keep_y)))))  # a shift of (1-keep) k fits in 1-k
+    cw, ch = max(1, round(w * k)), max(1, round(h * k))
+    dx, dy = round(cw * (1 - keep_x)), round(ch * (1 - keep_y))
+    x0, y0 = int(rng.integers(0, max(0, w - cw - dx) + 1)), int(rng.integers(0, max(0, h - ch - dy) + 1))
+    boxes = [(x0, y0), (x0 + dx, y0 + dy)]
+    if rng.random() < 0.5:
+        boxes.reverse()
+    recs = tuple(AlterationRecord("crop", {"keep_w": cw / w, "keep_h": ch / h, "fx": bx / max(1, w - cw),
+                                           "fy": by / max(1, h - ch), "rescale": False}) for bx, by in boxes)
+    px = [_crop_px(r.params, (w, h)) for r in recs]
+    shared = (max(px[0][0], px[1][0]), max(px[0][1], px[1][1]), min(px[0][2], px[1][2]), min(px[0][3], px[1][3]))
+
+    def within(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        return shared[0] - box[0], shared[1] - box[1], shared[2] - box[0], shared[3] - box[1]
+
+    return OverlapCrops(apply(img, recs[0]), apply(img, recs[1]), (recs[0], recs[1]), (cw, ch), within(px[0]), within(px[1]))
 
 
 def _fit(img: Image.Image, max_side: int) -> Image.Image:
@@ -217,6 +279,18 @@ class Plant:
     records: list[AlterationRecord]
     image: Image.Image
     bbox_a: Box
+    overlap: OverlapCrops | None = None  # a partial overlap: `image` is crop b; crop a replaces the source
+    dest_a: str = ""                     # overlap (images): relative path of crop a's new file
+
+    @property
+    def alteration(self) -> str:
+        """The truth `alteration` label."""
+        return OVERLAP if self.overlap is not None else label(self.records)
+
+    @property
+    def image_a(self) -> Image.Image | None:
+        """What replaces the source (crop a of an overlap), else None."""
+        return None if self.overlap is None else self.overlap.a
 
 
 class _SourcePixels:
@@ -238,9 +312,20 @@ class _SourcePixels:
         raise LookupError(f"{c.doc} page {c.page} {c.bbox}: placement not found again")
 
 
+def recipe_order(cfg: RealCorpusConfig, rng: np.random.Generator) -> list[str]:
+    """The recipes in the order plants take them (cycled): RECIPES shuffled, or `crop_share` crop-type ones mixed in."""
+    if cfg.crop_share is None:
+        return [str(r) for r in rng.permutation(np.array(RECIPES))]
+    n_crop = round(cfg.crop_share * cfg.reuse)
+    others = [str(r) for r in rng.permutation(np.array([r for r in RECIPES if r not in CROP_RECIPES]))]
+    order = [CROP_RECIPES[i % len(CROP_RECIPES)] for i in range(n_crop)]
+    order += [others[i % len(others)] for i in range(cfg.reuse - n_crop)]
+    return [order[i] for i in rng.permutation(len(order))] or others
+
+
 def plan(cands: list[Candidate], root: Path, cfg: RealCorpusConfig, pdf: bool) -> list[Plant]:
     rng = np.random.default_rng(cfg.seed)
-    order = [str(r) for r in rng.permutation(np.array(RECIPES))]
+    order = recipe_order(cfg, rng)
     pixels = _SourcePixels(root)
     used: set[int] = set()
     folders = sorted({str(Path(c.doc).parent) for c in cands})
@@ -256,9 +341,19 @@ def plan(cands: list[Candidate], root: Path, cfg: RealCorpusConfig, pdf: bool) -
         si = free[int(rng.integers(len(free)))]
         src = cands[si]
         recipe = order[len(plants) % len(order)]
-        img, records = alter(pixels.get(src), recipe, rng)
+        if recipe == OVERLAP and pdf and not src.can_target:
+            continue  # crop a replaces the source's own image stream
+        overlap: OverlapCrops | None = None
+        if recipe == OVERLAP:
+            overlap = overlap_crops(pixels.get(src), rng, cfg.overlap_share)
+            overlap = replace(overlap, a=_fit(overlap.a, cfg.max_side))
+            img, records = overlap.b, list(overlap.records)
+        else:
+            img, records = alter(pixels.get(src), recipe, rng)
         img = _fit(img, cfg.max_side)
         bbox_a = crop_box(records, (src.width, src.height), src.bbox)
+        if overlap is not None:  # crop a is drawn in the source's bbox: the shared part of it
+            bbox_a = map_box(overlap.shared_a, overlap.size, src.bbox)
         if pdf:
             ar = img.width / img.height
             ok = [i for i in free if i != si and cands[i].can_target
@@ -268,7 +363,7 @@ def plan(cands: list[Candidate], root: Path, cfg: RealCorpusConfig, pdf: bool) -
                 continue
             ti = ok[int(rng.integers(len(ok)))]
             used.update((si, ti))
-            plants.append(Plant(src, cands[ti], cands[ti].doc, kind, records, img, bbox_a))
+            plants.append(Plant(src, cands[ti], cands[ti].doc, kind, records, img, bbox_a, overlap))
         else:
             here = str(Path(src.doc).parent)
             others = [f for f in folders if f != here]
@@ -278,10 +373,11 @@ def plan(cands: list[Candidate], root: Path, cfg: RealCorpusConfig, pdf: bool) -
             stem = Path(src.doc).stem if kind == "intra" else Path(next(c.doc for c in cands if str(Path(c.doc).parent) == folder)).stem
             name = f"{stem}_{len(plants) + 1:03d}.png"
             dest = name if folder == "." else (Path(folder) / name).as_posix()
-            if dest in taken:
+            dest_a = "" if overlap is None else (Path(src.doc).parent / f"{Path(src.doc).stem}_{len(plants) + 1:03d}a.png").as_posix()
+            if dest in taken or dest_a in taken:
                 continue
             used.add(si)
-            plants.append(Plant(src, None, dest, kind, records, img, bbox_a))
+            plants.append(Plant(src, None, dest, kind, records, img, bbox_a, overlap, dest_a))
     return plants
 
 
@@ -291,12 +387,20 @@ def plan(cands: list[Candidate], root: Path, cfg: RealCorpusConfig, pdf: bool) -
 def _row(p: Plant, cfg: RealCorpusConfig, pdf: bool) -> list[Any]:
     if pdf:
         assert p.target is not None
-        b = (p.target.doc, p.target.page, format_bbox(p.target.bbox))
+        b_box = p.target.bbox if p.overlap is None else map_box(p.overlap.shared_b, p.overlap.size, p.target.bbox)
+        b = (p.target.doc, p.target.page, format_bbox(b_box))
+    elif p.overlap is not None:
+        b = (p.dest, 1, format_bbox(map_box(p.overlap.shared_b, p.overlap.size, (0, 0, p.image.width, p.image.height))))
     else:
         b = (p.dest, 1, f"0 0 {p.image.width} {p.image.height}")
-    whole = p.bbox_a == p.source.bbox
-    a_box = f"0 0 {p.source.width} {p.source.height}" if (not pdf and whole) else format_bbox(p.bbox_a)
-    return [p.source.doc, p.source.page, a_box, *b, label(p.records), p.kind, cfg.generator]
+    if not pdf and p.overlap is not None:
+        a_img = p.overlap.a
+        a = (p.dest_a, 1, format_bbox(map_box(p.overlap.shared_a, p.overlap.size, (0, 0, a_img.width, a_img.height))))
+    else:
+        whole = p.bbox_a == p.source.bbox
+        a_box = f"0 0 {p.source.width} {p.source.height}" if (not pdf and whole) else format_bbox(p.bbox_a)
+        a = (p.source.doc, p.source.page, a_box)
+    return [*a, *b, p.alteration, p.kind, cfg.generator]
 
 
 def _write(out: Path, name: str, rows: list[list[Any]], plants: list[Plant], cfg: RealCorpusConfig) -> None:
@@ -316,7 +420,7 @@ def _summary(plants: list[Plant], n_inputs: int, n_cands: int, cfg: RealCorpusCo
     return {
         "inputs": n_inputs, "candidates": n_cands, "planted": len(plants), "requested": cfg.reuse,
         "by_kind": dict(sorted(Counter(p.kind for p in plants).items())),
-        "by_alteration": dict(sorted(Counter(label(p.records) for p in plants).items())),
+        "by_alteration": dict(sorted(Counter(p.alteration for p in plants).items())),
         "by_op": dict(sorted(Counter(op for p in plants for op in {r.name for r in p.records} or {"none"}).items())),
     }
 
@@ -332,10 +436,12 @@ def make_pdf_corpus(out: str | Path, pdf_dir: str | Path, cfg: RealCorpusConfig)
     cands = inventory(root, files, cfg, pdf=True)
     plants = plan(cands, root, cfg, pdf=True)
     (out / "pdf").mkdir(parents=True, exist_ok=True)
-    by_doc: dict[str, list[Plant]] = defaultdict(list)
+    by_doc: dict[str, list[tuple[int, int, Image.Image]]] = defaultdict(list)  # doc -> (page, xref, new pixels)
     for p in plants:
         assert p.target is not None
-        by_doc[p.target.doc].append(p)
+        by_doc[p.target.doc].append((p.target.page, p.target.xref, p.image))
+        if p.image_a is not None:  # an overlap's crop a replaces the source
+            by_doc[p.source.doc].append((p.source.page, p.source.xref, p.image_a))
     from scanner.discover import document_key
 
     for path in files:
@@ -346,10 +452,8 @@ def make_pdf_corpus(out: str | Path, pdf_dir: str | Path, cfg: RealCorpusConfig)
             shutil.copyfile(path, dest)
             continue
         with pymupdf.open(path) as pdfdoc:
-            for p in by_doc[doc]:
-                assert p.target is not None
-                page = pdfdoc.load_page(p.target.page - 1)
-                page.replace_image(p.target.xref, stream=_png(p.image))
+            for page_no, xref, image in by_doc[doc]:
+                pdfdoc.load_page(page_no - 1).replace_image(xref, stream=_png(image))
             pdfdoc.save(dest, garbage=3, deflate=True)
     _write(out, "truth.csv", [_row(p, cfg, True) for p in plants], plants, cfg)
     return _summary(plants, len(files), len(cands), cfg)
@@ -363,13 +467,19 @@ def make_image_corpus(out: str | Path, image_dir: str | Path, cfg: RealCorpusCon
     files = [p for p in find_inputs(root) if p.suffix.lower() != ".pdf"]
     cands = inventory(root, files, cfg, pdf=False)
     plants = plan(cands, root, cfg, pdf=False)
+    replaced = {p.source.doc for p in plants if p.overlap is not None}  # an overlap's crop a stands in for its source
     for path in files:
+        if document_key(path, root) in replaced:
+            continue
         dest = out / "images" / document_key(path, root)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest)
     for p in plants:
-        dest = out / "images" / p.dest
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(_png(p.image))
+        for rel, image in ((p.dest, p.image), (p.dest_a, p.image_a)):
+            if image is None:
+                continue
+            dest = out / "images" / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(_png(image))
     _write(out, "images_truth.csv", [_row(p, cfg, False) for p in plants], plants, cfg)
     return _summary(plants, len(files), len(cands), cfg)

@@ -14,7 +14,7 @@ from scanner.decode import decode_png
 from scanner.extract import ExtractLimits, extract_document
 from scanner.records import parse_bbox
 from training.alterations import AlterationRecord, apply, replay
-from training.real_corpus import RealCorpusConfig, alter, crop_box, make_image_corpus, make_pdf_corpus
+from training.real_corpus import RealCorpusConfig, alter, crop_box, make_image_corpus, make_pdf_corpus, overlap_crops
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "real-sample" / "images"
 IMAGES = [
@@ -182,3 +182,87 @@ def test_make_corpus_cli_from_pdfs(pdf_corpus: tuple[Path, Path, dict], tmp_path
     assert json.loads(res.output)["pdf"]["planted"] == 1
     rows = _rows(tmp_path / "o" / "truth.csv")
     assert len(rows) == 1 and list(rows[0]) == ["doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b", "alteration", "kind", "generator"]
+
+
+def _region(pixels: np.ndarray, placement: tuple[float, ...], box: tuple[float, ...]) -> np.ndarray:
+    """The pixels of `box` (page coordinates) of an image of `pixels` drawn in `placement`."""
+    sx, sy = pixels.shape[1] / (placement[2] - placement[0]), pixels.shape[0] / (placement[3] - placement[1])
+    x0, x1 = round((box[0] - placement[0]) * sx), round((box[2] - placement[0]) * sx)
+    y0, y1 = round((box[1] - placement[1]) * sy), round((box[3] - placement[1]) * sy)
+    return pixels[y0:y1, x0:x1]
+
+
+def test_overlap_crops_share_part_of_their_area_and_neither_contains_the_other() -> None:
+    rng = np.random.default_rng(1)
+    with Image.open(SAMPLE / IMAGES[0]) as im:
+        img = im.convert("RGB").resize((240, 180))
+    for _ in range(30):
+        o = overlap_crops(img, rng, (0.3, 0.6))
+        assert o.a.size == o.b.size == o.size
+        assert 0.22 <= o.size[0] * o.size[1] / (240 * 180) <= 0.53
+        wa, ha = o.shared_a[2] - o.shared_a[0], o.shared_a[3] - o.shared_a[1]
+        assert (wa, ha) == (o.shared_b[2] - o.shared_b[0], o.shared_b[3] - o.shared_b[1])
+        assert 0.27 <= wa * ha / (o.size[0] * o.size[1]) <= 0.63  # 30-60 %, up to rounding
+        a, b = np.asarray(o.a), np.asarray(o.b)
+        assert np.array_equal(a[o.shared_a[1]:o.shared_a[3], o.shared_a[0]:o.shared_a[2]],
+                              b[o.shared_b[1]:o.shared_b[3], o.shared_b[0]:o.shared_b[2]])
+        assert o.shared_a != o.shared_b  # shifted: neither crop holds the other
+
+
+def test_crop_share_plants_overlaps_whose_truth_is_the_shared_region_in_both_pdfs(tmp_path: Path) -> None:
+    _make_pdfs(tmp_path / "in")
+    summary = make_pdf_corpus(tmp_path / "out", tmp_path / "in",
+                              RealCorpusConfig(reuse=3, seed=3, min_side_px=64, aspect_tolerance=1.6, crop_share=1.0))
+    truth, plants = _rows(tmp_path / "out" / "truth.csv"), _rows(tmp_path / "out" / "plants.csv")
+    assert set(summary["by_alteration"]) <= {"crop", "crop+rotate90", "overlap"} and summary["by_alteration"].get("overlap") == 1
+    row, plant = next((r, p) for r, p in zip(truth, plants) if r["alteration"] == "overlap")
+    crop_a, crop_b = _records(plant["params"])
+    _, src = _record_at(tmp_path / "in" / row["doc_a"], int(row["page_a"]), parse_bbox(plant["source_bbox"]))
+    # side a: the source's placement now shows crop a; side b: the target's shows crop b
+    placed_a, got_a = _record_at(tmp_path / "out" / "pdf" / row["doc_a"], int(row["page_a"]), parse_bbox(plant["source_bbox"]))
+    assert np.array_equal(got_a, np.asarray(apply(Image.fromarray(src), crop_a)))
+    box_a, box_b = parse_bbox(row["bbox_a"]), parse_bbox(row["bbox_b"])
+    target = next(r for r in extract_document(tmp_path / "out" / "pdf" / row["doc_b"], tmp_path / "out" / "pdf",
+                                              ExtractLimits(split=False, timeout_s=None)).records
+                  if r.page == int(row["page_b"]) and r.x0 <= box_b[0] + 0.01 and box_b[2] <= r.x1 + 0.01
+                  and r.y0 <= box_b[1] + 0.01 and box_b[3] <= r.y1 + 0.01 and r.parent_id is None)
+    got_b = decode_png(target.image)
+    assert np.array_equal(got_b, np.asarray(apply(Image.fromarray(src), crop_b)))
+    # the truth boxes are exactly the shared region: the same pixels on both sides, a strict part of each
+    region_a, region_b = _region(got_a, placed_a, box_a), _region(got_b, target.bbox, box_b)
+    assert region_a.shape == region_b.shape and np.array_equal(region_a, region_b)
+    assert 0.27 <= region_a.shape[0] * region_a.shape[1] / (got_a.shape[0] * got_a.shape[1]) <= 0.63
+
+
+def test_crop_share_overlap_in_an_image_corpus_replaces_the_source(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    for i, name in enumerate(IMAGES[:6]):
+        d = src / ("g1" if i % 2 else "g2")
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"im{i}.png").write_bytes(_small(name, (180, 140)))
+    make_image_corpus(tmp_path / "out", src, RealCorpusConfig(reuse=3, seed=2, min_side_px=64, crop_share=1.0))
+    truth, plants = _rows(tmp_path / "out" / "images_truth.csv"), _rows(tmp_path / "out" / "images_plants.csv")
+    row, plant = next((r, p) for r, p in zip(truth, plants) if r["alteration"] == "overlap")
+    source = parse_bbox(plant["source_bbox"])
+    original = next(p for p in src.rglob("*.png") if Path(row["doc_a"]).stem.startswith(p.stem + "_"))
+    assert not (tmp_path / "out" / "images" / original.relative_to(src)).exists()
+    with Image.open(original) as im:
+        assert im.size == (source[2], source[3])
+    out = {}
+    for side in "ab":
+        with Image.open(tmp_path / "out" / "images" / row[f"doc_{side}"]) as im:
+            pix = np.asarray(im.convert("RGB"))
+        box = parse_bbox(row[f"bbox_{side}"])
+        out[side] = _region(pix, (0, 0, pix.shape[1], pix.shape[0]), box)
+        assert 0.27 <= out[side].shape[0] * out[side].shape[1] / (pix.shape[0] * pix.shape[1]) <= 0.63
+    assert np.array_equal(out["a"], out["b"])
+
+
+def test_default_recipes_unchanged_without_crop_share() -> None:
+    from training.real_corpus import RECIPES, recipe_order
+
+    order = recipe_order(RealCorpusConfig(seed=3), np.random.default_rng(3))
+    assert order == [str(r) for r in np.random.default_rng(3).permutation(np.array(RECIPES))] and "overlap" not in order
+    shared = recipe_order(RealCorpusConfig(reuse=30, seed=3, crop_share=0.4), np.random.default_rng(3))
+    assert len(shared) == 30 and sum(r in ("crop_area", "crop_area+rotate90", "overlap") for r in shared) == 12
+    assert shared.count("overlap") == 4
