@@ -1,6 +1,7 @@
 """Matchable panels per paper under the stored flags and under today's noise rules, and what the rules newly flag.
 
     python benchmarks/noise_guard.py OUT [OUT ...] [--per-doc] [--sheet SHEET.png]
+    python benchmarks/noise_guard.py --images DIR [--sheet SHEET.png]
 
 OUT is a `reusescan scan` output (its `store/`) or a `reusescan extract` output (its
 `figures.parquet`). The stored flags are the rules the run used; the current ones are
@@ -8,7 +9,9 @@ recomputed from the stored pixels (`noise_pairs.current_flags`, no rescan). Prin
 matchable records (no noise flag) per run before and after, per paper with `--per-doc`,
 and every record the current rules newly take out of matching, so one can check by eye
 (`--sheet` draws them on one contact sheet) that no real micrograph, blot or histology
-panel is among them.
+panel is among them. `--images DIR` extracts every image file under DIR as `reusescan extract`
+would (`scanner.placement`) and lists each record a noise rule takes out of matching (for a
+folder of real micrographs: none should be).
 """
 from __future__ import annotations
 
@@ -55,14 +58,43 @@ def contact_sheet(images: list[bytes], labels: list[str], dest: Path, cell: int 
     sheet.save(dest)
 
 
+def flagged_in_images(folder: Path) -> list[tuple[str, str, bytes]]:
+    """(file, flags, PNG) of every record of the image files under `folder` that a noise rule flags."""
+    import numpy as np
+    from PIL import Image
+
+    from scanner.document import ExtractLimits
+    from scanner.placement import records_for_placement
+
+    out = []
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff"))
+    for path in files:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        h, w = rgb.shape[:2]
+        records = records_for_placement(rgb, (0.0, 0.0, float(w), float(h)), doc=path.name, doc_sha256="0" * 64,
+                                        page=0, placement=0, limits=ExtractLimits(), bbox_is_pixels=True)
+        for r in records:
+            if not is_matchable(r.flags):
+                out.append((str(path.relative_to(folder)), "+".join(sorted(NOISE_FLAGS.intersection(r.flags))), r.image))
+    print(f"{folder}: {len(files)} image files, {len(out)} records flagged as noise")
+    for name, why, _ in out:
+        print(f"  {why}: {name}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("outs", type=Path, nargs="+", help="scan outputs (store/) or extract outputs (figures.parquet)")
+    ap.add_argument("outs", type=Path, nargs="*", help="scan outputs (store/) or extract outputs (figures.parquet)")
+    ap.add_argument("--images", type=Path, default=None, help="a folder of image files to extract and check")
     ap.add_argument("--per-doc", action="store_true", help="print matchable records per paper, stored vs current rules")
     ap.add_argument("--sheet", type=Path, default=None, help="contact sheet PNG of the newly flagged records")
     args = ap.parse_args(argv)
     sheet_images: list[bytes] = []
     sheet_labels: list[str] = []
+    if args.images is not None:
+        for name, why, png in flagged_in_images(args.images):
+            sheet_images.append(png)
+            sheet_labels.append(f"{why} {name}")
     for out in args.outs:
         table = read_records(out)
         now = current_flags(table, NoiseOptions())
