@@ -20,6 +20,8 @@ from scanner.records import FLAG_BOILERPLATE, FLAG_CHART, FLAG_TEXT, FLAG_TINY, 
 
 # A pixel this light in every channel is white paper.
 PAPER_LEVEL = 235
+# Truly white: the paper of a page. A pale slide or a plot background drawn by a generator is below it.
+PAPER_WHITE = 250
 # Boilerplate is small: a logo or icon (longest side at most LOGO_MAX_SIDE_PT) or a
 # banner strip (shortest side at most BANNER_MAX_SIDE_PT). A large figure that
 # recurs verbatim across papers is exactly what a reviewer must see, never noise.
@@ -76,9 +78,10 @@ class NoiseOptions:
     # plot drawn as one raster (a line plot, scatter, Kaplan-Meier or contour plot, a bar chart
     # that did not split): at least `plot_min_paper` of it white paper and at most
     # `plot_max_filled` of it filled ink (ink left after removing strokes thinner than
-    # `plot_stroke_px`, then `plot_stroke_px` of its rim). Only for figures matched whole (not
-    # split) and pieces. Measured: plots of the published figures and the real papers 0.000-0.094
-    # filled with paper 0.54-0.97; the least filled real pictures (PET and CT scans on paper) 0.26.
+    # `plot_stroke_px`, then `plot_stroke_px` of its rim). Only for figures that do not split
+    # (the pieces of a split figure have their own kinds). Paper is truly white (PAPER_WHITE): a
+    # pale slide is not paper. Measured: plots of the published figures and the real papers
+    # 0.000-0.094 filled; the least filled real pictures (PET and CT scans on paper) 0.26.
     plot_min_paper: float = 0.5
     plot_max_filled: float = 0.12
     plot_stroke_px: int = 5
@@ -192,7 +195,7 @@ def is_plot(rgb: np.ndarray, opts: NoiseOptions) -> bool:
         x = x.min(axis=-1)
     if x.size == 0:
         return False
-    paper = x >= PAPER_LEVEL
+    paper = x >= PAPER_WHITE
     if float(paper.mean()) < opts.plot_min_paper:
         return False
     square = np.ones((opts.plot_stroke_px, opts.plot_stroke_px), dtype=bool)
@@ -204,15 +207,15 @@ def image_flags(rgb: np.ndarray, opts: NoiseOptions, size_pt: tuple[float, float
                 *, piece: bool = False) -> list[str]:
     """The noise flags of one image (`tiny`, `uniform`, `chart`, `text`): the per-image half of the noise rule.
 
-    `piece` says the image is a panel cut from a larger figure (bar pieces and plots are flagged
-    only then; a whole figure is a plot only when it does not split, see `scanner.placement`).
+    `piece` says the image is a panel cut from a larger figure (bar pieces are flagged only then).
+    Plots (`is_plot`) are judged on figures that do not split, in `scanner.placement`.
     """
     flags = []
     if is_tiny(rgb.shape[1], rgb.shape[0], opts, size_pt):
         flags.append(FLAG_TINY)
     if is_uniform(rgb, opts):
         flags.append(FLAG_UNIFORM)
-    elif is_chart_fragment(rgb, opts) or (piece and (is_bar_piece(rgb, opts) or is_plot(rgb, opts))):
+    elif is_chart_fragment(rgb, opts) or (piece and is_bar_piece(rgb, opts)):
         flags.append(FLAG_CHART)
     if size_pt is not None and FLAG_UNIFORM not in flags and is_label(rgb, size_pt, opts):
         flags.append(FLAG_TEXT)
