@@ -209,6 +209,7 @@ def test_a_plot_on_paper_is_a_chart_but_a_picture_on_paper_is_not() -> None:
     for x, y in [(100, 300), (200, 200), (300, 150), (400, 120)]:
         plot[y - 6:y + 6, x - 6:x + 6] = 0
     assert is_plot(plot, opts)
+    assert not is_plot(plot, NoiseOptions(flag_plots=False))
     rng = np.random.default_rng(0)
     scan = np.full((400, 500, 3), 255, np.uint8)  # a CT/PET-like picture filling a third of its box on paper
     yy, xx = np.mgrid[:400, :500]
