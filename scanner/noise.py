@@ -154,7 +154,7 @@ def banded_share(rgb: np.ndarray, tol: int = 6) -> float:
         x = x[..., None]
     if x.size == 0:
         return 1.0
-    paper = (x >= PAPER_LEVEL).all(axis=-1)
+    paper: np.ndarray = np.asarray((x >= PAPER_LEVEL).all(axis=-1))
     ink = np.where(paper[..., None], np.nan, x)
     best = 0.0
     for axis in (0, 1):
