@@ -6,8 +6,9 @@
 Per annotated kind: panels, found as their own image piece (IoU >= 0.5), and for
 chart/text: how many stay matchable (an image-kind piece overlaps them with IoU >= 0.5,
 or the figure is not split at all, so they ride along in a whole-figure record).
-Methods: `split_panels` (every returned box counts as an image piece) and
-`split_figure` (pieces with their kind). Splits: `dev` (tuned on), `heldout` (partly looked
+Methods: `split_panels` (every returned box counts as an image piece),
+`split_figure` (pieces with their kind) and `extract records` (the records `reusescan extract`
+makes of the figure, their noise flags included: a figure matched whole can be a chart too). Splits: `dev` (tuned on), `heldout` (partly looked
 at while debugging), `clean` (annotated before any splitter ran on it; score it once, after tuning).
 """
 from __future__ import annotations
@@ -60,7 +61,8 @@ def run_splitters(anns: list[dict], images: Path) -> dict[str, dict[str, list[tu
     from scanner.panels import split_panels, split_panels_strict
     from scanner.pieces import split_figure
 
-    out: dict[str, dict[str, list[tuple[tuple[float, ...], str]]]] = {"strict (before)": {}, "split_panels": {}, "split_figure": {}}
+    out: dict[str, dict[str, list[tuple[tuple[float, ...], str]]]] = {
+        "strict (before)": {}, "split_panels": {}, "split_figure": {}, "extract records": {}}
     for a in anns:
         path = images / a["image"]
         if not path.exists():
@@ -70,7 +72,28 @@ def run_splitters(anns: list[dict], images: Path) -> dict[str, dict[str, list[tu
         out["strict (before)"][a["image"]] = [(tuple(map(float, b)), "image") for b in split_panels_strict(rgb)]
         out["split_panels"][a["image"]] = [(tuple(map(float, b)), "image") for b in split_panels(rgb)]
         out["split_figure"][a["image"]] = [(tuple(map(float, p.box)), p.kind) for p in split_figure(rgb)]
+        out["extract records"][a["image"]] = record_pieces(rgb)
     return out
+
+
+def record_pieces(rgb: np.ndarray) -> list[tuple[tuple[float, ...], str]]:
+    """What `reusescan extract` makes of a figure, as (box, kind) with its noise flags: a noise-flagged record is "chart".
+
+    A split figure gives its panels; a figure that does not split gives [] when it is
+    matchable (every annotated panel rides along) or itself as "chart" when a noise rule takes it out.
+    """
+    from scanner.document import ExtractLimits
+    from scanner.placement import records_for_placement
+    from scanner.records import NOISE_FLAGS
+
+    h, w = rgb.shape[:2]
+    records = records_for_placement(rgb, (0.0, 0.0, float(w), float(h)), doc="figure.png", doc_sha256="0" * 64,
+                                    page=0, placement=0, limits=ExtractLimits(), bbox_is_pixels=True)
+    kind = {r.figure_id: "chart" if NOISE_FLAGS.intersection(r.flags) else "image" for r in records}
+    panels = [r for r in records if r.parent_id is not None]
+    if not panels:
+        return [] if kind[records[0].figure_id] == "image" else [((0.0, 0.0, float(w), float(h)), "chart")]
+    return [((r.x0, r.y0, r.x1, r.y1), kind[r.figure_id]) for r in panels]
 
 
 def pieces_from_parquet(path: Path, pdf_map: dict) -> dict[str, list[tuple[tuple[float, ...], str]]]:

@@ -22,8 +22,8 @@ import pyarrow as pa
 from index.candidates import Pairs, RecordKeys, trivial_mask
 from index.store import KEY_COLUMNS, FigureStore
 from scanner.decode import decode_png
-from scanner.noise import NoiseOptions, add_flag, boilerplate_mask, image_flags, pixel_hash
-from scanner.records import FLAG_BOILERPLATE, NOISE_FLAGS
+from scanner.noise import NoiseOptions, add_flag, boilerplate_mask, image_flags, is_plot, pixel_hash
+from scanner.records import FLAG_BOILERPLATE, FLAG_CHART, FLAG_COMPOUND, NOISE_FLAGS
 
 DEFAULT_THRESHOLD = 0.8357  # the threshold the logos numbers in docs/benchmarks.md were counted at (shipped until 2026-11-26; now 0.9274)
 
@@ -37,7 +37,10 @@ def current_flags(table: pa.Table, opts: NoiseOptions) -> list[tuple[str, ...]]:
     boxes = list(zip(*(table.column(c).to_pylist() for c in ("x0", "y0", "x1", "y1"))))
     for img, parent, doc, box, flags in zip(images, parents, docs, boxes, table.column("flags").to_pylist()):
         size = (box[2] - box[0], box[3] - box[1]) if str(doc).lower().endswith(".pdf") else None
-        new = image_flags(decode_png(img), opts, size, piece=parent is not None)
+        rgb = decode_png(img)
+        new = image_flags(rgb, opts, size, piece=parent is not None)
+        if parent is None and not new and FLAG_COMPOUND not in (flags or ()) and is_plot(rgb, opts):
+            new.append(FLAG_CHART)  # as scanner.placement: a figure that did not split
         merged = tuple(flags or ())
         for f in new:
             merged = add_flag(merged, f)

@@ -9,7 +9,7 @@ import numpy as np
 
 from scanner.decode import encode_png
 from scanner.document import ExtractLimits, make_figure_id
-from scanner.noise import image_flags
+from scanner.noise import image_flags, is_plot
 from scanner.pieces import KIND_CHART, KIND_TEXT, split_figure
 from scanner.records import FLAG_CHART, FLAG_COMPOUND, FLAG_TEXT, PanelRecord
 
@@ -31,7 +31,8 @@ def records_for_placement(
 
     Panels are the pieces of `scanner.pieces.split_figure`; chart and text pieces are
     kept as records flagged FLAG_CHART / FLAG_TEXT (noise: out of matching by default).
-    Pieces of a strict split (every piece a filled rectangle) are never flagged.
+    Pieces of a strict split (every piece a filled rectangle) are never flagged. A figure that
+    does not split and is a plot on paper (`scanner.noise.is_plot`) is flagged FLAG_CHART.
 
     `rgb` is upright as on the page and spans `bbox` (page points); panel boxes
     found in pixels are mapped linearly back into page coordinates.
@@ -43,6 +44,8 @@ def records_for_placement(
     pieces = split_figure(rgb, limits.split_options, classify_strict=False) if limits.split and not flags else []
     if pieces:
         flags.append(FLAG_COMPOUND)
+    elif not flags and is_plot(rgb, limits.noise):
+        flags.append(FLAG_CHART)  # one chart on paper: no piece to flag, the figure is the chart
     parent_id = make_figure_id(doc, doc_sha256, page, placement, 0)
     out = [
         PanelRecord(

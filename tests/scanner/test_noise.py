@@ -10,6 +10,7 @@ from scanner.noise import (
     flag_boilerplate_table,
     image_flags,
     is_bar_piece,
+    is_plot,
     logo_hashes,
 )
 from scanner.records import (
@@ -176,3 +177,56 @@ def test_a_bar_cut_from_a_chart_is_a_chart_piece_but_a_picture_or_plot_is_not() 
     plot = np.full((200, 200, 3), 255, np.uint8)  # a line plot on white paper
     plot[np.arange(200), np.arange(200)] = 0
     assert not is_bar_piece(plot, opts)
+
+
+def test_bars_of_different_heights_cut_from_a_chart_are_a_chart_piece() -> None:
+    """Paper above the shorter bars does not hide that every column is one flat colour (a real bar piece, 75 x 238 px)."""
+    opts = NoiseOptions()
+    bars = np.full((238, 75, 3), 255, np.uint8)
+    bars[:, 0:18] = (10, 10, 10)              # control bar, full height
+    bars[110:, 18:40] = (70, 20, 90)          # a shorter bar ...
+    bars[90:110, 28:30] = 0                   # ... its error bar
+    bars[80:, 40:62] = (120, 250, 40)         # a taller one
+    bars[60:80, 50:52] = 0
+    bars[80:90, 20:36] = 0                    # "###" above a bar
+    assert is_bar_piece(bars, opts)
+    assert FLAG_CHART in image_flags(bars, opts, (18.0, 57.0), piece=True)
+    rng = np.random.default_rng(1)
+    strip = np.full((116, 211, 3), 235, np.uint8)  # a blot strip: two dark bands on a grey membrane, grain
+    strip[40:70, 10:95] = 60
+    strip[40:70, 110:200] = 70
+    strip = np.clip(strip + rng.normal(0, 6, strip.shape), 0, 255).astype(np.uint8)
+    assert not is_bar_piece(strip, opts)
+
+
+def test_a_plot_on_paper_is_a_chart_but_a_picture_on_paper_is_not() -> None:
+    opts = NoiseOptions()
+    plot = np.full((400, 500, 3), 255, np.uint8)  # axes, a curve and scatter dots on white
+    plot[20:380, 40:43] = 0
+    plot[377:380, 40:480] = 0
+    xs = np.arange(45, 480)
+    plot[(370 - 300 * (1 - np.exp(-(xs - 45) / 80.0))).astype(int), xs] = (20, 20, 140)
+    for x, y in [(100, 300), (200, 200), (300, 150), (400, 120)]:
+        plot[y - 6:y + 6, x - 6:x + 6] = 0
+    assert is_plot(plot, opts)
+    assert not is_plot(plot, NoiseOptions(flag_plots=False))
+    rng = np.random.default_rng(0)
+    scan = np.full((400, 500, 3), 255, np.uint8)  # a CT/PET-like picture filling a third of its box on paper
+    yy, xx = np.mgrid[:400, :500]
+    body = (yy - 200) ** 2 / 120**2 + (xx - 250) ** 2 / 150**2 <= 1
+    scan[body] = np.clip(rng.normal(150, 30, (int(body.sum()), 3)), 0, 255).astype(np.uint8)
+    assert not is_plot(scan, opts)
+    assert not is_plot(np.zeros((200, 200, 3), np.uint8), opts)  # no paper at all: a picture
+
+
+def test_an_icon_in_the_same_column_of_two_papers_at_another_height_is_template() -> None:
+    """A template's icon (F1000's 23 pt review icon) beside sections that start at other heights."""
+    high, low = (57.60, 256.31, 80.85, 279.56), (57.60, 353.48, 80.85, 376.73)
+    assert boilerplate_mask(["icon"] * 2, ["a.pdf", "b.pdf"], [12, 8], [high, low]) == [True, True]
+    # another column, another size, or larger than an icon: laid out anew, reuse
+    assert boilerplate_mask(["icon"] * 2, ["a.pdf", "b.pdf"], [12, 8], [high, (300.0, 353.48, 323.25, 376.73)]) == [False] * 2
+    assert boilerplate_mask(["icon"] * 2, ["a.pdf", "b.pdf"], [12, 8], [high, (57.60, 353.48, 80.85, 390.0)]) == [False] * 2
+    panel_a, panel_b = (57.6, 100.0, 157.6, 190.0), (57.6, 400.0, 157.6, 490.0)  # 100 pt panels, one column
+    assert boilerplate_mask(["p"] * 2, ["a.pdf", "b.pdf"], [3, 5], [panel_a, panel_b]) == [False] * 2
+    # one paper (two files of one content): reuse
+    assert boilerplate_mask(["icon"] * 2, ["a.pdf", "b.pdf"], [12, 8], [high, low], contents=["x", "x"]) == [False] * 2

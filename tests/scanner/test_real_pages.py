@@ -9,7 +9,7 @@ from PIL import Image
 
 from scanner.extract import ExtractLimits, extract_document
 from scanner.noise import NoiseOptions, image_flags
-from scanner.records import FLAG_CHART, PanelRecord
+from scanner.records import FLAG_CHART, NOISE_FLAGS, PanelRecord
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "real-sample"
 PDFS = sorted((SAMPLE / "pdfs").glob("*.pdf"))
@@ -35,13 +35,20 @@ def test_real_pdfs_decode_without_an_image_error(extracted: dict[str, tuple[list
         assert records, name
 
 
-def test_gradient_bars_of_a_real_bar_chart_are_flagged_and_no_real_panel_is(
+def test_chart_pieces_and_plots_of_real_papers_are_flagged_and_no_real_panel_is(
         extracted: dict[str, tuple[list[PanelRecord], list[str]]]) -> None:
     charts = [(name, r.page, round(r.x1 - r.x0), round(r.y1 - r.y0))
               for name, (records, _) in extracted.items() for r in records if FLAG_CHART in r.flags]
-    # PMC4657150 page 4 draws the three bars of its bar chart as images (about 30 x 80-100 pt).
-    # Nothing else of the five papers (micrographs, histology, blots, survival curves) is.
-    assert sorted(charts) == [("PMC4657150.pdf", 4, 29, 100), ("PMC4657150.pdf", 4, 30, 81), ("PMC4657150.pdf", 4, 30, 93)]
+    # PMC4657150 page 4 draws the three bars of its bar chart as images (about 30 x 80-100 pt);
+    # PMC4709619 pages 5-7 place nine Kaplan-Meier survival plots, each one raster on white paper.
+    # Nothing else of the five papers is: micrographs, histology, CT/MRI, clinical photographs
+    # and PMC4657150's blot strips (page 3) all stay matchable.
+    assert sorted(charts) == [("PMC4657150.pdf", 4, 29, 100), ("PMC4657150.pdf", 4, 30, 81), ("PMC4657150.pdf", 4, 30, 93),
+                              ("PMC4709619.pdf", 5, 161, 140), ("PMC4709619.pdf", 5, 161, 142), ("PMC4709619.pdf", 5, 172, 94),
+                              ("PMC4709619.pdf", 6, 145, 101), ("PMC4709619.pdf", 6, 166, 144), ("PMC4709619.pdf", 6, 167, 152),
+                              ("PMC4709619.pdf", 7, 156, 165), ("PMC4709619.pdf", 7, 161, 122), ("PMC4709619.pdf", 7, 166, 147)]
+    blots = [r for r in extracted["PMC4657150.pdf"][0] if r.page == 3 and r.parent_id is not None]
+    assert blots and not any(NOISE_FLAGS.intersection(r.flags) for r in blots)
 
 
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.stem)
