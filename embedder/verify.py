@@ -466,26 +466,42 @@ def _all_view_templates(template: torch.Tensor, container: tuple[int, int], view
 
     A D4 view commutes with resizing (to the view's own sides) and with a turn (whose sense a
     mirror reverses), so each view's templates are views of the panel resized to the container's
-    sides, or to them swapped for a quarter turn, and turned by +-each angle.
+    sides, or to them swapped for a quarter turn, and turned by +-each angle; all of them are then
+    cut out of those two turned stacks by one gather (`_view_gather`).
     """
     H, W = container
     full = (max(4, round(H * scale * aspect)), max(4, round(W * scale)))
     cut = (max(1, round(full[0] * centre)), max(1, round(full[1] * centre)))
     if min(cut) < 4:
         return None
-    need = sorted(set(angles) | {-a for a in angles})
-    turned: dict[bool, torch.Tensor] = {}
-    for swap in sorted({v % 2 == 1 for v in views}):
-        size = (full[1], full[0]) if swap else full
-        turned[swap] = rotate(_resize(template, size), need)[:, 0]  # (A, h, w)
+    need = tuple(sorted(set(angles) | {-a for a in angles}))
+    swaps = tuple(sorted({v % 2 == 1 for v in views}))
+    turned = [rotate(_resize(template, (full[1], full[0]) if swap else full), need)[:, 0].reshape(len(need), -1)
+              for swap in swaps]  # (A', h * w) each: a quarter turn keeps the number of pixels
+    index = _view_gather(full, cut, tuple(views), tuple(angles), need, swaps)
+    return torch.take(torch.cat(turned) if len(turned) > 1 else turned[0], index)
+
+
+@functools.lru_cache(maxsize=1024)
+def _view_gather(full: tuple[int, int], cut: tuple[int, int], views: tuple[int, ...], angles: tuple[float, ...],
+                 need: tuple[float, ...], swaps: tuple[bool, ...]) -> torch.Tensor:
+    """Flat indices into the turned stacks of `_all_view_templates` -> (V*A, cut) templates, view-major.
+
+    View v of angle a is view v of the stack turned by a (by -a for a mirror, which reverses the
+    turn's sense), centre cut; the indices are found by taking the same views and cuts of the
+    stacks' own flat positions, so the gather moves exactly the pixels the views would.
+    """
     y0, x0 = (full[0] - cut[0]) // 2, (full[1] - cut[1]) // 2
-    plain = [need.index(angle) for angle in angles]
-    mirrored = [need.index(-angle) for angle in angles]
-    out = []
-    for v in views:  # one view of all angles at a time: few tensor operations (their overhead dominates)
-        base = turned[v % 2 == 1][mirrored if v >= 4 else plain]
-        out.append(apply_to_tensor(base, v)[:, y0:y0 + cut[0], x0:x0 + cut[1]])
-    return torch.cat(out)
+    pixels = full[0] * full[1]
+    rows = []
+    for v in views:
+        swap = v % 2 == 1
+        shape = (full[1], full[0]) if swap else full
+        where = apply_to_tensor(torch.arange(pixels).reshape(shape), v)[y0:y0 + cut[0], x0:x0 + cut[1]]
+        first = swaps.index(swap) * len(need)
+        for angle in angles:
+            rows.append((first + need.index(-angle if v >= 4 else angle)) * pixels + where)
+    return torch.stack(rows)
 
 
 def _search_specs(containers: dict[bool, _Container], templates: dict[bool, torch.Tensor], specs: Sequence[_Spec],
