@@ -221,11 +221,12 @@ def test_all_views_made_from_two_turned_copies_equal_the_per_view_templates(
 
 
 def test_batched_fft_correlation_equals_direct_per_group() -> None:
-    from embedder.verify import _best_ncc_groups, _Container
+    from embedder.verify import _best_ncc_groups, _Container, _prepare
 
     torch.manual_seed(0)
     container = _Container(torch.rand(57, 73))
-    groups = [torch.rand(3, 45, 58), torch.rand(1, 40, 66), None, torch.rand(2, 60, 10)]  # the last does not fit
+    raw = [torch.rand(3, 45, 58), torch.rand(1, 40, 66), None, torch.rand(2, 60, 10)]  # the last does not fit
+    groups = [_prepare(g) for g in raw]
     fft, direct = _best_ncc_groups(container, groups, True), _best_ncc_groups(container, groups, False)
     assert fft[2] is None and fft[3] is None and direct[3] is None
     for f, d in zip(fft[:2], direct[:2]):
