@@ -154,7 +154,19 @@ def _rotation_grid(angles: tuple[float, ...], h: int, w: int) -> torch.Tensor:
         # affine_grid maps output to input coordinates, normalised per axis (y down): the inverse turn,
         # corrected for the aspect ratio so that the turn is rigid
         thetas.append([[c, -s * h / w, 0.0], [s * w / h, c, 0.0]])
-    return F.affine_grid(torch.tensor(thetas, dtype=torch.float32), [len(angles), 1, h, w], align_corners=False)
+    theta = torch.tensor(thetas, dtype=torch.float32)
+    # F.affine_grid's own arithmetic (base grid times theta, bit for bit), with the base grid cached by size
+    return _base_grid(h, w).expand(len(angles), -1, -1).bmm(theta.transpose(1, 2)).view(len(angles), h, w, 2)
+
+
+@functools.lru_cache(maxsize=256)
+def _base_grid(h: int, w: int) -> torch.Tensor:
+    """The (1, h*w, 3) grid of pixel centres (x, y, 1), normalised to [-1, 1] as `F.affine_grid` makes it."""
+    grid = torch.empty(1, h, w, 3)
+    grid[..., 0] = torch.linspace(-1, 1, w) * (w - 1) / w
+    grid[..., 1] = (torch.linspace(-1, 1, h) * (h - 1) / h)[:, None]
+    grid[..., 2] = 1.0
+    return grid.view(1, h * w, 3)
 
 
 def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -619,8 +631,8 @@ def align_pair(a: Panel, b: Panel, config: AlignConfig = AlignConfig()) -> Align
     containers, templates = _containers(a, b, config.fine_side)
     fft = _use_fft(config.fine_side)
     angle_step = _half_step(config.angles)
-    specs = [_Spec(h.b_inside_a, (h.view,), scale, _angles_around(h.angle, angle_step))
-             for h in hyps[:config.refine_top] for scale in _scales_around(h.scale, (0.93, 1.0, 1.07))]
+    specs = _merged([_Spec(h.b_inside_a, (h.view,), scale, _angles_around(h.angle, angle_step))
+                     for h in hyps[:config.refine_top] for scale in _scales_around(h.scale, (0.93, 1.0, 1.07))])
     best: _Hypothesis | None = None
     for found in _search_specs(containers, templates, specs, config, fft):
         for r in found:
@@ -641,6 +653,16 @@ def align_pair(a: Panel, b: Panel, config: AlignConfig = AlignConfig()) -> Align
                 if r.correlation > best.correlation:
                     best = r
     return _alignment(best, _detail_at(a, b, best, config))
+
+
+def _merged(specs: Sequence[_Spec]) -> list[_Spec]:
+    """`specs` with those of one direction, view, scale and aspect made one (their angles joined, each once):
+    the top coarse hypotheses are often neighbours, and one template group costs less than several."""
+    angles: dict[tuple[bool, tuple[int, ...], float, float], list[float]] = {}
+    for s in specs:
+        found = angles.setdefault((s.b_inside_a, s.views, s.scale, s.aspect), [])
+        found += [a for a in s.angles if a not in found]
+    return [_Spec(d, views, scale, tuple(a), aspect) for (d, views, scale, aspect), a in angles.items()]
 
 
 def _alignment(best: _Hypothesis, detail: float) -> Alignment:
