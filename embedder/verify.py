@@ -159,7 +159,7 @@ def _rotation_grid(angles: tuple[float, ...], h: int, w: int) -> torch.Tensor:
     return _base_grid(h, w).expand(len(angles), -1, -1).bmm(theta.transpose(1, 2)).view(len(angles), h, w, 2)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=512)
 def _base_grid(h: int, w: int) -> torch.Tensor:
     """The (1, h*w, 3) grid of pixel centres (x, y, 1), normalised to [-1, 1] as `F.affine_grid` makes it."""
     grid = torch.empty(1, h, w, 3)

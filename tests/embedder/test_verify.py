@@ -253,3 +253,39 @@ def test_the_screen_stops_unrelated_pairs_at_the_coarse_stage_and_never_a_copy()
     kept = align_pair(crop, source, AlignConfig())
     assert kept == align_pair(crop, source, full) and kept.correlation > 0.9
     assert AlignConfig.from_dict({}).screen == AlignConfig().screen  # calibrations made before it get the screen
+
+
+@pytest.mark.parametrize("kind", ["crop", "rotate90", "rotate", "hflip", "vflip", "color_jitter", "grayscale",
+                                  "gaussian_noise", "poisson_noise", "blur", "jpeg", "rescale", "crop+hflip"])
+def test_the_screen_keeps_every_planted_alteration_kind(kind: str) -> None:
+    from dataclasses import replace
+
+    from training.alterations import ALTERATION_KINDS, apply_named
+    from training.synth import generate
+
+    assert set(kind.split("+")) <= set(ALTERATION_KINDS)
+    rng = np.random.default_rng(sum(map(ord, kind)))
+    source = generate("histology_he", seed=11, size=(200, 160))
+    altered = source
+    for name in kind.split("+"):
+        altered, _ = apply_named(altered, name, rng)
+    found = align_pair(source, altered)
+    assert found == align_pair(source, altered, replace(AlignConfig(), screen=0.0))  # searched in full
+    assert found.correlation > 0.8
+
+
+def test_a_panel_compared_with_several_candidates_gives_what_fresh_panels_give() -> None:
+    from embedder.verify import MEMO_TEMPLATE_BYTES, PanelPixels, pixel_features
+
+    def pixels(image: Image.Image) -> PanelPixels:
+        return PanelPixels.from_bytes(pixel_features(image))
+
+    panel = field(index=0)
+    others = [field(index=0).rotate(90, expand=True), field(index=2), field("western_blot", index=1),
+              field(index=0).crop((10, 5, 120, 90)), field(index=3).resize((90, 150))]
+    kept = pixels(panel)  # its containers and coarse templates are kept across the pairs
+    for other in others:
+        assert align_pair(kept, pixels(other)) == align_pair(pixels(panel), pixels(other))
+        assert align_pair(pixels(other), kept) == align_pair(pixels(other), pixels(panel))
+    coarse = kept.memo[(AlignConfig().coarse_side, 0)]
+    assert 0 < coarse._template_bytes <= MEMO_TEMPLATE_BYTES
