@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pixel_check.py [--pairs 200] [--runs 3] [--kernels]
     python benchmarks/bench_pixel_check.py --store OUT/store [--pairs 300] [--baseline 11c4050]
+    python benchmarks/bench_pixel_check.py --scan OUT [--truth TRUTH.csv] [--tasks 12] [--workers 2] [--baseline REV]
 
 Times `align_pair` on the calibration pairs `reusescan calibrate` uses (altered copies,
 other fields of the same specimen, other specimens; 80-200 px), or with `--store` on
@@ -19,6 +20,16 @@ screened). `--kernels` also times the two ways of correlating a container with t
 `embedder.verify.FFT_MIN_PIXELS` was chosen. `--features` times what a scan does per pair
 before and after the stored pixel features: `align_encoded` on the two PNGs (decode, then
 the search) against `align_pair` on their `pixel_features` (checked equal).
+
+`--scan OUT` (a scanned output folder: OUT/store, OUT/report.csv) measures throughput as a
+scan gets it: the store's k-NN candidate pairs in the order a scan makes them (mostly
+unrelated pairs, a few true ones), cut into tasks of `jobs.pixel_check.PIXEL_CHECK_TASK_PAIRS`
+consecutive pairs, `--tasks` of them picked at random; each task runs
+`jobs.pixel_check.align_chunk` (its panels unpacked afresh from the stored features, one thread)
+in a pool of `--workers` processes. With `--truth`, the report rows that match a truth pair
+are timed too, as tasks of their own. Prints, per variant (this checkout, `--baseline REV`)
+and over `--runs` interleaved rounds: the median pairs/s of the pool (wall clock, all workers)
+and CPU ms a pair, and whether the two variants' alignments are identical.
 """
 from __future__ import annotations
 
@@ -35,6 +46,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,7 +83,6 @@ def calibration_panels(n_pairs: int) -> list[tuple[Any, Any]]:
 
 def store_panels(store_dir: Path, n_pairs: int, seed: int = 0) -> list[tuple[PanelPixels, PanelPixels]]:
     """`n_pairs` k-NN candidate pairs of a scanned store (as a scan takes them), as `PanelPixels`."""
-    import numpy as np
     from PIL import Image
 
     from index.candidates import RecordKeys, self_join
@@ -201,6 +212,124 @@ def time_kernels(repeats: int = 20) -> list[dict[str, object]]:
     return out
 
 
+# ------------------------------------------------------------------ throughput in scan order
+_WORKER: dict[str, Any] = {}  # the chunk and the variants' align functions, set once per pool process
+
+
+def _scan_pairs(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The store's k-NN candidate pairs (row ids), in the order a scan checks them (`jobs.match`)."""
+    from index.candidates import RecordKeys, self_join
+    from index.faiss_index import sync_index
+    from index.store import FigureStore
+
+    store = FigureStore.open(store_dir)
+    index = sync_index(store, include_noise=False)
+    keys = RecordKeys.from_table(store.read_keys())
+    ids = keys.row_id[~keys.noise]
+    pairs = self_join(cast(Any, index), ids, store.dense_vectors()[ids], keys, k=10, min_sim=0.3, exclude_noise=True)
+    return np.asarray(pairs.a), np.asarray(pairs.b)
+
+
+def _true_pairs(scan: Path, truth: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Row ids of the report rows that match a truth pair (`reusescan score --contain`'s matching)."""
+    import pandas as pd
+
+    from index.store import FigureStore
+    from training.scoring import label_rows
+
+    report = pd.read_csv(scan / "report.csv")
+    true = report[label_rows(report, truth, contain=True) == 1]
+    keys = FigureStore.open(scan / "store").read_keys().to_pydict()
+    row_of = dict(zip(keys["figure_id"], keys["row_id"]))
+    return (np.array([row_of[f] for f in true.figure_id_a], dtype=np.int64),
+            np.array([row_of[f] for f in true.figure_id_b], dtype=np.int64))
+
+
+def _init_worker(chunk: Any, baseline: str | None) -> None:
+    from jobs.pixel_check import align_chunk
+
+    torch.set_num_threads(1)  # as a scan's Ray task runs it (embedder.verify.single_thread)
+    _WORKER["chunk"] = chunk
+    _WORKER["this checkout"] = align_chunk
+    if baseline is not None:
+        old = load_revision(baseline)
+        _WORKER[f"baseline {baseline}"] = lambda c, a, b, config: _align_chunk_with(old, c, a, b)
+
+
+def _align_chunk_with(module: ModuleType, chunk: Any, a: np.ndarray, b: np.ndarray) -> list[Any]:
+    """`jobs.pixel_check.align_chunk` with another revision's search: each panel unpacked once per task."""
+    panels: dict[int, Any] = {}
+    out = []
+    for x, y in zip(a.tolist(), b.tolist()):
+        for r in (x, y):
+            if r not in panels:
+                panels[r] = module.PanelPixels.from_bytes(chunk.entry(r)[0])
+        out.append(module.align_pair(panels[x], panels[y], module.AlignConfig()))
+    return out
+
+
+def _run_task(job: tuple[str, np.ndarray, np.ndarray]) -> tuple[float, list[tuple[float, float, str]]]:
+    """One task of a variant in a pool process -> (CPU seconds, (correlation, detail, transform) per pair)."""
+    variant, a, b = job
+    started = time.process_time()
+    found = _WORKER[variant](_WORKER["chunk"], a, b, AlignConfig())
+    return time.process_time() - started, [(x.correlation, x.detail, x.transform) for x in found]
+
+
+def time_scan(scan: Path, truth: Path | None, n_tasks: int, workers: int, runs: int, baseline: str | None,
+              seed: int) -> dict[str, Any]:
+    """Pairs/s of the pixel check on a scan's candidates as the scan runs it (module docstring, `--scan`)."""
+    import multiprocessing
+    import os
+
+    from index.store import FigureStore
+    from jobs.pixel_check import PIXEL_CHECK_TASK_PAIRS, read_chunk_pixels
+
+    load_before = os.getloadavg()
+    a, b = _scan_pairs(scan / "store")
+    starts = np.arange(0, len(a), PIXEL_CHECK_TASK_PAIRS)
+    picked = np.sort(np.random.default_rng(seed).permutation(starts)[:n_tasks])
+    sets = {"candidates": [(a[i:i + PIXEL_CHECK_TASK_PAIRS], b[i:i + PIXEL_CHECK_TASK_PAIRS]) for i in picked]}
+    if truth is not None:
+        ta, tb = _true_pairs(scan, truth)
+        sets["true pairs"] = [(ta[i:i + 8], tb[i:i + 8]) for i in range(0, len(ta), 8)]  # spread over the workers
+    rows = np.unique(np.concatenate([x for tasks in sets.values() for pair in tasks for x in pair]))
+    chunk = read_chunk_pixels(FigureStore.open(scan / "store"), rows.tolist(), AlignConfig())
+    variants = ["this checkout"] + ([f"baseline {baseline}"] if baseline else [])
+    wall: dict[tuple[str, str], list[float]] = {(s, v): [] for s in sets for v in variants}
+    cpu: dict[tuple[str, str], list[float]] = {(s, v): [] for s in sets for v in variants}
+    found: dict[tuple[str, str], list[Any]] = {}
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=_init_worker, initargs=(chunk, baseline)) as pool:
+        pool.map(_run_task, [(v, *sets["candidates"][0]) for v in variants for _ in range(workers)])  # warm up
+        for _ in range(runs):
+            for name, tasks in sets.items():
+                for v in variants:
+                    started = time.perf_counter()
+                    done = pool.map(_run_task, [(v, x, y) for x, y in tasks], chunksize=1)
+                    wall[(name, v)].append(time.perf_counter() - started)
+                    cpu[(name, v)].append(sum(c for c, _ in done))
+                    found[(name, v)] = [r for _, part in done for r in part]
+    out: dict[str, Any] = {"tasks": n_tasks, "workers": workers, "candidate pairs in the scan": len(a),
+                           "load average before": load_before}
+    for name, tasks in sets.items():
+        n = sum(len(x) for x, _ in tasks)
+        entry: dict[str, Any] = {"pairs": n}
+        for v in variants:
+            entry[v] = {"pairs_per_s_wall": round(n / statistics.median(wall[(name, v)]), 1),
+                        "cpu_ms_per_pair": round(statistics.median(cpu[(name, v)]) / n * 1000, 2),
+                        "pairs_per_s_per_core_cpu": round(n / statistics.median(cpu[(name, v)]), 1)}
+        if baseline:
+            new, old = found[(name, "this checkout")], found[(name, f"baseline {baseline}")]
+            entry["speedup_wall"] = round(entry["this checkout"]["pairs_per_s_wall"]
+                                          / entry[f"baseline {baseline}"]["pairs_per_s_wall"], 2)
+            entry["identical_to_baseline"] = f"{sum(x == y for x, y in zip(new, old))}/{len(new)}"
+            entry["max_abs_correlation_vs_baseline"] = round(max(abs(x[0] - y[0]) for x, y in zip(new, old)), 6)
+        out[name] = entry
+    out["load average after"] = os.getloadavg()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=200)
@@ -210,7 +339,15 @@ def main() -> None:
     parser.add_argument("--store", type=Path, help="time real-paper candidate pairs of this scanned store")
     parser.add_argument("--seed", type=int, default=0, help="which candidate pairs of --store are sampled")
     parser.add_argument("--baseline", help="also time the search of this git revision (e.g. 11c4050)")
+    parser.add_argument("--scan", type=Path, help="a scanned output folder: time its candidates in scan order")
+    parser.add_argument("--truth", type=Path, help="with --scan: the corpus truth, to time the true pairs too")
+    parser.add_argument("--tasks", type=int, default=12, help="with --scan: random tasks of consecutive pairs")
+    parser.add_argument("--workers", type=int, default=2, help="with --scan: processes, one thread each")
     args = parser.parse_args()
+    if args.scan:
+        print(json.dumps(time_scan(args.scan, args.truth, args.tasks, args.workers, args.runs, args.baseline,
+                                   args.seed), indent=2))
+        return
     torch.set_num_threads(1)  # as the scan runs it (embedder.verify.align_many)
     result: dict[str, object] = {"pairs": args.pairs, "runs": args.runs,
                                  "panels": str(args.store) if args.store else "calibration pairs"}

@@ -42,7 +42,7 @@ import math
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -154,7 +154,19 @@ def _rotation_grid(angles: tuple[float, ...], h: int, w: int) -> torch.Tensor:
         # affine_grid maps output to input coordinates, normalised per axis (y down): the inverse turn,
         # corrected for the aspect ratio so that the turn is rigid
         thetas.append([[c, -s * h / w, 0.0], [s * w / h, c, 0.0]])
-    return F.affine_grid(torch.tensor(thetas, dtype=torch.float32), [len(angles), 1, h, w], align_corners=False)
+    theta = torch.tensor(thetas, dtype=torch.float32)
+    # F.affine_grid's own arithmetic (base grid times theta, bit for bit), with the base grid cached by size
+    return _base_grid(h, w).expand(len(angles), -1, -1).bmm(theta.transpose(1, 2)).view(len(angles), h, w, 2)
+
+
+@functools.lru_cache(maxsize=512)
+def _base_grid(h: int, w: int) -> torch.Tensor:
+    """The (1, h*w, 3) grid of pixel centres (x, y, 1), normalised to [-1, 1] as `F.affine_grid` makes it."""
+    grid = torch.empty(1, h, w, 3)
+    grid[..., 0] = torch.linspace(-1, 1, w) * (w - 1) / w
+    grid[..., 1] = (torch.linspace(-1, 1, h) * (h - 1) / h)[:, None]
+    grid[..., 2] = 1.0
+    return grid.view(1, h * w, 3)
 
 
 def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -289,6 +301,9 @@ class PanelPixels:
     """A panel's grey images at the sides the pixel check reads (side -> (H, W) uint8)."""
 
     greys: dict[int, np.ndarray]
+    # what the search derives from this panel (containers, templates), kept while the panel object lives:
+    # a scan's task compares each panel with several candidates in a row (`jobs.pixel_check.align_chunk`)
+    memo: dict[tuple[int, int], _Container] = field(default_factory=dict, compare=False, repr=False)
 
     def luminance(self, side: int) -> torch.Tensor:
         """The same tensor as `luminance(image, side)` of the panel these were computed from."""
@@ -358,6 +373,20 @@ class _Container:
         self._ii: tuple[torch.Tensor, torch.Tensor] | None = None
         self._norms: dict[tuple[int, int], torch.Tensor] = {}
         self._spectra: dict[tuple[int, int], torch.Tensor] = {}
+        self._templates: dict[tuple[Any, ...], _Prepared | None] = {}
+        self._template_bytes = 0
+
+    def templates(self, key: tuple[Any, ...], make: Callable[[], _Prepared | None]) -> _Prepared | None:
+        """This panel's templates for `key`, made once (its candidates' container shapes recur)."""
+        if key not in self._templates:
+            found = make()
+            size = 0 if found is None else found.zero_mean.numel() * found.zero_mean.element_size()
+            if self._template_bytes + size > MEMO_TEMPLATE_BYTES:  # bounded: a panel's memo stays small
+                self._templates.clear()
+                self._template_bytes = 0
+            self._templates[key] = found
+            self._template_bytes += size
+        return self._templates[key]
 
     def window_norm(self, h: int, w: int) -> torch.Tensor:
         """Norm of every zero-mean h x w window (the NCC's denominator on the container's side)."""
@@ -367,6 +396,8 @@ class _Container:
                 self._ii = (F.pad(self.t.double().cumsum(0).cumsum(1), (1, 0, 1, 0)),
                             F.pad((self.t * self.t).double().cumsum(0).cumsum(1), (1, 0, 1, 0)))
             s1, s2 = _box_sums(self._ii[0], h, w), _box_sums(self._ii[1], h, w)
+            if len(self._norms) >= MEMO_WINDOW_NORMS:
+                self._norms.clear()
             norm = self._norms[(h, w)] = (s2 - s1 * s1 / (h * w)).clamp_min(0.0).sqrt()
         return norm
 
@@ -375,6 +406,27 @@ class _Container:
         if found is None:
             found = self._spectra[size] = torch.fft.rfft2(self.t, s=size)
         return found
+
+
+# What a panel keeps of its coarse templates (bytes; ~4 partner shapes) and window norms (sizes);
+# beyond it they are dropped and remade as needed.
+MEMO_TEMPLATE_BYTES = 1 << 20
+MEMO_WINDOW_NORMS = 64
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A group of templates ready to correlate: zero-mean (N, h, w) and each one's norm (N,)."""
+
+    zero_mean: torch.Tensor
+    norm: torch.Tensor
+
+
+def _prepare(templates: torch.Tensor | None) -> _Prepared | None:
+    if templates is None:
+        return None
+    zero_mean = templates - templates.mean(dim=(1, 2), keepdim=True)
+    return _Prepared(zero_mean, zero_mean.flatten(1).norm(dim=1))
 
 
 def _box_sums(ii: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -394,46 +446,44 @@ def _fft_size(n: int) -> int:
         m += 1
 
 
-def _best_ncc_groups(container: _Container, groups: Sequence[torch.Tensor | None],
+def _best_ncc_groups(container: _Container, groups: Sequence[_Prepared | None],
                      fft: bool) -> list[tuple[list[float], list[int]] | None]:
-    """`best_ncc` of each group of same-sized templates (N, h, w) in one container; None for a group
+    """`best_ncc` of each group of same-sized templates (`_prepare`d) in one container; None for a group
     that is None or does not fit. With `fft`, every group is correlated in one batched FFT (one
     call instead of one per group: at 64-128 px with few templates per group the calls' overhead
     and large direct kernels dominated); else by direct `conv2d` per group (faster at 32 px)."""
     H, W = container.shape
-    zero_mean: list[torch.Tensor | None] = []
-    for g in groups:
-        fits = g is not None and g.shape[1] <= H and g.shape[2] <= W
-        zero_mean.append(g - g.mean(dim=(1, 2), keepdim=True) if fits and g is not None else None)
+    live = [i for i, g in enumerate(groups) if g is not None and g.zero_mean.shape[1] <= H and g.zero_mean.shape[2] <= W]
     crosses: list[torch.Tensor | None] = [None] * len(groups)
-    live = [i for i, t in enumerate(zero_mean) if t is not None]
     if fft and live:
         size = (_fft_size(H), _fft_size(W))
         padded = [F.pad(t, (0, size[1] - t.shape[2], 0, size[0] - t.shape[1]))
-                  for t in zero_mean if t is not None]
+                  for t in (_live(groups[i]).zero_mean for i in live)]
         spectrum = container.spectrum(size)[None] * torch.fft.rfft2(torch.cat(padded)).conj()
         full = torch.fft.irfft2(spectrum, s=size)
         at = 0
         for i in live:
-            t = zero_mean[i]
-            assert t is not None
-            n, h, w = t.shape
+            n, h, w = _live(groups[i]).zero_mean.shape
             crosses[i] = full[at:at + n, :H - h + 1, :W - w + 1]
             at += n
     out: list[tuple[list[float], list[int]] | None] = [None] * len(groups)
     for i in live:
-        t = zero_mean[i]
-        assert t is not None
-        n, h, w = t.shape
+        g = _live(groups[i])
+        n, h, w = g.zero_mean.shape
         cross = crosses[i]
         if cross is None:
-            cross = correlate_direct(container.t, t)
-        denom = t.flatten(1).norm(dim=1)[:, None, None] * container.window_norm(h, w)[None]
+            cross = correlate_direct(container.t, g.zero_mean)
+        denom = g.norm[:, None, None] * container.window_norm(h, w)[None]
         # a flat template or window (std below one grey level) carries no evidence: NCC 0 there
         ncc = torch.where(denom > h * w / 255.0**2, cross / denom.clamp_min(1e-12), torch.zeros_like(cross))
         scores, where = ncc.flatten(1).max(dim=1)
         out[i] = (scores.tolist(), where.tolist())
     return out
+
+
+def _live(group: _Prepared | None) -> _Prepared:
+    assert group is not None
+    return group
 
 
 @dataclass(frozen=True)
@@ -448,9 +498,18 @@ class _Spec:
     aspect: float = 1.0
 
 
-def _spec_templates(spec: _Spec, container: tuple[int, int], template: torch.Tensor,
-                    config: AlignConfig) -> torch.Tensor | None:
-    """The templates of `spec` ((V*A, h, w), view-major as `_templates`), None when too small to try."""
+def _spec_templates(spec: _Spec, container: tuple[int, int], template: _Container,
+                    config: AlignConfig) -> _Prepared | None:
+    """The templates of `spec` ((V*A, h, w), view-major as `_templates`), None when too small to try;
+    the coarse stage's (all views) made once per template panel and container shape (`_Container.templates`)."""
+    if len(spec.views) == 1:  # later stages: templates around one pair's hypotheses, which do not recur
+        return _prepare(_make_spec_templates(spec, container, template.t, config))
+    key = (container, spec.views, spec.scale, spec.angles, spec.aspect, config.centre, config.min_side)
+    return template.templates(key, lambda: _prepare(_make_spec_templates(spec, container, template.t, config)))
+
+
+def _make_spec_templates(spec: _Spec, container: tuple[int, int], template: torch.Tensor,
+                         config: AlignConfig) -> torch.Tensor | None:
     if len(spec.views) == 1:
         tpl = _templates([apply_to_tensor(template, spec.views[0])], container, spec.scale, spec.angles,
                          config.centre, spec.aspect)
@@ -466,29 +525,45 @@ def _all_view_templates(template: torch.Tensor, container: tuple[int, int], view
 
     A D4 view commutes with resizing (to the view's own sides) and with a turn (whose sense a
     mirror reverses), so each view's templates are views of the panel resized to the container's
-    sides, or to them swapped for a quarter turn, and turned by +-each angle.
+    sides, or to them swapped for a quarter turn, and turned by +-each angle; all of them are then
+    cut out of those two turned stacks by one gather (`_view_gather`).
     """
     H, W = container
     full = (max(4, round(H * scale * aspect)), max(4, round(W * scale)))
     cut = (max(1, round(full[0] * centre)), max(1, round(full[1] * centre)))
     if min(cut) < 4:
         return None
-    need = sorted(set(angles) | {-a for a in angles})
-    turned: dict[bool, torch.Tensor] = {}
-    for swap in sorted({v % 2 == 1 for v in views}):
-        size = (full[1], full[0]) if swap else full
-        turned[swap] = rotate(_resize(template, size), need)[:, 0]  # (A, h, w)
+    need = tuple(sorted(set(angles) | {-a for a in angles}))
+    swaps = tuple(sorted({v % 2 == 1 for v in views}))
+    turned = [rotate(_resize(template, (full[1], full[0]) if swap else full), need)[:, 0].reshape(len(need), -1)
+              for swap in swaps]  # (A', h * w) each: a quarter turn keeps the number of pixels
+    index = _view_gather(full, cut, tuple(views), tuple(angles), need, swaps)
+    return torch.take(torch.cat(turned) if len(turned) > 1 else turned[0], index)
+
+
+@functools.lru_cache(maxsize=1024)
+def _view_gather(full: tuple[int, int], cut: tuple[int, int], views: tuple[int, ...], angles: tuple[float, ...],
+                 need: tuple[float, ...], swaps: tuple[bool, ...]) -> torch.Tensor:
+    """Flat indices into the turned stacks of `_all_view_templates` -> (V*A, cut) templates, view-major.
+
+    View v of angle a is view v of the stack turned by a (by -a for a mirror, which reverses the
+    turn's sense), centre cut; the indices are found by taking the same views and cuts of the
+    stacks' own flat positions, so the gather moves exactly the pixels the views would.
+    """
     y0, x0 = (full[0] - cut[0]) // 2, (full[1] - cut[1]) // 2
-    plain = [need.index(angle) for angle in angles]
-    mirrored = [need.index(-angle) for angle in angles]
-    out = []
-    for v in views:  # one view of all angles at a time: few tensor operations (their overhead dominates)
-        base = turned[v % 2 == 1][mirrored if v >= 4 else plain]
-        out.append(apply_to_tensor(base, v)[:, y0:y0 + cut[0], x0:x0 + cut[1]])
-    return torch.cat(out)
+    pixels = full[0] * full[1]
+    rows = []
+    for v in views:
+        swap = v % 2 == 1
+        shape = (full[1], full[0]) if swap else full
+        where = apply_to_tensor(torch.arange(pixels).reshape(shape), v)[y0:y0 + cut[0], x0:x0 + cut[1]]
+        first = swaps.index(swap) * len(need)
+        for angle in angles:
+            rows.append((first + need.index(-angle if v >= 4 else angle)) * pixels + where)
+    return torch.stack(rows)
 
 
-def _search_specs(containers: dict[bool, _Container], templates: dict[bool, torch.Tensor], specs: Sequence[_Spec],
+def _search_specs(containers: dict[bool, _Container], templates: dict[bool, _Container], specs: Sequence[_Spec],
                   config: AlignConfig, fft: bool) -> list[list[_Hypothesis]]:
     """Every hypothesis of each spec (views major, angles minor), one correlation batch per direction."""
     out: list[list[_Hypothesis]] = [[] for _ in specs]
@@ -507,11 +582,23 @@ def _search_specs(containers: dict[bool, _Container], templates: dict[bool, torc
     return out
 
 
-def _containers(a: Panel, b: Panel, side: int, prepare: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
-                ) -> tuple[dict[bool, _Container], dict[bool, torch.Tensor]]:
-    """Containers and templates at `side` pixels by direction (True: b inside a, False: a inside b)."""
-    la, lb = prepare(_luminance_of(a, side)), prepare(_luminance_of(b, side))
-    return {True: _Container(la), False: _Container(lb)}, {True: lb, False: la}
+def _containers(a: Panel, b: Panel, side: int, kernel: int = 0
+                ) -> tuple[dict[bool, _Container], dict[bool, _Container]]:
+    """Containers and template panels at `side` pixels by direction (True: b inside a, False: a inside b);
+    with `kernel`, of the high-pass residuals (`high_pass`)."""
+    ca, cb = _container_of(a, side, kernel), _container_of(b, side, kernel)
+    return {True: ca, False: cb}, {True: cb, False: ca}
+
+
+def _container_of(panel: Panel, side: int, kernel: int) -> _Container:
+    """`panel` at `side` (high-passed with `kernel` > 0) as a `_Container`; kept in a `PanelPixels`' memo."""
+    if isinstance(panel, PanelPixels) and (side, kernel) in panel.memo:
+        return panel.memo[(side, kernel)]
+    t = _luminance_of(panel, side)
+    found = _Container(high_pass(t, kernel) if kernel else t)
+    if isinstance(panel, PanelPixels):
+        panel.memo[(side, kernel)] = found
+    return found
 
 
 def _use_fft(side: int) -> bool:
@@ -544,8 +631,8 @@ def align_pair(a: Panel, b: Panel, config: AlignConfig = AlignConfig()) -> Align
     containers, templates = _containers(a, b, config.fine_side)
     fft = _use_fft(config.fine_side)
     angle_step = _half_step(config.angles)
-    specs = [_Spec(h.b_inside_a, (h.view,), scale, _angles_around(h.angle, angle_step))
-             for h in hyps[:config.refine_top] for scale in _scales_around(h.scale, (0.93, 1.0, 1.07))]
+    specs = _merged([_Spec(h.b_inside_a, (h.view,), scale, _angles_around(h.angle, angle_step))
+                     for h in hyps[:config.refine_top] for scale in _scales_around(h.scale, (0.93, 1.0, 1.07))])
     best: _Hypothesis | None = None
     for found in _search_specs(containers, templates, specs, config, fft):
         for r in found:
@@ -558,7 +645,7 @@ def align_pair(a: Panel, b: Panel, config: AlignConfig = AlignConfig()) -> Align
                  for scale in _scales_around(best.scale, (0.97, 1.0, 1.03)) for aspect in config.aspects]
         if config.own_aspect:  # a crop that kept its own proportions: also its own aspect, at the same area
             container, template = containers[best.b_inside_a], templates[best.b_inside_a]
-            for aspect in own_aspects(container.t, template, best.view, best.scale):
+            for aspect in own_aspects(container.t, template.t, best.view, best.scale):
                 specs += [_Spec(best.b_inside_a, (best.view,), scale, (best.angle,), aspect)
                           for scale in _scales_around(best.scale / math.sqrt(aspect), (0.95, 1.0, 1.05))]
         for found in _search_specs(containers, templates, specs, config, fft):
@@ -566,6 +653,16 @@ def align_pair(a: Panel, b: Panel, config: AlignConfig = AlignConfig()) -> Align
                 if r.correlation > best.correlation:
                     best = r
     return _alignment(best, _detail_at(a, b, best, config))
+
+
+def _merged(specs: Sequence[_Spec]) -> list[_Spec]:
+    """`specs` with those of one direction, view, scale and aspect made one (their angles joined, each once):
+    the top coarse hypotheses are often neighbours, and one template group costs less than several."""
+    angles: dict[tuple[bool, tuple[int, ...], float, float], list[float]] = {}
+    for s in specs:
+        found = angles.setdefault((s.b_inside_a, s.views, s.scale, s.aspect), [])
+        found += [a for a in s.angles if a not in found]
+    return [_Spec(d, views, scale, tuple(a), aspect) for (d, views, scale, aspect), a in angles.items()]
 
 
 def _alignment(best: _Hypothesis, detail: float) -> Alignment:
@@ -589,7 +686,7 @@ def high_pass(t: torch.Tensor, kernel: int) -> torch.Tensor:
 
 def _detail_at(a: Panel, b: Panel, h: _Hypothesis, config: AlignConfig) -> float:
     """Best NCC of the high-pass residuals at `detail_side`, searched just around hypothesis h."""
-    containers, templates = _containers(a, b, config.detail_side, lambda t: high_pass(t, config.detail_kernel))
+    containers, templates = _containers(a, b, config.detail_side, config.detail_kernel)
     angles = _angles_around(h.angle, _half_step(config.angles) / 2.0)
     specs = [_Spec(h.b_inside_a, (h.view,), scale, angles, h.aspect)
              for scale in _scales_around(h.scale, (0.97, 1.0, 1.03))]

@@ -140,6 +140,8 @@ def align_chunk(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, config: AlignC
     Never raises for bad pixels (correlation 0 instead): one broken panel must not take down a scan.
     """
     panels: dict[int, PanelPixels | None] = {}
+    xs, ys = a.tolist(), b.tolist()
+    last_pair = {row_id: i for i, pair in enumerate(zip(xs, ys)) for row_id in pair}
 
     def panel(row_id: int) -> PanelPixels | None:
         if row_id not in panels:
@@ -148,8 +150,11 @@ def align_chunk(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, config: AlignC
 
     out: list[Alignment] = []
     with single_thread():
-        for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
             pa_, pb = panel(x), panel(y)
+            for row_id in (x, y):  # a panel (and what the search keeps of it) lives until its last pair here
+                if last_pair[row_id] == i:
+                    panels.pop(row_id, None)
             if pa_ is None or pb is None:
                 out.append(Alignment(0.0))
                 continue

@@ -221,11 +221,12 @@ def test_all_views_made_from_two_turned_copies_equal_the_per_view_templates(
 
 
 def test_batched_fft_correlation_equals_direct_per_group() -> None:
-    from embedder.verify import _best_ncc_groups, _Container
+    from embedder.verify import _best_ncc_groups, _Container, _prepare
 
     torch.manual_seed(0)
     container = _Container(torch.rand(57, 73))
-    groups = [torch.rand(3, 45, 58), torch.rand(1, 40, 66), None, torch.rand(2, 60, 10)]  # the last does not fit
+    raw = [torch.rand(3, 45, 58), torch.rand(1, 40, 66), None, torch.rand(2, 60, 10)]  # the last does not fit
+    groups = [_prepare(g) for g in raw]
     fft, direct = _best_ncc_groups(container, groups, True), _best_ncc_groups(container, groups, False)
     assert fft[2] is None and fft[3] is None and direct[3] is None
     for f, d in zip(fft[:2], direct[:2]):
@@ -274,3 +275,39 @@ def test_overlap_boxes_name_the_shared_region_in_both_panels_also_when_b_is_turn
     assert not OverlapRule().accepts(align_overlap(field, field.crop((0, 0, 240, 200))))
     other = specimen_image(all_kinds(), 7003, 0, 240, 240)[1].resize((240, 240)).crop((90, 0, 240, 240))
     assert not OverlapRule().accepts(screened_overlap(a, other))
+
+
+@pytest.mark.parametrize("kind", ["crop", "rotate90", "rotate", "hflip", "vflip", "color_jitter", "grayscale",
+                                  "gaussian_noise", "poisson_noise", "blur", "jpeg", "rescale", "crop+hflip"])
+def test_the_screen_keeps_every_planted_alteration_kind(kind: str) -> None:
+    from dataclasses import replace
+
+    from training.alterations import ALTERATION_KINDS, apply_named
+    from training.synth import generate
+
+    assert set(kind.split("+")) <= set(ALTERATION_KINDS)
+    rng = np.random.default_rng(sum(map(ord, kind)))
+    source = generate("histology_he", seed=11, size=(200, 160))
+    altered = source
+    for name in kind.split("+"):
+        altered, _ = apply_named(altered, name, rng)
+    found = align_pair(source, altered)
+    assert found == align_pair(source, altered, replace(AlignConfig(), screen=0.0))  # searched in full
+    assert found.correlation > 0.8
+
+
+def test_a_panel_compared_with_several_candidates_gives_what_fresh_panels_give() -> None:
+    from embedder.verify import MEMO_TEMPLATE_BYTES, PanelPixels, pixel_features
+
+    def pixels(image: Image.Image) -> PanelPixels:
+        return PanelPixels.from_bytes(pixel_features(image))
+
+    panel = field(index=0)
+    others = [field(index=0).rotate(90, expand=True), field(index=2), field("western_blot", index=1),
+              field(index=0).crop((10, 5, 120, 90)), field(index=3).resize((90, 150))]
+    kept = pixels(panel)  # its containers and coarse templates are kept across the pairs
+    for other in others:
+        assert align_pair(kept, pixels(other)) == align_pair(pixels(panel), pixels(other))
+        assert align_pair(pixels(other), kept) == align_pair(pixels(other), pixels(panel))
+    coarse = kept.memo[(AlignConfig().coarse_side, 0)]
+    assert 0 < coarse._template_bytes <= MEMO_TEMPLATE_BYTES
