@@ -82,10 +82,10 @@ class NoiseOptions:
     # (the pieces of a split figure have their own kinds). Paper is truly white (PAPER_WHITE): a
     # pale slide is not paper. Measured: plots of the published figures and the real papers
     # 0.000-0.094 filled; the least filled real pictures (PET and CT scans on paper) 0.26.
-    # The plot rule also takes out flow-cytometry plots drawn as one raster (a dot cloud on paper),
-    # which the generated corpora plant as reuse (2 of 40 planted pairs of seed 303 are such
-    # single-panel figures); False keeps every plot matchable.
-    flag_plots: bool = True
+    # Off by default: the rule also takes out flow-cytometry plots drawn as one raster (a dot
+    # cloud on paper), and duplicated FACS plots are a reuse an integrity editor must see (the
+    # generated corpora plant them: 2 of 40 pairs of seed 303, 1 of 10 of seed 0, would be lost).
+    flag_plots: bool = False
     plot_min_paper: float = 0.5
     plot_max_filled: float = 0.12
     plot_stroke_px: int = 5

@@ -1,6 +1,7 @@
 """The noise rule and the decoders on real published pages (the committed sample in data/real-sample)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from PIL import Image
 
 from scanner.extract import ExtractLimits, extract_document
-from scanner.noise import NoiseOptions, image_flags
+from scanner.noise import NoiseOptions, image_flags, is_plot
 from scanner.records import FLAG_CHART, NOISE_FLAGS, PanelRecord
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "real-sample"
@@ -35,20 +36,28 @@ def test_real_pdfs_decode_without_an_image_error(extracted: dict[str, tuple[list
         assert records, name
 
 
-def test_chart_pieces_and_plots_of_real_papers_are_flagged_and_no_real_panel_is(
+def test_chart_pieces_of_real_papers_are_flagged_plots_only_when_asked_and_no_real_panel_is(
         extracted: dict[str, tuple[list[PanelRecord], list[str]]]) -> None:
-    charts = [(name, r.page, round(r.x1 - r.x0), round(r.y1 - r.y0))
-              for name, (records, _) in extracted.items() for r in records if FLAG_CHART in r.flags]
-    # PMC4657150 page 4 draws the three bars of its bar chart as images (about 30 x 80-100 pt);
-    # PMC4709619 pages 5-7 place nine Kaplan-Meier survival plots, each one raster on white paper.
+    def size(name: str, r: PanelRecord) -> tuple[str, int, int, int]:
+        return (name, r.page, round(r.x1 - r.x0), round(r.y1 - r.y0))
+
+    charts = [size(name, r) for name, (records, _) in extracted.items() for r in records if FLAG_CHART in r.flags]
+    # PMC4657150 page 4 draws the three bars of its bar chart as images (about 30 x 80-100 pt).
     # Nothing else of the five papers is: micrographs, histology, CT/MRI, clinical photographs
     # and PMC4657150's blot strips (page 3) all stay matchable.
-    assert sorted(charts) == [("PMC4657150.pdf", 4, 29, 100), ("PMC4657150.pdf", 4, 30, 81), ("PMC4657150.pdf", 4, 30, 93),
-                              ("PMC4709619.pdf", 5, 161, 140), ("PMC4709619.pdf", 5, 161, 142), ("PMC4709619.pdf", 5, 172, 94),
-                              ("PMC4709619.pdf", 6, 145, 101), ("PMC4709619.pdf", 6, 166, 144), ("PMC4709619.pdf", 6, 167, 152),
-                              ("PMC4709619.pdf", 7, 156, 165), ("PMC4709619.pdf", 7, 161, 122), ("PMC4709619.pdf", 7, 166, 147)]
+    assert sorted(charts) == [("PMC4657150.pdf", 4, 29, 100), ("PMC4657150.pdf", 4, 30, 81), ("PMC4657150.pdf", 4, 30, 93)]
     blots = [r for r in extracted["PMC4657150.pdf"][0] if r.page == 3 and r.parent_id is not None]
     assert blots and not any(NOISE_FLAGS.intersection(r.flags) for r in blots)
+    # the plot rule (off by default, NoiseOptions.flag_plots) takes exactly the nine Kaplan-Meier
+    # survival plots of PMC4709619 pages 5-7, each one raster on white paper, out of all whole figures
+    opts = NoiseOptions(flag_plots=True)
+    parents = {r.parent_id for records, _ in extracted.values() for r in records}
+    unsplit = [(name, r) for name, (records, _) in extracted.items() for r in records
+               if r.parent_id is None and r.figure_id not in parents and not r.is_noise]
+    plots = [size(name, r) for name, r in unsplit if is_plot(np.asarray(Image.open(io.BytesIO(r.image)).convert("RGB")), opts)]
+    assert sorted(plots) == [("PMC4709619.pdf", 5, 161, 140), ("PMC4709619.pdf", 5, 161, 142), ("PMC4709619.pdf", 5, 172, 94),
+                             ("PMC4709619.pdf", 6, 145, 101), ("PMC4709619.pdf", 6, 166, 144), ("PMC4709619.pdf", 6, 167, 152),
+                             ("PMC4709619.pdf", 7, 156, 165), ("PMC4709619.pdf", 7, 161, 122), ("PMC4709619.pdf", 7, 166, 147)]
 
 
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.stem)
