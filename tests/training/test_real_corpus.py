@@ -147,12 +147,17 @@ def test_crop_recipes_keep_a_quarter_to_half_and_map_into_the_source_bbox() -> N
     assert crop_box([AlterationRecord("hflip", {})], (200, 100), (1.0, 2.0, 3.0, 4.0)) == (1.0, 2.0, 3.0, 4.0)
 
 
-def test_image_corpus_plants_new_files_with_their_truth(tmp_path: Path) -> None:
-    src = tmp_path / "in"
+def _image_folder(src: Path) -> Path:
+    """Six small real images in two subfolders."""
     for i, name in enumerate(IMAGES[:6]):
         d = src / ("g1" if i % 2 else "g2")
         d.mkdir(parents=True, exist_ok=True)
         (d / f"im{i}.png").write_bytes(_small(name, (180, 140)))
+    return src
+
+
+def test_image_corpus_plants_new_files_with_their_truth(tmp_path: Path) -> None:
+    src = _image_folder(tmp_path / "in")
     summary = make_image_corpus(tmp_path / "out", src, RealCorpusConfig(reuse=3, seed=2, min_side_px=64))
     truth, plants = _rows(tmp_path / "out" / "images_truth.csv"), _rows(tmp_path / "out" / "images_plants.csv")
     assert summary["planted"] == len(truth) == 3
@@ -235,11 +240,7 @@ def test_crop_share_plants_overlaps_whose_truth_is_the_shared_region_in_both_pdf
 
 
 def test_crop_share_overlap_in_an_image_corpus_replaces_the_source(tmp_path: Path) -> None:
-    src = tmp_path / "in"
-    for i, name in enumerate(IMAGES[:6]):
-        d = src / ("g1" if i % 2 else "g2")
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"im{i}.png").write_bytes(_small(name, (180, 140)))
+    src = _image_folder(tmp_path / "in")
     make_image_corpus(tmp_path / "out", src, RealCorpusConfig(reuse=3, seed=2, min_side_px=64, crop_share=1.0))
     truth, plants = _rows(tmp_path / "out" / "images_truth.csv"), _rows(tmp_path / "out" / "images_plants.csv")
     row, plant = next((r, p) for r, p in zip(truth, plants) if r["alteration"] == "overlap")
