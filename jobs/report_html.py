@@ -120,15 +120,20 @@ class _ImageCache:
         self._cache: dict[tuple[bytes, str, int], str | None] = {}
 
     def uri(self, data: bytes | None, transform: str = IDENTITY, max_px: int = THUMB_MAX_PX) -> str | None:
-        if not data:
-            return None
+        return self._cached(data, transform, max_px) if data else None
+
+    def _cached(self, data: bytes, transform: str, max_px: int) -> str | None:
+        """The encoded picture of `data` turned by `transform` (None when it does not decode), encoded once."""
         key = (data, transform, max_px)
         if key not in self._cache:
             img = _open_image(data)
             if img is not None and transform != IDENTITY:
                 img = apply_transform(img, transform)
-            self._cache[key] = None if img is None else _data_uri(img, max_px)
+            self._cache[key] = None if img is None else self._encode(img, max_px)
         return self._cache[key]
+
+    def _encode(self, img: Image.Image, max_px: int) -> str:
+        return _data_uri(img, max_px)
 
     def panel_uri(self, ref: PanelRef, transform: str = IDENTITY) -> str | None:
         return self.uri(ref.thumbnail, transform=transform)
@@ -166,19 +171,16 @@ class _DeferredImages(_ImageCache):
     def uri(self, data: bytes | None, transform: str = IDENTITY, max_px: int = THUMB_MAX_PX) -> str | None:
         # "B aligned to A" is drawn by the script from B's picture (a canvas turned by the transform):
         # a third picture per card, kept out of the file.
-        if not data:
-            return None
-        key = (data, IDENTITY, max_px)
-        if key not in self._cache:
-            img = _open_image(data)
-            self._cache[key] = None if img is None else _data_uri(
-                img, min(max_px, DEFERRED_THUMB_PX), png_budget=DEFERRED_PNG_BUDGET, jpeg_quality=DEFERRED_JPEG_QUALITY,
-                optimize=False)  # thousands of pictures: zlib's best effort costs minutes and is beaten by JPEG anyway
-        found = self._cache[key]
+        found = self._cached(data, IDENTITY, max_px) if data else None
         if found is None:
             return None
         ref = f"{DEFERRED_PREFIX}{self._ids.setdefault(found, len(self._ids))}"
         return ref if transform == IDENTITY else f"{ref}@{transform}"
+
+    def _encode(self, img: Image.Image, max_px: int) -> str:
+        # thousands of pictures: zlib's best effort costs minutes and is beaten by JPEG anyway
+        return _data_uri(img, min(max_px, DEFERRED_THUMB_PX), png_budget=DEFERRED_PNG_BUDGET,
+                         jpeg_quality=DEFERRED_JPEG_QUALITY, optimize=False)
 
     def script(self) -> str:
         """The pictures, once each, as a JSON list for the script (raw text to the HTML parser: nothing decoded)."""

@@ -190,10 +190,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
             self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "send application/json"})
             return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
+        length = self._body_length()
         if not 0 < length <= MAX_BODY:
             self._json(HTTPStatus.BAD_REQUEST, {"error": "empty or too large body"})
             return
@@ -209,6 +206,13 @@ class ReviewHandler(BaseHTTPRequestHandler):
         log.info("verdict %s on %s by %r", verdict.verdict, verdict.pair_key[:16], verdict.reviewer)
         self._json(HTTPStatus.OK, {"ok": True, "id": row_id, "pair_key": verdict.pair_key, "verdict": verdict.verdict})
 
+    def _body_length(self) -> int:
+        """The request's Content-Length, -1 when it is not a number (0 when absent)."""
+        try:
+            return int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return -1
+
     def _query(self) -> None:
         """`POST /api/query`: match the uploaded file against the store (see `jobs.review.query`)."""
         from index.store import StoreMismatchError
@@ -218,10 +222,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/octet-stream":
             self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "send the file as application/octet-stream"})
             return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
+        length = self._body_length()
         if not 0 < length <= MAX_QUERY_BYTES:
             self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length > 0 else HTTPStatus.BAD_REQUEST,
                        {"error": f"send one file of at most {MAX_QUERY_BYTES >> 20} MB"})

@@ -13,9 +13,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from jobs.case_export import find_chromium
 
-CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+log = logging.getLogger(__name__)
 
 # Flags that keep a headless run offline, quiet and deterministic.
 HEADLESS_FLAGS = (
@@ -30,15 +30,6 @@ HEADLESS_FLAGS = (
     "--disable-dev-shm-usage",
     "--hide-scrollbars",
 )
-
-
-def find_chromium() -> str | None:
-    """Path of an installed Chromium/Chrome binary, or None."""
-    for name in CANDIDATES:
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
 
 
 def ensure_chromium(timeout: float = 900.0) -> tuple[str | None, str]:
