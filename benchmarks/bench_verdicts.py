@@ -181,7 +181,7 @@ def main() -> None:
         VerdictStore.for_store(sdir / "store").add_many(
             Verdict(*r["pair_key"].split(":"), CONFIRMED if r["_positive"] else DISMISSED, reviewer="simulated")
             for _, r in train.iterrows())
-        correction, how = correction_from_verdicts(reviewed_pairs([sdir]), args.prior)
+        correction, how = correction_from_verdicts(reviewed_pairs([sdir]), args.prior, before)
         after = correction.apply(before)
         if not results and args.cli_check:  # the command a user runs writes the same fusion
             ckpt = args.out / "corrected.pt"

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import optimize
 
 from embedder.fusion import META_KEY, PixelFusion, head_feature, match_feature
 from jobs.review.data import read_rows, resolve
@@ -139,38 +140,47 @@ class Correction:
                 "bias": self.bias, "prior": self.prior}
 
 
-def fit_correction(x: np.ndarray, y: np.ndarray, prior: float) -> Correction:
+def fit_correction(x: np.ndarray, y: np.ndarray, prior: float, base: PixelFusion | None = None) -> Correction:
     """The correction minimising the summed log loss of `correction_inputs` rows `x`, labels `y`, + prior * |params|^2.
 
-    Newton's method with step halving: five parameters and a strictly convex loss, so a few exact steps.
+    With `base`, the corrected fusion stays monotone: no weight of `base.apply`'s result turns
+    negative, so a higher head score or a better pixel match never lowers a pair's score (a few
+    dozen verdicts can otherwise trade a feature against its own background margin and rank the
+    unreviewed rest of a report upside down).
     """
     if not len(y):
         return Correction(prior=prior)
     design = np.column_stack([x, np.ones(len(y))])
     y = np.asarray(y, dtype=np.float64)
 
-    def loss(theta: np.ndarray) -> float:
-        return log_loss(x[:, 0] + design @ theta, y) + prior * float(theta @ theta)
+    def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = x[:, 0] + design @ theta
+        p = 1.0 / (1.0 + np.exp(-z))
+        return log_loss(z, y) + prior * float(theta @ theta), design.T @ (p - y) + 2.0 * prior * theta
 
-    theta = np.zeros(design.shape[1])
-    current = loss(theta)
-    for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(-(x[:, 0] + design @ theta)))
-        grad = design.T @ (p - y) + 2.0 * prior * theta
-        hess = (design * (p * (1.0 - p))[:, None]).T @ design + 2.0 * prior * np.eye(len(theta))
-        step = np.linalg.solve(hess, grad)
-        for _ in range(30):  # halve until the loss goes down
-            trial = loss(theta - step)
-            if trial <= current:
-                break
-            step = step / 2.0
-        else:
-            break  # no step lowers the loss: at the minimum up to rounding
-        theta, current = theta - step, trial
-        if np.abs(step).max() < 1e-9:
-            break
-    p_ = [float(v) for v in theta]
+    constraints = [] if base is None else monotone_constraints(base)
+    # convex loss, linear constraints: SLSQP from the feasible start "no correction" reaches the optimum
+    result = optimize.minimize(loss_and_grad, np.zeros(design.shape[1]), jac=True, method="SLSQP",
+                               constraints=constraints, options={"ftol": 1e-12, "maxiter": 500})
+    p_ = [float(v) for v in result.x]
     return Correction(p_[0], (p_[1], p_[2], p_[3]), p_[4], prior)
+
+
+def monotone_constraints(base: PixelFusion) -> list[dict[str, Any]]:
+    """SLSQP constraints keeping `Correction.apply(base)`'s weights >= 0: (1 + scale) * w + b_w >= 0, 1 + scale >= 0."""
+    weights = (base.w_head, base.w_match, base.w_detail)
+
+    def margins(theta: np.ndarray) -> np.ndarray:
+        k = 1.0 + theta[0]
+        return np.array([k, *(k * max(w, 0.0) + theta[1 + j] for j, w in enumerate(weights))])
+
+    def jacobian(theta: np.ndarray) -> np.ndarray:
+        jac = np.zeros((4, len(theta)))
+        jac[:, 0] = [1.0, *(max(w, 0.0) for w in weights)]
+        jac[1:, 1:4] = np.eye(3)
+        return jac
+
+    return [{"type": "ineq", "fun": margins, "jac": jacobian}]
 
 
 def log_loss(z: np.ndarray, y: np.ndarray) -> float:
@@ -190,7 +200,8 @@ def cv_folds(y: np.ndarray, k: int = CV_FOLDS, seed: int = 0) -> np.ndarray:
     return fold
 
 
-def choose_prior(x: np.ndarray, y: np.ndarray, grid: Iterable[float] = PRIOR_GRID) -> tuple[float | None, dict[str, float]]:
+def choose_prior(x: np.ndarray, y: np.ndarray, grid: Iterable[float] = PRIOR_GRID,
+                 base: PixelFusion | None = None) -> tuple[float | None, dict[str, float]]:
     """The prior strength with the lowest inner cross-validated log loss, or None when the shipped score's is lower.
 
     Returns it and the held-out log loss per strength ("none": the shipped score).
@@ -204,21 +215,25 @@ def choose_prior(x: np.ndarray, y: np.ndarray, grid: Iterable[float] = PRIOR_GRI
         total = 0.0
         for f in range(k):
             test = fold == f
-            total += log_loss(fit_correction(x[~test], y[~test], prior).logit(x[test]), y[test])
+            total += log_loss(fit_correction(x[~test], y[~test], prior, base).logit(x[test]), y[test])
         losses[str(prior)] = total
     best = min(losses, key=lambda key: (losses[key], -math.inf if key == "none" else -float(key)))  # ties: the stronger
     return (None if best == "none" else float(best)), losses
 
 
-def correction_from_verdicts(reviewed: ReviewedPairs, prior: float | None = None) -> tuple[Correction, dict[str, Any]]:
-    """The correction learnt from `reviewed` with `prior`, or with the inner-CV choice when None, and how it was chosen."""
+def correction_from_verdicts(reviewed: ReviewedPairs, prior: float | None = None,
+                             base: PixelFusion | None = None) -> tuple[Correction, dict[str, Any]]:
+    """The correction of `base` (kept monotone) learnt from `reviewed` with `prior`, or with the inner-CV choice when None.
+
+    Returns it and how the prior was chosen.
+    """
     x, y = correction_inputs(reviewed), reviewed.labels.astype(np.int64)
     if prior is not None:
-        return fit_correction(x, y, prior), {"prior_chosen_by": "given"}
-    chosen, losses = choose_prior(x, y)
+        return fit_correction(x, y, prior, base), {"prior_chosen_by": "given"}
+    chosen, losses = choose_prior(x, y, base=base)
     info: dict[str, Any] = {"prior_chosen_by": f"{CV_FOLDS}-fold inner cross-validation",
                             "cv_log_loss": {k: round(v, 4) for k, v in losses.items()}}
-    return (Correction() if chosen is None else fit_correction(x, y, chosen)), info
+    return (Correction() if chosen is None else fit_correction(x, y, chosen, base)), info
 
 
 def calibrate_with_verdicts(model: str | Path | None, out: str | Path, sources: Iterable[Path],
@@ -246,7 +261,7 @@ def calibrate_with_verdicts(model: str | Path | None, out: str | Path, sources: 
     if len(reviewed) < MIN_VERDICTS or confirmed == 0 or confirmed == len(reviewed):
         raise ValueError(f"{len(reviewed)} reviewed pair(s) found ({confirmed} confirmed): at least {MIN_VERDICTS}, "
                          "with both confirmed and dismissed ones, are needed")
-    correction, how = correction_from_verdicts(reviewed, prior)
+    correction, how = correction_from_verdicts(reviewed, prior, old)
     fusion = correction.apply(old)
     x = correction_inputs(reviewed)
     stats: dict[str, Any] = {"base_model": str(path), "reviewed_pairs": len(reviewed), "confirmed": confirmed,

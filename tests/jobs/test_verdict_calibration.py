@@ -124,3 +124,19 @@ def test_calibrate_verdicts_writes_a_new_checkpoint_with_its_provenance(tmp_path
     assert entry["verdicts"]["base_model"] == str(DEFAULT_CHECKPOINT)
     fusion = PixelFusion.from_meta(read_checkpoint(tmp_path / "new.pt")["meta"])
     assert fusion is not None and fusion != PixelFusion.from_meta(read_checkpoint(DEFAULT_CHECKPOINT)["meta"])
+
+
+def test_a_correction_never_lets_a_better_match_lower_a_score() -> None:
+    # verdicts that run against every feature: the sure-looking pairs dismissed, the weak ones confirmed
+    sure, weak = (0.99, 0.97, 0.9), (0.5, 0.6, 0.3)
+    reviewed = reviewed_as_reported([(sure, 0)] * 10 + [(weak, 1)] * 10)
+    free, _ = correction_from_verdicts(reviewed, prior=0.03)
+    unconstrained = free.apply(BASE)
+    assert min(unconstrained.w_head, unconstrained.w_match, unconstrained.w_detail) < 0  # what the constraint prevents
+    kept, _ = correction_from_verdicts(reviewed, prior=0.03, base=BASE)
+    after = kept.apply(BASE)
+    weights = (after.w_head, after.w_match, after.w_detail, after.w_match_margin, after.w_detail_margin)
+    assert min(weights) >= -1e-6, weights
+    scores = after.combine(np.array([0.5, 0.99]), np.array([0.6, 0.97]), np.array([0.3, 0.9]))
+    assert scores[1] >= scores[0] - 1e-6  # better on every feature: never ranked under
+    assert kept.prior == 0.03
