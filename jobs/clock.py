@@ -1,10 +1,13 @@
 """Wall time per stage of a run, and the status line announcing each stage."""
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,6 +26,7 @@ class _Timer:
         self.clock, self.name = clock, name
 
     def __enter__(self) -> None:
+        log.info("stage %s", self.name)  # a line in the logs, with or without a terminal
         if self.clock.announce is not None:
             self.clock.announce(self.name)
         self.start = time.monotonic()

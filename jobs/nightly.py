@@ -83,6 +83,15 @@ def load_sources(store_dir: Path) -> dict[str, Path]:
     return out
 
 
+def stored_documents_by_run(store_dir: Path, run_id: str) -> tuple[set[str], set[str]]:
+    """Content hashes of every stored document, and of those stored by `run_id` (a killed run of tonight)."""
+    if not has_store(store_dir):
+        return set(), set()
+    table = FigureStore.open(store_dir).read_table(["doc_sha256", "run_id"])
+    tonight = table.filter(pc.equal(table.column("run_id"), run_id)).column("doc_sha256").to_pylist()
+    return set(table.column("doc_sha256").to_pylist()), set(tonight)
+
+
 def _rows_of_run(store_dir: Path, run_id: str) -> np.ndarray:
     """Store row ids ingested by `run_id` (none when there is no store yet)."""
     if not has_store(store_dir):
@@ -108,15 +117,14 @@ def run_nightly(incoming: Path, store_dir: Path, night: str, options: RunOptions
     rel = {document_key(p, root): p for p in paths}
     clock = StageClock(announce=stage_announcer(options.progress))
     with store_lock(store_dir):
-        known: set[str] = set()
-        if has_store(store_dir):
-            known = set(FigureStore.open(store_dir).read_table(["doc_sha256"]).column("doc_sha256").to_pylist())
+        known, tonight = stored_documents_by_run(store_dir, run_id)
         matched: MatchResult | None = None
         with ray_session(options.address, progress=options.progress):
             result = ingest(paths, root, store_dir, run_id=run_id, pipeline=options.pipeline,
                             seen=lambda doc, sha: sha in known, clock=clock)
             record_errors(store_dir, [(f"{night}/{d}", s, e) for d, s, e in result.errors])
-            new_docs = {d: p for d, p in rel.items() if result.input_sha256.get(d) not in known}
+            # tonight's documents, those a killed run of tonight already stored included: their sources are recorded
+            new_docs = {d: p for d, p in rel.items() if result.input_sha256.get(d) not in known - tonight}
             record_sources(store_dir, run_id, new_docs, result.input_sha256)
             query = _rows_of_run(store_dir, run_id)
             if len(query):  # inside the Ray session: the pixel check runs as Ray tasks on the cluster
