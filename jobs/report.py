@@ -45,6 +45,13 @@ log = logging.getLogger(__name__)
 KIND_INTER = "inter"  # the two panels come from two different documents
 KIND_INTRA = "intra"  # the two panels come from one document
 
+# How the two panels of a pair relate (`relation` column): legitimate look-alikes (a channel beside
+# its merge, serial sections, consecutive slices) are mostly pieces of one figure or one paper.
+SAME_FIGURE = "same figure"  # two pieces of one extracted figure
+SAME_PAPER = "same paper"  # one document, two figures
+OTHER_PAPER = "other paper"  # two documents
+RELATIONS: tuple[str, ...] = (SAME_FIGURE, SAME_PAPER, OTHER_PAPER)
+
 #: The two sides of a pair: document (relative path), 1-based page, bbox text (`format_bbox`).
 PAIR_COLUMNS: tuple[str, ...] = ("doc_a", "page_a", "bbox_a", "doc_b", "page_b", "bbox_b")
 #: The required `report.csv` columns of the report contract (other tools rely on them), first and in this order.
@@ -52,7 +59,7 @@ REPORT_COLUMNS: tuple[str, ...] = ("score", *PAIR_COLUMNS, "kind")
 #: The extra columns written after them.
 EXTRA_COLUMNS: tuple[str, ...] = (
     "group", "transform", "figure_id_a", "figure_id_b", "head_score", "pixel_match", "pixel_detail",
-    "verdict", "pair_key", "finding", "overlap_score", "overlap_a", "overlap_b",
+    "verdict", "pair_key", "finding", "overlap_score", "overlap_a", "overlap_b", "relation",
 )
 #: Every `report.csv` column, in the order written.
 CSV_COLUMNS: tuple[str, ...] = REPORT_COLUMNS + EXTRA_COLUMNS
@@ -136,6 +143,15 @@ def pair_kind(a: PanelRef, b: PanelRef) -> str:
     return KIND_INTRA if a.doc == b.doc else KIND_INTER
 
 
+def pair_relation(a: PanelRef, b: PanelRef, parent_a: str = "", parent_b: str = "") -> str:
+    """`same figure` when the panels are pieces of one figure (`parent_*`: store parent ids), else by document."""
+    if a.doc != b.doc:
+        return OTHER_PAPER
+    if (parent_a and parent_a == parent_b) or (parent_a and parent_a == b.figure_id) or (parent_b and parent_b == a.figure_id):
+        return SAME_FIGURE
+    return SAME_PAPER
+
+
 @dataclass(frozen=True)
 class ReportPair:
     """A scored suspicious pair of panels.
@@ -167,6 +183,7 @@ class ReportPair:
     overlap_score: float | None = None
     overlap_a: tuple[float, float, float, float] | None = None
     overlap_b: tuple[float, float, float, float] | None = None
+    relation: str = ""  # RELATIONS; "" derives it from the documents (same paper / other paper)
 
     @property
     def pair_key(self) -> str:
@@ -184,6 +201,10 @@ class ReportPair:
             object.__setattr__(self, "kind", expected)
         elif self.kind != expected:
             raise ValueError(f"kind {self.kind!r} does not match the documents ({expected!r}): {self.a.doc!r} / {self.b.doc!r}")
+        if not self.relation:
+            object.__setattr__(self, "relation", pair_relation(self.a, self.b))
+        elif self.relation not in RELATIONS or (self.relation == OTHER_PAPER) != (expected == KIND_INTER):
+            raise ValueError(f"relation {self.relation!r} does not fit the documents {self.a.doc!r} / {self.b.doc!r}")
         if self.transform is not None and self.transform not in TRANSFORM_NAMES:
             raise ValueError(f"unknown transform {self.transform!r}; expected one of {sorted(TRANSFORM_NAMES)}")
 
@@ -254,6 +275,7 @@ def pair_csv_row(pair: ReportPair) -> list[object]:
         "" if pair.overlap_score is None else f"{pair.overlap_score:.4f}",
         "" if pair.overlap_a is None else format_bbox(pair.overlap_a),
         "" if pair.overlap_b is None else format_bbox(pair.overlap_b),
+        pair.relation,
     ]
 
 

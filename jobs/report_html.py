@@ -38,7 +38,7 @@ from PIL import Image
 
 from embedder.d4 import IDENTITY, apply_transform, describe_transform
 from jobs.findings import Finding, group_findings, oriented
-from jobs.report import KIND_INTER, PanelRef, ReportError, ReportPair, sort_pairs
+from jobs.report import KIND_INTER, SAME_FIGURE, SAME_PAPER, PanelRef, ReportError, ReportPair, sort_pairs
 from scanner.document import ERROR_GROUPS, error_group
 from scanner.records import format_bbox
 
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 THUMB_MAX_PX = 384       # panel thumbnails (shown in a 280 px box: sharp enough, small files)
 PAGE_MAX_PX = 260        # page miniatures
 PNG_BUDGET = 60_000      # above this a PNG thumbnail is re-encoded as JPEG when that is smaller
+RELATION_WORDS = {SAME_FIGURE: "one figure", SAME_PAPER: "two figures"}  # the kind chip of a pair inside one document
 #: report.html's policy: no network request of any kind (images are data: URIs, script and style inline).
 STATIC_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 MAX_PAIRS = 5000         # cards in one report (past DEFER_FROM_CARDS drawn a page at a time); every pair is in report.csv
@@ -350,7 +351,7 @@ def _card_filter_fields(pair: ReportPair, finding: Finding | None) -> tuple[floa
 
 def render_card(pair: ReportPair, rank: int, cache: ImageSource, finding: Finding | None = None) -> str:
     """One pair's card (with `finding`: its figure pair, the panel pairs inside listed): report.html and the review app."""
-    kind_label = "two documents" if pair.kind == KIND_INTER else "within one document"
+    kind_label = "two documents" if pair.kind == KIND_INTER else f"one document, {RELATION_WORDS.get(pair.relation, '')}"
     extra = ""
     if pair.extra:
         items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in pair.extra.items())
@@ -360,7 +361,7 @@ def render_card(pair: ReportPair, rank: int, cache: ImageSource, finding: Findin
     finding_chip = (f'<span class="chip fchip" title="one reuse: these figures and the panels inside them">finding {finding.id}'
                     f' · {len(finding.pairs)} pairs · best {top:.3f}</span>' if finding is not None and nested else "")
     return (
-        f'<article class="card" data-score="{top:.6f}" data-finding="{finding.id if finding is not None else 0}" data-kind="{_e(pair.kind)}" '
+        f'<article class="card" data-score="{top:.6f}" data-finding="{finding.id if finding is not None else 0}" data-kind="{_e(pair.kind)}" data-relation="{_e(pair.relation)}" '
         f'data-docs="{_e(docs)}" data-doc-key="{_e(min(pair.a.doc, pair.b.doc).lower())}" '
         f'data-rank="{rank}" data-group="{pair.group_id}" data-pair-key="{_e(pair.pair_key)}" '
         f'data-verdict="{_e(pair.verdict)}" data-record="{_e(_record(pair))}">'
@@ -456,9 +457,9 @@ _PAGER = ('<span class="pager"><button type="button" id="prevpage">‹ previous<
 
 
 def _card_data(finding: Finding) -> list[Any]:
-    """What a large report's script filters a card by without drawing it: score, kind, documents, pair key, verdict."""
+    """What a large report's script filters a card by without drawing it: score, kind, documents, pair key, verdict, relation."""
     top, kind, docs = _card_filter_fields(finding.head, finding)
-    return [round(top, 6), kind, docs, finding.head.pair_key, finding.head.verdict]
+    return [round(top, 6), kind, docs, finding.head.pair_key, finding.head.verdict, finding.head.relation]
 
 
 def _paged_data(deferred: _DeferredImages | None, items: Sequence[PagedItem]) -> str:
@@ -570,7 +571,7 @@ def render_report_html(
 <nav class="toolbar" aria-label="sort and filter">
 <label>Sort <select id="sort"><option value="score-desc">score, highest first</option><option value="score-asc">score, lowest first</option><option value="doc">document name</option></select></label>
 <label>Min score <input id="minscore" type="range" min="0" max="1" step="0.01" value="0"><output id="minscore-out">0.00</output></label>
-<label>Kind <select id="kind"><option value="all">all</option><option value="inter">inter (two documents)</option><option value="intra">intra (one document)</option></select></label>
+<label>Kind <select id="kind"><option value="all">all</option><option value="inter">inter (two documents)</option><option value="intra">intra (one document)</option><option value="same paper">intra, two figures</option><option value="same figure">intra, one figure</option></select></label>
 <label>Document <input id="docfilter" type="search" list="doclist" placeholder="name contains…" autocomplete="off"></label>
 <datalist id="doclist">{datalist}</datalist>
 <label>Verdict <select id="verdict">{_verdict_options()}</select></label>

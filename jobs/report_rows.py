@@ -21,6 +21,7 @@ from jobs.report import (
     ReportError,
     ReportPair,
     estimate_transform,
+    pair_relation,
     write_errors_csv,
     write_report_csv,
     write_report_html,
@@ -35,7 +36,7 @@ DISMISSED_CSV = "dismissed.csv"  # the pairs reviewers dismissed, in report.csv'
 StoreRow = dict[str, Any]  # one row of the store as `read_table(...).to_pylist()` gives it
 PairFilter = Callable[[StoreRow, StoreRow], bool]
 
-_ROW_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1"]
+_ROW_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "parent_id"]
 
 
 def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[str, Path],
@@ -90,7 +91,8 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
                               head_score=head_score, pixel_match=None if alignment is None else alignment.correlation,
                               pixel_detail=None if alignment is None else alignment.detail,
                               extra=extra, overlap_score=None if overlap is None else overlap.correlation,
-                              overlap_a=region_a, overlap_b=region_b))
+                              overlap_a=region_a, overlap_b=region_b,
+                              relation=pair_relation(ref_a, ref_b, ra["parent_id"] or "", rb["parent_id"] or "")))
     # the reviewers' verdicts (dismissed pairs leave report.csv), and one finding id per reuse (jobs.findings)
     return assign_findings(apply_verdicts(out, store_dir))
 

@@ -24,6 +24,7 @@ from jobs.report import (
     describe_transform,
     estimate_transform,
     inverse_transform,
+    pair_relation,
     parse_bbox,
     transform_name,
     write_errors_csv,
@@ -125,6 +126,20 @@ def test_pair_kind_is_derived_and_checked() -> None:
         ReportPair(0.9, a, c, kind="inter")
 
 
+def test_pair_relation_tells_pieces_of_one_figure_from_one_paper_and_two_papers() -> None:
+    a, b, c = panel("x/one.pdf", "1"), panel("x/two.pdf", "2"), panel("x/one.pdf", "3", page=4)
+    assert (ReportPair(0.9, a, b).relation, ReportPair(0.9, a, c).relation) == ("other paper", "same paper")
+    assert pair_relation(a, c, "fig-7", "fig-7") == "same figure"  # two panels split from one figure
+    assert pair_relation(a, c, "fig-7", "") == pair_relation(a, c, "", "") == "same paper"
+    assert pair_relation(a, panel("x/one.pdf", "fig-7"), "fig-7", "") == "same figure"  # a panel and its own figure
+    assert pair_relation(a, b, "fig-7", "fig-7") == "other paper"  # parent ids never join two documents
+    assert ReportPair(0.9, a, c, relation="same figure").relation == "same figure"
+    with pytest.raises(ValueError, match="relation"):
+        ReportPair(0.9, a, b, relation="same figure")
+    with pytest.raises(ValueError, match="relation"):
+        ReportPair(0.9, a, c, relation="cousin")
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"score": 1.2}, "score"), ({"score": -0.1}, "score"), ({"score": 0.5, "transform": "rot45"}, "unknown transform")],
@@ -167,6 +182,7 @@ def test_report_csv_contract(tmp_path: Path) -> None:
     assert (top["kind"], top["group"], top["transform"], top["figure_id_a"], top["figure_id_b"]) == ("inter", "1", "rot90", "a1", "o1")
     assert rows[1]["transform"] == ""
     assert rows[2]["kind"] == "intra" and rows[2]["bbox_b"] == "0.00 0.00 612.00 792.00"
+    assert [r["relation"] for r in rows] == ["other paper", "other paper", "same paper"]
     assert sorted(os.listdir(tmp_path / "out")) == ["report.csv"]  # no temporary left behind
 
 

@@ -64,6 +64,9 @@ def test_filters_and_sort_run_in_the_browser(chromium: str, report: Path, tmp_pa
     assert "3 of 5 pairs" in "".join(dom.text)
     dom = dump_dom(chromium, report, tmp_path, "#kind=intra")
     assert [c["data-kind"] for c in visible_cards(dom)] == ["intra"]
+    dom = dump_dom(chromium, report, tmp_path, "#kind=same%20figure")  # pieces of one figure (`relation`)
+    assert [(c["data-kind"], c["data-relation"]) for c in visible_cards(dom)] == [("intra", "same figure")]
+    assert visible_cards(dump_dom(chromium, report, tmp_path, "#kind=same%20paper")) == []
     dom = dump_dom(chromium, report, tmp_path, "#doc=script&sort=score-asc")
     assert [c["data-score"] for c in visible_cards(dom)] == ["0.880000", "0.910000"]
     dom = dump_dom(chromium, report, tmp_path, "#sort=doc")
@@ -125,5 +128,7 @@ def test_a_paged_report_draws_a_page_at_a_time_and_filters_every_card(chromium: 
     dom = dump_dom(chromium, page, tmp_path, "#min=0.9&kind=inter")
     assert "3 of 5 pairs" in "".join(dom.text)
     assert [c["data-score"] for c in visible_cards(dom)][:1] == ["0.970000"]
+    dom = dump_dom(chromium, page, tmp_path, "#kind=same%20figure")
+    assert "1 of 5 pairs" in "".join(dom.text) and [c["data-relation"] for c in visible_cards(dom)] == ["same figure"]
     dom = dump_dom(chromium, page, tmp_path, "#doc=script")
     assert MALICIOUS_DOC in "".join(dom.text)
