@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py --papers 100 1000 5000 --no-old        # growth, this checkout only
     python benchmarks/bench_scale.py --papers 50 200 [--old /work/baseline] [--repeats 1] [--out bench-out/scale]
+    python benchmarks/bench_scale.py --corpus PAPERS/ --truth TRUTH.csv --threshold 0.9274 --old OLD_CHECKOUT  # a real corpus, as a user scans it
 
 For each size, generates a corpus (`reusescan make-corpus --no-images`, seed = size, reused
 when already there) and scans it end to end on a local Ray (`jobs.scan.run_scan`, threshold 0
@@ -14,6 +15,9 @@ sampled every 0.5 s: the largest one and the largest sum), store bytes per paper
 new/old ratios; and whether report.csv is the same for both variants (it must be).
 Generating the corpus is not timed (it is printed apart: `make-corpus` takes about as long
 as the scan). Growth table and projection: docs/benchmarks.md#growth-with-the-corpus.
+`--corpus DIR` scans an existing folder instead (papers = its input files); `--threshold T`
+reports at T instead of 0 (the pixel check then still runs on every candidate the head lets
+through, as in a user's scan); `--truth` adds `reusescan score --contain` of each report.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ import argparse
 import hashlib
 import json
 import os
+import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -95,27 +101,44 @@ class WorkerSampler(threading.Thread):
             self.stop.wait(self.period)
 
 
-def child(corpus: Path, out: Path) -> None:
-    """One scan in this process (PYTHONPATH picks the code); prints one JSON line."""
-    from jobs.match import MatchOptions
-    from jobs.options import RunOptions
-    from jobs.scan import run_scan
+def parse_summary(output: str) -> dict[str, Any]:
+    """Counts and stage seconds from `reusescan scan`'s closing lines (the same wording in every release)."""
+    counts = re.search(r"documents (\d+) .*panels (\d+) .*candidates (\d+), pairs (\d+)", output)
+    if counts is None:
+        raise SystemExit("no summary line in the scan's output:\n" + output[-3000:])
+    timing = re.search(r"^time: (.*)$", output, re.M)
+    seconds = {k.strip(): float(v) for k, v in re.findall(r"([^,]+?) ([\d.]+)s(?:,|$)", timing.group(1))} if timing else {}
+    documents, panels, candidates, pairs = map(int, counts.groups())
+    return {"documents": documents, "panels": panels, "candidates": candidates, "pairs": pairs, "seconds": seconds}
 
+
+def child(corpus: Path, out: Path, threshold: float) -> None:
+    """One `reusescan scan` of the code on PYTHONPATH (old or new, same command line); prints one JSON line."""
     sampler = WorkerSampler()
     sampler.start()
     started = time.monotonic()
-    summary = run_scan(corpus, out, RunOptions(match=MatchOptions(threshold=0.0), progress=False))
+    proc = subprocess.run([sys.executable, "-m", "jobs", "scan", str(corpus), "--out", str(out), "--threshold", str(threshold),
+                           "--no-progress"], capture_output=True, text=True)
     wall = time.monotonic() - started
     sampler.stop.set()
     sampler.join()
+    if proc.returncode:
+        raise SystemExit(f"scan failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     store_bytes = sum(p.stat().st_size for p in (out / "store").rglob("*") if p.is_file())
     print("RESULT " + json.dumps({
-        "documents": summary.documents, "panels": summary.panels, "candidates": summary.candidates,
-        "pairs": summary.pairs, "seconds": summary.seconds, "wall": wall,
-        "driver_peak_mb": _status_kb("/proc/self/status", "VmHWM") / 1024,
+        **parse_summary(proc.stdout + proc.stderr), "wall": wall,
+        "driver_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,  # the scan's own process
         "worker_peak_mb": sampler.peak_one_kb / 1024, "workers_sum_peak_mb": sampler.peak_sum_kb / 1024,
         "workers_seen": len(sampler.seen), "store_bytes": store_bytes,
     }), flush=True)
+
+
+def count_inputs(folder: Path) -> int:
+    """How many inputs a scan of `folder` takes (this checkout's discovery; children import their own)."""
+    sys.path.insert(0, str(REPO))
+    from scanner.discover import find_inputs
+
+    return len(find_inputs(folder))
 
 
 def make_corpus(out: Path, papers: int) -> Path:
@@ -126,10 +149,11 @@ def make_corpus(out: Path, papers: int) -> Path:
     return out / "pdf"
 
 
-def scan(code: Path, corpus: Path, out: Path) -> dict[str, Any]:
+def scan(code: Path, corpus: Path, out: Path, threshold: float, truth: Path | None) -> dict[str, Any]:
     if out.exists():
         subprocess.run(["rm", "-rf", str(out)], check=True)
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(corpus), str(out)],
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(corpus), str(out),
+                           "--threshold", str(threshold)],
                           env={**os.environ, "PYTHONPATH": str(code)}, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
@@ -137,6 +161,12 @@ def scan(code: Path, corpus: Path, out: Path) -> dict[str, Any]:
         raise SystemExit(f"scan with {code} failed ({proc.returncode})")
     result: dict[str, Any] = json.loads(lines[-1][len("RESULT "):])
     result["report_sha256"] = hashlib.sha256((out / "report.csv").read_bytes()).hexdigest()
+    if truth is not None:  # scored by this checkout's `reusescan score`, the same for both variants
+        scored = subprocess.run([sys.executable, "-m", "jobs", "score", str(out / "report.csv"), str(truth), "--contain",
+                                 "--json"], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                                check=True)
+        metrics = json.loads(scored.stdout)
+        result["score"] = {k: metrics[k] for k in ("precision", "recall", "average_precision", "recall_at_p90")}
     return result
 
 
@@ -156,6 +186,7 @@ def summarise(runs: list[dict[str, Any]], papers: int) -> dict[str, Any]:
         "workers_sum_peak_mb": med(lambda r: r["workers_sum_peak_mb"]),
         "store_kb_per_paper": round(first["store_bytes"] / papers / 1024, 1),
         "report_sha256": sorted({r["report_sha256"] for r in runs}),
+        **({"score": first["score"]} if "score" in first else {}),
     }
 
 
@@ -166,20 +197,24 @@ def main() -> None:
     parser.add_argument("--no-old", action="store_true", help="scan with this checkout only")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "bench-out" / "scale")
+    parser.add_argument("--corpus", type=Path, default=None, help="scan this folder instead of generated corpora")
+    parser.add_argument("--truth", type=Path, default=None, help="the corpus's truth.csv: score each report")
+    parser.add_argument("--threshold", type=float, default=0.0, help="report threshold of the scans")
     parser.add_argument("--child", nargs=2, type=Path, metavar=("CORPUS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child)
+        child(*args.child, args.threshold)
         return
     variants = {"new": REPO} if args.no_old else {"old": args.old.resolve(), "new": REPO}
     results: dict[str, Any] = {}
-    for papers in args.papers:
-        corpus = make_corpus(args.out / f"corpus-{papers}", papers)
+    sizes = [count_inputs(args.corpus.resolve())] if args.corpus else args.papers
+    for papers in sizes:
+        corpus = args.corpus.resolve() if args.corpus else make_corpus(args.out / f"corpus-{papers}", papers)
         runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
         for repeat in range(args.repeats):
             for name, code in variants.items():
                 print(f"[{papers} papers] {name} scan {repeat + 1}/{args.repeats} ...", file=sys.stderr, flush=True)
-                runs[name].append(scan(code, corpus, args.out / f"scan-{papers}-{name}"))
+                runs[name].append(scan(code, corpus, args.out / f"scan-{papers}-{name}", args.threshold, args.truth))
                 print(json.dumps(runs[name][-1]), file=sys.stderr, flush=True)
         row: dict[str, Any] = {name: summarise(r, papers) for name, r in runs.items()}
         if "old" in row:
