@@ -17,7 +17,8 @@ the score is exactly the shipped one; the more consistent verdicts, the further 
 prior's strength is chosen by inner cross-validation over the reviewed pairs (`PRIOR_GRID`,
 and "no correction" when no strength beats the shipped score's log loss) or given.
 
-The correction is linear in the fusion's own features, so it is written back as a fusion:
+The correction keeps the score monotone (`monotone_constraints`: no head, match or detail weight
+turns negative). The correction is linear in the fusion's own features, so it is written back as a fusion:
 every shipped weight, margins included, times (1 + a), plus b and c. The checkpoint keeps its
 encoder and head (stores built with it stay valid) and its report threshold.
 """
@@ -167,7 +168,10 @@ def fit_correction(x: np.ndarray, y: np.ndarray, prior: float, base: PixelFusion
 
 
 def monotone_constraints(base: PixelFusion) -> list[dict[str, Any]]:
-    """SLSQP constraints keeping `Correction.apply(base)`'s weights >= 0: (1 + scale) * w + b_w >= 0, 1 + scale >= 0."""
+    """SLSQP constraints keeping `Correction.apply(base)`'s weights >= 0: (1 + scale) * w + b_w >= 0, 1 + scale >= 0.
+
+    (A shipped weight that is already negative only may not be pushed further down: b_w >= 0.)
+    """
     weights = (base.w_head, base.w_match, base.w_detail)
 
     def margins(theta: np.ndarray) -> np.ndarray:
