@@ -1,10 +1,10 @@
 """What one night costs against a large store: a nightly run of new papers, time per stage and peak memory.
 
     python benchmarks/fake_store.py SOURCE_STORE STORE --rows 200000      # once: the large old store
-    python benchmarks/bench_nightly.py INCOMING STORE [--date 2026-11-26] [--copy]
+    python benchmarks/bench_nightly.py INCOMING STORE [--date 2026-11-26] [--copy] [--threshold T]
 
 Runs `jobs.nightly.run_nightly` on INCOMING (e.g. `bench_scale.py`'s corpus of 100 papers, so
-the same papers' scan alone is the comparison) at threshold 0 on a local Ray, and prints one
+the same papers' scan alone is the comparison) at `--threshold` (default 0) on a local Ray, and prints one
 JSON line: the store's rows before, the run's seconds per stage, candidates, peak RSS of the
 driver (VmHWM) and of the Ray workers (sampled, as `bench_scale.py` does). `--copy` runs on a
 copy of STORE (hard links for the immutable Parquet files), so the large store can be reused.
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("store", type=Path)
     parser.add_argument("--date", default="2026-11-26")
     parser.add_argument("--copy", action="store_true", help="run on a copy of STORE (STORE-night)")
+    parser.add_argument("--threshold", type=float, default=0.0, help="report threshold (0: every candidate reported)")
     args = parser.parse_args()
     store_dir = args.store
     if args.copy:
@@ -56,7 +57,7 @@ def main() -> None:
     sampler.start()
     started = time.monotonic()
     summary = run_nightly(args.incoming, store_dir, args.date,
-                          RunOptions(match=MatchOptions(threshold=0.0), progress=False))
+                          RunOptions(match=MatchOptions(threshold=args.threshold), progress=False))
     wall = time.monotonic() - started
     sampler.stop.set()
     sampler.join()
