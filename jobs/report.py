@@ -59,7 +59,7 @@ REPORT_COLUMNS: tuple[str, ...] = ("score", *PAIR_COLUMNS, "kind")
 #: The extra columns written after them.
 EXTRA_COLUMNS: tuple[str, ...] = (
     "group", "transform", "figure_id_a", "figure_id_b", "head_score", "pixel_match", "pixel_detail",
-    "verdict", "pair_key", "finding", "overlap_score", "overlap_a", "overlap_b", "relation",
+    "verdict", "pair_key", "finding", "overlap_score", "overlap_a", "overlap_b", "relation", "channel_of",
 )
 #: Every `report.csv` column, in the order written.
 CSV_COLUMNS: tuple[str, ...] = REPORT_COLUMNS + EXTRA_COLUMNS
@@ -184,6 +184,7 @@ class ReportPair:
     overlap_a: tuple[float, float, float, float] | None = None
     overlap_b: tuple[float, float, float, float] | None = None
     relation: str = ""  # RELATIONS; "" derives it from the documents (same paper / other paper)
+    channel_of: str = ""  # "b is the green channel of a" when one panel is one channel of the other, a merge (jobs.channels)
 
     @property
     def pair_key(self) -> str:
@@ -275,7 +276,7 @@ def pair_csv_row(pair: ReportPair) -> list[object]:
         "" if pair.overlap_score is None else f"{pair.overlap_score:.4f}",
         "" if pair.overlap_a is None else format_bbox(pair.overlap_a),
         "" if pair.overlap_b is None else format_bbox(pair.overlap_b),
-        pair.relation,
+        pair.relation, pair.channel_of,
     ]
 
 

@@ -349,6 +349,13 @@ def _card_filter_fields(pair: ReportPair, finding: Finding | None) -> tuple[floa
     return top, pair.kind or "", "\n".join(sorted({pair.a.doc, pair.b.doc})).lower()
 
 
+def _channel_chip(pair: ReportPair) -> str:
+    """A chip saying one panel shows one channel of the other (a merge): often a legitimate pair of one figure."""
+    if not pair.channel_of:
+        return ""
+    return f'<span class="chip channel" title="one fluorescence channel beside its merge is often legitimate">{_e(pair.channel_of)}</span>'
+
+
 def render_card(pair: ReportPair, rank: int, cache: ImageSource, finding: Finding | None = None) -> str:
     """One pair's card (with `finding`: its figure pair, the panel pairs inside listed): report.html and the review app."""
     kind_label = "two documents" if pair.kind == KIND_INTER else f"one document, {RELATION_WORDS.get(pair.relation, '')}"
@@ -361,7 +368,7 @@ def render_card(pair: ReportPair, rank: int, cache: ImageSource, finding: Findin
     finding_chip = (f'<span class="chip fchip" title="one reuse: these figures and the panels inside them">finding {finding.id}'
                     f' · {len(finding.pairs)} pairs · best {top:.3f}</span>' if finding is not None and nested else "")
     return (
-        f'<article class="card" data-score="{top:.6f}" data-finding="{finding.id if finding is not None else 0}" data-kind="{_e(pair.kind)}" data-relation="{_e(pair.relation)}" '
+        f'<article class="card" data-score="{top:.6f}" data-finding="{finding.id if finding is not None else 0}" data-kind="{_e(pair.kind)}" data-relation="{_e(pair.relation)}" data-channel="{1 if pair.channel_of else 0}" '
         f'data-docs="{_e(docs)}" data-doc-key="{_e(min(pair.a.doc, pair.b.doc).lower())}" '
         f'data-rank="{rank}" data-group="{pair.group_id}" data-pair-key="{_e(pair.pair_key)}" '
         f'data-verdict="{_e(pair.verdict)}" data-record="{_e(_record(pair))}">'
@@ -371,6 +378,7 @@ def render_card(pair: ReportPair, rank: int, cache: ImageSource, finding: Findin
         f'<span class="sval">{pair.score:.3f}</span><span class="sbar"><i style="width:{100 * pair.score:.1f}%"></i></span></span>'
         f'<span class="chip k-{_e(pair.kind)}">{_e(pair.kind)} · {kind_label}</span>'
         f'<span class="chip">group {pair.group_id}</span>{finding_chip}'
+        f'{_channel_chip(pair)}'
         f'<span class="transform">B is A <b>{_e(pair.transform_phrase)}</b></span>'
         "</header>"
         '<div class="cbody">'
@@ -457,9 +465,10 @@ _PAGER = ('<span class="pager"><button type="button" id="prevpage">‹ previous<
 
 
 def _card_data(finding: Finding) -> list[Any]:
-    """What a large report's script filters a card by without drawing it: score, kind, documents, pair key, verdict, relation."""
+    """What a large report's script filters a card by without drawing it: score, kind, documents, pair key, verdict, relation, channel."""
     top, kind, docs = _card_filter_fields(finding.head, finding)
-    return [round(top, 6), kind, docs, finding.head.pair_key, finding.head.verdict, finding.head.relation]
+    return [round(top, 6), kind, docs, finding.head.pair_key, finding.head.verdict, finding.head.relation,
+            1 if finding.head.channel_of else 0]
 
 
 def _paged_data(deferred: _DeferredImages | None, items: Sequence[PagedItem]) -> str:
@@ -571,7 +580,7 @@ def render_report_html(
 <nav class="toolbar" aria-label="sort and filter">
 <label>Sort <select id="sort"><option value="score-desc">score, highest first</option><option value="score-asc">score, lowest first</option><option value="doc">document name</option></select></label>
 <label>Min score <input id="minscore" type="range" min="0" max="1" step="0.01" value="0"><output id="minscore-out">0.00</output></label>
-<label>Kind <select id="kind"><option value="all">all</option><option value="inter">inter (two documents)</option><option value="intra">intra (one document)</option><option value="same paper">intra, two figures</option><option value="same figure">intra, one figure</option></select></label>
+<label>Kind <select id="kind"><option value="all">all</option><option value="inter">inter (two documents)</option><option value="intra">intra (one document)</option><option value="same paper">intra, two figures</option><option value="same figure">intra, one figure</option><option value="channel">one panel a channel of the other</option></select></label>
 <label>Document <input id="docfilter" type="search" list="doclist" placeholder="name contains…" autocomplete="off"></label>
 <datalist id="doclist">{datalist}</datalist>
 <label>Verdict <select id="verdict">{_verdict_options()}</select></label>

@@ -12,6 +12,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from index.store import FigureStore, make_thumbnail
+from jobs.channels import channel_of
 from jobs.findings import assign_findings
 from jobs.ingest import InputError
 from jobs.match import MatchResult
@@ -36,6 +37,7 @@ DISMISSED_CSV = "dismissed.csv"  # the pairs reviewers dismissed, in report.csv'
 StoreRow = dict[str, Any]  # one row of the store as `read_table(...).to_pylist()` gives it
 PairFilter = Callable[[StoreRow, StoreRow], bool]
 
+WHOLE_PANEL_SCALE = 0.97  # a placement this close to the whole panel compares the panels' colours (channel_of)
 _ROW_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "parent_id"]
 
 
@@ -87,12 +89,15 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
             transform = overlap.transform
             extra["partial overlap"] = (f"{overlap.correlation:.3f} over {overlap.share_a:.0%} of a and "
                                         f"{overlap.share_b:.0%} of b (outlined)")
+        whole = alignment is None or (alignment.scale >= WHOLE_PANEL_SCALE and abs(alignment.angle) < 1.0)
+        channel = channel_of(refs[a].thumbnail, refs[b].thumbnail, transform) if whole and overlap is None else ""
         out.append(ReportPair(score=float(score), a=ref_a, b=ref_b, group_id=int(group), transform=transform,
                               head_score=head_score, pixel_match=None if alignment is None else alignment.correlation,
                               pixel_detail=None if alignment is None else alignment.detail,
                               extra=extra, overlap_score=None if overlap is None else overlap.correlation,
                               overlap_a=region_a, overlap_b=region_b,
-                              relation=pair_relation(ref_a, ref_b, ra["parent_id"] or "", rb["parent_id"] or "")))
+                              relation=pair_relation(ref_a, ref_b, ra["parent_id"] or "", rb["parent_id"] or ""),
+                              channel_of=channel))
     # the reviewers' verdicts (dismissed pairs leave report.csv), and one finding id per reuse (jobs.findings)
     return assign_findings(apply_verdicts(out, store_dir))
 

@@ -11,7 +11,7 @@
   var emptyEl = document.getElementById('empty');
   var verdictSel = document.getElementById('verdict');
   // A large report (jobs.report_html, from DEFER_FROM_CARDS cards on) carries its cards as data
-  // (<script id="rs-items">: each item's HTML and, per card, [score, kind, documents, pair key, verdict, relation])
+  // (<script id="rs-items">: each item's HTML and, per card, [score, kind, documents, pair key, verdict, relation, channel])
   // and draws PAGE of them at a time: sort and filters run over the data of every card, the page
   // shows the matching ones, and an item's HTML is parsed only when its page is drawn.
   var itemsBlob = document.getElementById('rs-items');
@@ -64,7 +64,7 @@
       matching = [];
       order.forEach(function(i){
         var ok = data[i].c.map(function(c){
-          return c[0] >= min - 1e-9 && (kind === 'all' || c[1] === kind || c[5] === kind) && (!needle || c[2].indexOf(needle) !== -1) &&
+          return c[0] >= min - 1e-9 && (kind === 'all' || c[1] === kind || c[5] === kind || (kind === 'channel' && c[6] === 1)) && (!needle || c[2].indexOf(needle) !== -1) &&
                  verdictMatches(c[4] || '', vf);
         });
         data[i].ok = ok;
@@ -80,7 +80,8 @@
       var any = false;
       Array.prototype.forEach.call(item.querySelectorAll('.card'), function(card){
         var ok = parseFloat(card.dataset.score) >= min - 1e-9 &&
-                 (kind === 'all' || card.dataset.kind === kind || card.dataset.relation === kind) &&
+                 (kind === 'all' || card.dataset.kind === kind || card.dataset.relation === kind ||
+                  (kind === 'channel' && card.dataset.channel === '1')) &&
                  (!needle || (card.dataset.docs || '').indexOf(needle) !== -1) &&
                  verdictMatches(card.dataset.verdict || '', vf);
         card.hidden = !ok;
@@ -102,7 +103,7 @@
       var k = decodeURIComponent(kv.slice(0, i)), v = decodeURIComponent(kv.slice(i + 1).replace(/\+/g, ' '));
       if (k === 'sort' && ['score-desc','score-asc','doc'].indexOf(v) !== -1) sortSel.value = v;
       else if (k === 'min' && isFinite(parseFloat(v))) minScore.value = String(Math.max(0, Math.min(1, parseFloat(v))));
-      else if (k === 'kind' && ['all','inter','intra','same figure','same paper'].indexOf(v) !== -1) kindSel.value = v;
+      else if (k === 'kind' && ['all','inter','intra','same figure','same paper','channel'].indexOf(v) !== -1) kindSel.value = v;
       else if (k === 'doc') docFilter.value = v;
       else if (k === 'page' && isFinite(parseInt(v, 10))) page = Math.max(0, parseInt(v, 10) - 1);
       else if (k === 'verdict' && verdictSel && verdictSel.querySelector('option[value="' + v.replace(/[^a-z-]/g, '') + '"]')) verdictSel.value = v;

@@ -157,4 +157,5 @@ def pair_from_row(row: dict[str, str], hashes: dict[str, str]) -> ReportPair:
     return ReportPair(score=float(row["score"]), a=ref("a"), b=ref("b"), kind=row.get("kind") or None,
                       group_id=int(row.get("group") or 0), transform=row.get("transform") or None,
                       head_score=_float(row.get("head_score")), pixel_match=_float(row.get("pixel_match")),
-                      pixel_detail=_float(row.get("pixel_detail")), extra=extra, relation=row.get("relation") or "")
+                      pixel_detail=_float(row.get("pixel_detail")), extra=extra, relation=row.get("relation") or "",
+                      channel_of=row.get("channel_of") or "")

@@ -121,7 +121,8 @@ def sample_pairs(root: Path, seed: int = 0) -> list[ReportPair]:
         ReportPair(0.93, a_blot, b_blot, "inter", 2, "flip_v"),
         ReportPair(0.91, a_blot, evil_blot, "inter", 2, "identity", {"note": '"quoted" & <b>not bold</b>'}),
         ReportPair(0.88, b_blot, evil_blot, "inter", 2, "flip_v"),
-        ReportPair(0.81, a_histo, a_histo_b, "intra", 3, "flip_h", relation="same figure"),
+        ReportPair(0.81, a_histo, a_histo_b, "intra", 3, "flip_h", relation="same figure",
+                   channel_of="b is the green channel of a"),
     ]
 
 

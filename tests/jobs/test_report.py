@@ -183,6 +183,7 @@ def test_report_csv_contract(tmp_path: Path) -> None:
     assert rows[1]["transform"] == ""
     assert rows[2]["kind"] == "intra" and rows[2]["bbox_b"] == "0.00 0.00 612.00 792.00"
     assert [r["relation"] for r in rows] == ["other paper", "other paper", "same paper"]
+    assert [r["channel_of"] for r in rows] == ["", "", ""]
     assert sorted(os.listdir(tmp_path / "out")) == ["report.csv"]  # no temporary left behind
 
 

@@ -67,6 +67,8 @@ def test_filters_and_sort_run_in_the_browser(chromium: str, report: Path, tmp_pa
     dom = dump_dom(chromium, report, tmp_path, "#kind=same%20figure")  # pieces of one figure (`relation`)
     assert [(c["data-kind"], c["data-relation"]) for c in visible_cards(dom)] == [("intra", "same figure")]
     assert visible_cards(dump_dom(chromium, report, tmp_path, "#kind=same%20paper")) == []
+    dom = dump_dom(chromium, report, tmp_path, "#kind=channel")  # one panel a channel of the other (`channel_of`)
+    assert [c["data-score"] for c in visible_cards(dom)] == ["0.810000"] and "b is the green channel of a" in "".join(dom.text)
     dom = dump_dom(chromium, report, tmp_path, "#doc=script&sort=score-asc")
     assert [c["data-score"] for c in visible_cards(dom)] == ["0.880000", "0.910000"]
     dom = dump_dom(chromium, report, tmp_path, "#sort=doc")
@@ -130,5 +132,6 @@ def test_a_paged_report_draws_a_page_at_a_time_and_filters_every_card(chromium: 
     assert [c["data-score"] for c in visible_cards(dom)][:1] == ["0.970000"]
     dom = dump_dom(chromium, page, tmp_path, "#kind=same%20figure")
     assert "1 of 5 pairs" in "".join(dom.text) and [c["data-relation"] for c in visible_cards(dom)] == ["same figure"]
+    assert "1 of 5 pairs" in "".join(dump_dom(chromium, page, tmp_path, "#kind=channel").text)
     dom = dump_dom(chromium, page, tmp_path, "#doc=script")
     assert MALICIOUS_DOC in "".join(dom.text)
