@@ -21,20 +21,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from index.store import FigureStore  # noqa: E402
-from jobs.report import OTHER_PAPER, RELATIONS, SAME_FIGURE, SAME_PAPER  # noqa: E402
+from jobs.report import RELATIONS, relation_of  # noqa: E402
 from training.scoring import row_truth_matches  # noqa: E402
 
 
 def relations_from_store(rows: pd.DataFrame, store: Path) -> list[str]:
-    """Each row's relation from the store's parent ids (`jobs.report.pair_relation` on report rows)."""
+    """Each row's relation from the store's parent ids, as a scan now writes it."""
     table = FigureStore.open(store).read_table(["figure_id", "parent_id"]).to_pylist()
     parent = {r["figure_id"]: r["parent_id"] or "" for r in table}
-    out = []
-    for doc_a, doc_b, a, b in zip(rows.doc_a, rows.doc_b, rows.figure_id_a, rows.figure_id_b):
-        pa, pb = parent.get(a, ""), parent.get(b, "")
-        one_figure = (pa and pa == pb) or (pa and pa == b) or (pb and pb == a)
-        out.append(OTHER_PAPER if doc_a != doc_b else SAME_FIGURE if one_figure else SAME_PAPER)
-    return out
+    return [relation_of(da, db, a, b, parent.get(a, ""), parent.get(b, ""))
+            for da, db, a, b in zip(rows.doc_a, rows.doc_b, rows.figure_id_a, rows.figure_id_b)]
 
 
 def main() -> None:

@@ -143,13 +143,21 @@ def pair_kind(a: PanelRef, b: PanelRef) -> str:
     return KIND_INTRA if a.doc == b.doc else KIND_INTER
 
 
-def pair_relation(a: PanelRef, b: PanelRef, parent_a: str = "", parent_b: str = "") -> str:
-    """`same figure` when the panels are pieces of one figure (`parent_*`: store parent ids), else by document."""
-    if a.doc != b.doc:
+def relation_of(doc_a: str, doc_b: str, figure_a: str, figure_b: str, parent_a: str = "", parent_b: str = "") -> str:
+    """`same figure` when two panels are pieces of one figure (or a figure and its piece), else by document.
+
+    `parent_*` are the store's parent ids ("" for a whole figure).
+    """
+    if doc_a != doc_b:
         return OTHER_PAPER
-    if (parent_a and parent_a == parent_b) or (parent_a and parent_a == b.figure_id) or (parent_b and parent_b == a.figure_id):
+    if (parent_a and parent_a in (parent_b, figure_b)) or (parent_b and parent_b == figure_a):
         return SAME_FIGURE
     return SAME_PAPER
+
+
+def pair_relation(a: PanelRef, b: PanelRef, parent_a: str = "", parent_b: str = "") -> str:
+    """`relation_of` two report panels."""
+    return relation_of(a.doc, b.doc, a.figure_id, b.figure_id, parent_a, parent_b)
 
 
 @dataclass(frozen=True)
