@@ -33,9 +33,33 @@ class SplitOptions:
     max_panels: int = 64
 
 
+def lightest_channel(rgb: np.ndarray) -> np.ndarray:
+    """Per pixel, its smallest channel value (a 2-D image as it is).
+
+    Channel by channel, because `rgb.min(axis=2)` reduces over the strided last axis and takes
+    ~18x longer on the multi-megapixel figures of real papers (it was most of extraction's time).
+    """
+    if rgb.ndim == 2:
+        return rgb
+    out = np.minimum(rgb[..., 0], rgb[..., 1])
+    for c in range(2, rgb.shape[2]):
+        np.minimum(out, rgb[..., c], out=out)
+    return out
+
+
+def channel_mean(rgb: np.ndarray) -> np.ndarray:
+    """Per pixel, the float32 mean of its channels (= `rgb.astype(np.float32).mean(axis=2)`, channel by channel)."""
+    if rgb.ndim == 2:
+        return rgb.astype(np.float32)
+    total = rgb[..., 0].astype(np.float32)
+    for c in range(1, rgb.shape[2]):
+        total += rgb[..., c]
+    return total / np.float32(rgb.shape[2])
+
+
 def ink_mask(rgb: np.ndarray, white_level: int) -> np.ndarray:
     """True where a pixel is not (near-)white."""
-    return (rgb.min(axis=2) < white_level) if rgb.ndim == 3 else (rgb < white_level)
+    return lightest_channel(rgb) < white_level
 
 
 def _drop_labels(mask: np.ndarray, opts: SplitOptions) -> np.ndarray:

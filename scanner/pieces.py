@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scanner.panels import Box, SplitOptions, _drop_labels, _tight, ink_mask
+from scanner.panels import Box, SplitOptions, _drop_labels, _tight, channel_mean, ink_mask, lightest_channel
 
 KIND_IMAGE = "image"
 KIND_CHART = "chart"
@@ -83,7 +83,7 @@ def classify_piece(rgb: np.ndarray, opts: PieceOptions | None = None, white_leve
     h, w = rgb.shape[:2]
     if h < 4 or w < 4:
         return KIND_TEXT
-    inked = rgb.min(axis=2) < white_level
+    inked = lightest_channel(rgb) < white_level
     inked_frac = float(inked.mean())
     q = (rgb[inked] // 16).astype(np.int32)
     if q.size == 0:
@@ -91,7 +91,7 @@ def classify_piece(rgb: np.ndarray, opts: PieceOptions | None = None, white_leve
     codes = q[:, 0] * 256 + q[:, 1] * 16 + q[:, 2]
     counts = np.bincount(codes, minlength=4096)
     n_colours = int((counts >= max(3, 0.001 * codes.size)).sum())
-    grey = rgb.astype(np.float32).mean(axis=2)
+    grey = channel_mean(rgb)
     # grey-scale pictures (blots, scans) have few hues but many grey levels
     levels = np.bincount((grey[inked] // 4).astype(np.int32), minlength=64)
     n_colours = max(n_colours, int((levels >= max(3, 0.002 * codes.size)).sum()))
@@ -164,7 +164,7 @@ def _split_tiles(rgb: np.ndarray, sopts: SplitOptions, popts: PieceOptions) -> l
     """
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-    white = rgb.min(axis=2) >= sopts.white_level
+    white = lightest_channel(rgb) >= sopts.white_level
     tiles = _tile_cut(white, (0, 0, white.shape[1], white.shape[0]), sopts.min_panel_px, popts.tile_line_white, 0)
     if len(tiles) < 2:
         return []
@@ -288,7 +288,7 @@ def _merge_blobs(rgb: np.ndarray, mask: np.ndarray, boxes: list[Box], sopts: Spl
 
 def _on_paper(rgb: np.ndarray, white_level: int, popts: PieceOptions) -> bool:
     """Is the figure's background white paper (gutters between panels), not a pale picture's own ground?"""
-    lightest = rgb.min(axis=2)
+    lightest = lightest_channel(rgb)
     background = lightest >= white_level
     if not background.any():
         return False
