@@ -368,7 +368,8 @@ def render_card(pair: ReportPair, rank: int, cache: ImageSource, finding: Findin
     finding_chip = (f'<span class="chip fchip" title="one reuse: these figures and the panels inside them">finding {finding.id}'
                     f' · {len(finding.pairs)} pairs · best {top:.3f}</span>' if finding is not None and nested else "")
     return (
-        f'<article class="card" data-score="{top:.6f}" data-finding="{finding.id if finding is not None else 0}" data-kind="{_e(pair.kind)}" data-relation="{_e(pair.relation)}" data-channel="{1 if pair.channel_of else 0}" '
+        f'<article class="card" data-score="{top:.6f}" data-finding="{finding.id if finding is not None else 0}" data-kind="{_e(pair.kind)}" '
+        f'data-relation="{_e(pair.relation)}" data-channel="{1 if pair.channel_of else 0}" '
         f'data-docs="{_e(docs)}" data-doc-key="{_e(min(pair.a.doc, pair.b.doc).lower())}" '
         f'data-rank="{rank}" data-group="{pair.group_id}" data-pair-key="{_e(pair.pair_key)}" '
         f'data-verdict="{_e(pair.verdict)}" data-record="{_e(_record(pair))}">'
@@ -465,7 +466,10 @@ _PAGER = ('<span class="pager"><button type="button" id="prevpage">‹ previous<
 
 
 def _card_data(finding: Finding) -> list[Any]:
-    """What a large report's script filters a card by without drawing it: score, kind, documents, pair key, verdict, relation, channel."""
+    """What a large report's script filters a card by without drawing it.
+
+    Score, kind, documents, pair key, verdict, relation, channel (1: one panel a channel of the other).
+    """
     top, kind, docs = _card_filter_fields(finding.head, finding)
     return [round(top, 6), kind, docs, finding.head.pair_key, finding.head.verdict, finding.head.relation,
             1 if finding.head.channel_of else 0]
