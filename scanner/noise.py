@@ -93,14 +93,15 @@ class NoiseOptions:
     # ... except a flow-cytometry plot (`is_flow_plot`), whose duplication an integrity editor must
     # see: its ink is a pseudocolour ramp (`hue_run`: at least `flow_min_hue_run` neighbouring hue
     # bins of 15 degrees, each >= 2% of the coloured ink), a cloud of dots (`dot_cloud`: at least
-    # `flow_min_cloud` one- or two-pixel dots with three more in their 7 x 7 window) or nested
-    # contour lines (`nested_loops`: a closed, non-rectangular curve inside another one). Measured
-    # (tuning: the clean set's charts, 48 plots of the logos set, the real papers' 14 plots, 40
-    # generator flow plots): charts, KM curves, spectra, forest plots, flow charts and chemical
-    # drawings reach hue run <= 4, cloud <= 14 (a molecular mesh 46) and no nested loop (a publisher
-    # logo does); the four real FACS contour plots have hue runs 6-9, generated dot plots clouds 34-259.
+    # `flow_min_cloud` of the image is dots of <= 4 px with three more dot pixels in their 7 x 7
+    # window), or contour lines (`contour_loops`: a closed, non-rectangular curve inside another
+    # one, or `flow_min_holes` such holes tangled in one web). Tuned on the clean set's charts, 48
+    # plots of the logos set, the real papers' 14 plots, 40 generator flow plots and 16 R-drawn
+    # flow plots: charts, KM curves, spectra, forest plots, flow charts and chemical drawings reach
+    # hue runs <= 4, clouds <= 0.00064 (a molecular mesh 0.0019), <= 16 holes and no nested loop (a
+    # publisher's logo does); flow plots hue runs 5-16 or clouds >= 0.0017 or nested loops.
     flow_min_hue_run: int = 5
-    flow_min_cloud: int = 25
+    flow_min_cloud: float = 0.001
     flow_min_holes: int = 20
 
 
@@ -256,19 +257,19 @@ def hue_run(rgb: np.ndarray, ink: np.ndarray, bins: int = 24, share: float = 0.0
     return best
 
 
-def dot_cloud(labels: np.ndarray, sizes: np.ndarray) -> int:
-    """Pixels of one- or two-pixel ink dots with at least three more such pixels in their 7 x 7 window: a dot plot's cloud.
+def dot_cloud(labels: np.ndarray, sizes: np.ndarray, max_dot: int = 4) -> float:
+    """Share of the image's pixels that are dots (ink pieces of <= `max_dot` pixels) with three more dot pixels in their 7 x 7 window: a dot plot's cloud.
 
     `labels`, `sizes`: the 8-connected ink components and their pixel counts (index 0 = paper).
     Text, even small, is made of larger strokes; its full stops stand alone.
     """
     from scipy import ndimage
 
-    dot = sizes <= 2
+    dot = sizes <= max_dot
     dot[0] = False
     dots = dot[labels]
     near = ndimage.uniform_filter(dots.astype(np.float32), size=7) * 49
-    return int((dots & (near >= 3.5)).sum())
+    return float((dots & (near >= 3.5)).sum()) / max(1, labels.size)
 
 
 def contour_loops(labels: np.ndarray, min_hole: float = 0.0005, max_rectangular: float = 0.9) -> tuple[int, int]:
