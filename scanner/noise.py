@@ -96,10 +96,11 @@ class NoiseOptions:
     # `flow_min_cloud` of the image is dots of <= 4 px with three more dot pixels in their 7 x 7
     # window), or contour lines (`contour_loops`: a closed, non-rectangular curve inside another
     # one, or `flow_min_holes` such holes tangled in one web). Tuned on the clean set's charts, 48
-    # plots of the logos set, the real papers' 14 plots, 40 generator flow plots and 16 R-drawn
-    # flow plots: charts, KM curves, spectra, forest plots, flow charts and chemical drawings reach
-    # hue runs <= 4, clouds <= 0.00064 (a molecular mesh 0.0019), <= 16 holes and no nested loop (a
-    # publisher's logo does); flow plots hue runs 5-16 or clouds >= 0.0017 or nested loops.
+    # plots of the logos set, the real papers' 14 plots, 40 generator flow plots and the R-drawn
+    # flow plots of CytoExploreR's documentation: charts, KM curves, spectra, forest plots, flow
+    # charts and chemical drawings reach hue runs <= 4, clouds <= 0.00064 (a molecular mesh
+    # 0.0019), <= 16 holes and no nested loop (a publisher's logo has one); flow plots have hue
+    # runs 5-16, clouds >= 0.0017 or nested loops. Measured in docs/benchmarks.md.
     flow_min_hue_run: int = 5
     flow_min_cloud: float = 0.001
     flow_min_holes: int = 20
