@@ -1,13 +1,15 @@
 """Reported pairs of a finished scan that today's noise rules would remove, from its stored records.
 
-    python benchmarks/noise_pairs.py OUT [--threshold 0.8357] [--list]
+    python benchmarks/noise_pairs.py OUT [--threshold 0.8357] [--list] [--write KEPT.csv]
 
 Reads `OUT/report.csv` (a scan, best at `--threshold 0` so every scored pair is there) and
 `OUT/store/`, recomputes each record's noise flags from its stored pixels with the current
 rules (`scanner.noise.image_flags`, `scanner.noise.boilerplate_mask`), keeps the flags it was
 stored with, and counts the report's pairs at or above `--threshold` before and after: a pair
 goes when either panel is now noise or `index.candidates.trivial_mask` drops it. No rescan,
-no model: a rule change is measured in seconds. `--list` prints the pairs that stay.
+no model: a rule change is measured in seconds. `--list` prints the pairs that stay; `--write`
+saves them as a report (same columns), to score as a scan with today's rules would have reported
+(`reusescan score KEPT.csv TRUTH --contain`; use `--threshold 0` to keep every scored pair).
 """
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path, help="a scan's output folder (report.csv and store/)")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     ap.add_argument("--list", action="store_true", help="print the pairs that stay")
+    ap.add_argument("--write", type=Path, default=None, help="write the report rows that stay to this CSV")
     args = ap.parse_args(argv)
     table = FigureStore.open(args.out / "store").read_table(KEY_COLUMNS + ["image"])
     flags = current_flags(table, NoiseOptions())
@@ -63,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                                                    pa.array([list(f) for f in flags], pa.list_(pa.string()))))
     row_of = dict(zip(table.column("figure_id").to_pylist(), table.column("row_id").to_pylist()))
     with open(args.out / "report.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if float(r["score"]) >= args.threshold]
+        reader = csv.DictReader(fh)
+        rows = [r for r in reader if float(r["score"]) >= args.threshold]
+        columns = list(reader.fieldnames or [])
     a = np.array([row_of[r["figure_id_a"]] for r in rows], dtype=np.int64)
     b = np.array([row_of[r["figure_id_b"]] for r in rows], dtype=np.int64)
     pairs = Pairs(np.minimum(a, b), np.maximum(a, b), np.ones(len(rows), np.float32))
@@ -79,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  left by the current rules:           {int((~dropped_after).sum())}")
     for reason, n in why.most_common():
         print(f"    removed, noise flag {reason}: {n}")
+    if args.write is not None:
+        with open(args.write, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows[int(i)] for i in np.flatnonzero(~dropped_after))
     if args.list:
         for i in np.flatnonzero(~dropped_after):
             r = rows[int(i)]

@@ -20,6 +20,10 @@ from scanner.records import FLAG_BOILERPLATE, FLAG_CHART, FLAG_TEXT, FLAG_TINY, 
 
 # A pixel this light in every channel is white paper.
 PAPER_LEVEL = 235
+# A pixel this dark in its darkest channel is ink (a yellow or cyan line is ink, light anti-aliasing is not).
+INK_LEVEL = 160
+# Even faint ink (anti-aliasing) joins strokes: at this level a letter is one piece, only true dots stand alone.
+FAINT_INK_LEVEL = 230
 # Truly white: the paper of a page. A pale slide or a plot background drawn by a generator is below it.
 PAPER_WHITE = 250
 # Boilerplate is small: a logo or icon (longest side at most LOGO_MAX_SIDE_PT) or a
@@ -75,20 +79,31 @@ class NoiseOptions:
     bar_min_banded: float = 0.88
     bar_max_paper: float = 0.5
     bar_max_dark: float = 0.6
-    # plot drawn as one raster (a line plot, scatter, Kaplan-Meier or contour plot, a bar chart
-    # that did not split): at least `plot_min_paper` of it white paper and at most
-    # `plot_max_filled` of it filled ink (ink left after removing strokes thinner than
-    # `plot_stroke_px`, then `plot_stroke_px` of its rim). Only for figures that do not split
-    # (the pieces of a split figure have their own kinds). Paper is truly white (PAPER_WHITE): a
-    # pale slide is not paper. Measured: plots of the published figures and the real papers
-    # 0.000-0.094 filled; the least filled real pictures (PET and CT scans on paper) 0.26.
-    # Off by default: the rule also takes out flow-cytometry plots drawn as one raster (a dot
-    # cloud on paper), and duplicated FACS plots are a reuse an integrity editor must see (the
-    # generated corpora plant them: 2 of 40 pairs of seed 303, 1 of 10 of seed 0, would be lost).
-    flag_plots: bool = False
+    # plot drawn as one raster (a line plot, scatter, Kaplan-Meier plot, a bar chart that did not
+    # split): at least `plot_min_paper` of it white paper and at most `plot_max_filled` of it filled
+    # ink (ink left after removing strokes thinner than `plot_stroke_px`, then `plot_stroke_px` of
+    # its rim). Only for figures that do not split (the pieces of a split figure have their own
+    # kinds). Paper is truly white (PAPER_WHITE): a pale slide is not paper. Measured: plots of the
+    # published figures and the real papers 0.000-0.094 filled; the least filled real pictures (PET
+    # and CT scans on paper) 0.26.
+    flag_plots: bool = True
     plot_min_paper: float = 0.5
     plot_max_filled: float = 0.12
     plot_stroke_px: int = 5
+    # ... except a flow-cytometry plot (`is_flow_plot`), whose duplication an integrity editor must
+    # see: its ink is a pseudocolour ramp (`hue_run`: at least `flow_min_hue_run` neighbouring hue
+    # bins of 15 degrees, each >= 2% of the coloured ink), a cloud of dots (`dot_cloud`: at least
+    # `flow_min_cloud` of the image is dots of <= 4 px with three more dot pixels in their 7 x 7
+    # window), or contour lines (`contour_loops`: a closed, non-rectangular curve inside another
+    # one, or `flow_min_holes` such holes tangled in one web). Tuned on the clean set's charts, 48
+    # plots of the logos set, the real papers' 14 plots, 40 generator flow plots and the R-drawn
+    # flow plots of CytoExploreR's documentation: charts, KM curves, spectra, forest plots, flow
+    # charts and chemical drawings reach hue runs <= 4, clouds <= 0.00064 (a molecular mesh
+    # 0.0019), <= 16 holes and no nested loop (a publisher's logo has one); flow plots have hue
+    # runs 5-16, clouds >= 0.0017 or nested loops. Measured in docs/benchmarks.md.
+    flow_min_hue_run: int = 5
+    flow_min_cloud: float = 0.001
+    flow_min_holes: int = 20
 
 
 def is_tiny(width: int, height: int, opts: NoiseOptions, bbox_pt: tuple[float, float] | None = None) -> bool:
@@ -186,10 +201,11 @@ def is_bar_piece(rgb: np.ndarray, opts: NoiseOptions) -> bool:
 
 
 def is_plot(rgb: np.ndarray, opts: NoiseOptions) -> bool:
-    """A plot on white paper: mostly paper, its ink strokes (axes, lines, text) with little filled area.
+    """A chart on white paper: mostly paper, its ink strokes (axes, lines, text) with little filled area, not a flow plot.
 
     A figure that is one chart does not split into pieces, so the piece kinds never see
-    it; every real picture, even a scan on paper, fills far more of its box.
+    it; every real picture, even a scan on paper, fills far more of its box. A flow-cytometry
+    plot on paper is a plot too, but its duplication is a reuse to see (`is_flow_plot`).
     """
     from scipy import ndimage
 
@@ -204,7 +220,106 @@ def is_plot(rgb: np.ndarray, opts: NoiseOptions) -> bool:
         return False
     square = np.ones((opts.plot_stroke_px, opts.plot_stroke_px), dtype=bool)
     filled = ndimage.binary_erosion(ndimage.binary_opening(~paper, structure=square), structure=square)
-    return float(filled.mean()) <= opts.plot_max_filled
+    return float(filled.mean()) <= opts.plot_max_filled and not is_flow_plot(rgb, opts)
+
+
+def block_mean(rgb: np.ndarray, max_pixels: int = 250_000) -> np.ndarray:
+    """`rgb` (H, W, 3) shrunk by an integer factor to at most `max_pixels`, each pixel the mean of its block.
+
+    Unlike striding, averaging keeps thin strokes (text, lines) whole: they get lighter, not broken into dots.
+    """
+    f = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / max_pixels))))
+    if f == 1:
+        return rgb
+    h, w = rgb.shape[0] // f * f, rgb.shape[1] // f * f
+    return rgb[:h, :w].reshape(h // f, f, w // f, f, -1).mean(axis=(1, 3)).astype(np.uint8)
+
+
+def hue_run(rgb: np.ndarray, ink: np.ndarray, bins: int = 24, share: float = 0.02, min_saturation: int = 60) -> int:
+    """Longest run of neighbouring hue bins (of `bins` around the circle) each holding >= `share` of the coloured ink.
+
+    A pseudocolour density or contour plot grades its ink through a ramp of hues; the
+    series of a chart are a few separate colours.
+    """
+    px = rgb[ink].astype(np.int32)
+    px = px[px.max(axis=-1) - px.min(axis=-1) >= min_saturation]  # coloured, not grey or black
+    if len(px) < 20:
+        return 0
+    from PIL import Image
+
+    hue = np.asarray(Image.fromarray(px[None].astype(np.uint8)).convert("HSV"))[0, :, 0].astype(np.int64)
+    occupied = np.bincount(hue * bins // 256, minlength=bins) / len(px) >= share
+    if occupied.all():
+        return bins
+    best = run = 0
+    for v in np.concatenate([occupied, occupied]):  # twice round: a run may wrap past red
+        run = run + 1 if v else 0
+        best = max(best, run)
+    return best
+
+
+def dot_cloud(labels: np.ndarray, sizes: np.ndarray, max_dot: int = 4) -> float:
+    """Share of the image's pixels that are dots (ink pieces of <= `max_dot` pixels) with three more dot pixels in their 7 x 7 window: a dot plot's cloud.
+
+    `labels`, `sizes`: the 8-connected ink components and their pixel counts (index 0 = paper).
+    Text, even small, is made of larger strokes; its full stops stand alone.
+    """
+    from scipy import ndimage
+
+    dot = sizes <= max_dot
+    dot[0] = False
+    dots = dot[labels]
+    near = ndimage.uniform_filter(dots.astype(np.float32), size=7) * 49
+    return float((dots & (near >= 3.5)).sum()) / max(1, labels.size)
+
+
+def contour_loops(labels: np.ndarray, min_hole: float = 0.0005, max_rectangular: float = 0.9) -> tuple[int, int]:
+    """(closed curves inside another closed curve, all enclosed holes): contour levels, nested or tangled into one web.
+
+    Only holes that are >= `min_hole` of the image and fill less than `max_rectangular` of
+    their box count (frames, gates, legend and flow-chart boxes are rectangles; letters' holes are small).
+    """
+    from scipy import ndimage
+
+    min_area = max(12.0, min_hole * labels.size)
+    min_side = int(np.sqrt(min_area))
+    loops: list[tuple[int, tuple[slice, slice], np.ndarray]] = []
+    holes_total = 0
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None or box[0].stop - box[0].start < min_side or box[1].stop - box[1].start < min_side:
+            continue
+        curve = labels[box] == i
+        holes, n = ndimage.label(ndimage.binary_fill_holes(curve) & ~curve)
+        if n == 0:
+            continue
+        area = np.bincount(holes.ravel())
+        keep = np.zeros(n + 1, dtype=bool)
+        for j, hole in enumerate(ndimage.find_objects(holes), start=1):
+            extent = (hole[0].stop - hole[0].start) * (hole[1].stop - hole[1].start)
+            keep[j] = min_area <= area[j] < max_rectangular * extent
+        if keep.any():
+            holes_total += int(keep.sum())
+            loops.append((i, box, keep[holes]))
+    ids = {i for i, _, _ in loops}
+    nested = sum(len((ids - {i}).intersection(np.unique(labels[box][inside]))) for i, box, inside in loops)
+    return nested, holes_total
+
+
+def is_flow_plot(rgb: np.ndarray, opts: NoiseOptions) -> bool:
+    """A flow-cytometry plot: a pseudocolour ramp, a cloud of dots or nested contour lines (see NoiseOptions)."""
+    from scipy import ndimage
+
+    x = block_mean(rgb if rgb.ndim == 3 else np.repeat(rgb[..., None], 3, axis=-1))
+    ink = x.min(axis=-1) < INK_LEVEL
+    if hue_run(x, ink) >= opts.flow_min_hue_run:
+        return True
+    eight = np.ones((3, 3), dtype=bool)
+    labels, _ = ndimage.label(x.min(axis=-1) < FAINT_INK_LEVEL, structure=eight)
+    if dot_cloud(labels, np.bincount(labels.ravel())) >= opts.flow_min_cloud:
+        return True
+    labels, _ = ndimage.label(ink, structure=eight)
+    nested, holes = contour_loops(labels)
+    return nested >= 1 or holes >= opts.flow_min_holes
 
 
 def image_flags(rgb: np.ndarray, opts: NoiseOptions, size_pt: tuple[float, float] | None = None,

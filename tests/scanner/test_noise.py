@@ -10,6 +10,7 @@ from scanner.noise import (
     flag_boilerplate_table,
     image_flags,
     is_bar_piece,
+    is_flow_plot,
     is_plot,
     logo_hashes,
 )
@@ -199,17 +200,23 @@ def test_bars_of_different_heights_cut_from_a_chart_are_a_chart_piece() -> None:
     assert not is_bar_piece(strip, opts)
 
 
-def test_a_plot_on_paper_is_a_chart_but_a_picture_on_paper_is_not() -> None:
-    opts = NoiseOptions(flag_plots=True)
-    plot = np.full((400, 500, 3), 255, np.uint8)  # axes, a curve and scatter dots on white
+def _line_plot() -> np.ndarray:
+    """Axes, a curve and scatter dots on white."""
+    plot = np.full((400, 500, 3), 255, np.uint8)
     plot[20:380, 40:43] = 0
     plot[377:380, 40:480] = 0
     xs = np.arange(45, 480)
     plot[(370 - 300 * (1 - np.exp(-(xs - 45) / 80.0))).astype(int), xs] = (20, 20, 140)
     for x, y in [(100, 300), (200, 200), (300, 150), (400, 120)]:
         plot[y - 6:y + 6, x - 6:x + 6] = 0
-    assert is_plot(plot, opts)
-    assert not is_plot(plot, NoiseOptions())  # off by default: a FACS dot plot is a reuse to see
+    return plot
+
+
+def test_a_plot_on_paper_is_a_chart_but_a_picture_on_paper_is_not() -> None:
+    opts = NoiseOptions()
+    plot = _line_plot()
+    assert is_plot(plot, opts) and not is_flow_plot(plot, opts)
+    assert not is_plot(plot, NoiseOptions(flag_plots=False))  # the switch
     rng = np.random.default_rng(0)
     scan = np.full((400, 500, 3), 255, np.uint8)  # a CT/PET-like picture filling a third of its box on paper
     yy, xx = np.mgrid[:400, :500]
@@ -217,6 +224,46 @@ def test_a_plot_on_paper_is_a_chart_but_a_picture_on_paper_is_not() -> None:
     scan[body] = np.clip(rng.normal(150, 30, (int(body.sum()), 3)), 0, 255).astype(np.uint8)
     assert not is_plot(scan, opts)
     assert not is_plot(np.zeros((200, 200, 3), np.uint8), opts)  # no paper at all: a picture
+
+
+def _axes(side: int = 300) -> np.ndarray:
+    plot = np.full((side, side, 3), 255, np.uint8)
+    plot[10:side - 30, 30:32] = 0
+    plot[side - 32:side - 30, 30:side - 10] = 0
+    return plot
+
+
+def test_flow_cytometry_plots_on_paper_are_not_charts_but_charts_in_several_colours_are() -> None:
+    """A dot cloud, nested contours and a pseudocolour density blob are flow plots; a four-colour line plot is a chart."""
+    opts = NoiseOptions()
+    rng = np.random.default_rng(3)
+    dots = _axes()  # 1,500 events, one black pixel each, in two populations
+    for centre, spread in (((110, 120), 25), ((200, 190), 18)):
+        ys, xs = (np.clip(rng.normal(c, spread, 750), 40, 260).astype(int) for c in centre)
+        dots[ys, xs] = 0
+    contours = _axes()  # three contour levels of one population, 1-px lines
+    yy, xx = np.mgrid[:300, :300]
+    level = ((yy - 140) / 60.0) ** 2 + ((xx - 160) / 80.0) ** 2
+    for r in (1.0, 0.55, 0.2):
+        contours[np.abs(np.sqrt(level) - r) < 0.012] = (150, 30, 30)
+    density = _axes()  # a pseudocolour blob: blue at its rim through green and yellow to red at its peak
+    d = np.clip(1 - np.sqrt(level) / 0.45, 0, 1)
+    hue = (0.66 * (1 - d[d > 0]) * 255).astype(np.uint8)
+    from PIL import Image
+    hsv = np.stack([hue, np.full_like(hue, 255), np.full_like(hue, 230)], -1)[None]
+    density[d > 0] = np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"))[0]
+    for name, flow in (("dots", dots), ("contours", contours), ("density", density)):
+        assert is_flow_plot(flow, opts), name
+        assert not is_plot(flow, opts), name
+        assert not is_plot(flow, NoiseOptions(flag_plots=False)), name
+    series = _axes()  # four curves in red, green, blue and black: a chart's few separate colours
+    xs = np.arange(35, 290)
+    for k, colour in enumerate([(220, 30, 30), (30, 160, 30), (30, 30, 220), (0, 0, 0)]):
+        ys = (240 - (k + 1) * 40 * (1 - np.exp(-(xs - 35) / 50.0))).astype(int)
+        for dy in range(3):
+            series[ys + dy, xs] = colour
+    assert not is_flow_plot(series, opts)
+    assert is_plot(series, opts)
 
 
 def test_an_icon_in_the_same_column_of_two_papers_at_another_height_is_template() -> None:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from scanner.extract import ExtractLimits, extract_document
-from scanner.noise import NoiseOptions, image_flags, is_plot
+from scanner.noise import NoiseOptions, image_flags, is_flow_plot, is_plot
 from scanner.records import FLAG_CHART, NOISE_FLAGS, PanelRecord
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "real-sample"
@@ -27,7 +27,7 @@ def extracted() -> dict[str, tuple[list[PanelRecord], list[str]]]:
 
 
 def test_the_sample_is_there() -> None:
-    assert len(PDFS) == 5 and len(IMAGES) >= 10
+    assert len(PDFS) == 6 and len(IMAGES) >= 10
 
 
 def test_real_pdfs_decode_without_an_image_error(extracted: dict[str, tuple[list[PanelRecord], list[str]]]) -> None:
@@ -36,28 +36,40 @@ def test_real_pdfs_decode_without_an_image_error(extracted: dict[str, tuple[list
         assert records, name
 
 
-def test_chart_pieces_of_real_papers_are_flagged_plots_only_when_asked_and_no_real_panel_is(
-        extracted: dict[str, tuple[list[PanelRecord], list[str]]]) -> None:
-    def size(name: str, r: PanelRecord) -> tuple[str, int, int, int]:
-        return (name, r.page, round(r.x1 - r.x0), round(r.y1 - r.y0))
+def _size(name: str, r: PanelRecord) -> tuple[str, int, int, int]:
+    return (name, r.page, round(r.x1 - r.x0), round(r.y1 - r.y0))
 
-    charts = [size(name, r) for name, (records, _) in extracted.items() for r in records if FLAG_CHART in r.flags]
-    # PMC4657150 page 4 draws the three bars of its bar chart as images (about 30 x 80-100 pt).
-    # Nothing else of the five papers is: micrographs, histology, CT/MRI, clinical photographs
-    # and PMC4657150's blot strips (page 3) all stay matchable.
-    assert sorted(charts) == [("PMC4657150.pdf", 4, 29, 100), ("PMC4657150.pdf", 4, 30, 81), ("PMC4657150.pdf", 4, 30, 93)]
+
+def _rgb(r: PanelRecord) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(r.image)).convert("RGB"))
+
+
+KAPLAN_MEIER = [("PMC4709619.pdf", 5, 161, 140), ("PMC4709619.pdf", 5, 161, 142), ("PMC4709619.pdf", 5, 172, 94),
+                ("PMC4709619.pdf", 6, 145, 101), ("PMC4709619.pdf", 6, 166, 144), ("PMC4709619.pdf", 6, 167, 152),
+                ("PMC4709619.pdf", 7, 156, 165), ("PMC4709619.pdf", 7, 161, 122), ("PMC4709619.pdf", 7, 166, 147)]
+
+
+def test_charts_of_real_papers_are_flagged_but_flow_plots_and_real_panels_are_not(
+        extracted: dict[str, tuple[list[PanelRecord], list[str]]]) -> None:
+    charts = [_size(name, r) for name, (records, _) in extracted.items() for r in records if FLAG_CHART in r.flags]
+    # PMC4657150 page 4 draws the three bars of its bar chart as images (about 30 x 80-100 pt);
+    # PMC4709619 pages 5-7 draw nine Kaplan-Meier survival plots, each one raster on white paper.
+    # Nothing else of the six papers is: micrographs, histology, CT/MRI, clinical photographs,
+    # PMC4657150's blot strips (page 3) and PMC4736757's flow-cytometry plots all stay matchable.
+    assert sorted(charts) == sorted([("PMC4657150.pdf", 4, 29, 100), ("PMC4657150.pdf", 4, 30, 81),
+                                     ("PMC4657150.pdf", 4, 30, 93)] + KAPLAN_MEIER)
     blots = [r for r in extracted["PMC4657150.pdf"][0] if r.page == 3 and r.parent_id is not None]
     assert blots and not any(NOISE_FLAGS.intersection(r.flags) for r in blots)
-    # the plot rule (off by default, NoiseOptions.flag_plots) takes exactly the nine Kaplan-Meier
-    # survival plots of PMC4709619 pages 5-7, each one raster on white paper, out of all whole figures
-    opts = NoiseOptions(flag_plots=True)
-    parents = {r.parent_id for records, _ in extracted.values() for r in records}
-    unsplit = [(name, r) for name, (records, _) in extracted.items() for r in records
-               if r.parent_id is None and r.figure_id not in parents and not r.is_noise]
-    plots = [size(name, r) for name, r in unsplit if is_plot(np.asarray(Image.open(io.BytesIO(r.image)).convert("RGB")), opts)]
-    assert sorted(plots) == [("PMC4709619.pdf", 5, 161, 140), ("PMC4709619.pdf", 5, 161, 142), ("PMC4709619.pdf", 5, 172, 94),
-                             ("PMC4709619.pdf", 6, 145, 101), ("PMC4709619.pdf", 6, 166, 144), ("PMC4709619.pdf", 6, 167, 152),
-                             ("PMC4709619.pdf", 7, 156, 165), ("PMC4709619.pdf", 7, 161, 122), ("PMC4709619.pdf", 7, 166, 147)]
+    # PMC4736757 page 4: four FACS contour plots (pseudocolour contours on paper, no axes) are plots
+    # on paper like the survival curves, but flow plots: a duplicated one is a reuse to see
+    flow = [r for r in extracted["PMC4736757.pdf"][0] if r.page == 4]
+    assert sorted(_size("PMC4736757.pdf", r)[2:] for r in flow) == [(92, 152), (96, 163), (97, 166), (100, 181)]
+    assert not any(r.is_noise for r in flow)
+    assert all(is_flow_plot(_rgb(r), NoiseOptions()) for r in flow)
+    km = [r for r in extracted["PMC4709619.pdf"][0] if FLAG_CHART in r.flags]
+    assert len(km) == 9 and not any(is_flow_plot(_rgb(r), NoiseOptions()) for r in km)
+    # the switch: without the plot rule, the survival plots are matchable figures again
+    assert not any(is_plot(_rgb(r), NoiseOptions(flag_plots=False)) for r in km)
 
 
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.stem)
