@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_scale import WorkerSampler, _status_kb
-from index.store import FigureStore
+from index.store import FigureStore, has_store
 
 
 def copy_store(src: Path, dst: Path) -> None:
@@ -52,7 +52,7 @@ def main() -> None:
     if args.copy:
         store_dir = args.store.with_name(args.store.name + "-night")
         copy_store(args.store, store_dir)
-    before = FigureStore.open(store_dir).num_rows
+    before = FigureStore.open(store_dir).num_rows if has_store(store_dir) else 0  # an empty store: the papers alone
     sampler = WorkerSampler()
     sampler.start()
     started = time.monotonic()
