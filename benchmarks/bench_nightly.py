@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_scale import WorkerSampler, _status_kb
-from index.store import FigureStore, has_store
+from index.store import FigureStore
+from jobs.ingest import has_store
 
 
 def copy_store(src: Path, dst: Path) -> None:
