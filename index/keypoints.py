@@ -37,7 +37,7 @@ class KeypointOptions:
     fast_threshold: float = 0.04
     max_distance: int = 64     # Hamming distance (of 256 bits) at which two descriptors match
     min_votes: int = 3         # matched descriptors for a pair to become a candidate
-    per_panel: int = 3         # partners kept per panel, most votes first (bounds the pixel check's work)
+    per_panel: int = 5         # partners kept per panel, most votes first (bounds the pixel check's work)
     mirrored: bool = True      # also query with each panel's mirror image (crops that were flipped)
     neighbours: int = 8        # descriptors searched per query (the best one of another panel counts)
 
@@ -104,14 +104,14 @@ def keypoint_votes(ids: np.ndarray, own: Sequence[np.ndarray], mirror: Sequence[
 
 def strongest_per_panel(a: np.ndarray, b: np.ndarray, votes: np.ndarray, per_panel: int) -> np.ndarray:
     """Mask of the pairs among the `per_panel` most-voted partners of either of their panels."""
+    panel = np.concatenate([a, b])  # each pair once under each of its panels
+    pair = np.concatenate([np.arange(len(a)), np.arange(len(a))])
+    order = np.lexsort((-np.concatenate([votes, votes]), panel))  # by panel, most votes first
+    panel, pair = panel[order], pair[order]
+    start = np.flatnonzero(np.r_[True, panel[1:] != panel[:-1]])
+    rank = np.arange(len(panel)) - np.repeat(start, np.diff(np.r_[start, len(panel)]))
     keep = np.zeros(len(a), dtype=bool)
-    for side in (a, b):
-        order = np.lexsort((-votes, side))  # by panel, most votes first
-        ranks = np.empty(len(a), dtype=np.int64)
-        start = np.r_[0, np.flatnonzero(side[order][1:] != side[order][:-1]) + 1]
-        run = np.diff(np.r_[start, len(a)])
-        ranks[order] = np.arange(len(a)) - np.repeat(start, run)
-        keep |= ranks < per_panel
+    keep[pair[rank < per_panel]] = True
     return keep
 
 
