@@ -124,7 +124,7 @@ class _Hypothesis:
 
 def luminance(image: Image.Image, side: int) -> torch.Tensor:
     """Grey (H, W) float tensor in [0, 1] whose geometric-mean side is `side` (aspect kept)."""
-    return torch.from_numpy(_grey(image, side).astype(np.float32) / 255.0)
+    return torch.from_numpy(grey_image(image, side).astype(np.float32) / 255.0)
 
 
 def rotate(t: torch.Tensor, angles: Sequence[float]) -> torch.Tensor:
@@ -288,7 +288,7 @@ def feature_sides(config: AlignConfig) -> tuple[int, ...]:
     return tuple(sorted({config.coarse_side, config.fine_side, config.detail_side}))
 
 
-def _grey(image: Image.Image, side: int) -> np.ndarray:
+def grey_image(image: Image.Image, side: int) -> np.ndarray:
     """The uint8 grey image `luminance(image, side)` is made of (luminance = this / 255)."""
     image = image.convert("RGB")
     w, h = image.size
@@ -346,7 +346,7 @@ def pixel_features(image: Image.Image, config: AlignConfig = AlignConfig()) -> b
 
     Raises ValueError for an empty image.
     """
-    return PanelPixels({side: _grey(image, side) for side in feature_sides(config)}).to_bytes()
+    return PanelPixels({side: grey_image(image, side) for side in feature_sides(config)}).to_bytes()
 
 
 def panel_pixels(data: bytes | memoryview | None, config: AlignConfig) -> PanelPixels | None:

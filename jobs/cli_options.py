@@ -43,6 +43,10 @@ _OPTIONS = [
                       "queries, so that crops keeping a quarter to half of a panel become candidates, and "
                       "let a confident crop placement outweigh a low head score (embedding about 2-3x "
                       "slower, about 3x the candidates to pixel-check; docs/benchmarks.md)."),
+    click.option("--keypoints/--no-keypoints", default=_MATCH.keypoints, show_default=True,
+                 help="Also make candidates of panels that share ORB keypoints (crops of a quarter to half "
+                      "of a panel, turned or mirrored, and partial overlaps, which the vectors' nearest "
+                      "neighbours miss); docs/pixel-check.md."),
     click.option("--overlaps/--no-overlaps", default=_MATCH.overlaps, show_default=True,
                  help="Also search partial overlaps (two crops of one field sharing part of their area, neither "
                       "inside the other) in the candidates scored under the model's threshold; an accepted one "
@@ -69,7 +73,8 @@ def options_from(kwargs: dict[str, Any]) -> RunOptions:
                                crop_vectors=kwargs["crop_vectors"])
     match = MatchOptions(k=kwargs["k"], min_sim=kwargs["min_sim"], threshold=kwargs["threshold"],
                          include_noise=kwargs["include_noise"], pixel_check=kwargs["pixel_check"],
-                         crop_vectors=kwargs["crop_vectors"], overlaps=kwargs["overlaps"])
+                         crop_vectors=kwargs["crop_vectors"], keypoints=kwargs["keypoints"],
+                         overlaps=kwargs["overlaps"])
     return RunOptions(pipeline=pipeline, match=match, address=kwargs["address"], progress=kwargs["progress"])
 
 

@@ -10,13 +10,14 @@ import numpy as np
 from embedder.fusion import PixelFusion
 from embedder.inference import Embedder
 from embedder.verify import Alignment, Overlap, OverlapRule
-from index.candidates import RecordKeys, score_candidates, self_join
+from index.candidates import RecordKeys, drop_trivial, score_candidates, self_join, union_pairs
 from index.faiss_index import sync_index
 from index.groups import connected_components
+from index.keypoints import KeypointOptions, keypoint_pairs
 from index.store import FigureStore
 from jobs.clock import StageClock
 from jobs.ingest import check_store_model
-from jobs.pixel_check import overlap_check, pixel_check
+from jobs.pixel_check import overlap_check, pixel_check, read_greys
 from jobs.scoring import model_threshold
 
 
@@ -37,6 +38,10 @@ class MatchOptions:
     # of a panel meets it through the sub-region it came from (the pair keeps its best similarity); also
     # turns on the fused score's crop floor (embedder.fusion)
     crop_vectors: bool = False
+    # panels sharing ORB keypoints (`index.keypoints`) are candidates too: crops, turned crops and partial
+    # overlaps that the vectors' k-NN misses (docs/pixel-check.md#crops-keypoint-candidates)
+    keypoints: bool = True
+    keypoint_options: KeypointOptions = KeypointOptions()
     # search a partial overlap (`embedder.verify.align_overlap`) in the candidates the fused score leaves under
     # the model's threshold; an accepted one (`OverlapRule`) scores its correlation (docs/pixel-check.md)
     overlaps: bool = False
@@ -87,6 +92,10 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
             q_ids, q_vecs = with_region_queries(store, ids, q_vecs)
         pairs = self_join(cast(Any, index), q_ids, q_vecs, keys, k=options.k, min_sim=options.min_sim,
                           exclude_noise=not options.include_noise)
+    if options.keypoints:
+        with clock.timed("keypoint candidates"):
+            shared = keypoint_pairs(ids, read_greys(store, ids), vectors, options.keypoint_options)
+            pairs = union_pairs(pairs, drop_trivial(shared, keys, exclude_noise=not options.include_noise))
     with clock.timed("score"):
         embedder = Embedder.load(model_path)
         head = score_candidates(pairs, vectors, embedder.score) if len(pairs) else np.zeros(0, np.float32)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from embedder.verify import (
     OverlapRule,
     PanelPixels,
     align_pair,
+    grey_image,
     panel_pixels,
     pixel_features,
     screened_overlap,
@@ -118,6 +120,40 @@ def read_chunk_pixels(store: FigureStore, row_ids: Sequence[int], config: AlignC
         else:
             parts.append(found[i] or b"")
     return _pack(ids, parts, is_image)
+
+
+GREY_SIDE = 128  # the grey image keypoints are taken on: the pixel check's detail side, stored per panel
+GREY_READ_PANELS = 4096  # panels read from the store at a time by `read_greys`
+
+
+def read_greys(store: FigureStore, row_ids: np.ndarray, side: int = GREY_SIDE) -> list[np.ndarray]:
+    """Each panel's grey uint8 image at `side` (as `embedder.verify.grey_image`): stored, else decoded.
+
+    A panel whose image cannot be read gets an empty (0, 0) array (it then has no keypoints).
+    """
+    out: list[np.ndarray] = []
+    for s in range(0, len(row_ids), GREY_READ_PANELS):
+        ids = [int(i) for i in row_ids[s:s + GREY_READ_PANELS]]
+        table = store.read_table(["row_id", PIXELS_COLUMN], row_ids=ids)
+        stored = dict(zip(table.column("row_id").to_pylist(), table.column(PIXELS_COLUMN).to_pylist()))
+        greys: dict[int, np.ndarray] = {}
+        for i, data in stored.items():
+            try:
+                pixels = PanelPixels.from_bytes(data) if data is not None else None
+            except (ValueError, struct.error):
+                pixels = None
+            if pixels is not None and side in pixels.greys:
+                greys[i] = pixels.greys[side]
+        missing = [i for i in ids if i not in greys]
+        if missing:
+            table = store.read_table(["row_id", "image"], row_ids=missing)
+            for i, data in zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()):
+                try:
+                    greys[i] = grey_image(Image.open(io.BytesIO(data or b"")), side)
+                except (OSError, ValueError) as exc:  # bad input never takes the scan down
+                    logger.warning("keypoints: panel %d unreadable (%s)", i, exc)
+        out += [greys.get(i, np.zeros((0, 0), np.uint8)) for i in ids]
+    return out
 
 
 def _panel(chunk: ChunkPixels, row_id: int, config: AlignConfig) -> PanelPixels | None:

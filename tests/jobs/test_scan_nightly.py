@@ -64,9 +64,11 @@ def run(args: list[str]) -> tuple[int, str]:
 
 
 def scan_args(corpus: Path, out: Path, model: Path) -> list[str]:
-    """`reusescan scan` of a test corpus with the tiny model: every exact candidate reported."""
+    """`reusescan scan` of a test corpus with the tiny model: every exact candidate reported.
+
+    Keypoint candidates are off: they ignore the cosine floor that keeps only exact copies here."""
     return ["scan", str(corpus), "--out", str(out), "--model", str(model), "--threshold", "0",
-            "--min-sim", "0.999", "--no-progress"]
+            "--min-sim", "0.999", "--no-keypoints", "--no-progress"]
 
 
 def pair_set(rows: list[dict[str, str]]) -> set[frozenset[tuple[str, str]]]:
@@ -126,7 +128,7 @@ def test_nightly_is_incremental_idempotent_and_locked(ray_cluster: None, tiny_mo
     (night2 / "old-again.pdf").write_bytes((night1 / "old.pdf").read_bytes())  # same content, new name
     store = tmp_path / "store"
     common = ["--store", str(store), "--model", str(tiny_model), "--threshold", "0", "--min-sim", "0.999",
-              "--no-progress"]
+              "--no-keypoints", "--no-progress"]
     assert run(["nightly", str(night1), *common, "--date", "2026-11-01"])[0] == 0
     assert read_csv(store / "reports" / "2026-11-01" / "report.csv") == []
 
@@ -181,7 +183,7 @@ def test_scan_pairs_a_paper_submitted_twice_and_ignores_logos(ray_cluster: None,
     paper(corpus / "c.pdf", texture(190, 240, 14))
     out = tmp_path / "out"
     code, output = run(["scan", str(corpus), "--out", str(out), "--model", str(tiny_model), "--threshold", "0",
-                        "--min-sim", "0.999", "--no-progress"])
+                        "--min-sim", "0.999", "--no-keypoints", "--no-progress"])
     assert code == 0, output
     rows = read_csv(out / "report.csv")
     assert [(r["doc_a"], r["doc_b"]) for r in rows] in ([("a.pdf", "a-resubmitted.pdf")], [("a-resubmitted.pdf", "a.pdf")])
@@ -218,7 +220,7 @@ def test_run_scan_is_a_plain_function(ray_cluster: None, tiny_model: Path, tmp_p
     corpus = tmp_path / "corpus"
     make_corpus(corpus)
     options = RunOptions(pipeline=PipelineOptions(model_path=str(tiny_model)),
-                         match=MatchOptions(threshold=0.0, min_sim=0.999), progress=False)
+                         match=MatchOptions(threshold=0.0, min_sim=0.999, keypoints=False), progress=False)
     summary = run_scan(corpus, tmp_path / "out", options)
     assert summary.report == (tmp_path / "out" / "report.html").resolve() and summary.report.exists()
     assert (summary.documents, summary.skipped_documents, summary.pages, summary.panels, summary.noise) == (5, 0, 3, 6, 0)

@@ -1,0 +1,132 @@
+"""Keypoint candidates: panels that share many local features, for the crops the k-NN misses (issue 13).
+
+A crop keeping a quarter to half of a real panel has cosine ~0.3 with it and ranks far down
+its k-NN list, and sub-region vectors (`embedder.regions`, `scan --crop-vectors`) rescue few
+of them at ~3x the candidates. Its pixels, however, are the panel's pixels: corners and blobs
+found in the crop are found again in the source at another scale, in any quarter turn. ORB
+keypoints (FAST corners with oriented binary descriptors, over a scale pyramid, so blind to
+scale and rotation) of each panel are therefore matched against those of every other panel,
+and a pair of panels sharing at least `min_votes` close descriptors becomes a candidate. ORB
+is not blind to mirroring, so each panel's mirror image is also a query.
+
+The descriptors are taken on the panel's grey image at the pixel check's detail side (128 px,
+stored per panel in the store's `pixels` column), so nothing is decoded again. Matching is an
+exact Hamming search (`faiss.IndexBinaryFlat`); `benchmarks/bench_keypoints.py` measures the
+candidates' recall by alteration and their number.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.candidates import Pairs
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTOR_BYTES = 32  # ORB: 256 binary tests
+
+
+@dataclass(frozen=True)
+class KeypointOptions:
+    """How panels' keypoints are found and when two panels count as sharing them."""
+
+    n_keypoints: int = 200     # most keypoints kept per panel (FAST-Harris strongest first)
+    fast_threshold: float = 0.04
+    max_distance: int = 64     # Hamming distance (of 256 bits) at which two descriptors match
+    min_votes: int = 3         # matched descriptors for a pair to become a candidate
+    per_panel: int = 5         # partners kept per panel, most votes first (bounds the pixel check's work)
+    mirrored: bool = True      # also query with each panel's mirror image (crops that were flipped)
+    neighbours: int = 8        # descriptors searched per query (the best one of another panel counts)
+
+
+def orb_descriptors(grey: np.ndarray, options: KeypointOptions = KeypointOptions()) -> np.ndarray:
+    """(n, 32) uint8 packed ORB descriptors of a grey (H, W) uint8 image; (0, 32) when it has too few corners."""
+    from skimage.feature import ORB  # imported here: only scans with keypoints pay for it
+
+    image = np.asarray(grey, dtype=np.float64) / 255.0
+    if image.ndim != 2 or min(image.shape) < 32 or float(image.std()) == 0.0:
+        return np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+    orb = ORB(n_keypoints=options.n_keypoints, downscale=1.2, n_scales=8, fast_threshold=options.fast_threshold)
+    try:
+        orb.detect_and_extract(image)
+    except RuntimeError:  # skimage raises when no keypoint survives (flat or tiny panels)
+        return np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+    if orb.descriptors is None or not len(orb.descriptors):
+        return np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+    return np.packbits(np.asarray(orb.descriptors, dtype=bool), axis=1)
+
+
+def panel_descriptors(greys: Sequence[np.ndarray], options: KeypointOptions = KeypointOptions()
+                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per panel: its descriptors, and those of its mirror image (empty when `options.mirrored` is off)."""
+    own = [orb_descriptors(g, options) for g in greys]
+    mirror = [orb_descriptors(np.ascontiguousarray(g[:, ::-1]), options) if options.mirrored
+              else np.zeros((0, DESCRIPTOR_BYTES), np.uint8) for g in greys]
+    return own, mirror
+
+
+def keypoint_votes(ids: np.ndarray, own: Sequence[np.ndarray], mirror: Sequence[np.ndarray],
+                   options: KeypointOptions = KeypointOptions()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, b, votes) with a < b: how many descriptors of one panel (or of its mirror) matched the other.
+
+    Each query descriptor votes once, for the nearest descriptor of another panel within
+    `options.max_distance`; votes of both directions and of the mirror images add up.
+    """
+    import faiss
+
+    ids = np.asarray(ids, dtype=np.int64)
+    counts = np.array([len(d) for d in own])
+    if counts.sum() == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    index = faiss.IndexBinaryFlat(8 * DESCRIPTOR_BYTES)
+    index.add(np.concatenate([d for d in own if len(d)]))
+    owner = np.repeat(ids, counts)
+    queries = [np.concatenate([o, m]) for o, m in zip(own, mirror)]
+    q_owner = np.repeat(ids, [len(q) for q in queries])
+    found = [q for q in queries if len(q)]
+    dist, nb = index.search(np.concatenate(found), options.neighbours)
+    other = (nb >= 0) & (owner[np.maximum(nb, 0)] != q_owner[:, None]) & (dist <= options.max_distance)
+    has = other.any(axis=1)
+    first = other.argmax(axis=1)[has]  # the nearest descriptor of another panel
+    a = q_owner[has]
+    b = owner[nb[has, first]]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    pairs, votes = np.unique(np.stack([lo, hi], axis=1), axis=0, return_counts=True)
+    if not len(pairs):
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    return pairs[:, 0], pairs[:, 1], votes.astype(np.int64)
+
+
+def strongest_per_panel(a: np.ndarray, b: np.ndarray, votes: np.ndarray, per_panel: int) -> np.ndarray:
+    """Mask of the pairs among the `per_panel` most-voted partners of either of their panels."""
+    panel = np.concatenate([a, b])  # each pair once under each of its panels
+    pair = np.concatenate([np.arange(len(a)), np.arange(len(a))])
+    order = np.lexsort((-np.concatenate([votes, votes]), panel))  # by panel, most votes first
+    panel, pair = panel[order], pair[order]
+    start = np.flatnonzero(np.r_[True, panel[1:] != panel[:-1]])
+    rank = np.arange(len(panel)) - np.repeat(start, np.diff(np.r_[start, len(panel)]))
+    keep = np.zeros(len(a), dtype=bool)
+    keep[pair[rank < per_panel]] = True
+    return keep
+
+
+def keypoint_pairs(ids: np.ndarray, greys: Sequence[np.ndarray], vectors: np.ndarray,
+                   options: KeypointOptions = KeypointOptions()) -> Pairs:
+    """Candidate pairs of panels `ids` (greys aligned) sharing keypoints; `sim` is their vectors' cosine.
+
+    `vectors` is indexed by row id (`FigureStore.dense_vectors()`), as in `index.candidates`.
+    """
+    own, mirror = panel_descriptors(greys, options)
+    a, b, votes = keypoint_votes(ids, own, mirror, options)
+    enough = votes >= options.min_votes
+    a, b, votes = a[enough], b[enough], votes[enough]
+    keep = strongest_per_panel(a, b, votes, options.per_panel)
+    a, b = a[keep], b[keep]
+    sim = np.einsum("ij,ij->i", vectors[a], vectors[b]) if len(a) else np.zeros(0, np.float32)
+    logger.info("keypoint candidates: %d panels, %d descriptors, %d pairs", len(ids), sum(len(d) for d in own), len(a))
+    return Pairs.from_arrays(a, b, sim.astype(np.float32))
