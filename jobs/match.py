@@ -39,8 +39,9 @@ class MatchOptions:
     # turns on the fused score's crop floor (embedder.fusion)
     crop_vectors: bool = False
     # panels sharing ORB keypoints (`index.keypoints`) are candidates too: crops, turned crops and partial
-    # overlaps that the vectors' k-NN misses (docs/pixel-check.md#crops-keypoint-candidates)
-    keypoints: bool = True
+    # overlaps that the vectors' k-NN misses (docs/pixel-check.md#crops-keypoint-candidates). Off by default:
+    # it raises AP on crop-heavy corpora but hardly the recall at the threshold, for ~1.5x a scan's time
+    keypoints: bool = False
     keypoint_options: KeypointOptions = KeypointOptions()
     # search a partial overlap (`embedder.verify.align_overlap`) in the candidates the fused score leaves under
     # the model's threshold; an accepted one (`OverlapRule`) scores its correlation (docs/pixel-check.md)
