@@ -152,9 +152,11 @@ def make_corpus(out: Path, papers: int) -> Path:
 def scan(code: Path, corpus: Path, out: Path, threshold: float, truth: Path | None) -> dict[str, Any]:
     if out.exists():
         subprocess.run(["rm", "-rf", str(out)], check=True)
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(corpus), str(out),
-                           "--threshold", str(threshold)],
-                          env={**os.environ, "PYTHONPATH": str(code)}, capture_output=True, text=True)
+    # run from the checkout: Ray workers put the driver's working directory first on their path, so
+    # from anywhere else an old release's workers would import this checkout's extraction code
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(corpus.resolve()),
+                           str(out.resolve()), "--threshold", str(threshold)],
+                          env={**os.environ, "PYTHONPATH": str(code)}, cwd=code, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
         sys.stderr.write(proc.stderr[-4000:])
