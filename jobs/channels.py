@@ -72,10 +72,11 @@ def channel_of(image_a: bytes, image_b: bytes, transform: str | None) -> str:
     a, b = _small_rgb(image_a, IDENTITY), _small_rgb(image_b, transform)  # square: turning after shrinking is exact
     if a is None or b is None:
         return ""
-    for single_rgb, merge, phrase in ((b, a, "b is the {} channel of a"), (a, b, "a is the {} channel of b")):
-        single = single_channel(single_rgb)
-        if single is not None and single_channel(merge) is None:
-            name = channel_match(single, merge)
-            if name:
-                return phrase.format(name)
-    return ""
+    single_a, single_b = single_channel(a), single_channel(b)  # each panel's intensity if it shows one channel
+    if (single_a is None) == (single_b is None):
+        return ""  # both merges, or both single channels: neither is a channel of the other
+    if single_b is not None:
+        name = channel_match(single_b, a)
+        return f"b is the {name} channel of a" if name else ""
+    name = channel_match(single_a, b) if single_a is not None else ""
+    return f"a is the {name} channel of b" if name else ""

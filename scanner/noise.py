@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pyarrow as pa
 
+from scanner.panels import lightest_channel
 from scanner.records import FLAG_BOILERPLATE, FLAG_CHART, FLAG_TEXT, FLAG_TINY, FLAG_UNIFORM, PanelRecord
 
 # A pixel this light in every channel is white paper.
@@ -210,9 +211,7 @@ def is_plot(rgb: np.ndarray, opts: NoiseOptions) -> bool:
     from scipy import ndimage
 
     step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))  # subsample big images
-    x = rgb[::step, ::step]
-    if x.ndim == 3:
-        x = x.min(axis=-1)
+    x = lightest_channel(rgb[::step, ::step])
     if x.size == 0:
         return False
     paper = x >= PAPER_WHITE
@@ -310,11 +309,12 @@ def is_flow_plot(rgb: np.ndarray, opts: NoiseOptions) -> bool:
     from scipy import ndimage
 
     x = block_mean(rgb if rgb.ndim == 3 else np.repeat(rgb[..., None], 3, axis=-1))
-    ink = x.min(axis=-1) < INK_LEVEL
+    lightest = lightest_channel(x)
+    ink = lightest < INK_LEVEL
     if hue_run(x, ink) >= opts.flow_min_hue_run:
         return True
     eight = np.ones((3, 3), dtype=bool)
-    labels, _ = ndimage.label(x.min(axis=-1) < FAINT_INK_LEVEL, structure=eight)
+    labels, _ = ndimage.label(lightest < FAINT_INK_LEVEL, structure=eight)
     if dot_cloud(labels, np.bincount(labels.ravel())) >= opts.flow_min_cloud:
         return True
     labels, _ = ndimage.label(ink, structure=eight)
