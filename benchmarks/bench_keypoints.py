@@ -48,6 +48,8 @@ def main() -> None:
     ap.add_argument("--min-votes", type=int, default=KeypointOptions.min_votes)
     ap.add_argument("--per-panel", type=int, default=KeypointOptions.per_panel)
     ap.add_argument("--no-mirror", action="store_true")
+    ap.add_argument("--n-keypoints", type=int, default=KeypointOptions.n_keypoints)
+    ap.add_argument("--patch", type=int, default=KeypointOptions.patch)
     args = ap.parse_args()
 
     store = FigureStore.open(args.store)
@@ -56,7 +58,7 @@ def main() -> None:
     ids = keys.row_id[~keys.noise]
     knn = self_join(cast(Any, sync_index(store)), ids, vectors[ids], keys, k=args.k, min_sim=args.min_sim)
     options = replace(KeypointOptions(), min_votes=args.min_votes, per_panel=args.per_panel,
-                      mirrored=not args.no_mirror)
+                      mirrored=not args.no_mirror, n_keypoints=args.n_keypoints, patch=args.patch)
     t0 = time.process_time()
     greys = read_greys(store, ids)
     kp = drop_trivial(keypoint_pairs(ids, greys, vectors, options), keys)

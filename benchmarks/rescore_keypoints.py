@@ -1,7 +1,7 @@
 """A threshold-0 scan's report as a scan with other candidates would write it: k-NN only, or k-NN + keypoints.
 
     python benchmarks/rescore_keypoints.py SCAN_OUT NEW_REPORT.csv [--candidates knn|knn+keypoints] [--no-mirror] \
-        && reusescan score NEW_REPORT.csv TRUTH.csv --contain
+        [--poses] && reusescan score NEW_REPORT.csv TRUTH.csv --contain
 
 SCAN_OUT is a `reusescan scan ... --threshold 0` output folder (report.csv and store with the
 `pixels` column). The candidate pairs are made again from the store as `jobs.match` makes them
@@ -13,6 +13,8 @@ scored with the model's fused score, background margins over the new candidate l
 re-running extraction and embedding: a scan made with `--crop-vectors` holds the k-NN pairs
 and more, so it can stand for a default scan and a keypoint scan alike. Prints the candidates,
 how many were new, and the CPU time of the keypoint stage and of the new pairs' pixel check.
+`--poses` then runs the pose check (`jobs.pose_check`, in this process) on every row scored
+under the model's threshold, as a scan does, and raises an accepted pose's row to its correlation.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ from index.keypoints import keypoint_pairs  # noqa: E402
 from index.store import FigureStore  # noqa: E402
 from jobs.match import MatchOptions  # noqa: E402
 from jobs.pixel_check import align_chunk, read_chunk_pixels, read_greys  # noqa: E402
+from jobs.pose_check import pose_check  # noqa: E402
+from jobs.scoring import model_threshold  # noqa: E402
 from scanner.records import format_bbox  # noqa: E402
 from training.report_fusion import rescore  # noqa: E402
 
@@ -46,6 +50,7 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--candidates", choices=("knn", "knn+keypoints"), default="knn+keypoints")
     ap.add_argument("--no-mirror", action="store_true", help="keypoints without the mirror-image queries")
+    ap.add_argument("--poses", action="store_true", help="the pose check on the rows under the threshold")
     args = ap.parse_args()
 
     store = FigureStore.open(args.scan / "store")
@@ -95,9 +100,22 @@ def main() -> None:
     kept = report.iloc[[old[p] for p in wanted if p in old]]
     out = pd.concat([kept, pd.DataFrame(rows)], ignore_index=True).drop(columns=["ra", "rb"])
     out["score"] = rescore(out, fusion)
+    pose_cpu, accepted = 0.0, 0
+    if args.poses:
+        t0 = time.process_time()
+        under = np.flatnonzero(out["score"].to_numpy() < model_threshold(embedder, fused=True))
+        rule = MatchOptions().pose_rule
+        ra = out["figure_id_a"].map(row_of).to_numpy()[under]
+        rb = out["figure_id_b"].map(row_of).to_numpy()[under]
+        for i, pose in zip(under.tolist(), pose_check(store, ra, rb, rule)):
+            if rule.accepts(pose):
+                accepted += 1
+                out.loc[i, "score"] = max(float(out.loc[i, "score"]), pose.correlation)
+        pose_cpu = time.process_time() - t0
     out.sort_values("score", ascending=False).to_csv(args.out, index=False, float_format="%.6g")
     print(f"{args.candidates}: {len(wanted)} candidates ({len(report)} in the scan's report, {len(new)} new); "
-          f"keypoint stage {kp_cpu:.1f} s CPU, pixel check of the new pairs {check_cpu:.1f} s CPU -> {args.out}")
+          f"keypoint stage {kp_cpu:.1f} s CPU, pixel check of the new pairs {check_cpu:.1f} s CPU"
+          + (f", pose check {pose_cpu:.1f} s CPU ({accepted} accepted)" if args.poses else "") + f" -> {args.out}")
 
 
 if __name__ == "__main__":

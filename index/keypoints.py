@@ -19,44 +19,34 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from embedder.pose import DESCRIPTOR_BYTES, orb_keypoints
 from index.candidates import Pairs
 
 logger = logging.getLogger(__name__)
-
-DESCRIPTOR_BYTES = 32  # ORB: 256 binary tests
-
 
 @dataclass(frozen=True)
 class KeypointOptions:
     """How panels' keypoints are found and when two panels count as sharing them."""
 
-    n_keypoints: int = 200     # most keypoints kept per panel (FAST-Harris strongest first)
-    fast_threshold: float = 0.04
+    n_keypoints: int = 400     # most keypoints kept per panel (FAST-Harris strongest first)
+    fast_threshold: int = 10   # FAST corner threshold, grey levels of 255
+    patch: int = 19            # ORB patch side (pixels); a corner closer than this to the border is not used
     max_distance: int = 64     # Hamming distance (of 256 bits) at which two descriptors match
     min_votes: int = 3         # matched descriptors for a pair to become a candidate
     per_panel: int = 5         # partners kept per panel, most votes first (bounds the pixel check's work)
     mirrored: bool = True      # also query with each panel's mirror image (crops that were flipped)
     neighbours: int = 8        # descriptors searched per query (the best one of another panel counts)
+    exact_up_to: int = 50_000  # descriptors searched exactly; more are searched in inverted lists ...
+    nprobe: int = 16           # ... this many of them per query
 
 
 def orb_descriptors(grey: np.ndarray, options: KeypointOptions = KeypointOptions()) -> np.ndarray:
     """(n, 32) uint8 packed ORB descriptors of a grey (H, W) uint8 image; (0, 32) when it has too few corners."""
-    from skimage.feature import ORB  # imported here: only scans with keypoints pay for it
-
-    image = np.asarray(grey, dtype=np.float64) / 255.0
-    if image.ndim != 2 or min(image.shape) < 32 or float(image.std()) == 0.0:
-        return np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
-    orb = ORB(n_keypoints=options.n_keypoints, downscale=1.2, n_scales=8, fast_threshold=options.fast_threshold)
-    try:
-        orb.detect_and_extract(image)
-    except RuntimeError:  # skimage raises when no keypoint survives (flat or tiny panels)
-        return np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
-    if orb.descriptors is None or not len(orb.descriptors):
-        return np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
-    return np.packbits(np.asarray(orb.descriptors, dtype=bool), axis=1)
+    return orb_keypoints(grey, options.n_keypoints, options.fast_threshold, options.patch).descriptors
 
 
 def panel_descriptors(greys: Sequence[np.ndarray], options: KeypointOptions = KeypointOptions()
@@ -68,6 +58,29 @@ def panel_descriptors(greys: Sequence[np.ndarray], options: KeypointOptions = Ke
     return own, mirror
 
 
+def descriptor_index(descriptors: np.ndarray, options: KeypointOptions = KeypointOptions()) -> Any:
+    """A FAISS binary index holding `descriptors`: exact up to `options.exact_up_to` of them, else inverted lists.
+
+    An exact search costs (descriptors)² — a minute of CPU at 700 panels — so a larger
+    set is clustered (2·√n lists, k-means on a sample) and each query searches the
+    `options.nprobe` nearest lists.
+    """
+    import faiss
+
+    bits = 8 * DESCRIPTOR_BYTES
+    if len(descriptors) <= options.exact_up_to:
+        exact = faiss.IndexBinaryFlat(bits)
+        exact.add(descriptors)
+        return exact
+    lists = int(2 * np.sqrt(len(descriptors)))
+    sample = np.random.default_rng(0).permutation(len(descriptors))[:40 * lists]  # k-means needs no more
+    clustered = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, lists)
+    clustered.train(descriptors[np.sort(sample)])
+    clustered.nprobe = options.nprobe
+    clustered.add(descriptors)
+    return clustered
+
+
 def keypoint_votes(ids: np.ndarray, own: Sequence[np.ndarray], mirror: Sequence[np.ndarray],
                    options: KeypointOptions = KeypointOptions()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(a, b, votes) with a < b: how many descriptors of one panel (or of its mirror) matched the other.
@@ -75,15 +88,13 @@ def keypoint_votes(ids: np.ndarray, own: Sequence[np.ndarray], mirror: Sequence[
     Each query descriptor votes once, for the nearest descriptor of another panel within
     `options.max_distance`; votes of both directions and of the mirror images add up.
     """
-    import faiss
 
     ids = np.asarray(ids, dtype=np.int64)
     counts = np.array([len(d) for d in own])
     if counts.sum() == 0:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty
-    index = faiss.IndexBinaryFlat(8 * DESCRIPTOR_BYTES)
-    index.add(np.concatenate([d for d in own if len(d)]))
+    index = descriptor_index(np.concatenate([d for d in own if len(d)]), options)
     owner = np.repeat(ids, counts)
     queries = [np.concatenate([o, m]) for o, m in zip(own, mirror)]
     q_owner = np.repeat(ids, [len(q) for q in queries])

@@ -47,6 +47,10 @@ _OPTIONS = [
                  help="Also make candidates of panels that share ORB keypoints (crops of a quarter to half "
                       "of a panel, turned or mirrored, and partial overlaps, which the vectors' nearest "
                       "neighbours miss); docs/pixel-check.md."),
+    click.option("--poses/--no-poses", default=_MATCH.poses, show_default=True,
+                 help="Fit where one panel lies on the other from matched keypoints, for candidates scored "
+                      "under the threshold: a crop, a turned crop or two panels sharing part of one field is "
+                      "reported with the shared region outlined in both (docs/pixel-check.md)."),
     click.option("--overlaps/--no-overlaps", default=_MATCH.overlaps, show_default=True,
                  help="Also search partial overlaps (two crops of one field sharing part of their area, neither "
                       "inside the other) in the candidates scored under the model's threshold; an accepted one "
@@ -74,7 +78,7 @@ def options_from(kwargs: dict[str, Any]) -> RunOptions:
     match = MatchOptions(k=kwargs["k"], min_sim=kwargs["min_sim"], threshold=kwargs["threshold"],
                          include_noise=kwargs["include_noise"], pixel_check=kwargs["pixel_check"],
                          crop_vectors=kwargs["crop_vectors"], keypoints=kwargs["keypoints"],
-                         overlaps=kwargs["overlaps"])
+                         poses=kwargs["poses"], overlaps=kwargs["overlaps"])
     return RunOptions(pipeline=pipeline, match=match, address=kwargs["address"], progress=kwargs["progress"])
 
 

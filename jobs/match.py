@@ -9,6 +9,7 @@ import numpy as np
 
 from embedder.fusion import PixelFusion
 from embedder.inference import Embedder
+from embedder.pose import PoseRule
 from embedder.verify import Alignment, Overlap, OverlapRule
 from index.candidates import RecordKeys, drop_trivial, score_candidates, self_join, union_pairs
 from index.faiss_index import sync_index
@@ -18,6 +19,7 @@ from index.store import FigureStore
 from jobs.clock import StageClock
 from jobs.ingest import check_store_model
 from jobs.pixel_check import overlap_check, pixel_check, read_greys
+from jobs.pose_check import pose_check
 from jobs.scoring import model_threshold
 
 
@@ -39,10 +41,14 @@ class MatchOptions:
     # turns on the fused score's crop floor (embedder.fusion)
     crop_vectors: bool = False
     # panels sharing ORB keypoints (`index.keypoints`) are candidates too: crops, turned crops and partial
-    # overlaps that the vectors' k-NN misses (docs/pixel-check.md#crops-keypoint-candidates). Off by default:
-    # it raises AP on crop-heavy corpora but hardly the recall at the threshold, for ~1.5x a scan's time
-    keypoints: bool = False
+    # overlaps that the vectors' k-NN misses (docs/pixel-check.md#crops-keypoint-candidates)
+    keypoints: bool = True
     keypoint_options: KeypointOptions = KeypointOptions()
+    # fit the pose of one panel on the other from matched keypoints (`embedder.pose`) for the candidates the
+    # fused score leaves under the model's threshold: a crop, a turned crop or a partial copy found there
+    # (`PoseRule`) scores the correlation of the region the two share, outlined in the report
+    poses: bool = True
+    pose_rule: PoseRule = PoseRule()
     # search a partial overlap (`embedder.verify.align_overlap`) in the candidates the fused score leaves under
     # the model's threshold; an accepted one (`OverlapRule`) scores its correlation (docs/pixel-check.md)
     overlaps: bool = False
@@ -66,7 +72,8 @@ class MatchResult:
     candidates: int
     head: np.ndarray
     alignment: list[Alignment | None]
-    overlap: list[Overlap | None] | None = None  # per pair with `overlaps`: the accepted partial overlap, else None
+    # per pair with `poses` or `overlaps`: the region an accepted pose or partial overlap shares, else None
+    overlap: list[Overlap | None] | None = None
 
 
 def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path: str | None,
@@ -115,9 +122,18 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
             scores = fusion.score(head, alignments, (pairs.a, pairs.b))
     calibrated = model_threshold(embedder, fused=fusion is not None)
     overlaps: list[Overlap | None] = [None] * len(pairs)
+    if fusion is not None and options.poses:
+        todo = np.flatnonzero(scores < calibrated)  # only where it can matter, as below
+        with clock.timed("pose check"):
+            for i, pose in zip(todo.tolist(), pose_check(store, pairs.a[todo], pairs.b[todo], options.pose_rule,
+                                                         progress=progress)):
+                if options.pose_rule.accepts(pose):
+                    overlaps[i] = pose.as_overlap()
+                    scores[i] = max(float(scores[i]), pose.correlation)
     if fusion is not None and options.overlaps:
         # only where it can matter: pairs the whole-panel score leaves under the model's threshold
         todo = np.flatnonzero((scores < calibrated) & (head >= options.pixel_floor))
+        todo = todo[[overlaps[i] is None for i in todo.tolist()]]  # not those a pose already accepted
         with clock.timed("overlap check"):
             checked = overlap_check(store, pairs.a[todo], pairs.b[todo], options.overlap_rule, progress=progress)
             for i, overlap in zip(todo.tolist(), checked):
@@ -131,7 +147,7 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
     kept = keep.tolist()
     return MatchResult(a=a, b=b, sim=pairs.sim[keep], score=scores[keep], group=group, candidates=len(pairs),
                        head=head[keep], alignment=[x for x, k in zip(alignments, kept) if k],
-                       overlap=[x for x, k in zip(overlaps, kept) if k] if options.overlaps else None)
+                       overlap=[x for x, k in zip(overlaps, kept) if k] if options.poses or options.overlaps else None)
 
 
 def with_region_queries(store: FigureStore, ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

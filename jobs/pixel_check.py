@@ -237,7 +237,7 @@ def overlap_check(store: FigureStore, a: np.ndarray, b: np.ndarray, rule: Overla
         for start in range(0, len(a), OVERLAP_READ_PAIRS):
             ca, cb = a[start:start + OVERLAP_READ_PAIRS], b[start:start + OVERLAP_READ_PAIRS]
             chunk = read_chunk_images(store, np.union1d(ca, cb).tolist())
-            out += _align_in_tasks(overlap_chunk, chunk, np.asarray(ca), np.asarray(cb), rule, bar)
+            out += run_in_tasks(overlap_chunk, chunk, np.asarray(ca), np.asarray(cb), rule, bar)
             del chunk
     finally:
         bar.close()
@@ -287,14 +287,14 @@ def pixel_check(store: FigureStore, a: np.ndarray, b: np.ndarray, config: AlignC
         for start in range(0, len(a), PIXEL_CHECK_READ_PAIRS):
             ca, cb = a[start:start + PIXEL_CHECK_READ_PAIRS], b[start:start + PIXEL_CHECK_READ_PAIRS]
             chunk = read_chunk_pixels(store, np.union1d(ca, cb).tolist(), config)
-            out += _align_in_tasks(align_chunk, chunk, np.asarray(ca), np.asarray(cb), config, bar)
+            out += run_in_tasks(align_chunk, chunk, np.asarray(ca), np.asarray(cb), config, bar)
             del chunk
     finally:
         bar.close()
     return out
 
 
-def _align_in_tasks(fn: Callable[[D, np.ndarray, np.ndarray, C], list[R]], data: D, xs: np.ndarray, ys: np.ndarray,
+def run_in_tasks(fn: Callable[[D, np.ndarray, np.ndarray, C], list[R]], data: D, xs: np.ndarray, ys: np.ndarray,
                     config: C, done: Callable[[int], None] | None = None) -> list[R]:
     """fn(data, xs[i:j], ys[i:j], config) over slices of the pairs, in Ray tasks that share one copy of
     `data` (put into the object store once); results in order. A slice whose task fails (a worker

@@ -14,7 +14,7 @@ from PIL import Image
 
 from embedder.verify import AlignConfig, align_encoded, pixel_features
 from index.store import PIXELS_COLUMN, FigureStore
-from jobs.pixel_check import PIXEL_CHECK_TASK_PAIRS, _align_in_tasks, pixel_check, read_chunk_pixels
+from jobs.pixel_check import PIXEL_CHECK_TASK_PAIRS, pixel_check, read_chunk_pixels, run_in_tasks
 from tests.index.helpers import figures_table, forget_file_sizes
 from training.synth import KINDS, generate_specimen_field
 
@@ -31,7 +31,7 @@ def test_without_ray_the_pairs_are_checked_in_this_process() -> None:
         pytest.skip("Ray is up in this process")
     n = PIXEL_CHECK_TASK_PAIRS * 2 + 5
     ticks: list[int] = []
-    out = _align_in_tasks(_fails_in_workers, 1000, np.arange(n), np.ones(n, np.int64), os.getpid(), ticks.append)
+    out = run_in_tasks(_fails_in_workers, 1000, np.arange(n), np.ones(n, np.int64), os.getpid(), ticks.append)
     assert out == [i + 1001 for i in range(n)]
     assert sum(ticks) == n and len(ticks) == 3  # progress moves task by task
 
@@ -46,7 +46,7 @@ def test_a_failed_pixel_check_task_is_redone_in_the_driver(caplog: pytest.LogCap
         n = PIXEL_CHECK_TASK_PAIRS * 2 + 5  # three tasks
         ticks: list[int] = []
         with caplog.at_level(logging.WARNING, logger="jobs.pixel_check"):
-            out = _align_in_tasks(_fails_in_workers, 1000, np.arange(n), np.ones(n, np.int64), os.getpid(),
+            out = run_in_tasks(_fails_in_workers, 1000, np.arange(n), np.ones(n, np.int64), os.getpid(),
                                   ticks.append)
     finally:
         if started:
