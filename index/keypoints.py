@@ -40,6 +40,7 @@ class KeypointOptions:
     per_panel: int = 5         # partners kept per panel, most votes first (bounds the pixel check's work)
     mirrored: bool = True      # also query with each panel's mirror image (crops that were flipped)
     neighbours: int = 8        # descriptors searched per query (the best one of another panel counts)
+    max_ratio: float = 0.8     # ... when nearer than this times the best one of a third panel
     exact_up_to: int = 50_000  # descriptors searched exactly; more are searched in inverted lists ...
     nprobe: int = 16           # ... this many of them per query
 
@@ -85,8 +86,9 @@ def keypoint_votes(ids: np.ndarray, own: Sequence[np.ndarray], mirror: Sequence[
                    options: KeypointOptions = KeypointOptions()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(a, b, votes) with a < b: how many descriptors of one panel (or of its mirror) matched the other.
 
-    Each query descriptor votes once, for the nearest descriptor of another panel within
-    `options.max_distance`; votes of both directions and of the mirror images add up.
+    Each query descriptor votes once, for the panel of its nearest descriptor in another panel,
+    when that one is within `options.max_distance` and clearly nearer (`options.max_ratio`)
+    than the nearest of any third panel; votes of both directions and of the mirror images add up.
     """
 
     ids = np.asarray(ids, dtype=np.int64)
@@ -100,11 +102,19 @@ def keypoint_votes(ids: np.ndarray, own: Sequence[np.ndarray], mirror: Sequence[
     q_owner = np.repeat(ids, [len(q) for q in queries])
     found = [q for q in queries if len(q)]
     dist, nb = index.search(np.concatenate(found), options.neighbours)
-    other = (nb >= 0) & (owner[np.maximum(nb, 0)] != q_owner[:, None]) & (dist <= options.max_distance)
+    panel_of = np.where(nb >= 0, owner[np.maximum(nb, 0)], -1)
+    other = (nb >= 0) & (panel_of != q_owner[:, None])
     has = other.any(axis=1)
-    first = other.argmax(axis=1)[has]  # the nearest descriptor of another panel
+    first = other.argmax(axis=1)  # the nearest descriptor of another panel
+    rows = np.arange(len(nb))
+    nearest_panel, nearest = panel_of[rows, first], dist[rows, first]
+    # the nearest descriptor of yet another panel: a descriptor as close in many panels (flat or
+    # noisy texture) tells nothing about this pair (Lowe's ratio test, across panels)
+    runner_up = other & (panel_of != nearest_panel[:, None])
+    second = np.where(runner_up.any(axis=1), dist[rows, runner_up.argmax(axis=1)], np.iinfo(np.int32).max)
+    has &= (nearest <= options.max_distance) & (nearest < options.max_ratio * second)
     a = q_owner[has]
-    b = owner[nb[has, first]]
+    b = nearest_panel[has]
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     pairs, votes = np.unique(np.stack([lo, hi], axis=1), axis=0, return_counts=True)
     if not len(pairs):

@@ -73,7 +73,7 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
             continue
         ref_a, ref_b = refs[a], refs[b]
         region_a = region_b = None
-        if overlap is not None:  # a partial overlap: outline the shared region on both thumbnails
+        if overlap is not None:  # a crop or partial copy: outline the region the panels share on both thumbnails
             region_a, region_b = within(ref_a.bbox, overlap.box_a), within(ref_b.bbox, overlap.box_b)
             ref_a = replace(ref_a, thumbnail=outline(ref_a.thumbnail, overlap.box_a))
             ref_b = replace(ref_b, thumbnail=outline(ref_b.thumbnail, overlap.box_b))
@@ -87,8 +87,8 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
             extra["alignment"] = f"{corr:.2f}"
         if overlap is not None:
             transform = overlap.transform
-            extra["partial overlap"] = (f"{overlap.correlation:.3f} over {overlap.share_a:.0%} of a and "
-                                        f"{overlap.share_b:.0%} of b (outlined)")
+            extra["shared region"] = (f"{overlap.correlation:.3f} over {overlap.share_a:.0%} of a and "
+                                      f"{overlap.share_b:.0%} of b (outlined)")
         whole = alignment is None or (alignment.scale >= WHOLE_PANEL_SCALE and abs(alignment.angle) < 1.0)
         channel = channel_of(refs[a].thumbnail, refs[b].thumbnail, transform) if whole and overlap is None else ""
         out.append(ReportPair(score=float(score), a=ref_a, b=ref_b, group_id=int(group), transform=transform,

@@ -1,0 +1,80 @@
+"""The pose check on real microscopy: crops in every D4 view, partial overlaps, and the look-alikes it must refuse."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from embedder.d4 import D4_NAMES, apply_transform, inverse_transform
+from embedder.pose import PanelPose, PoseRule, panel_pose, ransac_similarity, verify_pose
+from embedder.verify import grey_image
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "real-sample" / "images"
+NUCLEI = SAMPLE / "cellprofiler/ExampleHuman/images/AS_09125_050116030001_D03f00d0.png"
+MOVIE = SAMPLE / "neubias/mitocheck-movie/EMBO_2012_Group3--empty--empty--W0002--P001--T000{:02d}--Z000--C.png"
+
+
+def _pose(image: Image.Image) -> PanelPose:
+    return panel_pose(grey_image(image, 256))
+
+
+def _field() -> Image.Image:
+    return Image.open(NUCLEI).convert("RGB")
+
+
+@pytest.mark.parametrize("name", D4_NAMES)
+def test_a_quarter_crop_is_found_in_every_view_with_its_place_in_the_source(name: str) -> None:
+    field = _field()
+    w, h = field.size
+    crop = field.crop((int(0.2 * w), int(0.3 * h), int(0.7 * w), int(0.8 * h)))  # a quarter of the area
+    pose = verify_pose(_pose(field), _pose(apply_transform(crop, inverse_transform(name))), rule=PoseRule())
+    assert pose.transform == name
+    assert PoseRule().accepts(pose)
+    assert pose.correlation > 0.98 and pose.detail > 0.95
+    assert pose.share_a == pytest.approx(0.25, abs=0.03) and pose.share_b == pytest.approx(1.0, abs=0.02)
+    assert pose.box_a == pytest.approx((0.2, 0.3, 0.7, 0.8), abs=0.02)
+    assert pose.scale == pytest.approx(0.5, abs=0.04)  # geometric-mean sides: the crop's content is half as wide on a
+
+
+def test_two_crops_sharing_part_of_a_field_are_a_partial_copy_with_both_regions() -> None:
+    field = _field()
+    w, h = field.size
+    left, right = field.crop((0, 0, int(0.65 * w), h)), field.crop((int(0.35 * w), 0, w, h))  # share x 35-65 %
+    pose = verify_pose(_pose(left), _pose(right.transpose(Image.Transpose.FLIP_LEFT_RIGHT)), rule=PoseRule())
+    assert PoseRule().accepts(pose) and pose.transform == "flip_h"
+    assert pose.share_a == pytest.approx(0.3 / 0.65, abs=0.04) and pose.share_b == pytest.approx(0.3 / 0.65, abs=0.04)
+    assert pose.box_a == pytest.approx((0.35 / 0.65, 0.0, 1.0, 1.0), abs=0.03)
+    # b's region in its own (mirrored) orientation: the shared strip is on its right
+    assert pose.box_b == pytest.approx((1.0 - 0.3 / 0.65, 0.0, 1.0, 1.0), abs=0.03)
+
+
+def test_unrelated_fields_and_flat_panels_have_no_pose() -> None:
+    other = Image.open(SAMPLE / "cellprofiler/ExampleIlluminationCorrection/images/AS_09047_050428030001_O01f00d2.png")
+    field = _pose(_field())
+    assert verify_pose(field, _pose(other.convert("RGB")), rule=PoseRule()).inliers < PoseRule().min_inliers
+    flat = _pose(Image.new("RGB", (300, 200), (90, 90, 90)))
+    assert len(flat.own) == 0
+    assert verify_pose(field, flat).inliers == 0 and not PoseRule().accepts(verify_pose(flat, field))
+
+
+def test_a_crop_of_one_movie_frame_is_not_a_copy_of_the_next_frame() -> None:
+    frame, later = Image.open(str(MOVIE).format(10)).convert("RGB"), Image.open(str(MOVIE).format(12)).convert("RGB")
+    w, h = frame.size
+    crop = frame.crop((int(0.1 * w), int(0.2 * h), int(0.65 * w), int(0.75 * h)))
+    assert PoseRule().accepts(verify_pose(_pose(frame), _pose(crop), rule=PoseRule()))  # its own frame: a copy
+    # the next frame shows the same cells, moved: the whole frames share a pose, not a crop's detail
+    assert not PoseRule().accepts(verify_pose(_pose(later), _pose(crop), rule=PoseRule()))
+    assert not PoseRule().accepts(verify_pose(_pose(later), _pose(frame), rule=PoseRule()))
+
+
+def test_ransac_recovers_a_similarity_among_outliers() -> None:
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 200, 60) + 1j * rng.uniform(0, 200, 60)
+    m, t = 0.6 * np.exp(1j * np.radians(30.0)), 40 + 25j
+    dst = m * src + t + rng.normal(0, 0.3, 60) + 1j * rng.normal(0, 0.3, 60)
+    dst[:25] = rng.uniform(0, 200, 25) + 1j * rng.uniform(0, 200, 25)  # 25 of 60 matches wrong
+    found_m, found_t, inliers = ransac_similarity(src, dst, residual=2.0, trials=300)
+    assert inliers[25:].all() and inliers[:25].sum() <= 2
+    assert abs(found_m - m) < 0.01 and abs(found_t - t) < 1.0
