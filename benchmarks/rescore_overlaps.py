@@ -29,7 +29,7 @@ from embedder.inference import Embedder  # noqa: E402
 from embedder.verify import OverlapRule  # noqa: E402
 from index.store import FigureStore  # noqa: E402
 from jobs.pixel_check import overlap_chunk, read_chunk_images  # noqa: E402
-from jobs.report_rows import within  # noqa: E402
+from jobs.report import within  # noqa: E402
 from jobs.scoring import model_threshold  # noqa: E402
 from scanner.records import format_bbox, parse_bbox  # noqa: E402
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.store import PIXELS_COLUMN, FigureStore, StoreError, StoreMismatchError, l2_normalize, make_thumbnail
-from jobs.report import PanelRef, ReportError, ReportPair, write_report_csv, write_report_html
+from jobs.report import PanelRef, ReportError, ReportPair, within, write_report_csv, write_report_html
 from jobs.report_html import PAGE_MAX_PX, THUMB_MAX_PX
 from jobs.scoring import describe_placement, model_id_of, model_threshold
 from scanner.document import ExtractLimits
@@ -43,7 +43,7 @@ from scanner.records import PanelRecord, records_to_table, table_to_records
 if TYPE_CHECKING:  # pragma: no cover
     from embedder.fusion import PixelFusion
     from embedder.inference import Embedder
-    from embedder.verify import Alignment, PanelPixels
+    from embedder.verify import Alignment, Overlap, PanelPixels
     from index.faiss_index import VectorIndex
 
 logger = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class QueryOptions:
     threshold: float | None = None    # None: the model's calibrated one, as a scan
     include_noise: bool = False       # also query with tiny/uniform/chart/text panels
     pixel_check: bool = True          # refine the head score with the pixel check (the scan's default)
+    poses: bool = True                # the pose check on candidates under the threshold (the scan's default)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class QueryMatch:
     score: float                      # what a scan would report (fused when the pixel check ran)
     alignment: Alignment | None       # the pixel check's placement (maps the stored panel onto the query's)
     row: dict[str, Any] = field(repr=False, compare=False)  # the stored record's provenance
+    overlap: Overlap | None = None    # the region the two share, when the pose check found a crop or partial copy
 
 
 @dataclass
@@ -255,10 +257,16 @@ def run_query(path: Path, store_dir: Path, options: QueryOptions = QueryOptions(
         stored_panels = row_ids.astype(np.int64) + int(query_panels.max()) + 1
         scores = fusion.score(head, alignments, (query_panels, stored_panels))
         t = lap("pixel check", t)
+    overlaps: list[Overlap | None] = [None] * len(row_ids)
+    if fusion is not None and options.poses:
+        overlaps = _pose_check(store, images, panel_of, row_ids, scores < result.threshold)
+        scores = np.array([max(float(s), o.correlation) if o is not None else float(s)
+                           for s, o in zip(scores, overlaps)], dtype=np.float32)
+        t = lap("pose check", t)
     order = sorted(range(len(row_ids)), key=lambda i: (-float(scores[i]), int(row_ids[i]), int(panel_of[i])))
     result.candidates = [QueryMatch(panel=int(panel_of[i]), row_id=int(row_ids[i]), sim=float(sims[i]),
                                     head=float(head[i]), score=float(scores[i]), alignment=alignments[i],
-                                    row=rows[int(row_ids[i])]) for i in order[:options.top]]
+                                    row=rows[int(row_ids[i])], overlap=overlaps[i]) for i in order[:options.top]]
     seconds["total"] = time.monotonic() - started
     return result
 
@@ -315,6 +323,33 @@ def _pixel_check(store: FigureStore, images: Sequence[Any], panel_of: np.ndarray
     return out
 
 
+def _pose_check(store: FigureStore, images: Sequence[Any], panel_of: np.ndarray, row_ids: np.ndarray,
+                todo: np.ndarray) -> list[Overlap | None]:
+    """The scan's pose check (`embedder.pose`, stored panel b on query panel a) for the pairs `todo`, in this process."""
+    from embedder.pose import PoseOptions, PoseRule, panel_pose, verify_pose
+    from embedder.verify import grey_image, single_thread
+
+    options, rule = PoseOptions(), PoseRule()  # jobs.match.MatchOptions' defaults (importing it loads Ray)
+    out: list[Overlap | None] = [None] * len(row_ids)
+    wanted = np.flatnonzero(todo)
+    if not len(wanted):
+        return out
+    table = store.read_table(["row_id", "image"], row_ids=np.unique(row_ids[wanted]).tolist())
+    stored: dict[int, Any] = {}
+    with single_thread():
+        for r, image in zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()):
+            try:
+                stored[int(r)] = panel_pose(grey_image(_rgb(image), options.side), options) if image else None
+            except (OSError, ValueError) as exc:
+                logger.warning("pose check skipped for unreadable stored row %d: %s", r, exc)
+        query = {int(p): panel_pose(grey_image(images[p], options.side), options) for p in np.unique(panel_of[wanted])}
+        for i in wanted.tolist():
+            b = stored.get(int(row_ids[i]))
+            pose = verify_pose(query[int(panel_of[i])], b, options, rule) if b is not None else None
+            out[i] = pose.as_overlap() if pose is not None and rule.accepts(pose) else None
+    return out
+
+
 def _stored_pixels(store: FigureStore, row_ids: np.ndarray, config: Any) -> dict[int, PanelPixels | None]:
     """What the pixel check reads of stored rows: their stored features, else their decoded image (as a scan)."""
     from embedder.verify import PanelPixels, panel_pixels, pixel_features
@@ -367,10 +402,18 @@ def query_pairs(result: QueryResult, store_dir: Path, *, only_matches: bool = Tr
         if m.alignment is not None:
             extra["pixel match"] = f"{m.alignment.correlation:.2f} (detail {m.alignment.detail:.2f})"
             extra["placement"] = describe_placement(m.alignment)
-        out.append(ReportPair(score=m.score, a=refs[m.panel], b=b, group_id=m.panel + 1,
-                              transform=m.alignment.transform if m.alignment is not None else None,
+        transform = m.alignment.transform if m.alignment is not None else None
+        region_a = region_b = None
+        if m.overlap is not None:  # outline the region the two share, as a scan's report does
+            transform = m.overlap.transform
+            region_a, region_b = within(refs[m.panel].bbox, m.overlap.box_a), within(b.bbox, m.overlap.box_b)
+            extra["shared region"] = (f"{m.overlap.correlation:.3f} over {m.overlap.share_a:.0%} of a and "
+                                      f"{m.overlap.share_b:.0%} of b")
+        out.append(ReportPair(score=m.score, a=refs[m.panel], b=b, group_id=m.panel + 1, transform=transform,
                               head_score=m.head, pixel_match=m.alignment.correlation if m.alignment else None,
-                              pixel_detail=m.alignment.detail if m.alignment else None, extra=extra))
+                              pixel_detail=m.alignment.detail if m.alignment else None, extra=extra,
+                              overlap_score=m.overlap.correlation if m.overlap else None,
+                              overlap_a=region_a, overlap_b=region_b))
     return out
 
 

@@ -354,3 +354,9 @@ def write_report_html(
     out = atomic_write_bytes(path, html_text.encode("utf-8"))
     log.info("wrote %s (%.1f kB)", out, len(html_text) / 1024)
     return out
+
+
+def within(bbox: tuple[float, float, float, float], box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """A region given as fractions of a panel (`box`) in the panel's page coordinates (`bbox`)."""
+    w, h = bbox[2] - bbox[0], bbox[3] - bbox[1]
+    return (bbox[0] + box[0] * w, bbox[1] + box[1] * h, bbox[0] + box[2] * w, bbox[1] + box[3] * h)

@@ -23,6 +23,7 @@ from jobs.report import (
     ReportPair,
     estimate_transform,
     pair_relation,
+    within,
     write_errors_csv,
     write_report_csv,
     write_report_html,
@@ -100,12 +101,6 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
                               channel_of=channel))
     # the reviewers' verdicts (dismissed pairs leave report.csv), and one finding id per reuse (jobs.findings)
     return assign_findings(apply_verdicts(out, store_dir))
-
-
-def within(bbox: tuple[float, float, float, float], box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-    """A region given as fractions of a panel (`box`) in the panel's page coordinates (`bbox`)."""
-    w, h = bbox[2] - bbox[0], bbox[3] - bbox[1]
-    return (bbox[0] + box[0] * w, bbox[1] + box[1] * h, bbox[0] + box[2] * w, bbox[1] + box[3] * h)
 
 
 def outline(thumbnail: bytes, box: tuple[float, float, float, float], colour: str = "#ff00ff") -> bytes:

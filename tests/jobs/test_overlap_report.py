@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from jobs.report import PanelRef, ReportPair, write_report_csv
-from jobs.report_rows import outline, within
+from jobs.report import PanelRef, ReportPair, within, write_report_csv
+from jobs.report_rows import outline
 
 
 def test_within_maps_a_fraction_box_into_the_panel_bbox() -> None:

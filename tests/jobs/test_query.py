@@ -19,7 +19,7 @@ from jobs.query import (
     write_query_outputs,
 )
 from jobs.report import CSV_COLUMNS
-from tests.jobs.query_samples import build_store, planted_copy
+from tests.jobs.query_samples import build_store, planted_copy, stored_image
 from training.synth import generate
 
 
@@ -57,6 +57,22 @@ def test_a_cropped_mirrored_copy_of_a_stored_panel_is_found_first_with_its_trans
     assert len(pairs) == 1 and pairs[0].pair_key
     page = (tmp_path / "out" / "query.html").read_text()
     assert page.count('<article class="card"') == 1 and "suspicious.png" in page
+
+
+@pytest.mark.slow
+def test_a_turned_quarter_of_a_stored_panel_is_found_by_the_pose_check_with_its_region(
+        store: Path, embedder: Embedder, tmp_path: Path) -> None:
+    query = tmp_path / "quarter.png"
+    stored_image("paper1.png").crop((40, 30, 160, 130)).rotate(90, expand=True).save(query)  # a quarter of a blot
+    without = run_query(query, store, QueryOptions(min_sim=-1.0, poses=False), embedder=embedder)
+    assert not without.matches
+    result = run_query(query, store, QueryOptions(min_sim=-1.0), embedder=embedder)
+    assert [m.row["doc"] for m in result.matches] == ["paper1.png"]
+    found = result.matches[0]
+    assert found.overlap is not None and found.overlap.transform == "rot90"  # turns b (stored) onto a (the query)
+    assert found.overlap.box_b == pytest.approx((40 / 240, 30 / 200, 160 / 240, 130 / 200), abs=0.03)
+    row = write_query_outputs(result, store, tmp_path / "out")[0]
+    assert row.overlap_b is not None and row.overlap_score == pytest.approx(found.score)
 
 
 @pytest.mark.slow
