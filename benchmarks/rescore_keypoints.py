@@ -36,7 +36,7 @@ from index.candidates import RecordKeys, drop_trivial, self_join, union_pairs  #
 from index.faiss_index import sync_index  # noqa: E402
 from index.keypoints import keypoint_pairs  # noqa: E402
 from index.store import FigureStore  # noqa: E402
-from jobs.match import MatchOptions  # noqa: E402
+from jobs.match import MatchOptions, split_figures  # noqa: E402
 from jobs.pixel_check import align_chunk, read_chunk_pixels, read_greys  # noqa: E402
 from jobs.pose_check import pose_check  # noqa: E402
 from jobs.scoring import model_threshold  # noqa: E402
@@ -107,6 +107,8 @@ def main() -> None:
         rule = MatchOptions().pose_rule
         ra = out["figure_id_a"].map(row_of).to_numpy()[under]
         rb = out["figure_id_b"].map(row_of).to_numpy()[under]
+        whole = ~np.isin(ra, split_figures(keys)) & ~np.isin(rb, split_figures(keys))  # as jobs.match
+        under, ra, rb = under[whole], ra[whole], rb[whole]
         for i, pose in zip(under.tolist(), pose_check(store, ra, rb, rule)):
             if rule.accepts(pose):
                 accepted += 1

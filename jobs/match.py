@@ -123,7 +123,10 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
     calibrated = model_threshold(embedder, fused=fusion is not None)
     overlaps: list[Overlap | None] = [None] * len(pairs)
     if fusion is not None and options.poses:
-        todo = np.flatnonzero(scores < calibrated)  # only where it can matter, as below
+        # only where it can matter (as below), and not for a figure whose panels were cut out: they are
+        # matched themselves, and a panel found again inside its figure would say the same twice
+        split = split_figures(keys)
+        todo = np.flatnonzero((scores < calibrated) & ~np.isin(pairs.a, split) & ~np.isin(pairs.b, split))
         with clock.timed("pose check"):
             for i, pose in zip(todo.tolist(), pose_check(store, pairs.a[todo], pairs.b[todo], options.pose_rule,
                                                          progress=progress)):
@@ -148,6 +151,11 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
     return MatchResult(a=a, b=b, sim=pairs.sim[keep], score=scores[keep], group=group, candidates=len(pairs),
                        head=head[keep], alignment=[x for x, k in zip(alignments, kept) if k],
                        overlap=[x for x, k in zip(overlaps, kept) if k] if options.poses or options.overlaps else None)
+
+
+def split_figures(keys: RecordKeys) -> np.ndarray:
+    """Row ids of the figure records that panels were cut from (some record's parent)."""
+    return keys.row_id[np.isin(keys.figure, keys.parent[keys.parent >= 0])]
 
 
 def with_region_queries(store: FigureStore, ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
