@@ -42,9 +42,6 @@ class PoseOptions:
     trials: int = 300         # RANSAC hypotheses
     erode: int = 4            # pixels of the shared region's border left out of the correlations
     detail_sigma: float = 2.0  # detail = grey minus its Gaussian blur of this sigma (pixels)
-    tiles: int = 4             # the shared region is also correlated tile by tile, on this grid ...
-    min_texture: float = 0.02  # ... over tiles whose grey levels (0-1) vary at least this much
-    tile_quantile: float = 0.25  # ... and this quantile of the tiles' correlations is `Pose.local`
 
 
 @dataclass(frozen=True)
@@ -191,7 +188,6 @@ class Pose:
     share_b: float = 0.0
     correlation: float = 0.0
     detail: float = 0.0
-    local: float = 0.0  # `local_correlation`: how well the weaker parts of the region correlate
     box_a: Box = (0.0, 0.0, 0.0, 0.0)
     box_b: Box = (0.0, 0.0, 0.0, 0.0)
 
@@ -289,28 +285,6 @@ def _refined(fixed: np.ndarray, moving: np.ndarray, warp: np.ndarray, mask: np.n
     return np.asarray(found, dtype=np.float32)
 
 
-def local_correlation(fixed: np.ndarray, moved: np.ndarray, region: np.ndarray, options: PoseOptions) -> float:
-    """A low quantile of the correlations of the shared region's textured tiles: a copy holds in every part.
-
-    Two plots drawn on one template (axes, ticks, a gate) or two blots of one lane layout
-    correlate highly over their whole shared region, white and drawn alike, while their data
-    differ: tile by tile, the tiles holding the data then correlate poorly. The region's box is
-    cut into `options.tiles` × `options.tiles` tiles; a tile counts when the region covers most
-    of it and its grey levels vary (`options.min_texture`). 1.0 when no tile counts.
-    """
-    ys, xs = np.nonzero(region)
-    y_edges = np.linspace(ys.min(), ys.max() + 1, options.tiles + 1).astype(int)
-    x_edges = np.linspace(xs.min(), xs.max() + 1, options.tiles + 1).astype(int)
-    found = []
-    for y0, y1 in zip(y_edges[:-1], y_edges[1:]):
-        for x0, x1 in zip(x_edges[:-1], x_edges[1:]):
-            inside = region[y0:y1, x0:x1]
-            a, b = fixed[y0:y1, x0:x1][inside], moved[y0:y1, x0:x1][inside]
-            if inside.size and inside.mean() >= 0.5 and len(a) >= 16 and float(a.std()) >= options.min_texture:
-                found.append(_ncc(a, b))
-    return float(np.quantile(found, options.tile_quantile)) if found else 1.0
-
-
 def verify_pose(a: PanelPose, b: PanelPose, options: PoseOptions = PoseOptions(), rule: PoseRule | None = None) -> Pose:
     """The pose of panel b on panel a from their keypoints (b's mirror image's too), checked on their grey pixels.
 
@@ -356,4 +330,4 @@ def verify_pose(a: PanelPose, b: PanelPose, options: PoseOptions = PoseOptions()
         return pose
     correlation = _ncc(fixed[region], warped[region])
     detail = _ncc(_detail(fixed, options.detail_sigma)[region], _detail(warped, options.detail_sigma)[region])
-    return replace(pose, correlation=correlation, detail=detail, local=local_correlation(fixed, warped, region, options))
+    return replace(pose, correlation=correlation, detail=detail)

@@ -78,3 +78,28 @@ def test_ransac_recovers_a_similarity_among_outliers() -> None:
     found_m, found_t, inliers = ransac_similarity(src, dst, residual=2.0, trials=300)
     assert inliers[25:].all() and inliers[:25].sum() <= 2
     assert abs(found_m - m) < 0.01 and abs(found_t - t) < 1.0
+
+
+def _scatter_plot(seed: int) -> Image.Image:
+    """A scatter plot on a fixed template: axes, ticks, labels and a gate; only the dots depend on `seed`."""
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (400, 400), "white")
+    draw = ImageDraw.Draw(image)
+    draw.line((50, 20, 50, 350), fill="black", width=2)
+    draw.line((50, 350, 380, 350), fill="black", width=2)
+    for t in range(60, 380, 40):
+        draw.line((t, 350, t, 358), fill="black", width=2)
+        draw.line((42, t - 30, 50, t - 30), fill="black", width=2)
+    centre = (200 + rng.uniform(-40, 40), 180 + rng.uniform(-40, 40))
+    for x, y in rng.normal(centre, 35, (1500, 2)):
+        draw.point((float(x), float(y)), fill=(30, 30, 200))
+    draw.rectangle((150, 120, 260, 240), outline="black", width=2)
+    return image
+
+
+def test_plots_on_one_template_are_not_copies_but_a_crop_of_one_is() -> None:
+    plot = _pose(_scatter_plot(1))
+    assert not PoseRule().accepts(verify_pose(plot, _pose(_scatter_plot(2).crop((0, 60, 330, 400))), rule=PoseRule()))
+    assert PoseRule().accepts(verify_pose(plot, _pose(_scatter_plot(1).crop((0, 60, 330, 400))), rule=PoseRule()))
