@@ -90,7 +90,6 @@ def keypoint_votes(ids: np.ndarray, own: Sequence[np.ndarray], mirror: Sequence[
     when that one is within `options.max_distance` and clearly nearer (`options.max_ratio`)
     than the nearest of any third panel; votes of both directions and of the mirror images add up.
     """
-
     ids = np.asarray(ids, dtype=np.int64)
     counts = np.array([len(d) for d in own])
     if counts.sum() == 0:

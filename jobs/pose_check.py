@@ -22,11 +22,16 @@ from jobs.pixel_check import ChunkPixels, PairProgress, read_chunk_images, run_i
 
 logger = logging.getLogger(__name__)
 
-POSE_READ_PAIRS = 4096  # pairs whose panels' images (~140 kB each) and poses (~100 kB) the driver holds at a time
+# pairs whose panels' encoded images (~140 kB each) and then poses (~130 kB) the driver holds at a time:
+# at most 4,096 panels, ~0.6 GB; k-NN pairs come grouped by panel, so usually a few hundred
+POSE_READ_PAIRS = 2048
 
 
 def panel_poses(chunk: ChunkPixels, ids: np.ndarray, _same_ids: np.ndarray, options: PoseOptions) -> list[PanelPose | None]:
-    """`PanelPose` of each row id in `ids` (its encoded image in `chunk`); None for an unreadable image."""
+    """`PanelPose` of each row id in `ids` (its encoded image in `chunk`); None for an unreadable image.
+
+    (`run_in_tasks` hands a task two aligned slices of row ids, made for pairs; here both are `ids`.)
+    """
     out: list[PanelPose | None] = []
     with single_thread():
         for row_id in ids.tolist():
