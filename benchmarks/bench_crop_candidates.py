@@ -128,9 +128,9 @@ def recall(found: set[tuple[int, int]], pairs: list[tuple[int, int, str]]) -> di
 
 def pixel_report(emb: Embedder, gallery: list[Image.Image], pairs: list[tuple[int, int, str]], whole: np.ndarray,
                  seed: int, own_aspect: bool = False) -> None:
-    """Per kind of planted pair (and random non-pairs): medians of head, pixel match, fused scores, overlap NCC."""
+    """Per kind of planted pair (and random non-pairs): medians of head, pixel match, fused scores, the pose check."""
     from embedder.fusion import PixelFusion
-    from embedder.verify import align_overlap, align_pair
+    from embedder.verify import align_pair
 
     fusion = PixelFusion.from_meta(emb.meta)
     assert fusion is not None, "the model has no pixel-check calibration"
@@ -150,8 +150,8 @@ def pixel_report(emb: Embedder, gallery: list[Image.Image], pairs: list[tuple[in
         arrays = (np.array([head]), np.array([found.correlation]), np.array([found.detail]))
         rows.append((kind, head, found.correlation, found.detail, found.scale,
                      float(fusion.combine(*arrays)[0]), float(replace(fusion, crop_floor=True).combine(*arrays, np.array([found.scale]))[0]),
-                     align_overlap(gallery[a], gallery[b]).correlation))
-    names = ("head", "match", "detail", "scale", "fused", "fused+floor", "overlap")
+                     pose_score(gallery[a], gallery[b])))
+    names = ("head", "match", "detail", "scale", "fused", "fused+floor", "pose")
     thr = float(fusion_threshold(emb))
     print(f"pixel check per kind (medians; share of pairs with fused >= {thr}: before / after the crop floor)")
     print(f"{'kind':10s}{'n':>4s}" + "".join(f"{n:>12s}" for n in names) + f"{'pass':>8s}{'pass+fl':>8s}")
@@ -161,6 +161,15 @@ def pixel_report(emb: Embedder, gallery: list[Image.Image], pairs: list[tuple[in
             med = np.median(sel, axis=0)
             print(f"{kind:10s}{len(sel):4d}" + "".join(f"{m:12.3f}" for m in med)
                   + f"{(sel[:, 4] >= thr).mean():8.2f}{(sel[:, 5] >= thr).mean():8.2f}")
+
+
+def pose_score(a: Image.Image, b: Image.Image) -> float:
+    """The region's correlation when the pose check accepts the pair (`jobs.match`), else 0."""
+    from embedder.pose import PoseRule, panel_pose, verify_pose
+    from embedder.verify import grey_image
+
+    pose = verify_pose(panel_pose(grey_image(a, 256)), panel_pose(grey_image(b, 256)), rule=PoseRule())
+    return pose.correlation if PoseRule().accepts(pose) else 0.0
 
 
 def fusion_threshold(emb: Embedder) -> float:
@@ -181,7 +190,7 @@ def main() -> None:
     ap.add_argument("--layouts", default=",".join(LAYOUTS))
     ap.add_argument("--pixel", action="store_true",
                     help="also run the pixel check on every planted pair and as many random non-pairs: head, "
-                         "fused score without and with the crop floor, and `align_overlap`")
+                         "fused score without and with the crop floor, and the pose check")
     ap.add_argument("--own-aspect", action="store_true", help="--pixel with AlignConfig.own_aspect on")
     ap.add_argument("--skip-candidates", action="store_true", help="only the --pixel part")
     ap.add_argument("--json", action="store_true")

@@ -22,10 +22,28 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-from embedder.d4 import transform_name
-from embedder.verify import Box, Overlap
+from embedder.d4 import IDENTITY, transform_name
 
 DESCRIPTOR_BYTES = 32  # ORB: 256 binary tests
+Box = tuple[float, float, float, float]  # x0 y0 x1 y1 as fractions of a panel's width and height
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """The region two panels a and b share, as the report shows it: a crop of one in the other, or a partial copy.
+
+    `correlation` is the NCC over the region, `transform` the D4 view mapping b onto a,
+    `share_a` / `share_b` the region's area as a share of each panel's, `box_a` / `box_b`
+    the region in each panel (fractions of its width and height, top-left origin, b in its
+    own orientation).
+    """
+
+    correlation: float
+    share_a: float = 0.0
+    share_b: float = 0.0
+    transform: str = IDENTITY
+    box_a: Box = (0.0, 0.0, 0.0, 0.0)
+    box_b: Box = (0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)

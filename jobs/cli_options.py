@@ -51,10 +51,6 @@ _OPTIONS = [
                  help="Fit where one panel lies on the other from matched keypoints, for candidates scored "
                       "under the threshold: a crop, a turned crop or two panels sharing part of one field is "
                       "reported with the shared region outlined in both (docs/pixel-check.md)."),
-    click.option("--overlaps/--no-overlaps", default=_MATCH.overlaps, show_default=True,
-                 help="Also search partial overlaps (two crops of one field sharing part of their area, neither "
-                      "inside the other) in the candidates scored under the model's threshold; an accepted one "
-                      "is reported with its region outlined in both panels (docs/pixel-check.md)."),
     click.option("--max-pages", type=click.IntRange(1), default=_PIPELINE.max_pages, show_default=True,
                  help="Pages read per document (the rest is reported in errors.csv)."),
     click.option("--progress/--no-progress", default=True, help="Progress bars on stderr."),
@@ -78,7 +74,7 @@ def options_from(kwargs: dict[str, Any]) -> RunOptions:
     match = MatchOptions(k=kwargs["k"], min_sim=kwargs["min_sim"], threshold=kwargs["threshold"],
                          include_noise=kwargs["include_noise"], pixel_check=kwargs["pixel_check"],
                          crop_vectors=kwargs["crop_vectors"], keypoints=kwargs["keypoints"],
-                         poses=kwargs["poses"], overlaps=kwargs["overlaps"])
+                         poses=kwargs["poses"])
     return RunOptions(pipeline=pipeline, match=match, address=kwargs["address"], progress=kwargs["progress"])
 
 

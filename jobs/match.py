@@ -9,8 +9,8 @@ import numpy as np
 
 from embedder.fusion import PixelFusion
 from embedder.inference import Embedder
-from embedder.pose import PoseRule
-from embedder.verify import Alignment, Overlap, OverlapRule
+from embedder.pose import Overlap, PoseRule
+from embedder.verify import Alignment
 from index.candidates import RecordKeys, drop_trivial, score_candidates, self_join, union_pairs
 from index.faiss_index import sync_index
 from index.groups import connected_components
@@ -18,7 +18,7 @@ from index.keypoints import KeypointOptions, keypoint_pairs
 from index.store import FigureStore
 from jobs.clock import StageClock
 from jobs.ingest import check_store_model
-from jobs.pixel_check import overlap_check, pixel_check, read_greys
+from jobs.pixel_check import pixel_check, read_greys
 from jobs.pose_check import pose_check
 from jobs.scoring import model_threshold
 
@@ -49,10 +49,6 @@ class MatchOptions:
     # (`PoseRule`) scores the correlation of the region the two share, outlined in the report
     poses: bool = True
     pose_rule: PoseRule = PoseRule()
-    # search a partial overlap (`embedder.verify.align_overlap`) in the candidates the fused score leaves under
-    # the model's threshold; an accepted one (`OverlapRule`) scores its correlation (docs/pixel-check.md)
-    overlaps: bool = False
-    overlap_rule: OverlapRule = OverlapRule()
 
 
 @dataclass
@@ -72,7 +68,7 @@ class MatchResult:
     candidates: int
     head: np.ndarray
     alignment: list[Alignment | None]
-    # per pair with `poses` or `overlaps`: the region an accepted pose or partial overlap shares, else None
+    # per pair with `poses`: the region the two panels share when the pose check accepted them, else None
     overlap: list[Overlap | None] | None = None
 
 
@@ -133,16 +129,6 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
                 if options.pose_rule.accepts(pose):
                     overlaps[i] = pose.as_overlap()
                     scores[i] = max(float(scores[i]), pose.correlation)
-    if fusion is not None and options.overlaps:
-        # only where it can matter: pairs the whole-panel score leaves under the model's threshold
-        todo = np.flatnonzero((scores < calibrated) & (head >= options.pixel_floor))
-        todo = todo[[overlaps[i] is None for i in todo.tolist()]]  # not those a pose already accepted
-        with clock.timed("overlap check"):
-            checked = overlap_check(store, pairs.a[todo], pairs.b[todo], options.overlap_rule, progress=progress)
-            for i, overlap in zip(todo.tolist(), checked):
-                if options.overlap_rule.accepts(overlap):
-                    overlaps[i] = overlap
-                    scores[i] = max(float(scores[i]), overlap.correlation)
     threshold = calibrated if options.threshold is None else options.threshold
     keep = scores >= threshold
     a, b = pairs.a[keep], pairs.b[keep]
@@ -150,7 +136,7 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
     kept = keep.tolist()
     return MatchResult(a=a, b=b, sim=pairs.sim[keep], score=scores[keep], group=group, candidates=len(pairs),
                        head=head[keep], alignment=[x for x, k in zip(alignments, kept) if k],
-                       overlap=[x for x, k in zip(overlaps, kept) if k] if options.poses or options.overlaps else None)
+                       overlap=[x for x, k in zip(overlaps, kept) if k] if options.poses else None)
 
 
 def split_figures(keys: RecordKeys) -> np.ndarray:

@@ -29,14 +29,11 @@ from tqdm import tqdm
 from embedder.verify import (
     AlignConfig,
     Alignment,
-    Overlap,
-    OverlapRule,
     PanelPixels,
     align_pair,
     grey_image,
     panel_pixels,
     pixel_features,
-    screened_overlap,
     single_thread,
 )
 from index.store import PIXELS_COLUMN, FigureStore
@@ -48,7 +45,6 @@ logger = logging.getLogger(__name__)
 # shipped sides, so 8,192 pairs (at most 16,384 panels, usually far fewer) stay under ~350 MB.
 PIXEL_CHECK_READ_PAIRS = 8192
 PIXEL_CHECK_TASK_PAIRS = 96
-OVERLAP_READ_PAIRS = 256  # the overlap check reads encoded images (far larger than features): fewer at a time
 PROGRESS_LOG_SECONDS = 30.0  # a log line about the pixel check's progress at most this often
 
 C = TypeVar("C")
@@ -88,7 +84,7 @@ def _pack(ids: np.ndarray, parts: list[bytes], is_image: np.ndarray) -> ChunkPix
 
 
 def read_chunk_images(store: FigureStore, row_ids: Sequence[int]) -> ChunkPixels:
-    """`ChunkPixels` holding the encoded images of `row_ids` (the overlap search needs each panel's own size)."""
+    """`ChunkPixels` holding the encoded images of `row_ids` (the pose check decodes them at its own side)."""
     ids = np.unique(np.asarray(row_ids, dtype=np.int64))
     table = store.read_table(["row_id", "image"], row_ids=ids.tolist())
     images: dict[int, bytes | None] = dict(zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()))
@@ -199,48 +195,6 @@ def align_chunk(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, config: AlignC
             except (ValueError, RuntimeError) as exc:
                 logger.warning("pixel check failed for rows %d, %d: %s", x, y, exc)
                 out.append(Alignment(0.0))
-    return out
-
-
-def overlap_chunk(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, rule: OverlapRule) -> list[Overlap]:
-    """`screened_overlap` of each pair of row ids (a[i], b[i]) on one thread; never raises for bad pixels."""
-    images: dict[int, Image.Image | None] = {}
-
-    def image(row_id: int) -> Image.Image | None:
-        if row_id not in images:
-            try:
-                with Image.open(io.BytesIO(bytes(chunk.entry(row_id)[0]))) as im:
-                    images[row_id] = im.convert("RGB")
-            except (OSError, ValueError) as exc:
-                logger.warning("overlap check skipped for an unreadable panel: %s", exc)
-                images[row_id] = None
-        return images[row_id]
-
-    out: list[Overlap] = []
-    with single_thread():
-        for x, y in zip(a.tolist(), b.tolist(), strict=True):
-            ia, ib = image(x), image(y)
-            try:
-                out.append(Overlap(0.0) if ia is None or ib is None else screened_overlap(ia, ib, rule))
-            except (ValueError, RuntimeError) as exc:
-                logger.warning("overlap check failed for rows %d, %d: %s", x, y, exc)
-                out.append(Overlap(0.0))
-    return out
-
-
-def overlap_check(store: FigureStore, a: np.ndarray, b: np.ndarray, rule: OverlapRule, *,
-                  progress: bool = False) -> list[Overlap]:
-    """`embedder.verify.Overlap` for each pair of store rows (a[i], b[i]), in Ray tasks like `pixel_check`."""
-    out: list[Overlap] = []
-    bar = PairProgress(len(a), show=progress, desc="overlap check")
-    try:
-        for start in range(0, len(a), OVERLAP_READ_PAIRS):
-            ca, cb = a[start:start + OVERLAP_READ_PAIRS], b[start:start + OVERLAP_READ_PAIRS]
-            chunk = read_chunk_images(store, np.union1d(ca, cb).tolist())
-            out += run_in_tasks(overlap_chunk, chunk, np.asarray(ca), np.asarray(cb), rule, bar)
-            del chunk
-    finally:
-        bar.close()
     return out
 
 

@@ -43,7 +43,8 @@ from scanner.records import PanelRecord, records_to_table, table_to_records
 if TYPE_CHECKING:  # pragma: no cover
     from embedder.fusion import PixelFusion
     from embedder.inference import Embedder
-    from embedder.verify import Alignment, Overlap, PanelPixels
+    from embedder.pose import Overlap
+    from embedder.verify import Alignment, PanelPixels
     from index.faiss_index import VectorIndex
 
 logger = logging.getLogger(__name__)

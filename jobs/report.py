@@ -187,7 +187,7 @@ class ReportPair:
     pixel_detail: float | None = None  # correlation of that placement's fine detail (embedder.verify)
     verdict: str = ""  # the reviewers' latest verdict (jobs.verdicts.REPORT_VERDICTS), "" when none
     finding_id: int = 0  # the finding (one reuse: a figure pair and the panel pairs inside it, jobs.findings); 0: unset
-    # a crop or partial copy found by the pose check (or `scan --overlaps`): the correlation of the region the
+    # a crop or partial copy found by the pose check: the correlation of the region the
     # two panels share and that region in each panel (PDF points, as bbox)
     overlap_score: float | None = None
     overlap_a: tuple[float, float, float, float] | None = None

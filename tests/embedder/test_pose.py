@@ -50,6 +50,20 @@ def test_two_crops_sharing_part_of_a_field_are_a_partial_copy_with_both_regions(
     assert pose.box_b == pytest.approx((1.0 - 0.3 / 0.65, 0.0, 1.0, 1.0), abs=0.03)
 
 
+def test_a_turned_partial_copy_names_its_region_in_b_as_b_stands() -> None:
+    field = _field()
+    w, h = field.size
+    left, right = field.crop((0, 0, int(0.6 * w), h)), field.crop((int(0.3 * w), 0, w, h))  # share x 30-60 %
+    pose = verify_pose(_pose(left), _pose(right.transpose(Image.Transpose.ROTATE_270)), rule=PoseRule())
+    assert PoseRule().accepts(pose) and pose.transform == "rot90"
+    # b turned 90 degrees clockwise: its shared strip (its left part) is now its top rows
+    assert pose.box_b == pytest.approx((0.0, 0.0, 1.0, 0.3 / 0.7), abs=0.03)
+    assert pose.box_a == pytest.approx((0.3 / 0.6, 0.0, 1.0, 1.0), abs=0.03)
+    # a strip of a fifth of the field (a third of each panel) is missed: ORB leaves a 31 px border out
+    narrow = field.crop((int(0.4 * w), 0, w, h))
+    assert not PoseRule().accepts(verify_pose(_pose(left), _pose(narrow), rule=PoseRule()))
+
+
 def test_unrelated_fields_and_flat_panels_have_no_pose() -> None:
     other = Image.open(SAMPLE / "cellprofiler/ExampleIlluminationCorrection/images/AS_09047_050428030001_O01f00d2.png")
     field = _pose(_field())

@@ -170,23 +170,6 @@ def test_config_round_trips_through_checkpoint_meta() -> None:
     assert AlignConfig.from_dict(data) == config
 
 
-def test_partial_overlap_of_two_crops_is_found_with_its_shares() -> None:
-    from embedder.verify import align_overlap
-    from training.data import all_kinds, specimen_image
-
-    field = specimen_image(all_kinds(), 7001, 0, 240, 240)[1].resize((240, 240))
-    a = field.crop((0, 0, 168, 168))       # 70% of each side, top-left
-    b = field.crop((72, 72, 240, 240))     # 70% of each side, bottom-right: they share 96 x 96
-    found = align_overlap(a, b)
-    assert found.correlation > 0.9 and found.transform == "identity"
-    assert found.share_a == pytest.approx((96 / 168) ** 2, abs=0.06)
-    assert found.share_b == pytest.approx((96 / 168) ** 2, abs=0.06)
-    turned = align_overlap(a, b.transpose(Image.Transpose.ROTATE_90))
-    assert turned.correlation > 0.9 and turned.transform != "identity"
-    other = specimen_image(all_kinds(), 7003, 0, 240, 240)[1].crop((0, 0, 168, 168))
-    assert align_overlap(a, other).correlation < 0.6
-
-
 def test_own_aspect_recovers_the_detail_of_a_crop_that_kept_its_proportions() -> None:
     from dataclasses import replace
 
@@ -253,28 +236,6 @@ def test_the_screen_stops_unrelated_pairs_at_the_coarse_stage_and_never_a_copy()
     kept = align_pair(crop, source, AlignConfig())
     assert kept == align_pair(crop, source, full) and kept.correlation > 0.9
     assert AlignConfig.from_dict({}).screen == AlignConfig().screen  # calibrations made before it get the screen
-
-
-def test_overlap_boxes_name_the_shared_region_in_both_panels_also_when_b_is_turned() -> None:
-    from embedder.verify import OverlapRule, align_overlap, screened_overlap
-    from training.data import all_kinds, specimen_image
-
-    field = specimen_image(all_kinds(), 7001, 0, 240, 240)[1].resize((240, 240))
-    a = field.crop((0, 0, 150, 240))     # left 150 px
-    b = field.crop((90, 0, 240, 240))    # right 150 px: they share x 90-150, 40 % of each
-    found = align_overlap(a, b)
-    assert found.correlation > 0.95 and found.transform == "identity"
-    assert found.box_a == pytest.approx((90 / 150, 0.0, 1.0, 1.0), abs=0.05)
-    assert found.box_b == pytest.approx((0.0, 0.0, 60 / 150, 1.0), abs=0.05)
-    assert OverlapRule().accepts(found) and OverlapRule().accepts(screened_overlap(a, b))
-    # b turned 90 degrees clockwise: its shared strip (its left part) is now its top rows
-    turned = align_overlap(a, b.transpose(Image.Transpose.ROTATE_270))
-    assert turned.correlation > 0.95 and turned.transform != "identity"
-    assert turned.box_b == pytest.approx((0.0, 0.0, 1.0, 60 / 150), abs=0.05)
-    # the whole of a inside b is not a partial overlap; nor is an unrelated field
-    assert not OverlapRule().accepts(align_overlap(field, field.crop((0, 0, 240, 200))))
-    other = specimen_image(all_kinds(), 7003, 0, 240, 240)[1].resize((240, 240)).crop((90, 0, 240, 240))
-    assert not OverlapRule().accepts(screened_overlap(a, other))
 
 
 @pytest.mark.parametrize("kind", ["crop", "rotate90", "rotate", "hflip", "vflip", "color_jitter", "grayscale",
