@@ -28,6 +28,8 @@ from index.candidates import Pairs
 
 logger = logging.getLogger(__name__)
 
+QUERY_BATCH = 65_536  # descriptors searched at a time
+
 @dataclass(frozen=True)
 class KeypointOptions:
     """How panels' keypoints are found and when two panels count as sharing them."""
@@ -99,21 +101,25 @@ def keypoint_votes(ids: np.ndarray, own: Sequence[np.ndarray], mirror: Sequence[
     owner = np.repeat(ids, counts)
     queries = [np.concatenate([o, m]) for o, m in zip(own, mirror)]
     q_owner = np.repeat(ids, [len(q) for q in queries])
-    found = [q for q in queries if len(q)]
-    dist, nb = index.search(np.concatenate(found), options.neighbours)
-    panel_of = np.where(nb >= 0, owner[np.maximum(nb, 0)], -1)
-    other = (nb >= 0) & (panel_of != q_owner[:, None])
-    has = other.any(axis=1)
-    first = other.argmax(axis=1)  # the nearest descriptor of another panel
-    rows = np.arange(len(nb))
-    nearest_panel, nearest = panel_of[rows, first], dist[rows, first]
-    # the nearest descriptor of yet another panel: a descriptor as close in many panels (flat or
-    # noisy texture) tells nothing about this pair (Lowe's ratio test, across panels)
-    runner_up = other & (panel_of != nearest_panel[:, None])
-    second = np.where(runner_up.any(axis=1), dist[rows, runner_up.argmax(axis=1)], np.iinfo(np.int32).max)
-    has &= (nearest <= options.max_distance) & (nearest < options.max_ratio * second)
-    a = q_owner[has]
-    b = nearest_panel[has]
+    found = np.concatenate([q for q in queries if len(q)])
+    a_parts, b_parts = [], []
+    for start in range(0, len(found), QUERY_BATCH):  # bounded memory: the search's arrays are 8 per query
+        owner_of_query = q_owner[start:start + QUERY_BATCH]
+        dist, nb = index.search(found[start:start + QUERY_BATCH], options.neighbours)
+        panel_of = np.where(nb >= 0, owner[np.maximum(nb, 0)], -1)
+        other = (nb >= 0) & (panel_of != owner_of_query[:, None])
+        has = other.any(axis=1)
+        first = other.argmax(axis=1)  # the nearest descriptor of another panel
+        rows = np.arange(len(nb))
+        nearest_panel, nearest = panel_of[rows, first], dist[rows, first]
+        # the nearest descriptor of yet another panel: a descriptor as close in many panels (flat or
+        # noisy texture) tells nothing about this pair (Lowe's ratio test, across panels)
+        runner_up = other & (panel_of != nearest_panel[:, None])
+        second = np.where(runner_up.any(axis=1), dist[rows, runner_up.argmax(axis=1)], np.iinfo(np.int32).max)
+        has &= (nearest <= options.max_distance) & (nearest < options.max_ratio * second)
+        a_parts.append(owner_of_query[has])
+        b_parts.append(nearest_panel[has])
+    a, b = np.concatenate(a_parts), np.concatenate(b_parts)
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     pairs, votes = np.unique(np.stack([lo, hi], axis=1), axis=0, return_counts=True)
     if not len(pairs):

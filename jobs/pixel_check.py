@@ -249,12 +249,11 @@ def pixel_check(store: FigureStore, a: np.ndarray, b: np.ndarray, config: AlignC
 
 
 def run_in_tasks(fn: Callable[[D, np.ndarray, np.ndarray, C], list[R]], data: D, xs: np.ndarray, ys: np.ndarray,
-                    config: C, done: Callable[[int], None] | None = None) -> list[R]:
-    """fn(data, xs[i:j], ys[i:j], config) over slices of the pairs, in Ray tasks that share one copy of
+                 config: C, done: Callable[[int], None] | None = None, step: int = PIXEL_CHECK_TASK_PAIRS) -> list[R]:
+    """fn(data, xs[i:j], ys[i:j], config) over slices of `step` pairs, in Ray tasks that share one copy of
     `data` (put into the object store once); results in order. A slice whose task fails (a worker
     killed, out of memory) is redone here, so one lost worker costs time, not the scan.
     `done(n)` after each slice."""
-    step = PIXEL_CHECK_TASK_PAIRS
     starts = list(range(0, len(xs), step))
     tick = done or (lambda n: None)
     if not ray.is_initialized() or len(xs) <= step:
