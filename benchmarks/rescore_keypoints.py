@@ -107,7 +107,8 @@ def main() -> None:
         rule = MatchOptions().pose_rule
         ra = out["figure_id_a"].map(row_of).to_numpy()[under]
         rb = out["figure_id_b"].map(row_of).to_numpy()[under]
-        whole = ~np.isin(ra, split_figures(keys)) & ~np.isin(rb, split_figures(keys))  # as jobs.match
+        split = split_figures(keys)
+        whole = ~np.isin(ra, split) & ~np.isin(rb, split)  # as jobs.match
         under, ra, rb = under[whole], ra[whole], rb[whole]
         for i, pose in zip(under.tolist(), pose_check(store, ra, rb, rule)):
             if rule.accepts(pose):

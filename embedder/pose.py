@@ -68,11 +68,10 @@ class PanelKeypoints:
 
     points: np.ndarray
     descriptors: np.ndarray
-    shape: tuple[int, int]  # (height, width) of the grey image they were found on
 
     @classmethod
-    def empty(cls, shape: tuple[int, int] = (0, 0)) -> PanelKeypoints:
-        return cls(np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8), shape)
+    def empty(cls) -> PanelKeypoints:
+        return cls(np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8))
 
     def __len__(self) -> int:
         return len(self.descriptors)
@@ -83,17 +82,16 @@ def orb_keypoints(grey: np.ndarray, n_keypoints: int = 400, fast_threshold: int 
     import cv2  # imported here: only the stages that match keypoints pay for it
 
     image = np.ascontiguousarray(grey, dtype=np.uint8)
-    shape = (int(image.shape[0]), int(image.shape[1])) if image.ndim == 2 else (0, 0)
     if image.ndim != 2 or min(image.shape) < 2 * patch or int(image.max()) == int(image.min()):
-        return PanelKeypoints.empty(shape)
+        return PanelKeypoints.empty()
     orb = cv2.ORB.create(nfeatures=n_keypoints, scaleFactor=1.2, nlevels=8, edgeThreshold=patch, patchSize=patch,
                          fastThreshold=fast_threshold)
     found, descriptors = orb.detectAndCompute(image, None)
     if descriptors is None or not len(found):
-        return PanelKeypoints.empty(shape)
+        return PanelKeypoints.empty()
     points = _full_image_positions(np.array([k.pt for k in found], dtype=np.float64),
                                    np.array([k.octave & 0xFF for k in found]), image.shape, 1.2)
-    return PanelKeypoints(points, np.ascontiguousarray(descriptors, dtype=np.uint8), shape)
+    return PanelKeypoints(points, np.ascontiguousarray(descriptors, dtype=np.uint8))
 
 
 def _full_image_positions(points: np.ndarray, levels: np.ndarray, shape: tuple[int, ...], factor: float) -> np.ndarray:
