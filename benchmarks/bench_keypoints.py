@@ -60,8 +60,7 @@ def main() -> None:
     options = replace(KeypointOptions(), min_votes=args.min_votes, per_panel=args.per_panel,
                       mirrored=not args.no_mirror, n_keypoints=args.n_keypoints, patch=args.patch)
     t0 = time.process_time()
-    greys = read_greys(store, ids)
-    kp = drop_trivial(keypoint_pairs(ids, greys, vectors, options), keys)
+    kp = drop_trivial(keypoint_pairs(ids, lambda part: read_greys(store, part), vectors, options), keys)
     cpu = time.process_time() - t0
     docs = store.read_table(["row_id", "doc"]).to_pandas()
     row_of = dict(zip(docs["doc"], docs["row_id"]))

@@ -70,7 +70,7 @@ def main() -> None:
     if args.candidates == "knn+keypoints":
         kp_options = replace(options.keypoint_options, mirrored=not args.no_mirror)
         t0 = time.process_time()
-        found = keypoint_pairs(ids, read_greys(store, ids), vectors, kp_options)
+        found = keypoint_pairs(ids, lambda part: read_greys(store, part), vectors, kp_options)
         pairs = union_pairs(pairs, drop_trivial(found, keys))
         kp_cpu = time.process_time() - t0
     wanted = list(zip(pairs.a.tolist(), pairs.b.tolist()))

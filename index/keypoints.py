@@ -10,15 +10,19 @@ and a pair of panels sharing at least `min_votes` close descriptors becomes a ca
 is not blind to mirroring, so each panel's mirror image is also a query.
 
 The descriptors are taken on the panel's grey image at the pixel check's detail side (128 px,
-stored per panel in the store's `pixels` column), so nothing is decoded again. Matching is an
-exact Hamming search (`faiss.IndexBinaryFlat`); `benchmarks/bench_keypoints.py` measures the
-candidates' recall by alteration and their number.
+stored per panel in the store's `pixels` column), so nothing is decoded again. They are found a
+chunk of panels at a time and wait on disk, so memory holds the index of every panel's own
+descriptors (32 bytes each, ~13 kB a panel) and one chunk, not the corpus. Matching is an exact
+Hamming search (`faiss.IndexBinaryFlat`) up to 50,000 descriptors, inverted lists above;
+`benchmarks/bench_keypoints.py` measures the candidates' recall by alteration and their number.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +33,10 @@ from index.candidates import Pairs
 logger = logging.getLogger(__name__)
 
 QUERY_BATCH = 65_536  # descriptors searched at a time
+CHUNK_PANELS = 2048   # panels whose descriptors are found (then searched) at a time: ~52 kB a panel in memory
+
+# the grey images (uint8, H x W) of some panels, in the order of their ids
+GreyReader = Callable[[np.ndarray], Sequence[np.ndarray]]
 
 @dataclass(frozen=True)
 class KeypointOptions:
@@ -61,70 +69,148 @@ def panel_descriptors(greys: Sequence[np.ndarray], options: KeypointOptions = Ke
     return own, mirror
 
 
-def descriptor_index(descriptors: np.ndarray, options: KeypointOptions = KeypointOptions()) -> Any:
-    """A FAISS binary index holding `descriptors`: exact up to `options.exact_up_to` of them, else inverted lists.
+@dataclass(frozen=True)
+class DescriptorChunk:
+    """The descriptors of some panels: `own` then `mirror` hold each panel's block in `ids` order."""
+
+    ids: np.ndarray            # int64
+    own_counts: np.ndarray     # int64, per panel
+    own: np.ndarray            # (sum of own_counts, 32) uint8
+    mirror_counts: np.ndarray  # int64, per panel
+    mirror: np.ndarray         # (sum of mirror_counts, 32) uint8
+
+
+def _stacked(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+
+
+@dataclass(frozen=True)
+class DescriptorSpool:
+    """Every panel's descriptors, found a chunk of panels at a time and kept on disk (one `.npz` a chunk)."""
+
+    files: list[Path]
+    ids: np.ndarray         # all panels, in chunk order
+    own_counts: np.ndarray  # their own descriptors (the mirror's are only queries, never indexed)
+
+    @property
+    def total(self) -> int:
+        return int(self.own_counts.sum())
+
+    def chunks(self) -> Iterator[DescriptorChunk]:
+        for path in self.files:
+            with np.load(path) as z:
+                yield DescriptorChunk(**{name: z[name] for name in z.files})
+
+    def own_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Own descriptors at positions `rows` (ascending) of all of them in chunk order."""
+        out, offset = [], 0
+        for chunk in self.chunks():
+            here = rows[(rows >= offset) & (rows < offset + len(chunk.own))]
+            out.append(chunk.own[here - offset])
+            offset += len(chunk.own)
+        return _stacked(out)
+
+    def index(self, options: KeypointOptions) -> Any:
+        """A FAISS binary index of every own descriptor, in chunk order (`descriptor_index`)."""
+        index = descriptor_index(self.total, self.own_rows, options)
+        for chunk in self.chunks():
+            index.add(chunk.own)
+        return index
+
+
+def spool_descriptors(ids: np.ndarray, read_greys: GreyReader, folder: Path, options: KeypointOptions,
+                      chunk_panels: int, done: Callable[[int], None]) -> DescriptorSpool:
+    """Find the descriptors of panels `ids` `chunk_panels` at a time, each chunk saved to `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files, counts = [], []
+    for n, start in enumerate(range(0, len(ids), chunk_panels)):
+        part = ids[start:start + chunk_panels]
+        own, mirror = panel_descriptors(read_greys(part), options)
+        chunk = DescriptorChunk(part, np.array([len(d) for d in own], np.int64), _stacked(own),
+                                np.array([len(d) for d in mirror], np.int64), _stacked(mirror))
+        files.append(folder / f"descriptors-{n:06d}.npz")
+        np.savez(files[-1], **vars(chunk))
+        counts.append(chunk.own_counts)
+        done(len(part))
+    return DescriptorSpool(files, ids, np.concatenate(counts) if counts else np.zeros(0, np.int64))
+
+
+def descriptor_index(total: int, rows: Callable[[np.ndarray], np.ndarray],
+                     options: KeypointOptions = KeypointOptions()) -> Any:
+    """An empty FAISS binary index for `total` descriptors: exact up to `options.exact_up_to`, else inverted lists.
 
     An exact search costs (descriptors)² — a minute of CPU at 700 panels — so a larger
-    set is clustered (2·√n lists, k-means on a sample) and each query searches the
-    `options.nprobe` nearest lists.
+    set is clustered (2·√n lists, k-means on a sample that `rows(positions)` reads) and
+    each query searches the `options.nprobe` nearest lists.
     """
     import faiss
 
     bits = 8 * DESCRIPTOR_BYTES
-    if len(descriptors) <= options.exact_up_to:
-        exact = faiss.IndexBinaryFlat(bits)
-        exact.add(descriptors)
-        return exact
-    lists = int(2 * np.sqrt(len(descriptors)))
-    sample = np.random.default_rng(0).permutation(len(descriptors))[:40 * lists]  # k-means needs no more
+    if total <= options.exact_up_to:
+        return faiss.IndexBinaryFlat(bits)
+    lists = int(2 * np.sqrt(total))
+    sample = np.random.default_rng(0).permutation(total)[:40 * lists]  # k-means needs no more
     clustered = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, lists)
-    clustered.train(descriptors[np.sort(sample)])
+    clustered.train(rows(np.sort(sample)))
     clustered.nprobe = options.nprobe
-    clustered.add(descriptors)
     return clustered
 
 
-def keypoint_votes(ids: np.ndarray, own: Sequence[np.ndarray], mirror: Sequence[np.ndarray],
-                   options: KeypointOptions = KeypointOptions()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _votes(index: Any, holders: np.ndarray, ends: np.ndarray, queries: np.ndarray, owner_of_query: np.ndarray,
+           options: KeypointOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi): for each query that votes, its panel and the panel it votes for, the smaller id first."""
+    dist, nb = index.search(queries, options.neighbours)
+    # the panel of an indexed descriptor: the one whose block of the index holds it
+    panel_of = np.where(nb >= 0, holders[np.searchsorted(ends, np.maximum(nb, 0), side="right")], -1)
+    other = (nb >= 0) & (panel_of != owner_of_query[:, None])
+    has = other.any(axis=1)
+    first = other.argmax(axis=1)  # the nearest descriptor of another panel
+    rows = np.arange(len(nb))
+    nearest_panel, nearest = panel_of[rows, first], dist[rows, first]
+    # the nearest descriptor of yet another panel: a descriptor as close in many panels (flat or
+    # noisy texture) tells nothing about this pair (Lowe's ratio test, across panels)
+    runner_up = other & (panel_of != nearest_panel[:, None])
+    second = np.where(runner_up.any(axis=1), dist[rows, runner_up.argmax(axis=1)], np.iinfo(np.int32).max)
+    has &= (nearest <= options.max_distance) & (nearest < options.max_ratio * second)
+    a, b = owner_of_query[has], nearest_panel[has]
+    return np.minimum(a, b), np.maximum(a, b)
+
+
+def keypoint_votes(ids: np.ndarray, read_greys: GreyReader, folder: Path,
+                   options: KeypointOptions = KeypointOptions(), *, chunk_panels: int = CHUNK_PANELS,
+                   done: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(a, b, votes) with a < b: how many descriptors of one panel (or of its mirror) matched the other.
 
     Each query descriptor votes once, for the panel of its nearest descriptor in another panel,
     when that one is within `options.max_distance` and clearly nearer (`options.max_ratio`)
     than the nearest of any third panel; votes of both directions and of the mirror images add up.
+    The descriptors are found `chunk_panels` panels at a time and wait in `folder` (on disk)
+    until they are searched, so memory holds the index and one chunk, whatever the number of
+    panels. `done(n)` as each chunk's panels are found, and again as they are searched.
     """
-    ids = np.asarray(ids, dtype=np.int64)
-    counts = np.array([len(d) for d in own])
-    if counts.sum() == 0:
-        empty = np.zeros(0, np.int64)
+    tick = done or (lambda n: None)
+    spool = spool_descriptors(np.asarray(ids, dtype=np.int64), read_greys, folder, options, chunk_panels, tick)
+    empty = np.zeros(0, np.int64)
+    if spool.total == 0:
         return empty, empty, empty
-    index = descriptor_index(np.concatenate([d for d in own if len(d)]), options)
-    owner = np.repeat(ids, counts)
-    queries = [np.concatenate([o, m]) for o, m in zip(own, mirror)]
-    q_owner = np.repeat(ids, [len(q) for q in queries])
-    found = np.concatenate([q for q in queries if len(q)])
-    a_parts, b_parts = [], []
-    for start in range(0, len(found), QUERY_BATCH):  # bounded memory: the search's arrays are 8 per query
-        owner_of_query = q_owner[start:start + QUERY_BATCH]
-        dist, nb = index.search(found[start:start + QUERY_BATCH], options.neighbours)
-        panel_of = np.where(nb >= 0, owner[np.maximum(nb, 0)], -1)
-        other = (nb >= 0) & (panel_of != owner_of_query[:, None])
-        has = other.any(axis=1)
-        first = other.argmax(axis=1)  # the nearest descriptor of another panel
-        rows = np.arange(len(nb))
-        nearest_panel, nearest = panel_of[rows, first], dist[rows, first]
-        # the nearest descriptor of yet another panel: a descriptor as close in many panels (flat or
-        # noisy texture) tells nothing about this pair (Lowe's ratio test, across panels)
-        runner_up = other & (panel_of != nearest_panel[:, None])
-        second = np.where(runner_up.any(axis=1), dist[rows, runner_up.argmax(axis=1)], np.iinfo(np.int32).max)
-        has &= (nearest <= options.max_distance) & (nearest < options.max_ratio * second)
-        a_parts.append(owner_of_query[has])
-        b_parts.append(nearest_panel[has])
-    a, b = np.concatenate(a_parts), np.concatenate(b_parts)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    pairs, votes = np.unique(np.stack([lo, hi], axis=1), axis=0, return_counts=True)
+    index = spool.index(options)
+    has_own = spool.own_counts > 0
+    holders, ends = spool.ids[has_own], np.cumsum(spool.own_counts[has_own])
+    pair_parts, vote_parts = [], []
+    for chunk in spool.chunks():
+        queries = np.concatenate([chunk.own, chunk.mirror])
+        owners = np.concatenate([np.repeat(chunk.ids, chunk.own_counts), np.repeat(chunk.ids, chunk.mirror_counts)])
+        for start in range(0, len(queries), QUERY_BATCH):  # bounded memory: the search's arrays are 8 per query
+            lo, hi = _votes(index, holders, ends, queries[start:start + QUERY_BATCH],
+                            owners[start:start + QUERY_BATCH], options)
+            pairs, votes = np.unique(np.stack([lo, hi], axis=1), axis=0, return_counts=True)
+            pair_parts.append(pairs)
+            vote_parts.append(votes)
+        tick(len(chunk.ids))
+    pairs, inverse = np.unique(np.concatenate(pair_parts), axis=0, return_inverse=True)
     if not len(pairs):
-        empty = np.zeros(0, np.int64)
         return empty, empty, empty
+    votes = np.bincount(inverse.ravel(), weights=np.concatenate(vote_parts), minlength=len(pairs))
     return pairs[:, 0], pairs[:, 1], votes.astype(np.int64)
 
 
@@ -141,18 +227,21 @@ def strongest_per_panel(a: np.ndarray, b: np.ndarray, votes: np.ndarray, per_pan
     return keep
 
 
-def keypoint_pairs(ids: np.ndarray, greys: Sequence[np.ndarray], vectors: np.ndarray,
-                   options: KeypointOptions = KeypointOptions()) -> Pairs:
-    """Candidate pairs of panels `ids` (greys aligned) sharing keypoints; `sim` is their vectors' cosine.
+def keypoint_pairs(ids: np.ndarray, read_greys: GreyReader, vectors: np.ndarray,
+                   options: KeypointOptions = KeypointOptions(), *, chunk_panels: int = CHUNK_PANELS,
+                   done: Callable[[int], None] | None = None) -> Pairs:
+    """Candidate pairs of panels `ids` sharing keypoints; `sim` is their vectors' cosine.
 
-    `vectors` is indexed by row id (`FigureStore.dense_vectors()`), as in `index.candidates`.
+    `read_greys(some_ids)` gives those panels' grey images (at the stored 128 px side), a chunk
+    at a time (see `keypoint_votes`; the descriptors wait in a temporary folder). `vectors` is
+    indexed by row id (`FigureStore.dense_vectors()`), as in `index.candidates`.
     """
-    own, mirror = panel_descriptors(greys, options)
-    a, b, votes = keypoint_votes(ids, own, mirror, options)
+    with tempfile.TemporaryDirectory(prefix="reusescan-keypoints-") as folder:
+        a, b, votes = keypoint_votes(ids, read_greys, Path(folder), options, chunk_panels=chunk_panels, done=done)
     enough = votes >= options.min_votes
     a, b, votes = a[enough], b[enough], votes[enough]
     keep = strongest_per_panel(a, b, votes, options.per_panel)
     a, b = a[keep], b[keep]
     sim = np.einsum("ij,ij->i", vectors[a], vectors[b]) if len(a) else np.zeros(0, np.float32)
-    logger.info("keypoint candidates: %d panels, %d descriptors, %d pairs", len(ids), sum(len(d) for d in own), len(a))
+    logger.info("keypoint candidates: %d panels, %d pairs", len(ids), len(a))
     return Pairs.from_arrays(a, b, sim.astype(np.float32))

@@ -49,6 +49,12 @@ VECTOR_DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
 # The pixel check's precomputed luminances of a panel (`embedder.verify.pixel_features`), null when
 # not computed; files written before the column existed read as null there (`FigureStore.read_table`).
 PIXELS_COLUMN = "pixels"
+# Reading rows by id streams each file: about STREAM_BYTES of the wanted columns decoded at a time,
+# through a buffer of STREAM_BUFFER bytes; files are written in pages of at most PAGE_ROWS rows, so
+# that a page (decoded whole) of images stays about a MB.
+STREAM_BYTES = 4 << 20
+STREAM_BUFFER = 1 << 20
+PAGE_ROWS = 4
 # Columns needed to decide which pairs are trivial (no pixels, no vectors).
 KEY_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "parent_id", "flags"]
 
@@ -146,15 +152,22 @@ def _write_parquet_atomic(table: pa.Table, final: Path) -> int:
     not a wrong vector; the fsync keeps a power cut from committing a manifest whose file is empty.
     """
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=65536, write_page_checksum=True)
+    # pages of at most PAGE_ROWS rows: a page is decoded whole, and with the default (1,024 rows a
+    # page) one page held every image of a 775-panel file, 205 MB, to read one panel
+    pq.write_table(table, tmp, compression="zstd", row_group_size=65536, write_page_checksum=True,
+                   write_batch_size=PAGE_ROWS)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, final)
     return final.stat().st_size
 
 
-def _read_parquet(path: Path | str, columns: Sequence[str] | None = None, filters: Any = None,
-                  expect_bytes: int | None = None) -> pa.Table:
+def _unreadable(path: Path | str, exc: Exception) -> StoreCorruptError:
+    return StoreCorruptError(f"store file {path} cannot be read ({type(exc).__name__}: {exc}); restore it "
+                             "from a backup, or re-scan into a new store")
+
+
+def _read_parquet(path: Path | str, columns: Sequence[str] | None = None, expect_bytes: int | None = None) -> pa.Table:
     """`pq.read_table` of a store file, any damage raised as `StoreCorruptError` naming the file.
 
     `expect_bytes` (the size the manifest recorded when the file was committed) catches a
@@ -162,11 +175,37 @@ def _read_parquet(path: Path | str, columns: Sequence[str] | None = None, filter
     """
     _check_size(Path(path), expect_bytes)
     try:
-        return pq.read_table(path, columns=None if columns is None else list(columns), filters=filters,
-                             page_checksum_verification=True)
+        return pq.read_table(path, columns=None if columns is None else list(columns), page_checksum_verification=True)
     except (OSError, pa.ArrowException) as exc:
-        raise StoreCorruptError(f"store file {path} cannot be read ({type(exc).__name__}: {exc}); restore it "
-                                "from a backup, or re-scan into a new store") from exc
+        raise _unreadable(path, exc) from exc
+
+
+def _read_parquet_rows(path: Path, columns: Sequence[str], row_ids: np.ndarray,
+                       expect_bytes: int | None = None) -> pa.Table:
+    """The rows of store file `path` whose row id is in `row_ids`, read about `STREAM_BYTES` at a time.
+
+    Memory holds the rows kept and one batch, not the file's columns: `pq.read_table` with a
+    filter decodes a whole column before filtering it (205 MB of images for one panel).
+    Damage is raised as `StoreCorruptError`, as by `_read_parquet`.
+    """
+    _check_size(path, expect_bytes)
+    names = list(dict.fromkeys(["row_id", *columns]))
+    try:
+        parquet = pq.ParquetFile(path, buffer_size=STREAM_BUFFER, pre_buffer=False, page_checksum_verification=True)
+        meta = parquet.metadata
+        row_bytes = sum(meta.row_group(g).column(c).total_uncompressed_size for g in range(meta.num_row_groups)
+                        for c in range(meta.num_columns)
+                        if meta.row_group(g).column(c).path_in_schema.split(".")[0] in names) / max(1, meta.num_rows)
+        batch_rows = int(np.clip(STREAM_BYTES // max(row_bytes, 1.0), 1, 65536))
+        kept = []
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=names, use_threads=False):
+            wanted = np.isin(batch.column("row_id").to_numpy(), row_ids)
+            if wanted.any():
+                kept.append(batch.filter(pa.array(wanted)))
+        schema = pa.schema([parquet.schema_arrow.field(c) for c in names])
+        return pa.Table.from_batches(kept, schema=schema).select(list(columns))
+    except (OSError, pa.ArrowException) as exc:
+        raise _unreadable(path, exc) from exc
 
 
 def _check_size(path: Path, expect_bytes: int | None) -> None:
@@ -186,8 +225,7 @@ def _read_schema(path: Path | str) -> pa.Schema:
     try:
         return pq.read_schema(path)
     except (OSError, pa.ArrowException) as exc:
-        raise StoreCorruptError(f"store file {path} cannot be read ({type(exc).__name__}: {exc}); restore it "
-                                "from a backup, or re-scan into a new store") from exc
+        raise _unreadable(path, exc) from exc
 
 
 @dataclass(frozen=True)
@@ -483,14 +521,12 @@ class FigureStore:
         holds some of them (so a report touching a few panels does not read every
         stored image).
         """
+        wanted = None
         if row_ids is not None:
             wanted = np.unique(np.asarray(row_ids, dtype=np.int64))
-            chosen = [e["file"] for e in self._manifest["files"]
-                      if (files is None or e["file"] in files)
-                      and np.any((wanted >= e["first_row_id"]) & (wanted < e["first_row_id"] + e["rows"]))]
-            files, filters = chosen, [("row_id", "in", wanted.tolist())]
-        else:
-            filters = None
+            files = [e["file"] for e in self._manifest["files"]
+                     if (files is None or e["file"] in files)
+                     and np.any((wanted >= e["first_row_id"]) & (wanted < e["first_row_id"] + e["rows"]))]
         chosen_files = self.files if files is None else list(files)
         paths = self.paths(chosen_files)
         if not paths:
@@ -498,7 +534,7 @@ class FigureStore:
             if columns is not None:
                 schema = pa.schema([schema.field(c) for c in columns])
             return schema.empty_table()
-        return pa.concat_tables(self._read_file(rel, columns, filters) for rel in chosen_files)
+        return pa.concat_tables(self._read_file(rel, columns, wanted) for rel in chosen_files)
 
     def _expected_bytes(self, rel: str) -> int | None:
         """The size the manifest recorded for store file `rel` (None: written before sizes were kept)."""
@@ -507,15 +543,17 @@ class FigureStore:
         size = self._sizes.get(rel)
         return int(size) if size is not None else None
 
-    def _read_file(self, rel: str, columns: Sequence[str] | None, filters: Any) -> pa.Table:
-        """One store file's `columns` (default: the store schema's); a column the file predates
-        (such as `pixels`) reads as nulls. Damage raises `StoreCorruptError`."""
+    def _read_file(self, rel: str, columns: Sequence[str] | None, row_ids: np.ndarray | None) -> pa.Table:
+        """One store file's `columns` (default: the store schema's), only rows `row_ids` if given; a column
+        the file predates (such as `pixels`) reads as nulls. Damage raises `StoreCorruptError`."""
         schema = self.schema
         wanted = list(columns) if columns else schema.names
         path, expect = self.root / rel, self._expected_bytes(rel)
         _check_size(path, expect)  # before the footer is read: a truncated file says so plainly
         present = set(_read_schema(path).names)
-        table = _read_parquet(path, [c for c in wanted if c in present], filters, expect_bytes=expect)
+        readable = [c for c in wanted if c in present]
+        table = (_read_parquet(path, readable, expect_bytes=expect) if row_ids is None
+                 else _read_parquet_rows(path, readable, row_ids, expect_bytes=expect))
         if all(c in present for c in wanted):
             return table
         return pa.Table.from_arrays(

@@ -18,7 +18,7 @@ from index.keypoints import KeypointOptions, keypoint_pairs
 from index.store import FigureStore
 from jobs.clock import StageClock
 from jobs.ingest import check_store_model
-from jobs.pixel_check import pixel_check, read_greys
+from jobs.pixel_check import PairProgress, pixel_check, read_greys
 from jobs.pose_check import pose_check
 from jobs.scoring import model_threshold
 
@@ -98,7 +98,13 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
                           exclude_noise=not options.include_noise)
     if options.keypoints:
         with clock.timed("keypoint candidates"):
-            shared = keypoint_pairs(ids, read_greys(store, ids), vectors, options.keypoint_options)
+            # each panel twice: its descriptors are found, then searched
+            bar = PairProgress(2 * len(ids), show=progress, desc="keypoint candidates", unit="panel")
+            try:
+                shared = keypoint_pairs(ids, lambda part: read_greys(store, part), vectors, options.keypoint_options,
+                                        done=bar)
+            finally:
+                bar.close()
             pairs = union_pairs(pairs, drop_trivial(shared, keys, exclude_noise=not options.include_noise))
     with clock.timed("score"):
         embedder = Embedder.load(model_path)

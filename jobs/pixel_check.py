@@ -199,13 +199,13 @@ def align_chunk(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, config: AlignC
 
 
 class PairProgress:
-    """done/total, pairs/s and ETA of the pixel check: a tqdm bar on stderr (when `show`) and a log line
+    """done/total, rate and ETA of the pixel check (or another stage): a tqdm bar on stderr (when `show`) and a log line
     every `PROGRESS_LOG_SECONDS`."""
 
-    def __init__(self, total: int, *, show: bool, desc: str = "pixel check") -> None:
-        self.total, self.done, self.desc = total, 0, desc
+    def __init__(self, total: int, *, show: bool, desc: str = "pixel check", unit: str = "pair") -> None:
+        self.total, self.done, self.desc, self.unit = total, 0, desc, unit
         self.started = self.logged = time.monotonic()
-        self.bar = tqdm(total=total, unit="pair", desc=desc, file=sys.stderr, disable=not show,
+        self.bar = tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, disable=not show,
                         dynamic_ncols=True, smoothing=0.1)
 
     def __call__(self, n: int) -> None:
@@ -220,7 +220,7 @@ class PairProgress:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = self.done / elapsed
         eta = f"ETA {(self.total - self.done) / rate:.0f} s" if rate > 0 else "ETA unknown"
-        return f"{self.done}/{self.total} pairs, {rate:.1f} pairs/s, {eta}"
+        return f"{self.done}/{self.total} {self.unit}s, {rate:.1f} {self.unit}s/s, {eta}"
 
     def close(self) -> None:
         self.bar.close()

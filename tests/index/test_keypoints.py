@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from embedder.verify import grey_image
-from index.keypoints import KeypointOptions, keypoint_pairs, orb_descriptors, strongest_per_panel
+from index.keypoints import KeypointOptions, keypoint_pairs, keypoint_votes, orb_descriptors, strongest_per_panel
 
 SIDE = 128  # the stored grey side the scan uses (jobs.pixel_check.GREY_SIDE)
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "real-sample" / "images"
@@ -29,10 +29,11 @@ def panels() -> list[Image.Image]:
     return [*fields, turned, mirrored.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
 
 
-def _pairs(panels: list[Image.Image], options: KeypointOptions) -> set[tuple[int, int]]:
+def _pairs(panels: list[Image.Image], options: KeypointOptions, chunk_panels: int = 2048) -> set[tuple[int, int]]:
     ids = np.arange(len(panels))
     vectors = np.eye(len(panels), dtype=np.float32)
-    found = keypoint_pairs(ids, [grey_image(p, SIDE) for p in panels], vectors, options)
+    greys = [grey_image(p, SIDE) for p in panels]
+    found = keypoint_pairs(ids, lambda part: [greys[i] for i in part], vectors, options, chunk_panels=chunk_panels)
     assert np.allclose(found.sim, 0.0)  # sim is the vectors' cosine (orthogonal here)
     return set(zip(found.a.tolist(), found.b.tolist()))
 
@@ -63,3 +64,29 @@ def test_strongest_per_panel_keeps_the_top_partners_of_either_panel() -> None:
     votes = np.array([9, 5, 1, 7, 2])
     # per panel, 1 partner: 0 -> 1 (9), 1 -> 0 (9), 2 -> 0 (5), 3 -> 1 (7)
     assert strongest_per_panel(a, b, votes, 1).tolist() == [True, True, False, True, False]
+
+
+@pytest.mark.parametrize("exact_up_to", [50_000, 100], ids=["exact", "inverted-lists"])
+def test_panels_taken_a_few_at_a_time_vote_as_all_at_once(panels: list[Image.Image], exact_up_to: int,
+                                                           tmp_path: Path) -> None:
+    """The descriptors wait on disk a chunk at a time (bounded memory); the votes are those of one chunk."""
+    greys = [grey_image(p, SIDE) for p in panels]
+    options = KeypointOptions(exact_up_to=exact_up_to, nprobe=64)
+    ids = np.arange(len(panels)) * 10 + 3  # row ids, not positions
+    by_id = dict(zip(ids.tolist(), greys))
+    read_calls: list[int] = []
+
+    def read(part: np.ndarray) -> list[np.ndarray]:
+        read_calls.append(len(part))
+        return [by_id[int(i)] for i in part]
+
+    whole = keypoint_votes(ids, read, tmp_path / "whole", options, chunk_panels=len(ids))
+    read_calls.clear()
+    chunked = keypoint_votes(ids, read, tmp_path / "chunked", options, chunk_panels=2)
+    assert read_calls == [2, 2, 2, 2, 1]
+    assert len(list((tmp_path / "chunked").glob("descriptors-*.npz"))) == 5
+    for x, y in zip(whole, chunked):
+        np.testing.assert_array_equal(x, y)
+    a, b, votes = whole
+    turned = ids[len(FIELDS)]
+    assert votes[(a == ids[0]) & (b == turned)][0] >= KeypointOptions().min_votes
