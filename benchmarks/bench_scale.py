@@ -5,8 +5,9 @@
     python benchmarks/bench_scale.py --corpus PAPERS/ --truth TRUTH.csv --threshold 0.9274 --old OLD_CHECKOUT  # a real corpus, as a user scans it
 
 For each size, generates a corpus (`reusescan make-corpus --no-images`, seed = size, reused
-when already there) and scans it end to end on a local Ray (`jobs.scan.run_scan`, threshold 0
-so every candidate is reported) once per variant and repeat, interleaved: `new` is this
+when already there) and scans it end to end on a local Ray (`reusescan scan` with its defaults:
+every candidate pixel-checked, pairs reported at the model's threshold) once per variant and
+repeat, interleaved: `new` is this
 checkout, `old` the checkout given by `--old` (each scan runs in a fresh Python process
 whose PYTHONPATH is that checkout). Reports per variant the medians over repeats of:
 seconds per paper of each stage, candidate pairs per panel, pixel-check pairs/s, peak RSS
@@ -16,8 +17,8 @@ new/old ratios; and whether report.csv is the same for both variants (it must be
 Generating the corpus is not timed (it is printed apart: `make-corpus` takes about as long
 as the scan). Growth table and projection: docs/benchmarks.md#growth-with-the-corpus.
 `--corpus DIR` scans an existing folder instead (papers = its input files); `--threshold T`
-reports at T instead of 0 (the pixel check then still runs on every candidate the head lets
-through, as in a user's scan); `--truth` adds `reusescan score --contain` of each report.
+reports at T instead (0: every candidate, a heavy report); `--truth` adds `reusescan score
+--contain` of each report.
 """
 from __future__ import annotations
 
@@ -112,13 +113,14 @@ def parse_summary(output: str) -> dict[str, Any]:
     return {"documents": documents, "panels": panels, "candidates": candidates, "pairs": pairs, "seconds": seconds}
 
 
-def child(corpus: Path, out: Path, threshold: float) -> None:
+def child(corpus: Path, out: Path, threshold: float | None) -> None:
     """One `reusescan scan` of the code on PYTHONPATH (old or new, same command line); prints one JSON line."""
     sampler = WorkerSampler()
     sampler.start()
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "jobs", "scan", str(corpus), "--out", str(out), "--threshold", str(threshold),
-                           "--no-progress"], capture_output=True, text=True)
+    at = [] if threshold is None else ["--threshold", str(threshold)]
+    proc = subprocess.run([sys.executable, "-m", "jobs", "scan", str(corpus), "--out", str(out), *at, "--no-progress"],
+                          capture_output=True, text=True)
     wall = time.monotonic() - started
     sampler.stop.set()
     sampler.join()
@@ -149,13 +151,13 @@ def make_corpus(out: Path, papers: int) -> Path:
     return out / "pdf"
 
 
-def scan(code: Path, corpus: Path, out: Path, threshold: float, truth: Path | None) -> dict[str, Any]:
+def scan(code: Path, corpus: Path, out: Path, threshold: float | None, truth: Path | None) -> dict[str, Any]:
     if out.exists():
         subprocess.run(["rm", "-rf", str(out)], check=True)
     # run from the checkout: Ray workers put the driver's working directory first on their path, so
     # from anywhere else an old release's workers would import this checkout's extraction code
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(corpus.resolve()),
-                           str(out.resolve()), "--threshold", str(threshold)],
+                           str(out.resolve()), *([] if threshold is None else ["--threshold", str(threshold)])],
                           env={**os.environ, "PYTHONPATH": str(code)}, cwd=code, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
@@ -201,7 +203,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench-out" / "scale")
     parser.add_argument("--corpus", type=Path, default=None, help="scan this folder instead of generated corpora")
     parser.add_argument("--truth", type=Path, default=None, help="the corpus's truth.csv: score each report")
-    parser.add_argument("--threshold", type=float, default=0.0, help="report threshold of the scans")
+    parser.add_argument("--threshold", type=float, default=None, help="report threshold of the scans (default: the model's)")
     parser.add_argument("--child", nargs=2, type=Path, metavar=("CORPUS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
