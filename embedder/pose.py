@@ -17,6 +17,7 @@ frame put on the next frame matches its detail far less than its source (`docs/p
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -122,6 +123,16 @@ def panel_pose(grey: np.ndarray, options: PoseOptions = PoseOptions()) -> PanelP
     """The keypoints of a grey uint8 image (at `options.side`) and of its left-right mirror image."""
     find = {"n_keypoints": options.n_keypoints, "fast_threshold": options.fast_threshold, "patch": options.patch}
     return PanelPose(grey, orb_keypoints(grey, **find), orb_keypoints(np.ascontiguousarray(grey[:, ::-1]), **find))
+
+
+def encoded_panel_pose(data: bytes, options: PoseOptions = PoseOptions()) -> PanelPose:
+    """`panel_pose` of an encoded panel image (a stored PNG) at `options.side`; OSError or ValueError when unreadable."""
+    from PIL import Image
+
+    from embedder.verify import grey_image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return panel_pose(grey_image(image, options.side), options)
 
 
 def _nearest_two(queries: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

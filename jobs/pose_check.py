@@ -9,14 +9,12 @@ but the poses (small records): its memory stays that of one chunk of encoded ima
 """
 from __future__ import annotations
 
-import io
 import logging
 
 import numpy as np
-from PIL import Image
 
-from embedder.pose import PanelPose, Pose, PoseOptions, PoseRule, panel_pose, verify_pose
-from embedder.verify import grey_image, single_thread
+from embedder.pose import PanelPose, Pose, PoseOptions, PoseRule, encoded_panel_pose, verify_pose
+from embedder.verify import single_thread
 from index.store import FigureStore
 from jobs.pixel_check import ChunkPixels, PairProgress, read_chunk_images, run_in_tasks
 
@@ -29,8 +27,7 @@ POSE_TASK_PAIRS = 512   # pairs per task: a panel's keypoints are found once per
 def _panel_pose(chunk: ChunkPixels, row_id: int, options: PoseOptions) -> PanelPose | None:
     """The `PanelPose` of one panel of the chunk; None for an unreadable image (bad input never stops a scan)."""
     try:
-        with Image.open(io.BytesIO(bytes(chunk.entry(row_id)[0]))) as image:
-            return panel_pose(grey_image(image, options.side), options)
+        return encoded_panel_pose(bytes(chunk.entry(row_id)[0]), options)
     except (OSError, ValueError) as exc:
         logger.warning("pose check skipped for an unreadable panel %d: %s", row_id, exc)
         return None

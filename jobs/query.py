@@ -327,7 +327,7 @@ def _pixel_check(store: FigureStore, images: Sequence[Any], panel_of: np.ndarray
 def _pose_check(store: FigureStore, images: Sequence[Any], panel_of: np.ndarray, row_ids: np.ndarray,
                 todo: np.ndarray) -> list[Overlap | None]:
     """The scan's pose check (`embedder.pose`, stored panel b on query panel a) for the pairs `todo`, in this process."""
-    from embedder.pose import PoseOptions, PoseRule, panel_pose, verify_pose
+    from embedder.pose import PoseOptions, PoseRule, encoded_panel_pose, panel_pose, verify_pose
     from embedder.verify import grey_image, single_thread
 
     options, rule = PoseOptions(), PoseRule()  # jobs.match.MatchOptions' defaults (importing it loads Ray)
@@ -340,7 +340,7 @@ def _pose_check(store: FigureStore, images: Sequence[Any], panel_of: np.ndarray,
     with single_thread():
         for r, image in zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()):
             try:
-                stored[int(r)] = panel_pose(grey_image(_rgb(image), options.side), options) if image else None
+                stored[int(r)] = encoded_panel_pose(image, options) if image else None
             except (OSError, ValueError) as exc:
                 logger.warning("pose check skipped for unreadable stored row %d: %s", r, exc)
         query = {int(p): panel_pose(grey_image(images[p], options.side), options) for p in np.unique(panel_of[wanted])}
