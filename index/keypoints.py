@@ -33,7 +33,7 @@ from index.candidates import Pairs
 logger = logging.getLogger(__name__)
 
 QUERY_BATCH = 65_536  # descriptors searched at a time
-CHUNK_PANELS = 2048   # panels whose descriptors are found (then searched) at a time: ~52 kB a panel in memory
+CHUNK_PANELS = 2048   # panels whose descriptors are found (then searched) at a time: ~70 kB a panel in memory
 
 # the grey images (uint8, H x W) of some panels, in the order of their ids
 GreyReader = Callable[[np.ndarray], Sequence[np.ndarray]]

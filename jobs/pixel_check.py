@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+import pyarrow as pa
 import ray
 from PIL import Image
 from tqdm import tqdm
@@ -84,12 +85,31 @@ def _pack(ids: np.ndarray, parts: list[bytes], is_image: np.ndarray) -> ChunkPix
 
 
 def read_chunk_images(store: FigureStore, row_ids: Sequence[int]) -> ChunkPixels:
-    """`ChunkPixels` holding the encoded images of `row_ids` (the pose check decodes them at its own side)."""
+    """`ChunkPixels` holding the encoded images of `row_ids` (the pose check decodes them at its own side).
+
+    The images go from Arrow's buffers into the blob in one copy: as Python bytes they were held
+    three times over (+1.5 GB of RSS for a 414 MB chunk of the 1,000-paper benchmark; now +0.4 GB
+    once read, ~1.1 GB while reading).
+    """
     ids = np.unique(np.asarray(row_ids, dtype=np.int64))
     table = store.read_table(["row_id", "image"], row_ids=ids.tolist())
-    images: dict[int, bytes | None] = dict(zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()))
-    del table
-    return _pack(ids, [images.get(i) or b"" for i in ids.tolist()], np.ones(len(ids), dtype=bool))
+    found = np.searchsorted(ids, table.column("row_id").to_numpy())  # the table is in row-id order
+    sizes = np.zeros(len(ids), dtype=np.int64)
+    parts: list[np.ndarray] = []
+    start = 0
+    for chunk in table.column("image").chunks:
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[chunk.offset:chunk.offset + len(chunk) + 1]
+        data = chunk.buffers()[2]
+        if data is not None and len(chunk):
+            parts.append(np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]])
+        sizes[found[start:start + len(chunk)]] = np.diff(offsets)  # a null image has no bytes: an empty entry
+        start += len(chunk)
+    blob = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+    del table, parts
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise (+430 MB RSS)
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    return ChunkPixels(ids, offsets, blob, np.ones(len(ids), dtype=bool))
 
 
 def read_chunk_pixels(store: FigureStore, row_ids: Sequence[int], config: AlignConfig) -> ChunkPixels:
