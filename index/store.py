@@ -519,7 +519,7 @@ class FigureStore:
 
         With `row_ids`, only those rows, reading only the files whose row-id range
         holds some of them (so a report touching a few panels does not read every
-        stored image).
+        stored image), streamed through them (`_read_parquet_rows`: memory holds those rows).
         """
         wanted = None
         if row_ids is not None:
