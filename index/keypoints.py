@@ -101,20 +101,26 @@ class DescriptorSpool:
             with np.load(path) as z:
                 yield DescriptorChunk(**{name: z[name] for name in z.files})
 
+    def own_blocks(self) -> Iterator[np.ndarray]:
+        """Each chunk's own descriptors (the index's two passes need nothing else of the chunk)."""
+        for path in self.files:
+            with np.load(path) as z:
+                yield z["own"]
+
     def own_rows(self, rows: np.ndarray) -> np.ndarray:
         """Own descriptors at positions `rows` (ascending) of all of them in chunk order."""
         out, offset = [], 0
-        for chunk in self.chunks():
-            here = rows[(rows >= offset) & (rows < offset + len(chunk.own))]
-            out.append(chunk.own[here - offset])
-            offset += len(chunk.own)
+        for own in self.own_blocks():
+            here = rows[(rows >= offset) & (rows < offset + len(own))]
+            out.append(own[here - offset])
+            offset += len(own)
         return _stacked(out)
 
     def index(self, options: KeypointOptions) -> Any:
         """A FAISS binary index of every own descriptor, in chunk order (`descriptor_index`)."""
         index = descriptor_index(self.total, self.own_rows, options)
-        for chunk in self.chunks():
-            index.add(chunk.own)
+        for own in self.own_blocks():
+            index.add(own)
         return index
 
 

@@ -18,7 +18,7 @@ from index.keypoints import KeypointOptions, keypoint_pairs
 from index.store import FigureStore
 from jobs.clock import StageClock
 from jobs.ingest import check_store_model
-from jobs.pixel_check import PairProgress, pixel_check, read_greys
+from jobs.pixel_check import StageProgress, pixel_check, read_greys
 from jobs.pose_check import pose_check
 from jobs.scoring import model_threshold
 
@@ -99,7 +99,7 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
     if options.keypoints:
         with clock.timed("keypoint candidates"):
             # each panel twice: its descriptors are found, then searched
-            bar = PairProgress(2 * len(ids), show=progress, desc="keypoint candidates", unit="panel")
+            bar = StageProgress(2 * len(ids), show=progress, desc="keypoint candidates", unit="panel")
             try:
                 shared = keypoint_pairs(ids, lambda part: read_greys(store, part), vectors, options.keypoint_options,
                                         done=bar)

@@ -77,11 +77,16 @@ class ChunkPixels:
         return int(self.blob.nbytes + self.offsets.nbytes + self.row_ids.nbytes + self.is_image.nbytes)
 
 
+def _offsets(sizes: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Start of each entry in the blob, and its end (int64, one longer than `sizes`)."""
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    return offsets
+
+
 def _pack(ids: np.ndarray, parts: list[bytes], is_image: np.ndarray) -> ChunkPixels:
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum([len(p) for p in parts], out=offsets[1:])
     blob = np.frombuffer(b"".join(parts), dtype=np.uint8) if parts else np.zeros(0, np.uint8)
-    return ChunkPixels(ids, offsets, blob, is_image)
+    return ChunkPixels(ids, _offsets([len(p) for p in parts]), blob, is_image)
 
 
 def read_chunk_images(store: FigureStore, row_ids: Sequence[int]) -> ChunkPixels:
@@ -107,9 +112,7 @@ def read_chunk_images(store: FigureStore, row_ids: Sequence[int]) -> ChunkPixels
     blob = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
     del table, parts
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise (+430 MB RSS)
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    return ChunkPixels(ids, offsets, blob, np.ones(len(ids), dtype=bool))
+    return ChunkPixels(ids, _offsets(sizes), blob, np.ones(len(ids), dtype=bool))
 
 
 def read_chunk_pixels(store: FigureStore, row_ids: Sequence[int], config: AlignConfig) -> ChunkPixels:
@@ -218,9 +221,9 @@ def align_chunk(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, config: AlignC
     return out
 
 
-class PairProgress:
-    """done/total, rate and ETA of the pixel check (or another stage): a tqdm bar on stderr (when `show`) and a log line
-    every `PROGRESS_LOG_SECONDS`."""
+class StageProgress:
+    """done/total, rate and ETA of a long stage (pixel check, pose check, keypoint candidates): a tqdm bar
+    on stderr (when `show`) and a log line every `PROGRESS_LOG_SECONDS`."""
 
     def __init__(self, total: int, *, show: bool, desc: str = "pixel check", unit: str = "pair") -> None:
         self.total, self.done, self.desc, self.unit = total, 0, desc, unit
@@ -256,7 +259,7 @@ def pixel_check(store: FigureStore, a: np.ndarray, b: np.ndarray, config: AlignC
     module docstring for what is read and what travels. `progress`: a bar on stderr.
     """
     out: list[Alignment] = []
-    bar = PairProgress(len(a), show=progress)
+    bar = StageProgress(len(a), show=progress)
     try:
         for start in range(0, len(a), PIXEL_CHECK_READ_PAIRS):
             ca, cb = a[start:start + PIXEL_CHECK_READ_PAIRS], b[start:start + PIXEL_CHECK_READ_PAIRS]

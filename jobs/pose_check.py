@@ -16,7 +16,7 @@ import numpy as np
 from embedder.pose import PanelPose, Pose, PoseOptions, PoseRule, encoded_panel_pose, verify_pose
 from embedder.verify import single_thread
 from index.store import FigureStore
-from jobs.pixel_check import ChunkPixels, PairProgress, read_chunk_images, run_in_tasks
+from jobs.pixel_check import ChunkPixels, StageProgress, read_chunk_images, run_in_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def pose_check(store: FigureStore, a: np.ndarray, b: np.ndarray, rule: PoseRule 
                options: PoseOptions = PoseOptions(), *, progress: bool = False) -> list[Pose]:
     """The `Pose` of each pair of store rows (a[i], b[i]); correlations only where `rule` could accept it."""
     out: list[Pose] = []
-    bar = PairProgress(len(a), show=progress, desc="pose check")
+    bar = StageProgress(len(a), show=progress, desc="pose check")
     try:
         for start in range(0, len(a), POSE_READ_PAIRS):
             ca, cb = np.asarray(a[start:start + POSE_READ_PAIRS]), np.asarray(b[start:start + POSE_READ_PAIRS])
