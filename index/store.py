@@ -49,6 +49,9 @@ VECTOR_DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
 # The pixel check's precomputed luminances of a panel (`embedder.verify.pixel_features`), null when
 # not computed; files written before the column existed read as null there (`FigureStore.read_table`).
 PIXELS_COLUMN = "pixels"
+# The grey image the pose check compares a panel as (`embedder.pose.pose_grey_bytes`), null when not
+# computed; like `pixels`, files written before the column existed read as null.
+POSE_COLUMN = "pose_grey"
 # Reading rows by id streams each file: about STREAM_BYTES of the wanted columns decoded at a time,
 # through a buffer of STREAM_BUFFER bytes; files are written in pages of at most PAGE_ROWS rows, so
 # that a page (decoded whole) of images stays about a MB.
@@ -86,6 +89,7 @@ def store_schema(dim: int, dtype: str = "float32") -> pa.Schema:
             pa.field("run_id", pa.string()),
             pa.field("thumbnail", pa.binary()),
             pa.field(PIXELS_COLUMN, pa.binary()),
+            pa.field(POSE_COLUMN, pa.binary()),
         ]
     )
 
@@ -340,6 +344,10 @@ class FigureStore:
     def schema(self) -> pa.Schema:
         return store_schema(self.dim, self.dtype)
 
+    def has_column(self, name: str) -> bool:
+        """Whether every store file has column `name` (a file written before it existed reads it as nulls)."""
+        return all(name in _read_schema(path).names for path in self.paths(self.files))
+
     def orphan_files(self) -> list[str]:
         """Parquet files in figures/ that the manifest does not list."""
         listed = set(self.files)
@@ -367,6 +375,7 @@ class FigureStore:
         run_id: str,
         keep_images: bool = True,
         pixels: pa.Array | pa.ChunkedArray | Sequence[bytes | None] | None = None,
+        pose_greys: pa.Array | pa.ChunkedArray | Sequence[bytes | None] | None = None,
         regions: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> BatchInfo:
         """Write one batch of records and their vectors as a new immutable Parquet file.
@@ -376,7 +385,7 @@ class FigureStore:
         With `keep_images=False` the lossless `image` column is stored empty (null):
         at corpus scale the PDFs stay the source of the pixels and the store keeps
         provenance and vector only. `pixels` (aligned with `figures`, or None for all null)
-        fills the `pixels` column (see `PIXELS_COLUMN`). `regions` (owner positions in this batch,
+        fills the `pixels` column (see `PIXELS_COLUMN`), `pose_greys` likewise `POSE_COLUMN`. `regions` (owner positions in this batch,
         their vectors) are the batch's sub-region vectors (`write_region_vectors`), written before
         the manifest commits the batch so a crash cannot keep the panels and lose their regions.
         Raises `StoreMismatchError` for another model or dimension. Returns what was
@@ -389,12 +398,13 @@ class FigureStore:
         first = self.num_rows
         rel = f"{FIGURES_DIR}/part-{len(self._manifest['files']):06d}.parquet"
         batch = self._arrow_batch(table, unit, first, model_id, run_id)
-        if pixels is not None:
-            if len(pixels) != table.num_rows:
-                raise ValueError(f"{table.num_rows} records but {len(pixels)} pixel features")
-            column = pixels if isinstance(pixels, (pa.Array, pa.ChunkedArray)) else pa.array(list(pixels), pa.binary())
-            batch = batch.set_column(batch.schema.get_field_index(PIXELS_COLUMN), PIXELS_COLUMN,
-                                     column.cast(pa.binary()))
+        for name, values in ((PIXELS_COLUMN, pixels), (POSE_COLUMN, pose_greys)):
+            if values is None:
+                continue
+            if len(values) != table.num_rows:
+                raise ValueError(f"{table.num_rows} records but {len(values)} values of {name}")
+            column = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(list(values), pa.binary())
+            batch = batch.set_column(batch.schema.get_field_index(name), name, column.cast(pa.binary()))
         info = BatchInfo(file=rel, run_id=run_id, rows=table.num_rows, first_row_id=first)
         # The side file first: an interrupted run may have left one of this name for other rows.
         owners, region_vectors = regions if regions is not None else (np.zeros(0, np.int64), np.zeros((0, self.dim)))
@@ -434,6 +444,7 @@ class FigureStore:
                 pa.FixedSizeListArray.from_arrays(flat, self.dim),
                 pa.array([model_id] * n, type=pa.string()),
                 pa.array([run_id] * n, type=pa.string()),
+                pa.nulls(n, pa.binary()),
                 pa.nulls(n, pa.binary()),
                 pa.nulls(n, pa.binary()),
             ],

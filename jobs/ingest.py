@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from index.store import MANIFEST, PIXELS_COLUMN, FigureStore, StoreMismatchError
+from index.store import MANIFEST, PIXELS_COLUMN, POSE_COLUMN, FigureStore, StoreMismatchError
 from jobs.clock import StageClock
 from jobs.pipeline import (
     REGION_COLUMN,
@@ -135,11 +135,12 @@ def _store_records(store_dir: Path, records: pa.Table, run_id: str, staging: Sta
         if store is None:
             store = FigureStore.open_or_create(store_dir, model_id=model_id, dim=vectors.shape[1])
         pixels = part.column(PIXELS_COLUMN) if PIXELS_COLUMN in part.column_names else None
+        pose_greys = part.column(POSE_COLUMN) if POSE_COLUMN in part.column_names else None
         regions = (split_region_vectors(part.column(REGION_COLUMN).to_pylist(), vectors.shape[1])
                    if REGION_COLUMN in part.column_names else None)
         # regions go in with the batch, before its manifest commit: a crash cannot keep a panel without them
         store.append(part.select(FIGURES_SCHEMA.names), vectors, model_id=model_id, run_id=run_id,
-                     pixels=pixels, regions=regions)
+                     pixels=pixels, pose_greys=pose_greys, regions=regions)
 
 
 def split_region_vectors(flat: list[list[float] | None], dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ import ray.data
 from PIL import Image
 from ray.data import ActorPoolStrategy
 
-from index.store import PIXELS_COLUMN
+from index.store import PIXELS_COLUMN, POSE_COLUMN
 from jobs.scoring import model_id_of
 from scanner.discover import document_key
 from scanner.extract import DocumentResult, ExtractLimits, extract_document
@@ -59,8 +59,12 @@ class PipelineOptions:
     embed_batch_size: int = 32
     embed_actors: int | None = None    # None: one per GPU, else about half the CPUs (see resolve_resources)
     gpus_per_actor: float = 0.0        # set by `resolve_resources` when GPUs are present
-    cpus_per_actor: float = 1.0
-    cpus_per_extract: float = 1.0
+    # Ray CPU slots of an embedding actor and of an extraction task. Half a slot each on a CPU: neither
+    # keeps a core busy (an extraction task waits on Ray Data between documents and on the PDF, the
+    # actor on extraction), so on 2 CPUs one actor and three extraction tasks share the cores. 106 real
+    # PDFs: 88 s of extraction + embedding against 126 s with a whole slot each (docs/benchmarks.md).
+    cpus_per_actor: float = 0.5        # with GPUs `resolve_resources` makes it 1 (the actor feeds a GPU)
+    cpus_per_extract: float = 0.5
     max_pages: int = 2_000
     doc_timeout_s: float = 300.0
     crop_vectors: bool = False         # also embed sub-regions of large panels (`embedder.regions`), for crops
@@ -111,9 +115,10 @@ class EmbedPanels:
     """Ray Data actor: loads the model once, then embeds batches of panel rows.
 
     Adds a `vector` column (list<float32>, null for error and document rows),
-    `model_id`, and `pixels`: what the model's pixel check reads of the panel
-    (`embedder.verify.pixel_features`), computed here once while the panel is
-    decoded. Noise panels (tiny, uniform) are embedded too: they are few and
+    `model_id`, `pixels`: what the model's pixel check reads of the panel
+    (`embedder.verify.pixel_features`), and `pose_grey`: the grey image the pose
+    check compares it as (`embedder.pose.pose_grey_bytes`), both computed here once
+    while the panel is decoded. Noise panels (tiny, uniform) are embedded too: they are few and
     cheap, and the store keeps one vector per record so `--include-noise` works.
     """
 
@@ -138,6 +143,7 @@ class EmbedPanels:
         vectors: list[list[float] | None] = [None] * batch.num_rows
         pil: list[Image.Image] = []
         pixels: list[bytes | None] = [None] * batch.num_rows
+        pose_greys: list[bytes | None] = [None] * batch.num_rows
         if todo:
             pil = [Image.open(io.BytesIO(images[i])).convert("RGB") for i in todo]
             vecs = self.embedder.embed(pil)
@@ -145,11 +151,14 @@ class EmbedPanels:
                 vectors[i] = v.tolist()
             for i, p in zip(todo, self._pixel_features(pil)):
                 pixels[i] = p
+            for i, g in zip(todo, _pose_greys(pil)):
+                pose_greys[i] = g
         batch = batch.append_column("vector", pa.array(vectors, pa.list_(pa.float32())))
         if self.crop_vectors:
             batch = batch.append_column(REGION_COLUMN, region_vector_column(self.embedder, pil, todo, batch.num_rows))
         batch = batch.append_column("model_id", pa.array([self.model_id] * batch.num_rows, pa.string()))
-        return batch.append_column(PIXELS_COLUMN, pa.array(pixels, pa.binary()))
+        batch = batch.append_column(PIXELS_COLUMN, pa.array(pixels, pa.binary()))
+        return batch.append_column(POSE_COLUMN, pa.array(pose_greys, pa.binary()))
 
     def _pixel_features(self, images: list[Image.Image]) -> list[bytes | None]:
         """What the model's pixel check reads of each panel (`embedder.verify.pixel_features`), computed once
@@ -165,6 +174,19 @@ class EmbedPanels:
             except ValueError:
                 out.append(None)
         return out
+
+
+def _pose_greys(images: list[Image.Image]) -> list[bytes | None]:
+    """The pose check's grey image of each panel (`embedder.pose.pose_grey_bytes`); None for one it cannot use."""
+    from embedder.pose import pose_grey_bytes
+
+    out: list[bytes | None] = []
+    for image in images:
+        try:
+            out.append(pose_grey_bytes(image))
+        except ValueError:
+            out.append(None)
+    return out
 
 
 REGION_COLUMN = "region_vectors"  # with `crop_vectors`: the sub-region vectors of a record, flattened (null: none)
@@ -188,14 +210,14 @@ def resolve_resources(options: PipelineOptions) -> PipelineOptions:
     With GPUs: one actor per GPU (or the number asked for, at most that), each
     holding a whole GPU (the encoder runs on CUDA in reduced precision there).
     Without: CPU actors, by default one per two CPUs, always leaving at least
-    one CPU for extraction tasks so the two stages overlap instead of queueing
-    (extraction and embedding cost about the same per panel on a CPU).
+    one CPU for extraction tasks so the two stages overlap instead of queueing.
     """
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     cpus = int(resources.get("CPU", 1))
     if gpus > 0:
-        return replace(options, gpus_per_actor=1.0, embed_actors=min(options.embed_actors or gpus, gpus))
+        return replace(options, gpus_per_actor=1.0, cpus_per_actor=max(1.0, options.cpus_per_actor),
+                       embed_actors=min(options.embed_actors or gpus, gpus))
     wanted = options.embed_actors or max(1, cpus // 2)
     actors = max(1, min(wanted, cpus - 1))
     return replace(options, gpus_per_actor=0.0, embed_actors=actors)

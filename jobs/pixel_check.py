@@ -115,30 +115,31 @@ def read_chunk_images(store: FigureStore, row_ids: Sequence[int]) -> ChunkPixels
     return ChunkPixels(ids, _offsets(sizes), blob, np.ones(len(ids), dtype=bool))
 
 
-def read_chunk_pixels(store: FigureStore, row_ids: Sequence[int], config: AlignConfig) -> ChunkPixels:
-    """`ChunkPixels` of `row_ids`: the stored features where they fit `config`, else the encoded image."""
+def read_chunk_stored(store: FigureStore, row_ids: Sequence[int], column: str, usable: Callable[[bytes | None], bool],
+                      stage: str) -> ChunkPixels:
+    """`ChunkPixels` of `row_ids`: each panel's stored `column` where `usable`, else its encoded image
+    (`is_image`: decoded in the task, as for a store written before the column existed)."""
     ids = np.unique(np.asarray(row_ids, dtype=np.int64))
-    table = store.read_table(["row_id", PIXELS_COLUMN], row_ids=ids.tolist())
-    found: dict[int, bytes | None] = dict(zip(table.column("row_id").to_pylist(),
-                                              table.column(PIXELS_COLUMN).to_pylist()))
+    table = store.read_table(["row_id", column], row_ids=ids.tolist())
+    found = {i: data for i, data in zip(table.column("row_id").to_pylist(), table.column(column).to_pylist())
+             if usable(data)}
     del table
-    missing = [i for i in ids.tolist() if panel_pixels(found.get(i), config) is None]
     images: dict[int, bytes | None] = {}
+    missing = [i for i in ids.tolist() if i not in found]
     if missing:
-        logger.info("pixel check: %d of %d panels have no stored pixel features for this search; "
-                    "decoding their images", len(missing), len(ids))
+        logger.info("%s: %d of %d panels have no stored %s it can use; decoding their images",
+                    stage, len(missing), len(ids), column)
         table = store.read_table(["row_id", "image"], row_ids=missing)
         images = dict(zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()))
         del table
-    parts: list[bytes] = []
-    is_image = np.zeros(len(ids), dtype=bool)
-    for n, i in enumerate(ids.tolist()):
-        if i in images:
-            is_image[n] = True
-            parts.append(images[i] or b"")
-        else:
-            parts.append(found[i] or b"")
-    return _pack(ids, parts, is_image)
+    parts = [found[i] if i in found else images.get(i) or b"" for i in ids.tolist()]
+    return _pack(ids, parts, np.array([i not in found for i in ids.tolist()], dtype=bool))
+
+
+def read_chunk_pixels(store: FigureStore, row_ids: Sequence[int], config: AlignConfig) -> ChunkPixels:
+    """`ChunkPixels` of `row_ids`: the stored pixel features where they fit `config`, else the encoded image."""
+    return read_chunk_stored(store, row_ids, PIXELS_COLUMN, lambda data: panel_pixels(data, config) is not None,
+                             "pixel check")
 
 
 GREY_SIDE = 128  # the grey image keypoints are taken on: the pixel check's detail side, stored per panel

@@ -1,11 +1,14 @@
 """The pose check over candidate pairs of store rows (`embedder.pose`), as Ray tasks when Ray is up.
 
-The pairs are taken `POSE_READ_PAIRS` at a time: the driver reads the encoded images of that
-chunk's panels and puts them into Ray's object store once; each task of `POSE_TASK_PAIRS`
-pairs decodes the panels it needs and finds their keypoints once (a cache per task), then fits
-and checks each pair's pose. The candidate pairs come grouped by their first panel, so a task
-meets most of its panels several times. Nothing a task computes goes back through the driver
-but the poses (small records): its memory stays that of one chunk of encoded images.
+The pairs are taken `POSE_READ_PAIRS` at a time: the driver reads what the pose check needs of
+that chunk's panels and puts it into Ray's object store once: the grey image stored with each
+panel when it was embedded (`index.store.POSE_COLUMN`, ~30 kB). A store with files written
+before that column existed is read `POSE_READ_IMAGE_PAIRS` pairs at a time, as the panels'
+encoded images (~140-340 kB each), decoded in the tasks. Each task of `POSE_TASK_PAIRS` pairs
+finds the keypoints of the panels it needs once (a cache per task), then fits and checks each
+pair's pose. The candidate pairs come grouped by their first panel, so a task meets most of its
+panels several times. Nothing a task computes goes back through the driver but the poses (small
+records): its memory stays that of one chunk.
 """
 from __future__ import annotations
 
@@ -13,21 +16,38 @@ import logging
 
 import numpy as np
 
-from embedder.pose import PanelPose, Pose, PoseOptions, PoseRule, encoded_panel_pose, verify_pose
+from embedder.pose import (
+    PanelPose,
+    Pose,
+    PoseOptions,
+    PoseRule,
+    encoded_panel_pose,
+    pose_grey_side,
+    stored_panel_pose,
+    verify_pose,
+)
 from embedder.verify import single_thread
-from index.store import FigureStore
-from jobs.pixel_check import ChunkPixels, StageProgress, read_chunk_images, run_in_tasks
+from index.store import POSE_COLUMN, FigureStore
+from jobs.pixel_check import ChunkPixels, StageProgress, read_chunk_images, read_chunk_stored, run_in_tasks
 
 logger = logging.getLogger(__name__)
 
-POSE_READ_PAIRS = 2048  # pairs whose panels' encoded images (~140 kB each) the driver reads at a time
-POSE_TASK_PAIRS = 512   # pairs per task: a panel's keypoints are found once per task that needs it
+POSE_READ_PAIRS = 8192       # pairs whose panels' stored grey images (~30 kB each) the driver reads at a time
+POSE_READ_IMAGE_PAIRS = 2048  # ... in a store without them: their encoded images (~140-340 kB each)
+POSE_TASK_PAIRS = 512        # pairs per task: a panel's keypoints are found once per task that needs it
+
+
+def read_chunk_poses(store: FigureStore, row_ids: list[int], options: PoseOptions) -> ChunkPixels:
+    """`ChunkPixels` of `row_ids`: each panel's stored pose grey image at `options.side`, else its encoded image."""
+    return read_chunk_stored(store, row_ids, POSE_COLUMN, lambda data: pose_grey_side(data) == options.side,
+                             "pose check")
 
 
 def _panel_pose(chunk: ChunkPixels, row_id: int, options: PoseOptions) -> PanelPose | None:
     """The `PanelPose` of one panel of the chunk; None for an unreadable image (bad input never stops a scan)."""
+    data, is_image = chunk.entry(row_id)
     try:
-        return encoded_panel_pose(bytes(chunk.entry(row_id)[0]), options)
+        return encoded_panel_pose(bytes(data), options) if is_image else stored_panel_pose(data, options)
     except (OSError, ValueError) as exc:
         logger.warning("pose check skipped for an unreadable panel %d: %s", row_id, exc)
         return None
@@ -53,10 +73,13 @@ def pose_check(store: FigureStore, a: np.ndarray, b: np.ndarray, rule: PoseRule 
     """The `Pose` of each pair of store rows (a[i], b[i]); correlations only where `rule` could accept it."""
     out: list[Pose] = []
     bar = StageProgress(len(a), show=progress, desc="pose check")
+    stored = options.side == PoseOptions.side and store.has_column(POSE_COLUMN)  # ingest stores this side
+    step = POSE_READ_PAIRS if stored else POSE_READ_IMAGE_PAIRS
     try:
-        for start in range(0, len(a), POSE_READ_PAIRS):
-            ca, cb = np.asarray(a[start:start + POSE_READ_PAIRS]), np.asarray(b[start:start + POSE_READ_PAIRS])
-            chunk = read_chunk_images(store, np.union1d(ca, cb).tolist())
+        for start in range(0, len(a), step):
+            ca, cb = np.asarray(a[start:start + step]), np.asarray(b[start:start + step])
+            panels = np.union1d(ca, cb).tolist()
+            chunk = read_chunk_poses(store, panels, options) if stored else read_chunk_images(store, panels)
             out += run_in_tasks(pose_chunk, chunk, ca, cb, (options, rule), bar, step=POSE_TASK_PAIRS)
             del chunk
     finally:

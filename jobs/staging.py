@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from index.store import PIXELS_COLUMN, POSE_COLUMN
 from jobs.pipeline import REGION_COLUMN, ROW_DOC, ROW_RECORD
 from scanner.noise import pixel_hash
 
@@ -22,7 +23,7 @@ STAGING_DIRNAME = "staging"
 STORE_FILE_ROWS = 4096  # rows per store file (whole documents only, see document_aligned_slices)
 # The large columns of a staged row: `complete_documents(light=True)` leaves them in the staged
 # files (a run's images would not fit in memory at corpus scale) and `gather` reads them per store file.
-HEAVY_COLUMNS = ("image", "vector", "pixels", "thumbnail", REGION_COLUMN)
+HEAVY_COLUMNS = ("image", "vector", PIXELS_COLUMN, POSE_COLUMN, "thumbnail", REGION_COLUMN)
 FILE_COLUMN, ROW_COLUMN, HASH_COLUMN = "_staged_file", "_staged_row", "pixel_hash"
 
 

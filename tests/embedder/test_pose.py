@@ -1,6 +1,7 @@
 """The pose check on real microscopy: crops in every D4 view, partial overlaps, and the look-alikes it must refuse."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,18 @@ import pytest
 from PIL import Image
 
 from embedder.d4 import D4_NAMES, apply_transform, inverse_transform
-from embedder.pose import PanelPose, PoseRule, panel_pose, ransac_similarity, verify_pose
+from embedder.pose import (
+    PanelPose,
+    PoseOptions,
+    PoseRule,
+    encoded_panel_pose,
+    panel_pose,
+    pose_grey_bytes,
+    pose_grey_side,
+    ransac_similarity,
+    stored_panel_pose,
+    verify_pose,
+)
 from embedder.verify import grey_image
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "real-sample" / "images"
@@ -117,3 +129,18 @@ def test_plots_on_one_template_are_not_copies_but_a_crop_of_one_is() -> None:
     plot = _pose(_scatter_plot(1))
     assert not PoseRule().accepts(verify_pose(plot, _pose(_scatter_plot(2).crop((0, 60, 330, 400))), rule=PoseRule()))
     assert PoseRule().accepts(verify_pose(plot, _pose(_scatter_plot(1).crop((0, 60, 330, 400))), rule=PoseRule()))
+
+
+def test_a_stored_grey_image_gives_the_pose_of_the_encoded_panel() -> None:
+    field = _field()
+    buf = io.BytesIO()
+    field.save(buf, format="PNG")
+    stored = pose_grey_bytes(field)
+    assert pose_grey_side(stored) == 256 and pose_grey_side(b"not one") is None and pose_grey_side(None) is None
+    from_png, from_grey = encoded_panel_pose(buf.getvalue()), stored_panel_pose(stored)
+    assert np.array_equal(from_grey.grey, from_png.grey)
+    assert np.array_equal(from_grey.own.descriptors, from_png.own.descriptors)
+    with pytest.raises(ValueError, match="side 192"):
+        stored_panel_pose(stored, PoseOptions(side=192))
+    with pytest.raises(OSError):
+        stored_panel_pose(stored[:60])  # cut short

@@ -194,7 +194,7 @@ def test_pixels_column_round_trips_and_older_files_read_as_null(tmp_path) -> Non
     assert table.column("pixels").to_pylist() == [None] * 8 + [b"p8", None]
     assert again.read_table(["pixels"], row_ids=[2, 8]).column("pixels").to_pylist() == [None, b"p8"]
     assert again.read_table().num_rows == 10  # every column, old file included
-    with pytest.raises(ValueError, match="pixel features"):
+    with pytest.raises(ValueError, match="values of pixels"):
         again.append(simple_table(2, start=200), np.eye(8)[:2], model_id="bta-r18-v1", run_id="r", pixels=[b"x"])
 
 

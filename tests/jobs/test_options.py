@@ -4,12 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import pytest
+import ray
 from click.testing import CliRunner
 
 from jobs.cli_options import options_from, run_options
 from jobs.match import MatchOptions
 from jobs.options import RunOptions, RunSummary, format_summary
-from jobs.pipeline import PipelineOptions
+from jobs.pipeline import PipelineOptions, resolve_resources
 
 SUMMARY = RunSummary(documents=12, new_documents=10, skipped_documents=2, pages=39, panels=120, noise=12,
                      candidates=601, pairs=6, groups=5, errors=1,
@@ -58,3 +60,12 @@ def test_every_shared_option_reaches_its_place() -> None:
         match=MatchOptions(k=5, min_sim=0.5, threshold=0.7, include_noise=True, pixel_check=False),
         address="auto", progress=False)
     assert options.model_path == str(model)
+
+
+def test_resources_half_slots_on_cpus_and_a_gpu_per_actor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    cpu = resolve_resources(PipelineOptions())
+    assert (cpu.embed_actors, cpu.cpus_per_actor, cpu.cpus_per_extract, cpu.gpus_per_actor) == (1, 0.5, 0.5, 0.0)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 2.0})
+    gpu = resolve_resources(PipelineOptions(embed_actors=4))
+    assert (gpu.embed_actors, gpu.cpus_per_actor, gpu.gpus_per_actor) == (2, 1.0, 1.0)

@@ -2,13 +2,18 @@
 (two crops of one field sharing a third of their width) by the pose check, with the region outlined."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from embedder.pose import PoseOptions, stored_panel_pose
+from embedder.verify import grey_image
+from index.store import POSE_COLUMN, FigureStore
 from jobs.cli import main
 from scanner.records import parse_bbox
 
@@ -67,3 +72,10 @@ def test_a_turned_crop_and_a_partial_copy_are_found_with_their_regions(tmp_path:
     assert set(map(frozenset, zip(rows.doc_a, rows.doc_b))) == {frozenset({"field.png", "crop.png"}),
                                                                 frozenset({"left.png", "right.png"})}
     assert "shared region" in (tmp_path / "with" / "report.html").read_text()
+    # the scan read the stored grey images, not the PNGs: every panel has one, as the pose check takes it
+    store = FigureStore.open(tmp_path / "with" / "store")
+    stored = store.read_table(["image", POSE_COLUMN]).to_pydict()
+    assert store.has_column(POSE_COLUMN) and len(stored["image"]) == len(OTHERS) + 4
+    for image, grey in zip(stored["image"], stored[POSE_COLUMN]):
+        expected = grey_image(Image.open(io.BytesIO(image)), PoseOptions.side)
+        assert np.array_equal(stored_panel_pose(grey).grey, expected)
