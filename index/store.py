@@ -385,9 +385,10 @@ class FigureStore:
         With `keep_images=False` the lossless `image` column is stored empty (null):
         at corpus scale the PDFs stay the source of the pixels and the store keeps
         provenance and vector only. `pixels` (aligned with `figures`, or None for all null)
-        fills the `pixels` column (see `PIXELS_COLUMN`), `pose_greys` likewise `POSE_COLUMN`. `regions` (owner positions in this batch,
-        their vectors) are the batch's sub-region vectors (`write_region_vectors`), written before
-        the manifest commits the batch so a crash cannot keep the panels and lose their regions.
+        fills the `pixels` column (see `PIXELS_COLUMN`), `pose_greys` likewise `POSE_COLUMN`.
+        `regions` (owner positions in this batch, their vectors) are the batch's sub-region vectors
+        (`write_region_vectors`), written before the manifest commits the batch so a crash cannot
+        keep the panels and lose their regions.
         Raises `StoreMismatchError` for another model or dimension. Returns what was
         written; the manifest is updated only after the file is in place.
         """

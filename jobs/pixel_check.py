@@ -89,51 +89,47 @@ def _pack(ids: np.ndarray, parts: list[bytes], is_image: np.ndarray) -> ChunkPix
     return ChunkPixels(ids, _offsets([len(p) for p in parts]), blob, is_image)
 
 
-def read_chunk_images(store: FigureStore, row_ids: Sequence[int]) -> ChunkPixels:
-    """`ChunkPixels` holding the encoded images of `row_ids` (the pose check decodes them at its own side).
+def read_chunk_column(store: FigureStore, row_ids: Sequence[int], column: str) -> ChunkPixels:
+    """`ChunkPixels` holding each of `row_ids`' stored `column` (encoded images for `"image"`, which the tasks
+    decode); a row the store lacks, or a null, is an empty entry.
 
-    The images go from Arrow's buffers into the blob in one copy: as Python bytes they were held
-    three times over (+1.5 GB of RSS for a 414 MB chunk of the 1,000-paper benchmark; now +0.4 GB
-    once read, ~1.1 GB while reading).
+    The bytes go from Arrow's buffers into the blob in one copy: as Python bytes they were held
+    three times over (+1.5 GB of RSS for a 414 MB chunk of images of the 1,000-paper benchmark; now
+    +0.4 GB once read, ~1.1 GB while reading).
     """
     ids = np.unique(np.asarray(row_ids, dtype=np.int64))
-    table = store.read_table(["row_id", "image"], row_ids=ids.tolist())
+    table = store.read_table(["row_id", column], row_ids=ids.tolist())
     found = np.searchsorted(ids, table.column("row_id").to_numpy())  # the table is in row-id order
     sizes = np.zeros(len(ids), dtype=np.int64)
     parts: list[np.ndarray] = []
     start = 0
-    for chunk in table.column("image").chunks:
+    for chunk in table.column(column).chunks:
         offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[chunk.offset:chunk.offset + len(chunk) + 1]
         data = chunk.buffers()[2]
         if data is not None and len(chunk):
             parts.append(np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]])
-        sizes[found[start:start + len(chunk)]] = np.diff(offsets)  # a null image has no bytes: an empty entry
+        sizes[found[start:start + len(chunk)]] = np.diff(offsets)  # a null has no bytes: an empty entry
         start += len(chunk)
     blob = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
     del table, parts
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise (+430 MB RSS)
-    return ChunkPixels(ids, _offsets(sizes), blob, np.ones(len(ids), dtype=bool))
+    return ChunkPixels(ids, _offsets(sizes), blob, np.full(len(ids), column == "image"))
 
 
-def read_chunk_stored(store: FigureStore, row_ids: Sequence[int], column: str, usable: Callable[[bytes | None], bool],
+def read_chunk_stored(store: FigureStore, row_ids: Sequence[int], column: str, usable: Callable[[memoryview], bool],
                       stage: str) -> ChunkPixels:
     """`ChunkPixels` of `row_ids`: each panel's stored `column` where `usable`, else its encoded image
     (`is_image`: decoded in the task, as for a store written before the column existed)."""
-    ids = np.unique(np.asarray(row_ids, dtype=np.int64))
-    table = store.read_table(["row_id", column], row_ids=ids.tolist())
-    found = {i: data for i, data in zip(table.column("row_id").to_pylist(), table.column(column).to_pylist())
-             if usable(data)}
-    del table
-    images: dict[int, bytes | None] = {}
-    missing = [i for i in ids.tolist() if i not in found]
-    if missing:
-        logger.info("%s: %d of %d panels have no stored %s it can use; decoding their images",
-                    stage, len(missing), len(ids), column)
-        table = store.read_table(["row_id", "image"], row_ids=missing)
-        images = dict(zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()))
-        del table
-    parts = [found[i] if i in found else images.get(i) or b"" for i in ids.tolist()]
-    return _pack(ids, parts, np.array([i not in found for i in ids.tolist()], dtype=bool))
+    chunk = read_chunk_column(store, row_ids, column)
+    ids = chunk.row_ids.tolist()
+    missing = {i for i in ids if not usable(chunk.entry(i)[0])}
+    if not missing:
+        return chunk
+    logger.info("%s: %d of %d panels have no stored %s it can use; decoding their images",
+                stage, len(missing), len(ids), column)
+    images = read_chunk_column(store, sorted(missing), "image")
+    parts = [bytes((images if i in missing else chunk).entry(i)[0]) for i in ids]
+    return _pack(chunk.row_ids, parts, np.array([i in missing for i in ids], dtype=bool))
 
 
 def read_chunk_pixels(store: FigureStore, row_ids: Sequence[int], config: AlignConfig) -> ChunkPixels:

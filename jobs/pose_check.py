@@ -28,7 +28,7 @@ from embedder.pose import (
 )
 from embedder.verify import single_thread
 from index.store import POSE_COLUMN, FigureStore
-from jobs.pixel_check import ChunkPixels, StageProgress, read_chunk_images, read_chunk_stored, run_in_tasks
+from jobs.pixel_check import ChunkPixels, StageProgress, read_chunk_column, read_chunk_stored, run_in_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def pose_check(store: FigureStore, a: np.ndarray, b: np.ndarray, rule: PoseRule 
         for start in range(0, len(a), step):
             ca, cb = np.asarray(a[start:start + step]), np.asarray(b[start:start + step])
             panels = np.union1d(ca, cb).tolist()
-            chunk = read_chunk_poses(store, panels, options) if stored else read_chunk_images(store, panels)
+            chunk = read_chunk_poses(store, panels, options) if stored else read_chunk_column(store, panels, "image")
             out += run_in_tasks(pose_chunk, chunk, ca, cb, (options, rule), bar, step=POSE_TASK_PAIRS)
             del chunk
     finally:

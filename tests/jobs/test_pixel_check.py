@@ -14,7 +14,7 @@ from PIL import Image
 
 from embedder.verify import AlignConfig, align_encoded, pixel_features
 from index.store import PIXELS_COLUMN, FigureStore
-from jobs.pixel_check import PIXEL_CHECK_TASK_PAIRS, pixel_check, read_chunk_images, read_chunk_pixels, run_in_tasks
+from jobs.pixel_check import PIXEL_CHECK_TASK_PAIRS, pixel_check, read_chunk_column, read_chunk_pixels, run_in_tasks
 from tests.index.helpers import figures_table, forget_file_sizes
 from training.synth import KINDS, generate_specimen_field
 
@@ -120,7 +120,7 @@ def test_a_chunks_images_are_the_stored_bytes_across_files(tmp_path) -> None:
     """The pose check's chunk: each row's encoded image as stored, an unknown or imageless row empty."""
     store, pngs = _store(tmp_path, AlignConfig(), with_pixels=False)  # rows 0-4, then row 5 in a second file
     store.append(figures_table([{"doc": "x.pdf"}], images=False), np.ones((1, 4)), model_id="m", run_id="r3")
-    chunk = read_chunk_images(store, [5, 4, 0, 6, 99, 2, 4])
+    chunk = read_chunk_column(store, [5, 4, 0, 6, 99, 2, 4], "image")
     assert chunk.row_ids.tolist() == [0, 2, 4, 5, 6, 99]
     assert [bytes(chunk.entry(i)[0]) for i in (0, 2, 4, 5)] == [pngs[0], pngs[2], pngs[4], b"not a png"]
     assert bytes(chunk.entry(6)[0]) == bytes(chunk.entry(99)[0]) == b""  # no image; not in the store
