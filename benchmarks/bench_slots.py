@@ -8,7 +8,7 @@ round, rounds interleaved; a variant `E,A` gives each extraction task E CPU slot
 embedding actor A (`PipelineOptions.cpus_per_extract`, `cpus_per_actor`). Each run is a fresh
 Python process with a fresh Ray, so Ray's start and the model's load are in every time alike.
 Prints per variant the median wall seconds, the rows produced (equal for all) and the ratio to
-the first variant. How `PipelineOptions`' defaults were chosen: docs/benchmarks.md#cpu-slots.
+the first variant. How `PipelineOptions`' defaults were chosen: docs/benchmarks.md#cpu-slots-of-extraction-and-embedding.
 """
 from __future__ import annotations
 
