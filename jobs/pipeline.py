@@ -137,6 +137,8 @@ class EmbedPanels:
         self.align = fusion.align if fusion is not None else None  # the model's pixel check, if it has one
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        from embedder.pose import pose_grey_bytes  # worker-side, see the note at the top
+
         kinds = batch.column("row_kind").to_pylist()
         images = batch.column("image").to_pylist()
         todo = [i for i, k in enumerate(kinds) if k == ROW_RECORD]
@@ -149,10 +151,8 @@ class EmbedPanels:
             vecs = self.embedder.embed(pil)
             for i, v in zip(todo, vecs):
                 vectors[i] = v.tolist()
-            for i, p in zip(todo, self._pixel_features(pil)):
-                pixels[i] = p
-            for i, g in zip(todo, _pose_greys(pil)):
-                pose_greys[i] = g
+            for i, p, g in zip(todo, self._pixel_features(pil), _each_or_none(pose_grey_bytes, pil)):
+                pixels[i], pose_greys[i] = p, g
         batch = batch.append_column("vector", pa.array(vectors, pa.list_(pa.float32())))
         if self.crop_vectors:
             batch = batch.append_column(REGION_COLUMN, region_vector_column(self.embedder, pil, todo, batch.num_rows))
@@ -165,25 +165,18 @@ class EmbedPanels:
         here while the panel is decoded; None without a pixel check or for an image it cannot use."""
         from embedder.verify import pixel_features
 
-        if self.align is None:
+        align = self.align
+        if align is None:
             return [None] * len(images)
-        out: list[bytes | None] = []
-        for image in images:
-            try:
-                out.append(pixel_features(image, self.align))
-            except ValueError:
-                out.append(None)
-        return out
+        return _each_or_none(lambda image: pixel_features(image, align), images)
 
 
-def _pose_greys(images: list[Image.Image]) -> list[bytes | None]:
-    """The pose check's grey image of each panel (`embedder.pose.pose_grey_bytes`); None for one it cannot use."""
-    from embedder.pose import pose_grey_bytes
-
+def _each_or_none(make: Callable[[Image.Image], bytes], images: list[Image.Image]) -> list[bytes | None]:
+    """`make` of each image; None for one it cannot use (ValueError: an empty image)."""
     out: list[bytes | None] = []
     for image in images:
         try:
-            out.append(pose_grey_bytes(image))
+            out.append(make(image))
         except ValueError:
             out.append(None)
     return out
