@@ -19,12 +19,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
 import ray
 from PIL import Image
+from scipy import sparse
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 from tqdm import tqdm
 
 from embedder.verify import (
@@ -256,16 +258,49 @@ def pixel_check(store: FigureStore, a: np.ndarray, b: np.ndarray, config: AlignC
     module docstring for what is read and what travels. `progress`: a bar on stderr.
     """
     out: list[Alignment] = []
+    order = panel_local_order(a, b)
+    a, b = np.asarray(a)[order], np.asarray(b)[order]
     bar = StageProgress(len(a), show=progress)
     try:
         for start in range(0, len(a), PIXEL_CHECK_READ_PAIRS):
             ca, cb = a[start:start + PIXEL_CHECK_READ_PAIRS], b[start:start + PIXEL_CHECK_READ_PAIRS]
             chunk = read_chunk_pixels(store, np.union1d(ca, cb).tolist(), config)
-            out += run_in_tasks(align_chunk, chunk, np.asarray(ca), np.asarray(cb), config, bar)
+            out += run_in_tasks(align_chunk, chunk, ca, cb, config, bar)
             del chunk
     finally:
         bar.close()
-    return out
+    return in_original_order(out, order)
+
+
+def panel_local_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A permutation of the pairs (a[i], b[i]) that puts pairs sharing a panel near one another.
+
+    A task (and a read chunk) does a panel's per-panel work once, however many of its pairs it
+    holds (unpacking, keypoints, containers), so the fewer distinct panels a slice of consecutive
+    pairs meets, the less work: the panels are numbered in reverse Cuthill-McKee order of the
+    pair graph (which keeps neighbours close) and the pairs sorted by their two panels' numbers.
+    On the k-NN pairs of 1,000 generated papers a 512-pair slice met 0.51 panels a pair, against
+    1.07 in the order the candidates come (grouped by their first panel only; docs/pixel-check.md#cost).
+    """
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if len(a) < 2:
+        return np.arange(len(a))
+    panels, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    ia, ib = inverse[:len(a)], inverse[len(a):]
+    n = len(panels)
+    graph = sparse.coo_matrix((np.ones(len(a), dtype=np.int8), (ia, ib)), shape=(n, n)).tocsr()
+    numbering = np.empty(n, dtype=np.int64)
+    numbering[reverse_cuthill_mckee((graph + graph.T).tocsr(), symmetric_mode=True)] = np.arange(n)
+    first, second = np.minimum(numbering[ia], numbering[ib]), np.maximum(numbering[ia], numbering[ib])
+    return np.lexsort((second, first))
+
+
+def in_original_order(results: Sequence[R], order: np.ndarray) -> list[R]:
+    """`results` of the pairs taken in `order` (a permutation), put back in the pairs' own order."""
+    out: list[R | None] = [None] * len(results)
+    for i, found in zip(order.tolist(), results, strict=True):
+        out[i] = found
+    return cast(list[R], out)
 
 
 def run_in_tasks(fn: Callable[[D, np.ndarray, np.ndarray, C], list[R]], data: D, xs: np.ndarray, ys: np.ndarray,

@@ -28,7 +28,15 @@ from embedder.pose import (
 )
 from embedder.verify import single_thread
 from index.store import POSE_COLUMN, FigureStore
-from jobs.pixel_check import ChunkPixels, StageProgress, read_chunk_column, read_chunk_stored, run_in_tasks
+from jobs.pixel_check import (
+    ChunkPixels,
+    StageProgress,
+    in_original_order,
+    panel_local_order,
+    read_chunk_column,
+    read_chunk_stored,
+    run_in_tasks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,16 +80,18 @@ def pose_check(store: FigureStore, a: np.ndarray, b: np.ndarray, rule: PoseRule 
                options: PoseOptions = PoseOptions(), *, progress: bool = False) -> list[Pose]:
     """The `Pose` of each pair of store rows (a[i], b[i]); correlations only where `rule` could accept it."""
     out: list[Pose] = []
+    order = panel_local_order(a, b)
+    a, b = np.asarray(a)[order], np.asarray(b)[order]
     bar = StageProgress(len(a), show=progress, desc="pose check")
     stored = options.side == PoseOptions.side and store.has_column(POSE_COLUMN)  # ingest stores this side
     step = POSE_READ_PAIRS if stored else POSE_READ_IMAGE_PAIRS
     try:
         for start in range(0, len(a), step):
-            ca, cb = np.asarray(a[start:start + step]), np.asarray(b[start:start + step])
+            ca, cb = a[start:start + step], b[start:start + step]
             panels = np.union1d(ca, cb).tolist()
             chunk = read_chunk_poses(store, panels, options) if stored else read_chunk_column(store, panels, "image")
             out += run_in_tasks(pose_chunk, chunk, ca, cb, (options, rule), bar, step=POSE_TASK_PAIRS)
             del chunk
     finally:
         bar.close()
-    return out
+    return in_original_order(out, order)

@@ -14,7 +14,15 @@ from PIL import Image
 
 from embedder.verify import AlignConfig, align_encoded, pixel_features
 from index.store import PIXELS_COLUMN, FigureStore
-from jobs.pixel_check import PIXEL_CHECK_TASK_PAIRS, pixel_check, read_chunk_column, read_chunk_pixels, run_in_tasks
+from jobs.pixel_check import (
+    PIXEL_CHECK_TASK_PAIRS,
+    in_original_order,
+    panel_local_order,
+    pixel_check,
+    read_chunk_column,
+    read_chunk_pixels,
+    run_in_tasks,
+)
 from tests.index.helpers import figures_table, forget_file_sizes
 from training.synth import KINDS, generate_specimen_field
 
@@ -34,6 +42,20 @@ def test_without_ray_the_pairs_are_checked_in_this_process() -> None:
     out = run_in_tasks(_fails_in_workers, 1000, np.arange(n), np.ones(n, np.int64), os.getpid(), ticks.append)
     assert out == [i + 1001 for i in range(n)]
     assert sum(ticks) == n and len(ticks) == 3  # progress moves task by task
+
+
+def test_pairs_sharing_a_panel_are_taken_together_and_results_come_back_in_order() -> None:
+    # two stars, 0 with 10..19 and 1 with 20..29, interleaved as candidates come (grouped by first panel only)
+    a = np.array([0, 1] * 10)
+    b = np.array([10 + i // 2 if i % 2 == 0 else 20 + i // 2 for i in range(20)])
+    order = panel_local_order(a, b)
+    assert sorted(order.tolist()) == list(range(20))
+    first_half = set(a[order[:10]].tolist()) | set(b[order[:10]].tolist())
+    assert first_half in ({0, *range(10, 20)}, {1, *range(20, 30)})  # one star, then the other
+    taken = [int(x) * 100 + int(y) for x, y in zip(a[order], b[order])]
+    assert in_original_order(taken, order) == [int(x) * 100 + int(y) for x, y in zip(a, b)]
+    assert panel_local_order(np.array([3]), np.array([4])).tolist() == [0]
+    assert panel_local_order(np.zeros(0, np.int64), np.zeros(0, np.int64)).tolist() == []
 
 
 @pytest.mark.slow
