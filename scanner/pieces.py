@@ -22,7 +22,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scanner.panels import Box, SplitOptions, _drop_labels, _tight, channel_mean, ink_mask, lightest_channel
+from scanner.panels import (
+    Box,
+    SplitOptions,
+    _drop_labels,
+    _tight,
+    channel_mean,
+    ink_mask,
+    lightest_channel,
+    square_opening,
+)
 
 KIND_IMAGE = "image"
 KIND_CHART = "chart"
@@ -67,11 +76,8 @@ class PieceOptions:
 
 
 def _dense_mask(rgb: np.ndarray, sopts: SplitOptions, popts: PieceOptions) -> np.ndarray:
-    from scipy import ndimage
-
     ink = ink_mask(rgb, sopts.white_level)
-    k = max(1, popts.open_px)
-    dense = ndimage.binary_opening(ink, structure=np.ones((k, k), dtype=bool))
+    dense = square_opening(ink, max(1, popts.open_px))
     return _drop_labels(dense, sopts)
 
 
