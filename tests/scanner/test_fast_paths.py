@@ -11,7 +11,8 @@ import pytest
 from scipy import ndimage
 
 from scanner.noise import _chart_residuals_reference, _grey, chart_residuals
-from scanner.panels import square_dilation, square_erosion, square_opening
+from scanner.panels import channel_mean, lightest_channel, square_dilation, square_erosion, square_opening
+from scanner.pieces import _colour_codes, _grey_and_level
 
 SHAPES = [(1, 1), (1, 9), (9, 1), (2, 3), (4, 4), (5, 300), (300, 5), (61, 47), (257, 640), (700, 420)]
 
@@ -62,3 +63,17 @@ def test_square_morphology_equals_scipy(size: int) -> None:
             assert np.array_equal(square_erosion(mask, size), ndimage.binary_erosion(mask, structure=square))
             assert np.array_equal(square_dilation(mask, size), ndimage.binary_dilation(mask, structure=square))
             assert np.array_equal(square_opening(mask, size), ndimage.binary_opening(mask, structure=square))
+
+
+@pytest.mark.parametrize(("h", "w"), SHAPES)
+def test_piece_colour_codes_and_grey_levels_equal_the_reference(h: int, w: int) -> None:
+    rng = np.random.default_rng(h * 31 + w)
+    for rgb in _images(rng, h, w):
+        for x in (rgb, rgb[h // 4:, w // 5:]):  # crops, as classify_piece gets them
+            inked = lightest_channel(x) < 236
+            q = (x[inked] // 16).astype(np.int32)
+            assert np.array_equal(_colour_codes(x)[inked], q[:, 0] * 256 + q[:, 1] * 16 + q[:, 2])
+            grey, level = _grey_and_level(x)
+            expected = channel_mean(x)
+            assert grey.dtype == expected.dtype and np.array_equal(grey, expected)
+            assert np.array_equal(level, (expected // 4).astype(np.int32))
