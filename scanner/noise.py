@@ -194,7 +194,7 @@ def _chart_residuals_rgb8(rgb: np.ndarray) -> tuple[float, float, float]:
     below 2**24, so a row sum (W * 255 < 2**24) may be taken in any order, and a channel's total
     only needs the sequential order (`np.add.accumulate`) when it could reach 2**24;
     (3) element-wise differences and the final `.mean()` over the same contiguous (H, W, 3)
-    array are unchanged. `tests/scanner/test_noise.py` pins it against the reference.
+    array are unchanged. `tests/scanner/test_fast_paths.py` pins it against the reference.
     """
     h, w, c = rgb.shape
     x = rgb.astype(np.float32)
