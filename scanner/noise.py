@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pyarrow as pa
 
-from scanner.panels import lightest_channel
+from scanner.panels import channel_mean, lightest_channel, square_erosion, square_opening
 from scanner.records import FLAG_BOILERPLATE, FLAG_CHART, FLAG_TEXT, FLAG_TINY, FLAG_UNIFORM, PanelRecord
 
 # A pixel this light in every channel is white paper.
@@ -116,10 +116,21 @@ def is_tiny(width: int, height: int, opts: NoiseOptions, bbox_pt: tuple[float, f
     return False
 
 
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    """`rgb.astype(np.float32).mean(axis=2)`, bit for bit, without numpy's slow reduction over the 3-long last axis.
+
+    For uint8 pixels the sum of three channels is an exact float32 integer whatever the order,
+    so `channel_mean` (channel by channel) gives the same floats ~10x faster.
+    """
+    if rgb.dtype == np.uint8 and rgb.ndim == 3:
+        return channel_mean(rgb)
+    return rgb.astype(np.float32).mean(axis=2)
+
+
 def is_uniform(rgb: np.ndarray, opts: NoiseOptions) -> bool:
     """Near-constant image (blank, solid fill): nothing to match on."""
     step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))  # subsample big images
-    gray = rgb[::step, ::step].astype(np.float32).mean(axis=2)
+    gray = _grey(rgb[::step, ::step])
     if gray.size == 0:
         return True
     if float(gray.std()) < opts.uniform_std:
@@ -138,13 +149,74 @@ def is_chart_fragment(rgb: np.ndarray, opts: NoiseOptions) -> bool:
     images. Every real picture varies in both directions; these vary in one at most.
     """
     step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))  # subsample big images
-    x = rgb[::step, ::step].astype(np.float32)
+    variation, along_rows, along_columns = chart_residuals(rgb[::step, ::step])
+    return min(along_rows, along_columns) <= opts.chart_max_residual * variation
+
+
+# float32 holds every integer below this exactly: sums of uint8 pixels that stay below it are exact in any order.
+_EXACT_F32 = 2**24
+
+
+def chart_residuals(rgb: np.ndarray) -> tuple[float, float, float]:
+    """Mean absolute deviation of the pixels from their channel means, from their row means and from their column means.
+
+    The reference formula is `_chart_residuals_reference` (float32, numpy's own reductions);
+    uint8 RGB pixels take `_chart_residuals_rgb8`, which gives the same floats bit for bit
+    about twice as fast (numpy reduces and broadcasts over a 3-long last axis very slowly).
+    """
+    h, w = rgb.shape[:2]
+    if rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3 and h * w > 0 and w * 255 < _EXACT_F32:
+        return _chart_residuals_rgb8(rgb)
+    return _chart_residuals_reference(rgb)
+
+
+def _chart_residuals_reference(rgb: np.ndarray) -> tuple[float, float, float]:
+    """`chart_residuals` as written first, for any dtype and shape."""
+    x = rgb.astype(np.float32)
     if x.ndim == 2:
         x = x[..., None]
     variation = float(np.abs(x - x.mean(axis=(0, 1), keepdims=True)).mean())
     along_rows = float(np.abs(x - x.mean(axis=1, keepdims=True)).mean())
     along_columns = float(np.abs(x - x.mean(axis=0, keepdims=True)).mean())
-    return min(along_rows, along_columns) <= opts.chart_max_residual * variation
+    return variation, along_rows, along_columns
+
+
+def _mean_like_numpy(total: np.ndarray, count: int) -> np.ndarray:
+    """`total / count` in place, as `np.mean` turns its float32 sum into the mean."""
+    return np.true_divide(total, np.intp(count), out=total, casting="unsafe")
+
+
+def _chart_residuals_rgb8(rgb: np.ndarray) -> tuple[float, float, float]:
+    """`_chart_residuals_reference` of uint8 (H, W, 3) pixels with W * 255 < 2**24: the same floats.
+
+    Identity rests on three facts: (1) numpy sums float32 over axes (0, 1) and over axis 1 one
+    pixel after another, in memory order; (2) such a sum of integers is exact while it stays
+    below 2**24, so a row sum (W * 255 < 2**24) may be taken in any order, and a channel's total
+    only needs the sequential order (`np.add.accumulate`) when it could reach 2**24;
+    (3) element-wise differences and the final `.mean()` over the same contiguous (H, W, 3)
+    array are unchanged. `tests/scanner/test_fast_paths.py` pins it against the reference.
+    """
+    h, w, c = rgb.shape
+    x = rgb.astype(np.float32)
+    planes = np.moveaxis(x, 2, 0).copy()  # (3, H, W): each channel contiguous
+    dev = np.empty_like(x)
+    flat = dev.reshape(h, w * c)  # a view: row-wise broadcasting of a (W * 3,) vector is fast
+
+    totals = planes.reshape(c, h * w).sum(axis=1)
+    if h * w * 255 >= _EXACT_F32:  # may round: take numpy's order (pixel after pixel)
+        totals = np.array([np.add.accumulate(planes[k].ravel())[-1] for k in range(c)], dtype=np.float32)
+    channel_means = _mean_like_numpy(totals, h * w)
+    np.subtract(x.reshape(h, w * c), np.tile(channel_means, w), out=flat)
+    variation = float(np.abs(dev, out=dev).mean())
+
+    row_means = _mean_like_numpy(planes.sum(axis=2), w)  # (3, H), exact sums
+    for k in range(c):
+        np.subtract(x[:, :, k], row_means[k][:, None], out=dev[:, :, k])
+    along_rows = float(np.abs(dev, out=dev).mean())
+
+    np.subtract(x, x.mean(axis=0, keepdims=True), out=dev)  # column means: numpy's fast case already
+    along_columns = float(np.abs(dev, out=dev).mean())
+    return variation, along_rows, along_columns
 
 
 def is_label(rgb: np.ndarray, size_pt: tuple[float, float], opts: NoiseOptions) -> bool:
@@ -208,8 +280,6 @@ def is_plot(rgb: np.ndarray, opts: NoiseOptions) -> bool:
     it; every real picture, even a scan on paper, fills far more of its box. A flow-cytometry
     plot on paper is a plot too, but its duplication is a reuse to see (`is_flow_plot`).
     """
-    from scipy import ndimage
-
     step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))  # subsample big images
     x = lightest_channel(rgb[::step, ::step])
     if x.size == 0:
@@ -217,8 +287,7 @@ def is_plot(rgb: np.ndarray, opts: NoiseOptions) -> bool:
     paper = x >= PAPER_WHITE
     if not opts.flag_plots or float(paper.mean()) < opts.plot_min_paper:
         return False
-    square = np.ones((opts.plot_stroke_px, opts.plot_stroke_px), dtype=bool)
-    filled = ndimage.binary_erosion(ndimage.binary_opening(~paper, structure=square), structure=square)
+    filled = square_erosion(square_opening(~paper, opts.plot_stroke_px), opts.plot_stroke_px)
     return float(filled.mean()) <= opts.plot_max_filled and not is_flow_plot(rgb, opts)
 
 
