@@ -8,7 +8,9 @@ once per chunk, however many pairs it is in), puts them into Ray's object store
 once, and every task of `PIXEL_CHECK_TASK_PAIRS` pairs gets a reference to them
 and its row-id pairs, nothing else. A panel without usable features (a store
 written before the column existed, a model whose search reads other sides) has its
-encoded image in the chunk instead and is decoded in the task, as before.
+encoded image in the chunk instead and is decoded in the task, as before. The pairs are
+taken in panel-local order (`panel_local_order`), so a chunk and a task meet few distinct
+panels; the results come back in the pairs' own order.
 """
 from __future__ import annotations
 

@@ -6,9 +6,10 @@ panel when it was embedded (`index.store.POSE_COLUMN`, ~30 kB). A store with fil
 before that column existed is read `POSE_READ_IMAGE_PAIRS` pairs at a time, as the panels'
 encoded images (~140-340 kB each), decoded in the tasks. Each task of `POSE_TASK_PAIRS` pairs
 finds the keypoints of the panels it needs once (a cache per task), then fits and checks each
-pair's pose. The candidate pairs come grouped by their first panel, so a task meets most of its
-panels several times. Nothing a task computes goes back through the driver but the poses (small
-records): its memory stays that of one chunk.
+pair's pose. The pairs are taken in panel-local order (`jobs.pixel_check.panel_local_order`), so
+a task meets most of its panels several times; the poses come back in the pairs' own order.
+Nothing a task computes goes back through the driver but the poses (small records): its memory
+stays that of one chunk.
 """
 from __future__ import annotations
 
