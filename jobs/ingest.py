@@ -123,24 +123,31 @@ def _store_records(store_dir: Path, records: pa.Table, run_id: str, staging: Sta
     """Append `records` (light staged rows of one model, `StagingArea.complete_documents(light=True)`) to
     the store, whole documents per file.
 
-    One store file's rows (`STORE_FILE_ROWS`) are read back from the staging area at a time, so the
-    driver never holds more than that many images, vectors and pixel features.
+    One store file's rows (`STORE_FILE_ROWS`) are read back from the staging area at a time, and let go
+    of before the next file's are (`_store_file`), so the driver never holds more than that many images,
+    vectors and pixel features.
     """
     records = records.sort_by([("doc", "ascending"), ("doc_sha256", "ascending")])
     model_id = records.column("model_id")[0].as_py()
     store: FigureStore | None = None
     for start, stop in document_aligned_slices(records.column("doc").to_pylist(), STORE_FILE_ROWS):
-        part = staging.gather(records.slice(start, stop - start))
-        vectors = _vectors(part.column("vector"))
-        if store is None:
-            store = FigureStore.open_or_create(store_dir, model_id=model_id, dim=vectors.shape[1])
-        pixels = part.column(PIXELS_COLUMN) if PIXELS_COLUMN in part.column_names else None
-        pose_greys = part.column(POSE_COLUMN) if POSE_COLUMN in part.column_names else None
-        regions = (split_region_vectors(part.column(REGION_COLUMN).to_pylist(), vectors.shape[1])
-                   if REGION_COLUMN in part.column_names else None)
-        # regions go in with the batch, before its manifest commit: a crash cannot keep a panel without them
-        store.append(part.select(FIGURES_SCHEMA.names), vectors, model_id=model_id, run_id=run_id,
-                     pixels=pixels, pose_greys=pose_greys, regions=regions)
+        store = _store_file(store_dir, store, staging.gather(records.slice(start, stop - start)), model_id, run_id)
+
+
+def _store_file(store_dir: Path, store: FigureStore | None, part: pa.Table, model_id: str, run_id: str) -> FigureStore:
+    """Append `part` (gathered staged rows, `StagingArea.gather`) to the store as one file; the store (opened or
+    created at `store_dir` on first use). Its locals are the file's heavy rows: they go when it returns."""
+    vectors = _vectors(part.column("vector"))
+    if store is None:
+        store = FigureStore.open_or_create(store_dir, model_id=model_id, dim=vectors.shape[1])
+    pixels = part.column(PIXELS_COLUMN) if PIXELS_COLUMN in part.column_names else None
+    pose_greys = part.column(POSE_COLUMN) if POSE_COLUMN in part.column_names else None
+    regions = (split_region_vectors(part.column(REGION_COLUMN).to_pylist(), vectors.shape[1])
+               if REGION_COLUMN in part.column_names else None)
+    # regions go in with the batch, before its manifest commit: a crash cannot keep a panel without them
+    store.append(part.select(FIGURES_SCHEMA.names), vectors, model_id=model_id, run_id=run_id,
+                 pixels=pixels, pose_greys=pose_greys, regions=regions)
+    return store
 
 
 def split_region_vectors(flat: list[list[float] | None], dim: int) -> tuple[np.ndarray, np.ndarray]:

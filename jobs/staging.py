@@ -9,11 +9,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from index.store import PIXELS_COLUMN, POSE_COLUMN
+from index.store import PAGE_ROWS, PIXELS_COLUMN, POSE_COLUMN
 from jobs.pipeline import REGION_COLUMN, ROW_DOC, ROW_RECORD
 from scanner.noise import pixel_hash
 
@@ -23,12 +24,19 @@ STAGING_DIRNAME = "staging"
 # Rows per store file (whole documents only, see document_aligned_slices). The driver gathers one file's
 # rows with their images, pixel features and grey images from the staging area and writes them: its peak
 # (+0.6 GB at 1,094 rows, the store stage of the 100-paper benchmark; 4.7 GB in all at 4,096-row files of
-# the 1,000-paper one) grows with this, so it stays at about a thousand.
+# the 1,000-paper one) grows with this, so it stays at about a thousand. It holds one file's rows once
+# (`gather`), not also the file before's: +0.53 GB at 1,000 synthetic rows, +0.57 GB at 10,000
+# (benchmarks/bench_store_stage.py; +0.87 and +1.34 GB before).
 STORE_FILE_ROWS = 1024
 # The large columns of a staged row: `complete_documents(light=True)` leaves them in the staged
 # files (a run's images would not fit in memory at corpus scale) and `gather` reads them per store file.
 HEAVY_COLUMNS = ("image", "vector", PIXELS_COLUMN, POSE_COLUMN, "thumbnail", REGION_COLUMN)
 FILE_COLUMN, ROW_COLUMN, HASH_COLUMN = "_staged_file", "_staged_row", "pixel_hash"
+# `gather` streams a staged file's heavy columns GATHER_READ_ROWS rows at a time (~2.5 MB of images, pixel
+# features and grey images) through a read buffer of GATHER_READ_BUFFER bytes; staged files are written in
+# pages of PAGE_ROWS rows (a page is decoded whole), so a read holds a few rows whatever a batch's size.
+GATHER_READ_ROWS = 8
+GATHER_READ_BUFFER = 1 << 20
 
 
 def document_aligned_slices(docs: Sequence[str], target_rows: int) -> list[tuple[int, int]]:
@@ -65,7 +73,7 @@ class StagingArea:
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"batch-{uuid.uuid4().hex}.parquet"
         tmp = final.with_name(f".{final.name}.tmp")
-        pq.write_table(batch, tmp)
+        pq.write_table(batch, tmp, write_batch_size=PAGE_ROWS)  # small pages: `gather` reads a few rows at a time
         os.replace(tmp, final)
 
     def _files(self) -> list[Path]:
@@ -82,7 +90,8 @@ class StagingArea:
     @staticmethod
     def _light(path: Path, n: int) -> pa.Table:
         """One staged file without its heavy columns, plus where each row is and its image's pixel hash."""
-        table = pq.read_table(path)
+        names = pq.read_schema(path).names  # the heavy columns but the image (hashed here) stay on disk
+        table = pq.read_table(path, columns=[c for c in names if c not in HEAVY_COLUMNS or c == "image"])
         hashes = ([pixel_hash(img) if img is not None else None for img in table.column("image").to_pylist()]
                   if "image" in table.column_names else [None] * table.num_rows)
         table = table.drop_columns([c for c in HEAVY_COLUMNS if c in table.column_names])
@@ -93,24 +102,54 @@ class StagingArea:
     def gather(self, light: pa.Table) -> pa.Table:
         """The full staged rows (heavy columns included) of rows of `complete_documents(light=True)`, in order.
 
-        Reads only the staged files these rows are in; `light`'s own columns replace the staged ones
-        (so flags set on the light rows, such as boilerplate, carry over).
+        Reads only the staged files these rows are in, and of each only the rows asked for, a few at a
+        time (`_read_rows`); each heavy value is copied once, into the result, whose chunks are the runs
+        of consecutive rows of one staged file. Memory holds the result and one read batch, not whole
+        staged files nor a second copy of the rows. `light`'s own columns replace the staged ones (so
+        flags set on the light rows, such as boilerplate, carry over).
         """
         files = self._files()
-        where = list(zip(light.column(FILE_COLUMN).to_pylist(), light.column(ROW_COLUMN).to_pylist()))
-        parts: list[pa.Table] = []
-        order: dict[tuple[int, int], int] = {}
-        for f in sorted({f for f, _ in where}):
-            rows = sorted(r for g, r in where if g == f)
-            parts.append(pq.read_table(files[f], columns=[c for c in HEAVY_COLUMNS if c in pq.read_schema(files[f]).names])
-                         .take(pa.array(rows, pa.int64())))
-            for r in rows:
-                order[(f, r)] = len(order)
-        heavy = pa.concat_tables(parts, promote_options="default").take(pa.array([order[w] for w in where], pa.int64()))
+        file_of = np.asarray(light.column(FILE_COLUMN).to_numpy(zero_copy_only=False), dtype=np.int64)
+        row_of = np.asarray(light.column(ROW_COLUMN).to_numpy(zero_copy_only=False), dtype=np.int64)
+        starts = np.flatnonzero(np.r_[True, file_of[1:] != file_of[:-1]]) if len(file_of) else np.zeros(0, np.int64)
+        stops = np.r_[starts[1:], len(file_of)].astype(np.int64)
+        runs: list[pa.Table | None] = [None] * len(starts)
+        for f in np.unique(file_of).tolist():
+            mine = np.flatnonzero(file_of[starts] == f)
+            wanted = np.unique(row_of[file_of == f])
+            rows = self._read_rows(files[f], wanted)  # `wanted`'s rows, in that order
+            for i in mine.tolist():
+                at = np.searchsorted(wanted, row_of[starts[i]:stops[i]])
+                contiguous = bool(np.all(np.diff(at) == 1))
+                runs[i] = rows.slice(int(at[0]), len(at)) if contiguous else rows.take(pa.array(at, pa.int64()))
+            del rows
         out = light.drop_columns([FILE_COLUMN, ROW_COLUMN, HASH_COLUMN])
-        for name in heavy.column_names:
+        parts = [t for t in runs if t is not None]
+        if not parts:
+            return out
+        heavy = pa.concat_tables(parts, promote_options="default")  # files of older runs may lack a column
+        for name in [c for c in HEAVY_COLUMNS if c in heavy.column_names]:
             out = out.append_column(name, heavy.column(name))
         return out
+
+    @staticmethod
+    def _read_rows(path: Path, rows: np.ndarray) -> pa.Table:
+        """The heavy columns of the staged file `path` at positions `rows` (sorted, unique), streamed
+        `GATHER_READ_ROWS` rows at a time: a staged file (one streamed batch) is never held whole."""
+        parquet = pq.ParquetFile(path, buffer_size=GATHER_READ_BUFFER, pre_buffer=False)
+        columns = [c for c in HEAVY_COLUMNS if c in parquet.schema_arrow.names]
+        kept: list[pa.RecordBatch] = []
+        first = 0
+        for batch in parquet.iter_batches(batch_size=GATHER_READ_ROWS, columns=columns, use_threads=False):
+            lo, hi = np.searchsorted(rows, [first, first + batch.num_rows])
+            if hi > lo:
+                kept.append(batch.take(pa.array(rows[lo:hi] - first, pa.int64())))
+            first += batch.num_rows
+            if first > rows[-1]:
+                break
+        if sum(b.num_rows for b in kept) != len(rows):
+            raise IndexError(f"{path} has {first} rows, asked for row {int(rows[-1])}")
+        return pa.Table.from_batches(kept, schema=pa.schema([parquet.schema_arrow.field(c) for c in columns]))
 
     def complete_documents(self, light: bool = False) -> tuple[pa.Table, set[str]]:
         """The staged rows of finished documents, and those documents' names.

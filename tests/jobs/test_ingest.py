@@ -3,11 +3,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
 
+from index.store import PIXELS_COLUMN, POSE_COLUMN, FigureStore
 from jobs.clock import StageClock
-from jobs.ingest import ERRORS_LOG, check_store_model, has_store, ingest, load_errors, record_errors, stored_documents
-from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_ERROR, PipelineOptions
+from jobs.ingest import (
+    ERRORS_LOG,
+    _store_records,
+    check_store_model,
+    has_store,
+    ingest,
+    load_errors,
+    record_errors,
+    stored_documents,
+)
+from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_ERROR, ROW_RECORD, PipelineOptions
 from jobs.scoring import model_id_of
 from jobs.staging import STAGING_DIRNAME, StagingArea
 from scanner.extract import file_sha256
@@ -52,3 +65,43 @@ def test_errors_of_documents_stored_before_a_crash_are_still_reported(tmp_path: 
     assert result.errors == [("a.pdf", "decode", "xref 7: broken")]
     assert result.documents == 0 and result.skipped_documents == 1
     assert not (store / STAGING_DIRNAME).exists()
+
+
+def test_the_store_gets_every_staged_record_once_in_document_order_whole_documents_a_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`_store_records` over light rows: the staged images, vectors, pixel features and grey images land
+    in the store in (doc, sha) order, each store file of about `STORE_FILE_ROWS` rows of whole documents."""
+    monkeypatch.setattr("jobs.ingest.STORE_FILE_ROWS", 5)
+    area = StagingArea(tmp_path / "store" / STAGING_DIRNAME)
+    blank = {c: None for c in EXTRACT_SCHEMA.names}
+    sizes = {"c.pdf": 4, "a.pdf": 3, "b.pdf": 6}
+    rows = [{**blank, "row_kind": ROW_RECORD, "doc": doc, "doc_sha256": "s" + doc, "figure_id": f"{doc}-{i}", "flags": [],
+             "page": 1, "x0": 0.0, "y0": 0.0, "x1": 1.0, "y1": 1.0, "image": f"img-{doc}-{i}".encode()}
+            for doc, n in sizes.items() for i in range(n)]
+    rows += [{**blank, "row_kind": ROW_DOC, "doc": doc, "doc_sha256": "s" + doc, "records": n, "pages": 1, "flags": []}
+             for doc, n in sizes.items()]
+    staged = pa.Table.from_pylist(rows, schema=EXTRACT_SCHEMA)
+    ids = staged.column("figure_id").to_pylist()
+    staged = (staged.append_column("vector", pa.array([[1.0, float(i)] if f else None for i, f in enumerate(ids)],
+                                                      pa.list_(pa.float32())))
+              .append_column("model_id", pa.array(["m"] * len(rows), pa.string()))
+              .append_column(PIXELS_COLUMN, pa.array([f"px-{f}".encode() if f else None for f in ids], pa.binary()))
+              .append_column(POSE_COLUMN, pa.array([f"pose-{f}".encode() if f else None for f in ids], pa.binary())))
+    for start in range(0, staged.num_rows, 3):  # batches that cut documents
+        area.write(staged.slice(start, 3))
+    light, _ = area.complete_documents(light=True)
+    _store_records(tmp_path / "store", light.filter(pc.equal(light.column("row_kind"), ROW_RECORD)), "r", area)
+    store = FigureStore.open(tmp_path / "store")
+    table = store.read_table(["figure_id", "doc", "image", PIXELS_COLUMN, POSE_COLUMN])
+    got = table.column("figure_id").to_pylist()  # within a document, in the staged files' order
+    assert sorted(got) == sorted(f"{doc}-{i}" for doc, n in sizes.items() for i in range(n))
+    assert table.column("doc").to_pylist() == sorted(table.column("doc").to_pylist())
+    assert table.column("image").to_pylist() == [f"img-{f}".encode() for f in got]
+    assert table.column(PIXELS_COLUMN).to_pylist() == [f"px-{f}".encode() for f in got]
+    assert table.column(POSE_COLUMN).to_pylist() == [f"pose-{f}".encode() for f in got]
+    _, vectors = store.read_vectors()
+    first = {f: i for i, f in enumerate(ids)}
+    want = np.array([[1.0, first[f]] for f in got], np.float32)
+    np.testing.assert_allclose(vectors, want / np.linalg.norm(want, axis=1, keepdims=True), rtol=1e-6)
+    assert [store.read_table(["doc"], files=[f]).column("doc").unique().to_pylist() for f in store.files] == [
+        ["a.pdf", "b.pdf"], ["c.pdf"]]

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_RECORD
-from jobs.staging import StagingArea, document_aligned_slices
+from jobs.staging import GATHER_READ_ROWS, StagingArea, document_aligned_slices
 
 
 def rows(doc: str, n_records: int, announce: int | None, model: str = "m") -> pa.Table:
@@ -83,3 +83,39 @@ def test_a_half_staged_document_of_another_model_discards_the_staging_area(tmp_p
     area.write(rows("a.pdf", 3, 3, model="y"))
     assert area.finished_documents("y") == set()
     assert not (tmp_path / "staging").exists()
+
+
+def heavy_rows(doc: str, n: int, *, pose: bool = True) -> pa.Table:
+    """`n` staged records of `doc` (and its doc row) whose heavy values name the record."""
+    out = [{**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_RECORD, "doc": doc, "doc_sha256": "s",
+            "figure_id": f"{doc}-{i}", "flags": [], "page": 1, "image": f"img-{doc}-{i}".encode() * 50}
+           for i in range(n)]
+    out.append({**{c: None for c in EXTRACT_SCHEMA.names}, "row_kind": ROW_DOC, "doc": doc, "doc_sha256": "s",
+                "records": n, "pages": 1, "flags": []})
+    table = pa.Table.from_pylist(out, schema=EXTRACT_SCHEMA)
+    table = (table.append_column("vector", pa.array([[float(i), 1.0] for i in range(n)] + [None], pa.list_(pa.float32())))
+             .append_column("model_id", pa.array(["m"] * len(out), pa.string()))
+             .append_column("pixels", pa.array([f"px-{doc}-{i}".encode() for i in range(n)] + [None], pa.binary())))
+    if pose:
+        table = table.append_column("pose_grey", pa.array([f"pose-{doc}-{i}".encode() for i in range(n)] + [None], pa.binary()))
+    return table
+
+
+def test_gather_returns_exactly_the_rows_asked_for_in_their_order(tmp_path: Path) -> None:
+    """Any subset of the staged rows in any order, across staged files and across the batches a staged
+    file is read in (`GATHER_READ_ROWS`); a file of an older run without a column gives nulls there."""
+    area = StagingArea(tmp_path / "staging")
+    area.write(heavy_rows("a.pdf", 3 * GATHER_READ_ROWS + 3))
+    area.write(heavy_rows("b.pdf", 5, pose=False))
+    light, _ = area.complete_documents(light=True)
+    records = light.filter(pc.equal(light.column("row_kind"), ROW_RECORD))
+    by_id = {fid: i for i, fid in enumerate(records.column("figure_id").to_pylist())}
+    asked = (["b.pdf-3", "a.pdf-26", "a.pdf-0", "a.pdf-1", "a.pdf-2", "b.pdf-0", "a.pdf-10", "a.pdf-9", "a.pdf-8"]
+             + [f"a.pdf-{i}" for i in range(12, 20)] + ["b.pdf-4", "a.pdf-21"])
+    full = area.gather(records.take(pa.array([by_id[f] for f in asked])))
+    assert full.column("figure_id").to_pylist() == asked
+    assert full.column("image").to_pylist() == [f"img-{f}".encode() * 50 for f in asked]
+    assert full.column("pixels").to_pylist() == [f"px-{f}".encode() for f in asked]
+    assert full.column("pose_grey").to_pylist() == [f"pose-{f}".encode() if f.startswith("a") else None for f in asked]
+    assert full.column("vector").to_pylist() == [[float(f.rsplit("-", 1)[1]), 1.0] for f in asked]
+    assert full.num_rows == len(asked)
