@@ -35,8 +35,11 @@ fused score (embedder.fusion) and not a veto.
 """
 from __future__ import annotations
 
+import bisect
 import functools
+import heapq
 import io
+import itertools
 import logging
 import math
 import struct
@@ -236,8 +239,7 @@ def _templates(views: Sequence[torch.Tensor], container_shape: tuple[int, int], 
 
     Ordered view-major: index = view_position * len(angles) + angle_position.
     """
-    H, W = container_shape
-    full = (max(4, round(H * scale * aspect)), max(4, round(W * scale)))
+    full = _template_size(container_shape, scale, aspect)
     cut = (max(1, round(full[0] * centre)), max(1, round(full[1] * centre)))
     if min(cut) < 4:
         return None
@@ -245,6 +247,12 @@ def _templates(views: Sequence[torch.Tensor], container_shape: tuple[int, int], 
     turned = rotate(resized, angles).transpose(0, 1)  # (V, A, H, W)
     y0, x0 = (full[0] - cut[0]) // 2, (full[1] - cut[1]) // 2
     return turned[:, :, y0:y0 + cut[0], x0:x0 + cut[1]].reshape(-1, *cut)
+
+
+def _template_size(container: tuple[int, int], scale: float, aspect: float) -> tuple[int, int]:
+    """Height and width of a template at `scale` of the container (height stretched by `aspect`), before its centre cut."""
+    H, W = container
+    return max(4, round(H * scale * aspect)), max(4, round(W * scale))
 
 
 def own_aspects(container: torch.Tensor, template: torch.Tensor, view: int, scale: float) -> tuple[float, ...]:
@@ -504,10 +512,11 @@ class _Spec:
 def _spec_templates(spec: _Spec, container: tuple[int, int], template: _Container,
                     config: AlignConfig) -> _Prepared | None:
     """The templates of `spec` ((V*A, h, w), view-major as `_templates`), None when too small to try;
-    the coarse stage's (all views) made once per template panel and container shape (`_Container.templates`)."""
+    the coarse stage's (all views) made once per template panel and template size (`_Container.templates`)."""
     if len(spec.views) == 1:  # later stages: templates around one pair's hypotheses, which do not recur
         return _prepare(_make_spec_templates(spec, container, template.t, config))
-    key = (container, spec.views, spec.scale, spec.angles, spec.aspect, config.centre, config.min_side)
+    # the templates depend on the container only through their size: containers of other shapes share them
+    key = (_template_size(container, spec.scale, spec.aspect), spec.views, spec.angles, config.centre, config.min_side)
     return template.templates(key, lambda: _prepare(_make_spec_templates(spec, container, template.t, config)))
 
 
@@ -531,8 +540,7 @@ def _all_view_templates(template: torch.Tensor, container: tuple[int, int], view
     sides, or to them swapped for a quarter turn, and turned by +-each angle; all of them are then
     cut out of those two turned stacks by one gather (`_view_gather`).
     """
-    H, W = container
-    full = (max(4, round(H * scale * aspect)), max(4, round(W * scale)))
+    full = _template_size(container, scale, aspect)
     cut = (max(1, round(full[0] * centre)), max(1, round(full[1] * centre)))
     if min(cut) < 4:
         return None
@@ -569,20 +577,44 @@ def _view_gather(full: tuple[int, int], cut: tuple[int, int], views: tuple[int, 
 def _search_specs(containers: dict[bool, _Container], templates: dict[bool, _Container], specs: Sequence[_Spec],
                   config: AlignConfig, fft: bool) -> list[list[_Hypothesis]]:
     """Every hypothesis of each spec (views major, angles minor), one correlation batch per direction."""
-    out: list[list[_Hypothesis]] = [[] for _ in specs]
+    found = _correlate_specs(containers, templates, specs, config, fft)
+    return [[_hypothesis(s, j, f) for j in range(len(f[0]))] if f is not None else [] for s, f in zip(specs, found)]
+
+
+def _best_hypotheses(containers: dict[bool, _Container], templates: dict[bool, _Container], specs: Sequence[_Spec],
+                     config: AlignConfig, fft: bool, k: int) -> list[_Hypothesis]:
+    """The k best hypotheses of `specs`, best first: `_search_specs`' hypotheses, flattened and sorted by
+    correlation (a stable sort), cut to k, without making the hundreds of others (the coarse stage has 320)."""
+    found = [(s, f) for s, f in zip(specs, _correlate_specs(containers, templates, specs, config, fft)) if f is not None]
+    scores = [c for _, f in found for c in f[0]]
+    starts = list(itertools.accumulate((len(f[0]) for _, f in found), initial=0))
+    best = heapq.nlargest(k, range(len(scores)), key=scores.__getitem__)  # = sorted(..., reverse=True)[:k], stably
+    out = []
+    for flat in best:
+        i = bisect.bisect_right(starts, flat) - 1
+        out.append(_hypothesis(found[i][0], flat - starts[i], found[i][1]))
+    return out
+
+
+def _correlate_specs(containers: dict[bool, _Container], templates: dict[bool, _Container], specs: Sequence[_Spec],
+                     config: AlignConfig, fft: bool) -> list[tuple[list[float], list[int]] | None]:
+    """Per spec, each template's best correlation and its position (views major, angles minor); None when
+    nothing was tried (too small, does not fit). One correlation batch per direction."""
+    out: list[tuple[list[float], list[int]] | None] = [None] * len(specs)
     for b_inside_a, container in containers.items():
         mine = [i for i, s in enumerate(specs) if s.b_inside_a == b_inside_a]
         if not mine:
             continue
         groups = [_spec_templates(specs[i], container.shape, templates[b_inside_a], config) for i in mine]
         for i, found in zip(mine, _best_ncc_groups(container, groups, fft)):
-            if found is None:
-                continue
-            s = specs[i]
-            keys = [(v, angle) for v in s.views for angle in s.angles]
-            out[i] = [_Hypothesis(b_inside_a, v, s.scale, angle, c, p, s.aspect)
-                      for (v, angle), c, p in zip(keys, *found)]
+            out[i] = found
     return out
+
+
+def _hypothesis(spec: _Spec, j: int, found: tuple[list[float], list[int]]) -> _Hypothesis:
+    """The hypothesis of template j of `spec` (view-major: view j // angles, angle j % angles) and what it found."""
+    view, angle = spec.views[j // len(spec.angles)], spec.angles[j % len(spec.angles)]
+    return _Hypothesis(spec.b_inside_a, view, spec.scale, angle, found[0][j], found[1][j], spec.aspect)
 
 
 def _containers(a: Panel, b: Panel, side: int, kernel: int = 0
@@ -623,11 +655,10 @@ def align_pair(a: Panel, b: Panel, config: AlignConfig = AlignConfig()) -> Align
     """
     containers, templates = _containers(a, b, config.coarse_side)
     specs = [_Spec(d, tuple(range(8)), s, tuple(config.angles)) for d in (True, False) for s in config.scales]
-    hyps = [h for found in _search_specs(containers, templates, specs, config, _use_fft(config.coarse_side))
-            for h in found]
+    hyps = _best_hypotheses(containers, templates, specs, config, _use_fft(config.coarse_side),
+                            max(1, config.refine_top))
     if not hyps:
         return Alignment(0.0)
-    hyps.sort(key=lambda h: h.correlation, reverse=True)
     if hyps[0].correlation < config.screen:  # clearly unrelated: no finer search can make it a copy
         return _alignment(hyps[0], _detail_at(a, b, hyps[0], config) if config.screen_detail else 0.0)
 
