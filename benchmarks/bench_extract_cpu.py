@@ -29,7 +29,10 @@ def run_child(code: Path, pdfs: list[Path], root: Path) -> dict[str, object]:
     """Time and digest the extraction of `pdfs` with the code in `code`, in a fresh interpreter."""
     out = subprocess.run([sys.executable, __file__, "--child", str(code), str(root), *map(str, pdfs)],
                          check=True, capture_output=True, text=True, cwd=tempfile.gettempdir()).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    found = json.loads(out.strip().splitlines()[-1])
+    if Path(found["code"]).resolve() != code.resolve():  # an installed copy came first on the path
+        raise RuntimeError(f"the child ran the code in {found['code']}, not {code}")
+    return dict(found)
 
 
 def child(code: Path, root: Path, pdfs: list[Path]) -> None:
@@ -39,6 +42,7 @@ def child(code: Path, root: Path, pdfs: list[Path]) -> None:
     import torch
 
     torch.set_num_threads(1)
+    import scanner
     from jobs.extract_workers import extract_guarded
     from scanner.extract import ExtractLimits
 
@@ -55,7 +59,7 @@ def child(code: Path, root: Path, pdfs: list[Path]) -> None:
                                 rec.height, rec.parent_id, tuple(rec.flags))).encode())
             digest.update(hashlib.sha256(rec.image).digest())
         digest.update(repr([(e.input, e.stage, e.error) for e in result.errors]).encode())
-    print(json.dumps({"seconds": seconds, "digest": digest.hexdigest()}))
+    print(json.dumps({"seconds": seconds, "digest": digest.hexdigest(), "code": str(Path(scanner.__file__).parents[1])}))
 
 
 def export_revision(rev: str, into: Path) -> Path:

@@ -22,14 +22,17 @@ before and after the stored pixel features: `align_encoded` on the two PNGs (dec
 the search) against `align_pair` on their `pixel_features` (checked equal).
 
 `--scan OUT` (a scanned output folder: OUT/store, OUT/report.csv) measures throughput as a
-scan gets it: the store's k-NN candidate pairs in the order a scan makes them (mostly
-unrelated pairs, a few true ones), cut into tasks of `jobs.pixel_check.PIXEL_CHECK_TASK_PAIRS`
+scan gets it: the store's k-NN candidate pairs in the order a scan checks them (mostly
+unrelated pairs, a few true ones; `--order panel`, the default, is a scan's panel-local order,
+`--order candidates` the k-NN's own, grouped by first panel), cut into tasks of `jobs.pixel_check.PIXEL_CHECK_TASK_PAIRS`
 consecutive pairs, `--tasks` of them picked at random; each task runs
 `jobs.pixel_check.align_chunk` (its panels unpacked afresh from the stored features, one thread)
 in a pool of `--workers` processes. With `--truth`, the report rows that match a truth pair
 are timed too, as tasks of their own. Prints, per variant (this checkout, `--baseline REV`)
 and over `--runs` interleaved rounds: the median pairs/s of the pool (wall clock, all workers)
-and CPU ms a pair, and whether the two variants' alignments are identical.
+and CPU ms a pair, and whether the two variants' alignments are identical. `--scan OUT
+--locality` only prints how many distinct panels a pixel-check task and a pose-check task meet
+a pair, in both orders (what a task does once per panel, it does that often a pair).
 """
 from __future__ import annotations
 
@@ -216,8 +219,10 @@ def time_kernels(repeats: int = 20) -> list[dict[str, object]]:
 _WORKER: dict[str, Any] = {}  # the chunk and the variants' align functions, set once per pool process
 
 
-def _scan_pairs(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The store's k-NN candidate pairs (row ids), in the order a scan checks them (`jobs.match`)."""
+def _scan_pairs(store_dir: Path, order: str = "panel") -> tuple[np.ndarray, np.ndarray]:
+    """The store's k-NN candidate pairs (row ids), in the order they come from the k-NN (`order` "candidates",
+    grouped by their first panel) or in the order a scan checks them (`order` "panel":
+    `jobs.pixel_check.panel_local_order`)."""
     from index.candidates import RecordKeys, self_join
     from index.faiss_index import sync_index
     from index.store import FigureStore
@@ -227,7 +232,33 @@ def _scan_pairs(store_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     keys = RecordKeys.from_table(store.read_keys())
     ids = keys.row_id[~keys.noise]
     pairs = self_join(cast(Any, index), ids, store.dense_vectors()[ids], keys, k=10, min_sim=0.3, exclude_noise=True)
-    return np.asarray(pairs.a), np.asarray(pairs.b)
+    a, b = np.asarray(pairs.a), np.asarray(pairs.b)
+    if order == "panel":
+        from jobs.pixel_check import panel_local_order
+
+        taken = panel_local_order(a, b)
+        a, b = a[taken], b[taken]
+    return a, b
+
+
+def panels_per_pair(a: np.ndarray, b: np.ndarray, step: int) -> float:
+    """Mean over slices of `step` consecutive pairs of the distinct panels a slice meets per pair."""
+    return float(np.mean([len(np.union1d(a[i:i + step], b[i:i + step])) / len(a[i:i + step])
+                          for i in range(0, len(a), step)]))
+
+
+def locality(store_dir: Path) -> dict[str, Any]:
+    """Distinct panels a pair of each task meets, candidate order against panel-local order (`--locality`)."""
+    from jobs.pixel_check import PIXEL_CHECK_TASK_PAIRS
+    from jobs.pose_check import POSE_TASK_PAIRS
+
+    a, b = _scan_pairs(store_dir, "candidates")
+    out: dict[str, Any] = {"pairs": len(a), "panels": len(np.union1d(a, b))}
+    for order in ("candidates", "panel"):
+        x, y = (a, b) if order == "candidates" else _scan_pairs(store_dir, order)
+        out[order] = {f"{name} ({step} pairs)": round(panels_per_pair(x, y, step), 3)
+                      for name, step in (("pixel task", PIXEL_CHECK_TASK_PAIRS), ("pose task", POSE_TASK_PAIRS))}
+    return out
 
 
 def _true_pairs(scan: Path, truth: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -277,7 +308,7 @@ def _run_task(job: tuple[str, np.ndarray, np.ndarray]) -> tuple[float, list[tupl
 
 
 def time_scan(scan: Path, truth: Path | None, n_tasks: int, workers: int, runs: int, baseline: str | None,
-              seed: int) -> dict[str, Any]:
+              seed: int, order: str = "panel") -> dict[str, Any]:
     """Pairs/s of the pixel check on a scan's candidates as the scan runs it (module docstring, `--scan`)."""
     import multiprocessing
     import os
@@ -286,7 +317,7 @@ def time_scan(scan: Path, truth: Path | None, n_tasks: int, workers: int, runs: 
     from jobs.pixel_check import PIXEL_CHECK_TASK_PAIRS, read_chunk_pixels
 
     load_before = os.getloadavg()
-    a, b = _scan_pairs(scan / "store")
+    a, b = _scan_pairs(scan / "store", order)
     starts = np.arange(0, len(a), PIXEL_CHECK_TASK_PAIRS)
     picked = np.sort(np.random.default_rng(seed).permutation(starts)[:n_tasks])
     sets = {"candidates": [(a[i:i + PIXEL_CHECK_TASK_PAIRS], b[i:i + PIXEL_CHECK_TASK_PAIRS]) for i in picked]}
@@ -310,7 +341,7 @@ def time_scan(scan: Path, truth: Path | None, n_tasks: int, workers: int, runs: 
                     wall[(name, v)].append(time.perf_counter() - started)
                     cpu[(name, v)].append(sum(c for c, _ in done))
                     found[(name, v)] = [r for _, part in done for r in part]
-    out: dict[str, Any] = {"tasks": n_tasks, "workers": workers, "candidate pairs in the scan": len(a),
+    out: dict[str, Any] = {"tasks": n_tasks, "workers": workers, "order": order, "candidate pairs in the scan": len(a),
                            "load average before": load_before}
     for name, tasks in sets.items():
         n = sum(len(x) for x, _ in tasks)
@@ -343,10 +374,17 @@ def main() -> None:
     parser.add_argument("--truth", type=Path, help="with --scan: the corpus truth, to time the true pairs too")
     parser.add_argument("--tasks", type=int, default=12, help="with --scan: random tasks of consecutive pairs")
     parser.add_argument("--workers", type=int, default=2, help="with --scan: processes, one thread each")
+    parser.add_argument("--order", choices=("panel", "candidates"), default="panel",
+                        help="with --scan: the pairs in a scan's panel-local order, or as the k-NN lists them")
+    parser.add_argument("--locality", action="store_true",
+                        help="with --scan: only the distinct panels a task meets a pair, in both orders")
     args = parser.parse_args()
+    if args.scan and args.locality:
+        print(json.dumps(locality(args.scan / "store"), indent=2))
+        return
     if args.scan:
         print(json.dumps(time_scan(args.scan, args.truth, args.tasks, args.workers, args.runs, args.baseline,
-                                   args.seed), indent=2))
+                                   args.seed, args.order), indent=2))
         return
     torch.set_num_threads(1)  # as the scan runs it (embedder.verify.align_many)
     result: dict[str, object] = {"pairs": args.pairs, "runs": args.runs,

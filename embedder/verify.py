@@ -388,7 +388,7 @@ class _Container:
         self._template_bytes = 0
 
     def templates(self, key: tuple[Any, ...], make: Callable[[], _Prepared | None]) -> _Prepared | None:
-        """This panel's templates for `key`, made once (its candidates' container shapes recur)."""
+        """This panel's templates for `key`, made once (its candidates' template sizes recur)."""
         if key not in self._templates:
             found = make()
             size = 0 if found is None else found.zero_mean.numel() * found.zero_mean.element_size()
@@ -419,7 +419,7 @@ class _Container:
         return found
 
 
-# What a panel keeps of its coarse templates (bytes; ~4 partner shapes) and window norms (sizes);
+# What a panel keeps of its coarse templates (bytes; the templates of ~4 partners' sizes) and window norms (sizes);
 # beyond it they are dropped and remade as needed.
 MEMO_TEMPLATE_BYTES = 1 << 20
 MEMO_WINDOW_NORMS = 64

@@ -290,9 +290,10 @@ def panel_local_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     panels, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
     ia, ib = inverse[:len(a)], inverse[len(a):]
     n = len(panels)
-    graph = sparse.coo_matrix((np.ones(len(a), dtype=np.int8), (ia, ib)), shape=(n, n)).tocsr()
+    ends = (np.concatenate([ia, ib]), np.concatenate([ib, ia]))  # both directions: a symmetric graph
+    graph = sparse.coo_matrix((np.ones(2 * len(a), dtype=np.float32), ends), shape=(n, n)).tocsr()
     numbering = np.empty(n, dtype=np.int64)
-    numbering[reverse_cuthill_mckee((graph + graph.T).tocsr(), symmetric_mode=True)] = np.arange(n)
+    numbering[reverse_cuthill_mckee(graph, symmetric_mode=True)] = np.arange(n)
     first, second = np.minimum(numbering[ia], numbering[ib]), np.maximum(numbering[ia], numbering[ib])
     return np.lexsort((second, first))
 

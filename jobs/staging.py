@@ -34,7 +34,8 @@ HEAVY_COLUMNS = ("image", "vector", PIXELS_COLUMN, POSE_COLUMN, "thumbnail", REG
 FILE_COLUMN, ROW_COLUMN, HASH_COLUMN = "_staged_file", "_staged_row", "pixel_hash"
 # `gather` streams a staged file's heavy columns GATHER_READ_ROWS rows at a time (~2.5 MB of images, pixel
 # features and grey images) through a read buffer of GATHER_READ_BUFFER bytes; staged files are written in
-# pages of PAGE_ROWS rows (a page is decoded whole), so a read holds a few rows whatever a batch's size.
+# pages of PAGE_ROWS rows (a page is decoded whole), so a read holds a few rows whatever a batch's size
+# (files staged by older code, with larger pages, still read, a page at a time).
 GATHER_READ_ROWS = 8
 GATHER_READ_BUFFER = 1 << 20
 
@@ -103,9 +104,9 @@ class StagingArea:
         """The full staged rows (heavy columns included) of rows of `complete_documents(light=True)`, in order.
 
         Reads only the staged files these rows are in, and of each only the rows asked for, a few at a
-        time (`_read_rows`); each heavy value is copied once, into the result, whose chunks are the runs
-        of consecutive rows of one staged file. Memory holds the result and one read batch, not whole
-        staged files nor a second copy of the rows. `light`'s own columns replace the staged ones (so
+        time (`_read_rows`); a run of `light`'s rows that are consecutive in one staged file is a slice of
+        what was read (no copy), other runs a `take` of it. Memory holds the rows asked for (about once)
+        and one read batch, not whole staged files. `light`'s own columns replace the staged ones (so
         flags set on the light rows, such as boilerplate, carry over).
         """
         files = self._files()
@@ -136,20 +137,21 @@ class StagingArea:
     def _read_rows(path: Path, rows: np.ndarray) -> pa.Table:
         """The heavy columns of the staged file `path` at positions `rows` (sorted, unique), streamed
         `GATHER_READ_ROWS` rows at a time: a staged file (one streamed batch) is never held whole."""
-        parquet = pq.ParquetFile(path, buffer_size=GATHER_READ_BUFFER, pre_buffer=False)
-        columns = [c for c in HEAVY_COLUMNS if c in parquet.schema_arrow.names]
         kept: list[pa.RecordBatch] = []
         first = 0
-        for batch in parquet.iter_batches(batch_size=GATHER_READ_ROWS, columns=columns, use_threads=False):
-            lo, hi = np.searchsorted(rows, [first, first + batch.num_rows])
-            if hi > lo:
-                kept.append(batch.take(pa.array(rows[lo:hi] - first, pa.int64())))
-            first += batch.num_rows
-            if first > rows[-1]:
-                break
+        with pq.ParquetFile(path, buffer_size=GATHER_READ_BUFFER, pre_buffer=False) as parquet:
+            columns = [c for c in HEAVY_COLUMNS if c in parquet.schema_arrow.names]
+            for batch in parquet.iter_batches(batch_size=GATHER_READ_ROWS, columns=columns, use_threads=False):
+                lo, hi = np.searchsorted(rows, [first, first + batch.num_rows])
+                if hi > lo:
+                    kept.append(batch.take(pa.array(rows[lo:hi] - first, pa.int64())))
+                first += batch.num_rows
+                if first > rows[-1]:
+                    break
+            schema = pa.schema([parquet.schema_arrow.field(c) for c in columns])
         if sum(b.num_rows for b in kept) != len(rows):
             raise IndexError(f"{path} has {first} rows, asked for row {int(rows[-1])}")
-        return pa.Table.from_batches(kept, schema=pa.schema([parquet.schema_arrow.field(c) for c in columns]))
+        return pa.Table.from_batches(kept, schema=schema)
 
     def complete_documents(self, light: bool = False) -> tuple[pa.Table, set[str]]:
         """The staged rows of finished documents, and those documents' names.

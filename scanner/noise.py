@@ -122,7 +122,7 @@ def _grey(rgb: np.ndarray) -> np.ndarray:
     For uint8 pixels the sum of three channels is an exact float32 integer whatever the order,
     so `channel_mean` (channel by channel) gives the same floats ~10x faster.
     """
-    if rgb.dtype == np.uint8 and rgb.ndim == 3:
+    if rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3:
         return channel_mean(rgb)
     return rgb.astype(np.float32).mean(axis=2)
 

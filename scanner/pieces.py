@@ -87,10 +87,11 @@ def _colour_codes(rgb: np.ndarray) -> np.ndarray:
 
     Computed on the whole box, channel by channel, before the inked pixels are picked:
     picking (N, 3) rows out of a cropped RGB view first was ~5x slower for the same codes.
+    Codes are below 4,096: two bytes a pixel keep a large piece's array small.
     """
     if rgb.dtype == np.uint8:
-        codes = (rgb[..., 0] >> 4).astype(np.intp) << 8
-        codes |= (rgb[..., 1] >> 4).astype(np.intp) << 4
+        codes = (rgb[..., 0] >> 4).astype(np.uint16) << 8
+        codes |= (rgb[..., 1] >> 4).astype(np.uint16) << 4
         codes |= rgb[..., 2] >> 4
         return codes
     q = (rgb // 16).astype(np.int32)
@@ -101,7 +102,10 @@ def _colour_codes(rgb: np.ndarray) -> np.ndarray:
 def _grey_tables() -> tuple[np.ndarray, np.ndarray]:
     """For each channel sum s of a uint8 RGB pixel (0..765): its `channel_mean` (float32) and grey level (mean // 4)."""
     grey = np.arange(3 * 255 + 1, dtype=np.float32) / np.float32(3)  # the float32 division channel_mean does
-    return grey, (grey // 4).astype(np.intp)
+    level = (grey // 4).astype(np.uint8)
+    grey.setflags(write=False)  # shared by every call
+    level.setflags(write=False)
+    return grey, level
 
 
 def _grey_and_level(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +116,7 @@ def _grey_and_level(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     division over every pixel cost more than the rest of `classify_piece`.
     """
     if rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3:
-        sums = rgb[..., 0].astype(np.intp)
+        sums = rgb[..., 0].astype(np.uint16)  # at most 765: two bytes a pixel
         sums += rgb[..., 1]
         sums += rgb[..., 2]
         grey_of_sum, level_of_sum = _grey_tables()
