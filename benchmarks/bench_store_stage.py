@@ -13,7 +13,7 @@ vector); one logo image recurring in every 20th document, so boilerplate is flag
 `StagingArea.complete_documents(light=True)`, `flag_boilerplate_table`, `_store_records` — into a new
 DIR/store (the staging area is kept, so `run` can be repeated), sampling /proc/self/status every
 10 ms. Prints one JSON line: rows, seconds, peak VmRSS / RssAnon / RssShmem and VmHWM (MB), the
-baseline before the stage, and with `--digest` a SHA-256 of the stored rows (every column but the
+baseline before the stage, Arrow's allocator and its peak, and with `--digest` a SHA-256 of the stored rows (every column but the
 run id, in row-id order) to compare two versions of the code.
 """
 from __future__ import annotations
@@ -160,7 +160,10 @@ def run(folder: Path, with_digest: bool) -> None:
                               **{f"peak_{k}_MB": round(v / 1024) for k, v in peak.items()},
                               **{f"base_{k}_MB": round(v / 1024) for k, v in base.items() if k != "VmHWM"},
                               **{f"after_{k}_MB": round(v / 1024) for k, v in after.items() if k != "VmHWM"},
-                              "files": len(FigureStore.open(store_dir).files)}
+                              "files": len(FigureStore.open(store_dir).files),
+                              # Arrow's own allocations (ARROW_DEFAULT_MEMORY_POOL picks the allocator)
+                              "arrow_pool": pa.default_memory_pool().backend_name,
+                              "arrow_pool_peak_MB": round(pa.default_memory_pool().max_memory() / 2**20)}
     if with_digest:
         out["digest"] = digest(store_dir)
     print(json.dumps(out))
