@@ -78,10 +78,14 @@ def pose_chunk(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, setup: tuple[Po
 
 
 def pose_check(store: FigureStore, a: np.ndarray, b: np.ndarray, rule: PoseRule = PoseRule(),
-               options: PoseOptions = PoseOptions(), *, progress: bool = False) -> list[Pose]:
-    """The `Pose` of each pair of store rows (a[i], b[i]); correlations only where `rule` could accept it."""
+               options: PoseOptions = PoseOptions(), *, progress: bool = False, local_order: bool = True) -> list[Pose]:
+    """The `Pose` of each pair of store rows (a[i], b[i]); correlations only where `rule` could accept it.
+
+    `local_order=False` takes the pairs in the order given rather than panel-local order (the same
+    poses, more work: `benchmarks/bench_pose_check.py` compares the two).
+    """
     out: list[Pose] = []
-    order = panel_local_order(a, b)
+    order = panel_local_order(a, b) if local_order else np.arange(len(a))
     a, b = np.asarray(a)[order], np.asarray(b)[order]
     bar = StageProgress(len(a), show=progress, desc="pose check")
     stored = options.side == PoseOptions.side and store.has_column(POSE_COLUMN)  # ingest stores this side
