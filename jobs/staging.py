@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from index.store import PAGE_ROWS, PIXELS_COLUMN, POSE_COLUMN
+from index.store import PAGE_ROWS, PIXELS_COLUMN, POSE_COLUMN, STREAM_BUFFER
 from jobs.pipeline import REGION_COLUMN, ROW_DOC, ROW_RECORD
 from scanner.noise import pixel_hash
 
@@ -33,11 +33,10 @@ STORE_FILE_ROWS = 1024
 HEAVY_COLUMNS = ("image", "vector", PIXELS_COLUMN, POSE_COLUMN, "thumbnail", REGION_COLUMN)
 FILE_COLUMN, ROW_COLUMN, HASH_COLUMN = "_staged_file", "_staged_row", "pixel_hash"
 # `gather` streams a staged file's heavy columns GATHER_READ_ROWS rows at a time (~2.5 MB of images, pixel
-# features and grey images) through a read buffer of GATHER_READ_BUFFER bytes; staged files are written in
+# features and grey images) through the store's read buffer (`index.store.STREAM_BUFFER`); staged files are written in
 # pages of PAGE_ROWS rows (a page is decoded whole), so a read holds a few rows whatever a batch's size
 # (files staged by older code, with larger pages, still read, a page at a time).
 GATHER_READ_ROWS = 8
-GATHER_READ_BUFFER = 1 << 20
 
 
 def document_aligned_slices(docs: Sequence[str], target_rows: int) -> list[tuple[int, int]]:
@@ -139,7 +138,7 @@ class StagingArea:
         `GATHER_READ_ROWS` rows at a time: a staged file (one streamed batch) is never held whole."""
         kept: list[pa.RecordBatch] = []
         first = 0
-        with pq.ParquetFile(path, buffer_size=GATHER_READ_BUFFER, pre_buffer=False) as parquet:
+        with pq.ParquetFile(path, buffer_size=STREAM_BUFFER, pre_buffer=False) as parquet:
             columns = [c for c in HEAVY_COLUMNS if c in parquet.schema_arrow.names]
             for batch in parquet.iter_batches(batch_size=GATHER_READ_ROWS, columns=columns, use_threads=False):
                 lo, hi = np.searchsorted(rows, [first, first + batch.num_rows])
