@@ -38,7 +38,7 @@ def run_child(code: Path, pdfs: list[Path], root: Path) -> dict[str, object]:
 def child(code: Path, root: Path, pdfs: list[Path]) -> None:
     """The measurement itself (`--child`): per-document CPU seconds and the output digest, as JSON on stdout."""
     sys.path.insert(0, str(code))
-    sys.modules.setdefault("pymupdf.layout", None)  # as jobs.extract_workers._worker_init does
+    sys.modules.setdefault("pymupdf.layout", None)  # as `scanner` does (a baseline's may not)
     import torch
 
     torch.set_num_threads(1)

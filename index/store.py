@@ -118,7 +118,10 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
 
 
 def make_thumbnail(image: bytes | None, max_side: int = 128, quality: int = 80, fmt: str = "JPEG") -> bytes | None:
-    """Small copy (JPEG by default, or PNG) of an encoded image (the record's PNG); None for no image."""
+    """Small copy (JPEG by default, or PNG) of an encoded image (the record's PNG); None for no image.
+
+    The PNG is a working copy (the report decodes it again to draw it), so it is compressed fast, not small.
+    """
     if not image:
         return None
     from PIL import Image
@@ -128,7 +131,7 @@ def make_thumbnail(image: bytes | None, max_side: int = 128, quality: int = 80, 
         im.thumbnail((max_side, max_side))
         out = io.BytesIO()
         if fmt == "PNG":
-            im.save(out, format="PNG", optimize=True)
+            im.save(out, format="PNG", compress_level=1)
         else:
             im.save(out, format=fmt, quality=quality)
     return out.getvalue()

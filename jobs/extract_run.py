@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from jobs.extract_workers import _worker_init, extract_guarded
+from jobs.extract_workers import extract_guarded
 from jobs.report import write_errors_csv
 from scanner.discover import document_key, find_inputs
 from scanner.extract import DocumentResult, ExtractError, ExtractLimits, extract_document
@@ -68,9 +68,7 @@ def _run_pool(
     todo = deque(range(len(inputs)))
     while todo:
         suspects: list[int] = []
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, max_tasks_per_child=50, initializer=_worker_init
-        ) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=50) as pool:
             pending: dict[Future[DocumentResult], int] = {}
             while todo or pending:
                 while todo and not suspects and len(pending) <= workers:
@@ -92,7 +90,7 @@ def _run_pool(
                     yield i, result
         for i in sorted(suspects):
             try:
-                with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_init) as solo:
+                with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as solo:
                     result = solo.submit(extract_guarded, inputs[i], root, limits, hard_cpu_s).result()
             except BrokenProcessPool:
                 result = _died(document_key(inputs[i], root))

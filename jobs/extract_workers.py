@@ -1,24 +1,16 @@
 """What runs inside the extraction pool's worker processes (`jobs.extract_run`).
 
 Kept apart and light on purpose: a worker unpickles these functions by importing
-this module, and `_worker_init` must run before PyMuPDF is first imported there.
+this module (and with it `jobs`, which keeps PyMuPDF's layout add-on unloaded: see `scanner`).
 """
 from __future__ import annotations
 
 import resource
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from scanner.extract import DocumentResult, ExtractLimits
-
-
-def _worker_init() -> None:
-    """Pool worker start-up: skip PyMuPDF's optional layout add-on (an ONNX model, ~1 s per
-    process import) which extraction never uses."""
-    if "pymupdf" not in sys.modules:
-        sys.modules.setdefault("pymupdf.layout", None)  # type: ignore[arg-type]
 
 
 def extract_guarded(path: Path, root: Path, limits: ExtractLimits, hard_cpu_s: float | None) -> DocumentResult:
@@ -28,7 +20,7 @@ def extract_guarded(path: Path, root: Path, limits: ExtractLimits, hard_cpu_s: f
     MuPDF call that spins in C is stopped by RLIMIT_CPU instead: the kernel kills the
     worker, the pool notices, and the document is reported as a crashed worker.
     """
-    # Imported here, in the worker, after `_worker_init` ran: scanner.extract imports PyMuPDF.
+    # Imported here, in the worker: scanner.extract imports PyMuPDF, which the parent need not load.
     from scanner.extract import extract_document
 
     if hard_cpu_s is None:

@@ -54,7 +54,7 @@ def _render_image_frame(path: Path, page: int, max_px: int) -> tuple[bytes, tupl
         frame = background
     frame.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    frame.save(buf, format="PNG", optimize=True)
+    frame.save(buf, format="PNG", compress_level=1)  # a working copy: the report encodes what it shows
     return buf.getvalue(), size
 
 

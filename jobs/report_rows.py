@@ -116,7 +116,7 @@ def outline(thumbnail: bytes, box: tuple[float, float, float, float], colour: st
     ImageDraw.Draw(img).rectangle((box[0] * w, box[1] * h, max(box[0] * w, box[2] * w - 1), max(box[1] * h, box[3] * h - 1)),
                                   outline=colour, width=max(1, round(min(w, h) / 60)))
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    img.save(buf, format="PNG", compress_level=1)  # a working copy, like the thumbnail it outlines
     return buf.getvalue()
 
 

@@ -110,8 +110,8 @@ def extract_document(path: Path, root: Path, limits: ExtractLimits | None = None
         signal.setitimer(signal.ITIMER_REAL, float(timeout_s))
     try:
         if kind == "pdf":
-            # Imported here, not at the top: PyMuPDF takes seconds to import (pymupdf.layout
-            # alone ~2 s on a loaded machine), and `file_sha256` users and image-only runs never need it.
+            # Imported here, not at the top: PyMuPDF takes a noticeable time to import, and
+            # `file_sha256` users and image-only runs never need it.
             from scanner.pdf import extract_pdf
 
             extract_pdf(path, result, limits)
