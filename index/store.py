@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,30 +187,47 @@ def _read_parquet(path: Path | str, columns: Sequence[str] | None = None, expect
         raise _unreadable(path, exc) from exc
 
 
-def _read_parquet_rows(path: Path, columns: Sequence[str], row_ids: np.ndarray,
-                       expect_bytes: int | None = None) -> pa.Table:
-    """The rows of store file `path` whose row id is in `row_ids`, read about `STREAM_BYTES` at a time.
+#: `pick(batch, first)` of `stream_rows`: the positions in `batch` (whose first row is row `first` of the
+#: file) to keep, ascending; None once no later row is wanted.
+RowPicker = Callable[[pa.RecordBatch, int], np.ndarray | None]
+
+
+def stream_rows(path: Path, columns: Sequence[str], pick: RowPicker, *, batch_rows: int,
+                verify_pages: bool = False) -> pa.Table:
+    """The rows of Parquet file `path` that `pick` keeps (`columns` of them), read `batch_rows` rows at a time.
 
     Memory holds the rows kept and one batch, not the file's columns: `pq.read_table` with a
     filter decodes a whole column before filtering it (205 MB of images for one panel).
-    Damage is raised as `StoreCorruptError`, as by `_read_parquet`.
     """
+    kept = []
+    first = 0
+    with pq.ParquetFile(path, buffer_size=STREAM_BUFFER, pre_buffer=False,
+                        page_checksum_verification=verify_pages) as parquet:
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(columns), use_threads=False):
+            rows = pick(batch, first)
+            if rows is None:
+                break
+            if len(rows):
+                kept.append(batch.take(pa.array(rows, pa.int64())))
+            first += batch.num_rows
+        schema = pa.schema([parquet.schema_arrow.field(c) for c in columns])
+    return pa.Table.from_batches(kept, schema=schema)
+
+
+def _read_parquet_rows(path: Path, columns: Sequence[str], row_ids: np.ndarray,
+                       expect_bytes: int | None = None) -> pa.Table:
+    """The rows of store file `path` whose row id is in `row_ids`, read about `STREAM_BYTES` at a time
+    (`stream_rows`). Damage is raised as `StoreCorruptError`, as by `_read_parquet`."""
     _check_size(path, expect_bytes)
     names = list(dict.fromkeys(["row_id", *columns]))
     try:
-        parquet = pq.ParquetFile(path, buffer_size=STREAM_BUFFER, pre_buffer=False, page_checksum_verification=True)
-        meta = parquet.metadata
+        meta = pq.read_metadata(path)
         row_bytes = sum(meta.row_group(g).column(c).total_uncompressed_size for g in range(meta.num_row_groups)
                         for c in range(meta.num_columns)
                         if meta.row_group(g).column(c).path_in_schema.split(".")[0] in names) / max(1, meta.num_rows)
         batch_rows = int(np.clip(STREAM_BYTES // max(row_bytes, 1.0), 1, 65536))
-        kept = []
-        for batch in parquet.iter_batches(batch_size=batch_rows, columns=names, use_threads=False):
-            wanted = np.isin(batch.column("row_id").to_numpy(), row_ids)
-            if wanted.any():
-                kept.append(batch.filter(pa.array(wanted)))
-        schema = pa.schema([parquet.schema_arrow.field(c) for c in names])
-        return pa.Table.from_batches(kept, schema=schema).select(list(columns))
+        return stream_rows(path, names, lambda batch, _: np.flatnonzero(np.isin(batch.column("row_id").to_numpy(), row_ids)),
+                           batch_rows=batch_rows, verify_pages=True).select(list(columns))
     except (OSError, pa.ArrowException) as exc:
         raise _unreadable(path, exc) from exc
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from index.store import PAGE_ROWS, PIXELS_COLUMN, POSE_COLUMN, STREAM_BUFFER
+from index.store import PAGE_ROWS, PIXELS_COLUMN, POSE_COLUMN, stream_rows
 from jobs.pipeline import REGION_COLUMN, ROW_DOC, ROW_RECORD
 from scanner.noise import pixel_hash
 
@@ -135,22 +135,19 @@ class StagingArea:
     @staticmethod
     def _read_rows(path: Path, rows: np.ndarray) -> pa.Table:
         """The heavy columns of the staged file `path` at positions `rows` (sorted, unique), streamed
-        `GATHER_READ_ROWS` rows at a time: a staged file (one streamed batch) is never held whole."""
-        kept: list[pa.RecordBatch] = []
-        first = 0
-        with pq.ParquetFile(path, buffer_size=STREAM_BUFFER, pre_buffer=False) as parquet:
-            columns = [c for c in HEAVY_COLUMNS if c in parquet.schema_arrow.names]
-            for batch in parquet.iter_batches(batch_size=GATHER_READ_ROWS, columns=columns, use_threads=False):
-                lo, hi = np.searchsorted(rows, [first, first + batch.num_rows])
-                if hi > lo:
-                    kept.append(batch.take(pa.array(rows[lo:hi] - first, pa.int64())))
-                first += batch.num_rows
-                if first > rows[-1]:
-                    break
-            schema = pa.schema([parquet.schema_arrow.field(c) for c in columns])
-        if sum(b.num_rows for b in kept) != len(rows):
-            raise IndexError(f"{path} has {first} rows, asked for row {int(rows[-1])}")
-        return pa.Table.from_batches(kept, schema=schema)
+        `GATHER_READ_ROWS` rows at a time (`index.store.stream_rows`): a staged file (one streamed
+        batch) is never held whole."""
+        def pick(batch: pa.RecordBatch, first: int) -> np.ndarray | None:
+            if first > rows[-1]:
+                return None
+            lo, hi = np.searchsorted(rows, [first, first + batch.num_rows])
+            return rows[lo:hi] - first
+
+        columns = [c for c in HEAVY_COLUMNS if c in pq.read_schema(path).names]
+        table = stream_rows(path, columns, pick, batch_rows=GATHER_READ_ROWS)
+        if table.num_rows != len(rows):
+            raise IndexError(f"{path} has fewer rows than asked for (row {int(rows[-1])})")
+        return table
 
     def complete_documents(self, light: bool = False) -> tuple[pa.Table, set[str]]:
         """The staged rows of finished documents, and those documents' names.
