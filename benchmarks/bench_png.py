@@ -17,7 +17,6 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +43,6 @@ def stored_panels(store_dir: Path, every: int) -> list[np.ndarray]:
     return [decode_png(b) for b in images[::every]]
 
 
-def time_cpu(fn: Callable[[], object]) -> float:
-    started = time.process_time()
-    fn()
-    return time.process_time() - started
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("store", type=Path)
@@ -66,8 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     files: dict[str, list[bytes]] = {}
     for _ in range(args.runs):
         for name, encode in encoders.items():
-            encode_s[name].append(time_cpu(lambda encode=encode, name=name: files.__setitem__(name, [encode(p) for p in panels])))
-            decode_s[name].append(time_cpu(lambda name=name: [decode_png(b) for b in files[name]]))
+            started = time.process_time()
+            files[name] = [encode(p) for p in panels]
+            encode_s[name].append(time.process_time() - started)
+            started = time.process_time()
+            for blob in files[name]:
+                decode_png(blob)
+            decode_s[name].append(time.process_time() - started)
     for name, blobs in files.items():
         for panel, blob in zip(panels, blobs, strict=True):
             if not np.array_equal(decode_png(blob), panel):

@@ -141,8 +141,8 @@ def encode_png(rgb: np.ndarray) -> bytes:
 
     libpng (OpenCV) with zlib level 1, the "up" filter on every row and run-length matching: on the
     real papers' panels 1.9x faster than Pillow's level 1 (adaptive filters), files of the same size,
-    1.6x faster to decode (`benchmarks/bench_png.py`). The bytes are a deterministic function of the
-    pixels, so `scanner.noise.pixel_hash` of a panel stays the same from run to run.
+    1.6x faster to decode (`benchmarks/bench_png.py`). With one OpenCV build the bytes are a
+    deterministic function of the pixels, so `scanner.noise.pixel_hash` of a panel is too.
     """
     import cv2
 
