@@ -11,7 +11,9 @@ repeat, interleaved: `new` is this
 checkout, `old` the checkout given by `--old` (each scan runs in a fresh Python process
 whose PYTHONPATH is that checkout). Reports per variant the medians over repeats of:
 seconds per paper of each stage, candidate pairs per panel, pixel-check pairs/s, peak RSS
-of the driver (its /proc/self/status VmHWM) and of the Ray workers (`ray::` processes,
+of the driver (its /proc/self/status VmHWM; and, sampled, the peaks of its private memory,
+RssAnon, and of Ray's shared object-store pages it has mapped, RssShmem, which VmRSS counts
+too) and of the Ray workers (`ray::` processes,
 sampled every 0.5 s: the largest one and the largest sum), store bytes per paper; the
 new/old ratios; and whether report.csv is the same for both variants (it must be).
 Generating the corpus is not timed (it is printed apart: `make-corpus` takes about as long
@@ -65,12 +67,17 @@ def _parents() -> dict[int, int]:
 
 class WorkerSampler(threading.Thread):
     """Peak RSS of this process's Ray workers (descendants whose cmdline starts with `ray::`; other
-    people's Ray clusters on the machine are not counted), sampled until stopped."""
+    people's Ray clusters on the machine are not counted), sampled until stopped; and of the scan
+    process (`scan_pid`, once set) the peaks of its private memory (`RssAnon`) and of the shared
+    memory it has mapped (`RssShmem`: Ray's object store pages it has read or written, which its
+    VmRSS counts too)."""
 
     def __init__(self, period: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.period, self.stop = period, threading.Event()
         self.peak_one_kb = self.peak_sum_kb = 0
+        self.scan_pid: int | None = None
+        self.scan_private_kb = self.scan_shared_kb = 0
         self.seen: set[int] = set()
         self.root = os.getpid()
 
@@ -99,6 +106,10 @@ class WorkerSampler(threading.Thread):
                 total += _status_kb(f"/proc/{pid}/status", "VmRSS")
                 self.peak_one_kb = max(self.peak_one_kb, _status_kb(f"/proc/{pid}/status", "VmHWM"))
             self.peak_sum_kb = max(self.peak_sum_kb, total)
+            if self.scan_pid is not None:
+                status = f"/proc/{self.scan_pid}/status"
+                self.scan_private_kb = max(self.scan_private_kb, _status_kb(status, "RssAnon"))
+                self.scan_shared_kb = max(self.scan_shared_kb, _status_kb(status, "RssShmem"))
             self.stop.wait(self.period)
 
 
@@ -119,17 +130,20 @@ def child(corpus: Path, out: Path, threshold: float | None) -> None:
     sampler.start()
     started = time.monotonic()
     at = [] if threshold is None else ["--threshold", str(threshold)]
-    proc = subprocess.run([sys.executable, "-m", "jobs", "scan", str(corpus), "--out", str(out), *at, "--no-progress"],
-                          capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "jobs", "scan", str(corpus), "--out", str(out), *at, "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler.scan_pid = proc.pid
+    stdout, stderr = proc.communicate()
     wall = time.monotonic() - started
     sampler.stop.set()
     sampler.join()
     if proc.returncode:
-        raise SystemExit(f"scan failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"scan failed ({proc.returncode}):\n{stderr[-3000:]}")
     store_bytes = sum(p.stat().st_size for p in (out / "store").rglob("*") if p.is_file())
     print("RESULT " + json.dumps({
-        **parse_summary(proc.stdout + proc.stderr), "wall": wall,
+        **parse_summary(stdout + stderr), "wall": wall,
         "driver_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,  # the scan's own process
+        "driver_private_peak_mb": sampler.scan_private_kb / 1024, "driver_shared_peak_mb": sampler.scan_shared_kb / 1024,
         "worker_peak_mb": sampler.peak_one_kb / 1024, "workers_sum_peak_mb": sampler.peak_sum_kb / 1024,
         "workers_seen": len(sampler.seen), "store_bytes": store_bytes,
     }), flush=True)
@@ -186,7 +200,10 @@ def summarise(runs: list[dict[str, Any]], papers: int) -> dict[str, Any]:
         "candidates_per_panel": round(first["candidates"] / max(1, first["panels"]), 2),
         "s_per_paper": {s: med(lambda r, s=s: r["seconds"].get(s, 0.0) / papers) for s in stages},
         "pixel_check_pairs_per_s": round(first["candidates"] / pixel, 1) if pixel else None,
-        "driver_peak_mb": med(lambda r: r["driver_peak_mb"]), "worker_peak_mb": med(lambda r: r["worker_peak_mb"]),
+        "driver_peak_mb": med(lambda r: r["driver_peak_mb"]),
+        "driver_private_peak_mb": med(lambda r: r["driver_private_peak_mb"]),
+        "driver_shared_peak_mb": med(lambda r: r["driver_shared_peak_mb"]),
+        "worker_peak_mb": med(lambda r: r["worker_peak_mb"]),
         "workers_sum_peak_mb": med(lambda r: r["workers_sum_peak_mb"]),
         "store_kb_per_paper": round(first["store_bytes"] / papers / 1024, 1),
         "report_sha256": sorted({r["report_sha256"] for r in runs}),
