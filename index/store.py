@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from scanner.decode import encode_png
 from scanner.records import FIGURES_SCHEMA, NOISE_FLAGS, PanelRecord, records_to_table
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
 def make_thumbnail(image: bytes | None, max_side: int = 128, quality: int = 80, fmt: str = "JPEG") -> bytes | None:
     """Small copy (JPEG by default, or PNG) of an encoded image (the record's PNG); None for no image.
 
-    The PNG is a working copy (the report decodes it again to draw it), so it is compressed fast, not small.
+    The PNG is a working copy (the report decodes it again to draw it): extraction's fast encoder writes it.
     """
     if not image:
         return None
@@ -128,12 +129,11 @@ def make_thumbnail(image: bytes | None, max_side: int = 128, quality: int = 80, 
 
     with Image.open(io.BytesIO(image)) as src:
         im = src.convert("RGB")
-        im.thumbnail((max_side, max_side))
-        out = io.BytesIO()
-        if fmt == "PNG":
-            im.save(out, format="PNG", compress_level=1)
-        else:
-            im.save(out, format=fmt, quality=quality)
+    im.thumbnail((max_side, max_side))
+    if fmt == "PNG":
+        return encode_png(np.asarray(im))
+    out = io.BytesIO()
+    im.save(out, format=fmt, quality=quality)
     return out.getvalue()
 
 
@@ -192,9 +192,10 @@ def _read_parquet(path: Path | str, columns: Sequence[str] | None = None, expect
 RowPicker = Callable[[pa.RecordBatch, int], np.ndarray | None]
 
 
-def stream_rows(path: Path, columns: Sequence[str], pick: RowPicker, *, batch_rows: int,
+def stream_rows(path: Path, columns: Sequence[str], pick: RowPicker, *, batch_rows: int | None = None,
                 verify_pages: bool = False) -> pa.Table:
-    """The rows of Parquet file `path` that `pick` keeps (`columns` of them), read `batch_rows` rows at a time.
+    """The rows of Parquet file `path` that `pick` keeps (`columns` of them), read `batch_rows` rows at a
+    time (None: about `STREAM_BYTES` of those columns, from the file's own metadata).
 
     Memory holds the rows kept and one batch, not the file's columns: `pq.read_table` with a
     filter decodes a whole column before filtering it (205 MB of images for one panel).
@@ -203,7 +204,8 @@ def stream_rows(path: Path, columns: Sequence[str], pick: RowPicker, *, batch_ro
     first = 0
     with pq.ParquetFile(path, buffer_size=STREAM_BUFFER, pre_buffer=False,
                         page_checksum_verification=verify_pages) as parquet:
-        for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(columns), use_threads=False):
+        size = batch_rows or _rows_of_bytes(parquet.metadata, columns, STREAM_BYTES)
+        for batch in parquet.iter_batches(batch_size=size, columns=list(columns), use_threads=False):
             rows = pick(batch, first)
             if rows is None:
                 break
@@ -214,6 +216,15 @@ def stream_rows(path: Path, columns: Sequence[str], pick: RowPicker, *, batch_ro
     return pa.Table.from_batches(kept, schema=schema)
 
 
+def _rows_of_bytes(meta: pq.FileMetaData, columns: Sequence[str], budget: int) -> int:
+    """How many rows of `columns` hold about `budget` bytes uncompressed (1 to 65,536)."""
+    names = set(columns)
+    row_bytes = sum(meta.row_group(g).column(c).total_uncompressed_size for g in range(meta.num_row_groups)
+                    for c in range(meta.num_columns)
+                    if meta.row_group(g).column(c).path_in_schema.split(".")[0] in names) / max(1, meta.num_rows)
+    return int(np.clip(budget // max(row_bytes, 1.0), 1, 65536))
+
+
 def _read_parquet_rows(path: Path, columns: Sequence[str], row_ids: np.ndarray,
                        expect_bytes: int | None = None) -> pa.Table:
     """The rows of store file `path` whose row id is in `row_ids`, read about `STREAM_BYTES` at a time
@@ -221,13 +232,8 @@ def _read_parquet_rows(path: Path, columns: Sequence[str], row_ids: np.ndarray,
     _check_size(path, expect_bytes)
     names = list(dict.fromkeys(["row_id", *columns]))
     try:
-        meta = pq.read_metadata(path)
-        row_bytes = sum(meta.row_group(g).column(c).total_uncompressed_size for g in range(meta.num_row_groups)
-                        for c in range(meta.num_columns)
-                        if meta.row_group(g).column(c).path_in_schema.split(".")[0] in names) / max(1, meta.num_rows)
-        batch_rows = int(np.clip(STREAM_BYTES // max(row_bytes, 1.0), 1, 65536))
         return stream_rows(path, names, lambda batch, _: np.flatnonzero(np.isin(batch.column("row_id").to_numpy(), row_ids)),
-                           batch_rows=batch_rows, verify_pages=True).select(list(columns))
+                           verify_pages=True).select(list(columns))
     except (OSError, pa.ArrowException) as exc:
         raise _unreadable(path, exc) from exc
 

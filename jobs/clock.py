@@ -16,9 +16,14 @@ class StageClock:
 
     seconds: dict[str, float] = field(default_factory=dict)
     announce: Callable[[str], None] | None = None   # told when a stage starts (a status line on stderr)
+    started: float = field(default_factory=time.monotonic)  # the run's start: make the clock first
 
     def timed(self, name: str) -> _Timer:
         return _Timer(self, name)
+
+    def with_total(self) -> dict[str, float]:
+        """Each stage's seconds so far, and "total": the seconds since the clock was made."""
+        return {**self.seconds, "total": time.monotonic() - self.started}
 
 
 class _Timer:

@@ -109,14 +109,13 @@ def run_nightly(incoming: Path, store_dir: Path, night: str, options: RunOptions
     store, `index.store.StoreError` when the store cannot be used.
     """
     dt.date.fromisoformat(night)
-    started = time.monotonic()
+    clock = StageClock(announce=stage_announcer(options.progress))
     root = incoming.resolve()
     store_dir = store_dir.resolve()
     out_dir = store_dir / "reports" / night
     run_id = f"nightly-{night}"
     paths = [p for p in find_inputs(root) if store_dir not in p.resolve().parents]
     rel = {document_key(p, root): p for p in paths}
-    clock = StageClock(announce=stage_announcer(options.progress))
     with store_lock(store_dir):
         known, tonight = stored_documents_by_run(store_dir, run_id)
         matched: MatchResult | None = None
@@ -142,10 +141,10 @@ def run_nightly(incoming: Path, store_dir: Path, night: str, options: RunOptions
             documents=len(paths), new_documents=result.documents, skipped_documents=result.skipped_documents,
             pages=result.pages, panels=result.panels, noise=result.noise, candidates=candidates, pairs=sum(p.verdict != DISMISSED for p in pairs),
             groups=len({p.group_id for p in pairs}), errors=len(errors),
-            seconds={**clock.seconds, "total": time.monotonic() - started}, report=out_dir / "report.html",
+            seconds=clock.with_total(), report=out_dir / "report.html",
         )
         with clock.timed("report"):
             write_outputs(out_dir, pairs, errors, title=f"reusescan nightly {night}: {incoming}",
                           summary=summary.html_summary())
     # report.html cannot count its own writing; the times returned (and printed) do
-    return replace(summary, seconds={**clock.seconds, "total": time.monotonic() - started})
+    return replace(summary, seconds=clock.with_total())

@@ -9,14 +9,16 @@ once per document in one worker).
 """
 from __future__ import annotations
 
-import io
 import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pymupdf
 from PIL import Image
+
+from scanner.decode import encode_png
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +55,7 @@ def _render_image_frame(path: Path, page: int, max_px: int) -> tuple[bytes, tupl
         background.paste(frame, mask=frame.getchannel("A"))
         frame = background
     frame.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    frame.save(buf, format="PNG", compress_level=1)  # a working copy: the report encodes what it shows
-    return buf.getvalue(), size
+    return encode_png(np.asarray(frame)), size  # a working copy: the report encodes what it shows
 
 
 def render_pages(

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from index.store import FigureStore, make_thumbnail
@@ -31,6 +32,7 @@ from jobs.report import (
 from jobs.report_html import PAGE_MAX_PX, THUMB_MAX_PX
 from jobs.scoring import describe_placement
 from jobs.verdicts import apply_verdicts, panel_hash, split_dismissed
+from scanner.decode import encode_png
 
 logger = logging.getLogger(__name__)
 
@@ -115,9 +117,7 @@ def outline(thumbnail: bytes, box: tuple[float, float, float, float], colour: st
     w, h = img.size
     ImageDraw.Draw(img).rectangle((box[0] * w, box[1] * h, max(box[0] * w, box[2] * w - 1), max(box[1] * h, box[3] * h - 1)),
                                   outline=colour, width=max(1, round(min(w, h) / 60)))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)  # a working copy, like the thumbnail it outlines
-    return buf.getvalue()
+    return encode_png(np.asarray(img))  # a working copy, like the thumbnail it outlines
 
 
 def _thumbnails(store: FigureStore, row_ids: list[int], *,

@@ -35,12 +35,11 @@ def run_scan(path: Path, out_dir: Path, options: RunOptions) -> RunSummary:
     Raises `index.store.StoreError` when OUT/store cannot be used (another model's
     vectors, a damaged store); input problems are reported in errors.csv instead.
     """
-    started = time.monotonic()
+    clock = StageClock(announce=stage_announcer(options.progress))
     root = path.resolve()
     out_dir = out_dir.resolve()
     store_dir = out_dir / STORE_DIRNAME
     paths = [p for p in find_inputs(root) if out_dir not in p.resolve().parents]
-    clock = StageClock(announce=stage_announcer(options.progress))
     rel = {document_key(p, root): p for p in paths}
     stored = stored_documents(store_dir)
     run_id = time.strftime("scan-%Y%m%dT%H%M%SZ", time.gmtime())
@@ -70,9 +69,9 @@ def run_scan(path: Path, out_dir: Path, options: RunOptions) -> RunSummary:
         documents=len(paths), new_documents=result.documents, skipped_documents=result.skipped_documents,
         pages=result.pages, panels=result.panels, noise=result.noise, candidates=candidates, pairs=sum(p.verdict != DISMISSED for p in pairs),
         groups=len({p.group_id for p in pairs}), errors=len(errors),
-        seconds={**clock.seconds, "total": time.monotonic() - started}, report=out_dir / "report.html",
+        seconds=clock.with_total(), report=out_dir / "report.html",
     )
     with clock.timed("report"):
         write_outputs(out_dir, pairs, errors, title=f"reusescan report: {path}", summary=summary.html_summary())
     # report.html cannot count its own writing; the times returned (and printed) do
-    return replace(summary, seconds={**clock.seconds, "total": time.monotonic() - started})
+    return replace(summary, seconds=clock.with_total())
