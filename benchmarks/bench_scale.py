@@ -41,15 +41,18 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _status_kb(path: str, key: str) -> int:
+def _status_kb(path: str) -> dict[str, int]:
+    """The kB-valued fields of a /proc/PID/status file (VmRSS, VmHWM, RssAnon, ...), read once; {} when gone."""
+    out = {}
     try:
         with open(path, encoding="ascii", errors="replace") as fh:
             for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
+                key, _, value = line.partition(":")
+                if value.rstrip().endswith(" kB"):
+                    out[key] = int(value.split()[0])
     except OSError:
         pass
-    return 0
+    return out
 
 
 def _parents() -> dict[int, int]:
@@ -103,13 +106,14 @@ class WorkerSampler(threading.Thread):
                 if not cmd.startswith(b"ray::") or not self._mine(int(pid), parents):
                     continue
                 self.seen.add(int(pid))
-                total += _status_kb(f"/proc/{pid}/status", "VmRSS")
-                self.peak_one_kb = max(self.peak_one_kb, _status_kb(f"/proc/{pid}/status", "VmHWM"))
+                status = _status_kb(f"/proc/{pid}/status")
+                total += status.get("VmRSS", 0)
+                self.peak_one_kb = max(self.peak_one_kb, status.get("VmHWM", 0))
             self.peak_sum_kb = max(self.peak_sum_kb, total)
             if self.scan_pid is not None:
-                status = f"/proc/{self.scan_pid}/status"
-                self.scan_private_kb = max(self.scan_private_kb, _status_kb(status, "RssAnon"))
-                self.scan_shared_kb = max(self.scan_shared_kb, _status_kb(status, "RssShmem"))
+                scan = _status_kb(f"/proc/{self.scan_pid}/status")
+                self.scan_private_kb = max(self.scan_private_kb, scan.get("RssAnon", 0))
+                self.scan_shared_kb = max(self.scan_shared_kb, scan.get("RssShmem", 0))
             self.stop.wait(self.period)
 
 
