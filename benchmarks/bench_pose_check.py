@@ -48,7 +48,8 @@ def main() -> None:
                 started = time.perf_counter()
                 found = pose_check(FigureStore.open(args.store), a, b, local_order=name == "panel-local")
                 seconds[name].append(time.perf_counter() - started)
-                poses[name] = [(p.correlation, p.detail, p.inliers) for p in found]
+                poses[name] = list(zip(found["correlation"].tolist(), found["detail"].tolist(),
+                                       found["inliers"].tolist()))
     finally:
         ray.shutdown()
     out: dict[str, object] = {"pairs": len(a), "runs": args.runs}

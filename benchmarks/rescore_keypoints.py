@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from embedder.fusion import PixelFusion  # noqa: E402
 from embedder.inference import Embedder  # noqa: E402
+from embedder.pose import unpack_poses  # noqa: E402
 from index.candidates import RecordKeys, drop_trivial, self_join, union_pairs  # noqa: E402
 from index.faiss_index import sync_index  # noqa: E402
 from index.keypoints import keypoint_pairs  # noqa: E402
@@ -110,7 +111,7 @@ def main() -> None:
         split = split_figures(keys)
         whole = ~np.isin(ra, split) & ~np.isin(rb, split)  # as jobs.match
         under, ra, rb = under[whole], ra[whole], rb[whole]
-        for i, pose in zip(under.tolist(), pose_check(store, ra, rb, rule)):
+        for i, pose in zip(under.tolist(), unpack_poses(pose_check(store, ra, rb, rule))):
             if rule.accepts(pose):
                 accepted += 1
                 out.loc[i, "score"] = max(float(out.loc[i, "score"]), pose.correlation)

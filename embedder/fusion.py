@@ -119,9 +119,12 @@ class PixelFusion:
                  + self.w_detail_margin * background_margin(*pair_ids, d))
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
-    def score(self, head: np.ndarray, alignments: Sequence[Alignment | None],
+    def score(self, head: np.ndarray, alignments: Sequence[Alignment | None] | np.ndarray,
               pair_ids: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-        """`combine` with the pixel check's results per pair (None: not checked, counts as no match)."""
+        """`combine` with the pixel check's results per pair (None: not checked, counts as no match), as
+        `Alignment`s or rows of `embedder.verify.ALIGNMENT_DTYPE`."""
+        if isinstance(alignments, np.ndarray):
+            return self.combine(head, alignments["correlation"], alignments["detail"], alignments["scale"], pair_ids)
         correlation = np.array([0.0 if x is None else x.correlation for x in alignments], dtype=np.float64)
         detail = np.array([0.0 if x is None else x.detail for x in alignments], dtype=np.float64)
         scale = np.array([1.0 if x is None else x.scale for x in alignments], dtype=np.float64)

@@ -9,8 +9,8 @@ import numpy as np
 
 from embedder.fusion import PixelFusion
 from embedder.inference import Embedder
-from embedder.pose import Overlap, PoseRule
-from embedder.verify import Alignment
+from embedder.pose import Overlap, PoseRule, unpack_pose
+from embedder.verify import Alignment, no_alignments, unpack_alignment
 from index.candidates import RecordKeys, drop_trivial, score_candidates, self_join, union_pairs
 from index.faiss_index import sync_index
 from index.groups import connected_components
@@ -112,14 +112,14 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
     fusion = PixelFusion.from_meta(embedder.meta) if options.pixel_check else None
     if fusion is not None and options.crop_vectors:  # the crops mode: a confident crop placement floors the head
         fusion = replace(fusion, crop_floor=True)
-    alignments: list[Alignment | None] = [None] * len(pairs)
+    # a row a candidate pair, not an object: the driver holds every candidate's (embedder.verify.ALIGNMENT_DTYPE)
+    alignments, checked = no_alignments(len(pairs)), np.zeros(len(pairs), dtype=bool)
     scores = np.array(head, dtype=np.float32)
     if fusion is not None:
         with clock.timed("pixel check"):
-            todo = np.flatnonzero(head >= options.pixel_floor)
-            for i, found in zip(todo.tolist(), pixel_check(store, pairs.a[todo], pairs.b[todo], fusion.align,
-                                                                  progress=progress)):
-                alignments[i] = found
+            checked = head >= options.pixel_floor
+            alignments[checked] = pixel_check(store, pairs.a[checked], pairs.b[checked], fusion.align,
+                                              progress=progress)
             # all candidate pairs go in: each pair's background is its panels' other candidates (embedder.fusion)
             scores = fusion.score(head, alignments, (pairs.a, pairs.b))
     calibrated = model_threshold(embedder, fused=fusion is not None)
@@ -130,19 +130,21 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
         split = split_figures(keys)
         todo = np.flatnonzero((scores < calibrated) & ~np.isin(pairs.a, split) & ~np.isin(pairs.b, split))
         with clock.timed("pose check"):
-            for i, pose in zip(todo.tolist(), pose_check(store, pairs.a[todo], pairs.b[todo], options.pose_rule,
-                                                         progress=progress)):
-                if options.pose_rule.accepts(pose):
-                    overlaps[i] = pose.as_overlap()
-                    scores[i] = max(float(scores[i]), pose.correlation)
+            poses = pose_check(store, pairs.a[todo], pairs.b[todo], options.pose_rule, progress=progress)
+            accepted = options.pose_rule.accepts_rows(poses)
+            for i, row in zip(todo[accepted].tolist(), poses[accepted]):
+                overlaps[i] = unpack_pose(row).as_overlap()
+                scores[i] = max(float(scores[i]), float(row["correlation"]))
+            del poses
     threshold = calibrated if options.threshold is None else options.threshold
     keep = scores >= threshold
     a, b = pairs.a[keep], pairs.b[keep]
     group = connected_components(a, b).group_of(a)
-    kept = keep.tolist()
+    kept = np.flatnonzero(keep)
     return MatchResult(a=a, b=b, sim=pairs.sim[keep], score=scores[keep], group=group, candidates=len(pairs),
-                       head=head[keep], alignment=[x for x, k in zip(alignments, kept) if k],
-                       overlap=[x for x, k in zip(overlaps, kept) if k] if options.poses else None)
+                       head=head[keep],
+                       alignment=[unpack_alignment(alignments[i]) if checked[i] else None for i in kept.tolist()],
+                       overlap=[overlaps[i] for i in kept.tolist()] if options.poses else None)
 
 
 def split_figures(keys: RecordKeys) -> np.ndarray:

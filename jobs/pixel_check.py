@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +37,7 @@ from embedder.verify import (
     PanelPixels,
     align_pair,
     grey_image,
+    pack_alignments,
     panel_pixels,
     pixel_features,
     single_thread,
@@ -54,7 +55,6 @@ PROGRESS_LOG_SECONDS = 30.0  # a log line about the pixel check's progress at mo
 
 C = TypeVar("C")
 D = TypeVar("D")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -222,6 +222,11 @@ def align_chunk(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, config: AlignC
     return out
 
 
+def align_chunk_rows(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, config: AlignConfig) -> np.ndarray:
+    """`align_chunk` as rows of `embedder.verify.ALIGNMENT_DTYPE`: what a task sends back (no objects a pair)."""
+    return pack_alignments(align_chunk(chunk, a, b, config))
+
+
 class StageProgress:
     """done/total, rate and ETA of a long stage (pixel check, pose check, keypoint candidates): a tqdm bar
     on stderr (when `show`) and a log line every `PROGRESS_LOG_SECONDS`."""
@@ -253,13 +258,14 @@ class StageProgress:
 
 
 def pixel_check(store: FigureStore, a: np.ndarray, b: np.ndarray, config: AlignConfig, *,
-                progress: bool = False) -> list[Alignment]:
-    """`embedder.verify.Alignment` for each pair of store rows (a[i], b[i]).
+                progress: bool = False) -> np.ndarray:
+    """The `embedder.verify.Alignment` of each pair of store rows (a[i], b[i]), as a row of
+    `embedder.verify.ALIGNMENT_DTYPE` (`unpack_alignments` makes them objects).
 
     Runs as Ray tasks (one CPU each) when Ray is up, else in this process; see the
     module docstring for what is read and what travels. `progress`: a bar on stderr.
     """
-    out: list[Alignment] = []
+    out: list[np.ndarray] = []
     order = panel_local_order(a, b)
     a, b = np.asarray(a)[order], np.asarray(b)[order]
     bar = StageProgress(len(a), show=progress)
@@ -267,11 +273,11 @@ def pixel_check(store: FigureStore, a: np.ndarray, b: np.ndarray, config: AlignC
         for start in range(0, len(a), PIXEL_CHECK_READ_PAIRS):
             ca, cb = a[start:start + PIXEL_CHECK_READ_PAIRS], b[start:start + PIXEL_CHECK_READ_PAIRS]
             chunk = read_chunk_pixels(store, np.union1d(ca, cb).tolist(), config)
-            out += run_in_tasks(align_chunk, chunk, ca, cb, config, bar)
+            out.append(run_in_tasks(align_chunk_rows, chunk, ca, cb, config, bar))
             del chunk
     finally:
         bar.close()
-    return in_original_order(out, order)
+    return in_original_order(np.concatenate(out) if out else pack_alignments([]), order)
 
 
 def panel_local_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -298,33 +304,31 @@ def panel_local_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.lexsort((second, first))
 
 
-def in_original_order(results: Sequence[R], order: np.ndarray) -> list[R]:
-    """`results` of the pairs taken in `order` (a permutation), put back in the pairs' own order."""
-    out: list[R | None] = [None] * len(results)
-    for i, found in zip(order.tolist(), results, strict=True):
-        out[i] = found
-    return cast(list[R], out)
+def in_original_order(results: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """`results` (one row a pair) of the pairs taken in `order` (a permutation), put back in the pairs' own order."""
+    out = np.empty_like(results)
+    out[order] = results
+    return out
 
 
-def run_in_tasks(fn: Callable[[D, np.ndarray, np.ndarray, C], list[R]], data: D, xs: np.ndarray, ys: np.ndarray,
-                 config: C, done: Callable[[int], None] | None = None, step: int = PIXEL_CHECK_TASK_PAIRS) -> list[R]:
-    """fn(data, xs[i:j], ys[i:j], config) over slices of `step` pairs, in Ray tasks that share one copy of
-    `data` (put into the object store once); results in order. A slice whose task fails (a worker
-    killed, out of memory) is redone here, so one lost worker costs time, not the scan.
+def run_in_tasks(fn: Callable[[D, np.ndarray, np.ndarray, C], np.ndarray], data: D, xs: np.ndarray, ys: np.ndarray,
+                 config: C, done: Callable[[int], None] | None = None, step: int = PIXEL_CHECK_TASK_PAIRS) -> np.ndarray:
+    """fn(data, xs[i:j], ys[i:j], config) (an array, a row a pair) over slices of `step` pairs, in Ray tasks
+    that share one copy of `data` (put into the object store once); the rows in order. A slice whose task
+    fails (a worker killed, out of memory) is redone here, so one lost worker costs time, not the scan.
     `done(n)` after each slice."""
     starts = list(range(0, len(xs), step))
     tick = done or (lambda n: None)
     if not ray.is_initialized() or len(xs) <= step:
-        out: list[R] = []
+        parts: list[np.ndarray] = []
         for i in starts:
-            part = fn(data, xs[i:i + step], ys[i:i + step], config)
-            tick(len(part))
-            out += part
-        return out
+            parts.append(fn(data, xs[i:i + step], ys[i:i + step], config))
+            tick(len(parts[-1]))
+        return np.concatenate(parts) if parts else fn(data, xs, ys, config)
     ref = ray.put(data)
     remote = ray.remote(num_cpus=1)(fn)
     pending = {remote.remote(ref, xs[i:i + step], ys[i:i + step], config): i for i in starts}
-    results: dict[int, list[R]] = {}
+    results: dict[int, np.ndarray] = {}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         for r in ready:
@@ -337,4 +341,4 @@ def run_in_tasks(fn: Callable[[D, np.ndarray, np.ndarray, C], list[R]], data: D,
                 results[i] = fn(data, xs[i:i + step], ys[i:i + step], config)
             tick(len(results[i]))
     del ref
-    return [x for i in starts for x in results[i]]
+    return np.concatenate([results[i] for i in starts])

@@ -23,6 +23,7 @@ from embedder.pose import (
     PoseOptions,
     PoseRule,
     encoded_panel_pose,
+    pack_poses,
     pose_grey_side,
     stored_panel_pose,
     verify_pose,
@@ -77,14 +78,20 @@ def pose_chunk(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, setup: tuple[Po
     return out
 
 
+def pose_chunk_rows(chunk: ChunkPixels, a: np.ndarray, b: np.ndarray, setup: tuple[PoseOptions, PoseRule]) -> np.ndarray:
+    """`pose_chunk` as rows of `embedder.pose.POSE_DTYPE`: what a task sends back (no objects a pair)."""
+    return pack_poses(pose_chunk(chunk, a, b, setup))
+
+
 def pose_check(store: FigureStore, a: np.ndarray, b: np.ndarray, rule: PoseRule = PoseRule(),
-               options: PoseOptions = PoseOptions(), *, progress: bool = False, local_order: bool = True) -> list[Pose]:
-    """The `Pose` of each pair of store rows (a[i], b[i]); correlations only where `rule` could accept it.
+               options: PoseOptions = PoseOptions(), *, progress: bool = False, local_order: bool = True) -> np.ndarray:
+    """The `Pose` of each pair of store rows (a[i], b[i]) as a row of `embedder.pose.POSE_DTYPE`
+    (`unpack_poses` makes them objects); correlations only where `rule` could accept it.
 
     `local_order=False` takes the pairs in the order given rather than panel-local order (the same
     poses, more work: `benchmarks/bench_pose_check.py` compares the two).
     """
-    out: list[Pose] = []
+    out: list[np.ndarray] = []
     order = panel_local_order(a, b) if local_order else np.arange(len(a))
     a, b = np.asarray(a)[order], np.asarray(b)[order]
     bar = StageProgress(len(a), show=progress, desc="pose check")
@@ -95,8 +102,8 @@ def pose_check(store: FigureStore, a: np.ndarray, b: np.ndarray, rule: PoseRule 
             ca, cb = a[start:start + step], b[start:start + step]
             panels = np.union1d(ca, cb).tolist()
             chunk = read_chunk_poses(store, panels, options) if stored else read_chunk_column(store, panels, "image")
-            out += run_in_tasks(pose_chunk, chunk, ca, cb, (options, rule), bar, step=POSE_TASK_PAIRS)
+            out.append(run_in_tasks(pose_chunk_rows, chunk, ca, cb, (options, rule), bar, step=POSE_TASK_PAIRS))
             del chunk
     finally:
         bar.close()
-    return in_original_order(out, order)
+    return in_original_order(np.concatenate(out) if out else pack_poses([]), order)

@@ -39,6 +39,12 @@ FILE_COLUMN, ROW_COLUMN, HASH_COLUMN = "_staged_file", "_staged_row", "pixel_has
 GATHER_READ_ROWS = 8
 
 
+def image_hashes(images: pa.ChunkedArray) -> pa.Array:
+    """`scanner.noise.pixel_hash` of each encoded image (null for a null), one image in memory at a time."""
+    return pa.array([pixel_hash(img.as_py()) if img.is_valid else None for chunk in images.chunks for img in chunk],
+                    pa.string())
+
+
 def document_aligned_slices(docs: Sequence[str], target_rows: int) -> list[tuple[int, int]]:
     """[start, stop) ranges of about `target_rows` rows that never split a document.
 
@@ -70,6 +76,11 @@ class StagingArea:
         self.root = root
 
     def write(self, batch: pa.Table) -> None:
+        """Stage one batch, with each image's pixel hash: the ingest's boilerplate flags need every image's
+        hash at once, and reading the staged images back for it held ~30 kB a panel (+1.9 GB of the driver's
+        memory at 56,780 panels, `benchmarks/bench_store_stage.py`)."""
+        if "image" in batch.column_names and HASH_COLUMN not in batch.column_names:
+            batch = batch.append_column(HASH_COLUMN, image_hashes(batch.column("image")))
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"batch-{uuid.uuid4().hex}.parquet"
         tmp = final.with_name(f".{final.name}.tmp")
@@ -90,14 +101,14 @@ class StagingArea:
     @staticmethod
     def _light(path: Path, n: int) -> pa.Table:
         """One staged file without its heavy columns, plus where each row is and its image's pixel hash."""
-        names = pq.read_schema(path).names  # the heavy columns but the image (hashed here) stay on disk
-        table = pq.read_table(path, columns=[c for c in names if c not in HEAVY_COLUMNS or c == "image"])
-        hashes = ([pixel_hash(img) if img is not None else None for img in table.column("image").to_pylist()]
-                  if "image" in table.column_names else [None] * table.num_rows)
-        table = table.drop_columns([c for c in HEAVY_COLUMNS if c in table.column_names])
+        names = pq.read_schema(path).names
+        table = pq.read_table(path, columns=[c for c in names if c not in HEAVY_COLUMNS])
+        if HASH_COLUMN not in names:  # staged by an older version (a staged file is one batch: its images fit)
+            hashes = (image_hashes(pq.read_table(path, columns=["image"]).column("image")) if "image" in names
+                      else pa.nulls(table.num_rows, pa.string()))
+            table = table.append_column(HASH_COLUMN, hashes)
         return (table.append_column(FILE_COLUMN, pa.array([n] * table.num_rows, pa.int32()))
-                .append_column(ROW_COLUMN, pa.array(range(table.num_rows), pa.int32()))
-                .append_column(HASH_COLUMN, pa.array(hashes, pa.string())))
+                .append_column(ROW_COLUMN, pa.array(range(table.num_rows), pa.int32())))
 
     def gather(self, light: pa.Table) -> pa.Table:
         """The full staged rows (heavy columns included) of rows of `complete_documents(light=True)`, in order.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -485,6 +485,9 @@ def _icon_sized(b: Box) -> bool:
     return max(b[2] - b[0], b[3] - b[1]) <= ICON_MAX_SIDE_PT
 
 
+Place = tuple[str, int, Box]  # (document content, page, bbox) of one placement of an image
+
+
 def same_spot_hashes(
     hashes: Sequence[str], contents: Sequence[str], pages: Sequence[int], boxes: Sequence[Box],
     *, min_page_images: int = TEMPLATE_PAGE_MIN_IMAGES,
@@ -501,28 +504,56 @@ def same_spot_hashes(
     - it is one of >= `min_page_images` hashes that two pages of two different documents share,
       each at the same spot, whatever its size (a back page advertising the journal's titles).
     A figure reused in another paper is laid out anew there, alone.
+
+    The cost grows with the placements, not with their pairs: a hash is settled at the first pair of its
+    placements that flags it, and the page pairs of the third rule are looked at only for a hash the
+    first two left open. A logo at the same spot in n papers makes n²/2 page pairs; holding them
+    all took +1.9 GB and 17 s for three logos in 5,000 generated papers (`benchmarks/bench_store_stage.py`).
     """
-    where: dict[str, list[tuple[str, int, Box]]] = defaultdict(list)
+    where: dict[str, list[Place]] = defaultdict(list)
+    on_page: dict[tuple[str, int], list[tuple[str, Box]]] = defaultdict(list)
     for h, c, p, b in zip(hashes, contents, pages, boxes):
         x0, y0, x1, y1 = (float(v) for v in b)
         where[h].append((c, int(p), (x0, y0, x1, y1)))
+        on_page[(c, int(p))].append((h, (x0, y0, x1, y1)))
     flagged: set[str] = set()
-    page_pairs: dict[tuple[tuple[str, int], tuple[str, int]], set[str]] = defaultdict(set)
+    open_hashes = []
     for h, places in where.items():
         if len(places) < 2 or len({c for c, _, _ in places}) < 2:
             continue
-        for i, (ci, pi, bi) in enumerate(places):
-            for cj, pj, bj in places[i + 1:]:
-                if ci != cj and _same_spot(bi, bj):
-                    if is_small(bi):
-                        flagged.add(h)
-                    page_pairs[(min((ci, pi), (cj, pj)), max((ci, pi), (cj, pj)))].add(h)
-                elif ci != cj and _icon_sized(bi) and _same_column(bi, bj):
-                    flagged.add(h)
-    for shared in page_pairs.values():
-        if len(shared) >= min_page_images:
-            flagged |= shared
+        if any((_same_spot(a, b) and is_small(a)) or (_icon_sized(a) and _same_column(a, b))
+               for (_, _, a), (_, _, b) in _pairs_in_line(places)):
+            flagged.add(h)
+        else:
+            open_hashes.append(h)
+    for h in open_hashes:
+        if h in flagged:  # shared with a page pair that flagged another hash
+            continue
+        for (ci, pi, a), (cj, pj, b) in _pairs_in_line(where[h]):
+            first, second = on_page[(ci, pi)], on_page[(cj, pj)]
+            if _same_spot(a, b) and min(len(first), len(second)) >= min_page_images:
+                shared = _shared_at_same_spot(first, second)
+                if len(shared) >= min_page_images:
+                    flagged |= shared
+                    break
     return flagged
+
+
+def _pairs_in_line(places: list[Place]) -> Iterator[tuple[Place, Place]]:
+    """The pairs of `places` in different documents whose left edges are within SAME_SPOT_PT (the only ones
+    `_same_spot` or `_same_column` can accept), each as (earlier, later) in `places`, lazily."""
+    order = sorted(range(len(places)), key=lambda i: places[i][2][0])
+    for n, i in enumerate(order):
+        for j in order[n + 1:]:
+            if places[j][2][0] - places[i][2][0] > SAME_SPOT_PT:
+                break
+            if places[i][0] != places[j][0]:
+                yield places[min(i, j)], places[max(i, j)]
+
+
+def _shared_at_same_spot(first: list[tuple[str, Box]], second: list[tuple[str, Box]]) -> set[str]:
+    """The hashes placed at the same spot on two pages (each page's (hash, bbox) placements)."""
+    return {h for h, a in first if any(h == g and _same_spot(a, b) for g, b in second)}
 
 
 def add_flag(flags: Iterable[str], flag: str) -> tuple[str, ...]:

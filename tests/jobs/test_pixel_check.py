@@ -12,7 +12,7 @@ import pytest
 import ray
 from PIL import Image
 
-from embedder.verify import AlignConfig, align_encoded, pixel_features
+from embedder.verify import AlignConfig, align_encoded, pixel_features, unpack_alignments
 from index.store import PIXELS_COLUMN, FigureStore
 from jobs.pixel_check import (
     PIXEL_CHECK_TASK_PAIRS,
@@ -27,11 +27,11 @@ from tests.index.helpers import figures_table, forget_file_sizes
 from training.synth import KINDS, generate_specimen_field
 
 
-def _fails_in_workers(data: int, xs: np.ndarray, ys: np.ndarray, driver_pid: int) -> list[int]:
-    """Stands in for `align_chunk`: dies in any Ray worker, works in the driver."""
+def _fails_in_workers(data: int, xs: np.ndarray, ys: np.ndarray, driver_pid: int) -> np.ndarray:
+    """Stands in for `align_chunk_rows`: dies in any Ray worker, works in the driver."""
     if os.getpid() != driver_pid:
         raise RuntimeError("worker lost")
-    return [int(x) + int(y) + data for x, y in zip(xs, ys)]
+    return xs + ys + data
 
 
 def test_without_ray_the_pairs_are_checked_in_this_process() -> None:
@@ -40,7 +40,7 @@ def test_without_ray_the_pairs_are_checked_in_this_process() -> None:
     n = PIXEL_CHECK_TASK_PAIRS * 2 + 5
     ticks: list[int] = []
     out = run_in_tasks(_fails_in_workers, 1000, np.arange(n), np.ones(n, np.int64), os.getpid(), ticks.append)
-    assert out == [i + 1001 for i in range(n)]
+    assert out.tolist() == [i + 1001 for i in range(n)]
     assert sum(ticks) == n and len(ticks) == 3  # progress moves task by task
 
 
@@ -52,8 +52,8 @@ def test_pairs_sharing_a_panel_are_taken_together_and_results_come_back_in_order
     assert sorted(order.tolist()) == list(range(20))
     first_half = set(a[order[:10]].tolist()) | set(b[order[:10]].tolist())
     assert first_half in ({0, *range(10, 20)}, {1, *range(20, 30)})  # one star, then the other
-    taken = [int(x) * 100 + int(y) for x, y in zip(a[order], b[order])]
-    assert in_original_order(taken, order) == [int(x) * 100 + int(y) for x, y in zip(a, b)]
+    taken = a[order] * 100 + b[order]
+    assert in_original_order(taken, order).tolist() == [int(x) * 100 + int(y) for x, y in zip(a, b)]
     assert panel_local_order(np.array([3]), np.array([4])).tolist() == [0]
     assert panel_local_order(np.zeros(0, np.int64), np.zeros(0, np.int64)).tolist() == []
 
@@ -73,7 +73,7 @@ def test_a_failed_pixel_check_task_is_redone_in_the_driver(caplog: pytest.LogCap
     finally:
         if started:
             ray.shutdown()
-    assert out == [i + 1001 for i in range(n)]  # every pair, in order
+    assert out.tolist() == [i + 1001 for i in range(n)]  # every pair, in order
     assert caplog.text.count("pixel check task failed") == 3
     assert sum(ticks) == n
 
@@ -108,7 +108,7 @@ def test_pixel_check_on_stored_features_equals_the_check_on_images(tmp_path, wit
     store, pngs = _store(tmp_path, config, with_pixels)
     a = np.array([0, 0, 1, 3, 2, 4, 5, 0])
     b = np.array([3, 1, 4, 1, 3, 2, 0, 5])
-    got = pixel_check(store, a, b, config)
+    got = unpack_alignments(pixel_check(store, a, b, config))
     stored = store.read_table(["row_id", "image"]).column("image").to_pylist()
     assert got[:6] == [align_encoded(stored[x], stored[y], config) for x, y in zip(a[:6], b[:6])]
     assert got[6].correlation == got[7].correlation == 0.0  # the undecodable panel
@@ -122,7 +122,7 @@ def test_features_of_another_search_fall_back_to_the_image(tmp_path) -> None:
     chunk = read_chunk_pixels(store, [0, 1], model_config)
     assert chunk.is_image.tolist() == [True, True]
     stored = store.read_table(["row_id", "image"]).column("image").to_pylist()
-    assert pixel_check(store, np.array([0]), np.array([3]), model_config) == [
+    assert unpack_alignments(pixel_check(store, np.array([0]), np.array([3]), model_config)) == [
         align_encoded(stored[0], stored[3], model_config)]
 
 
@@ -134,7 +134,7 @@ def test_a_store_file_without_the_pixels_column_still_checks(tmp_path) -> None:
     forget_file_sizes(tmp_path / "s")  # as a store written before the column (and before file sizes)
     store = FigureStore.open(tmp_path / "s")
     stored = store.read_table(["row_id", "image"]).column("image").to_pylist()
-    assert pixel_check(store, np.array([0, 1]), np.array([3, 4]), config) == [
+    assert unpack_alignments(pixel_check(store, np.array([0, 1]), np.array([3, 4]), config)) == [
         align_encoded(stored[0], stored[3], config), align_encoded(stored[1], stored[4], config)]
 
 

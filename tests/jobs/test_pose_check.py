@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from embedder.pose import PoseOptions, PoseRule, encoded_panel_pose, pose_grey_bytes, verify_pose
+from embedder.pose import PoseOptions, PoseRule, encoded_panel_pose, pose_grey_bytes, unpack_poses, verify_pose
 from index.store import POSE_COLUMN, FigureStore
 from jobs.pose_check import pose_check, read_chunk_poses
 from tests.index.helpers import figures_table, forget_file_sizes
@@ -57,7 +57,7 @@ PAIRS_A, PAIRS_B = np.array([0, 2, 0, 4, 1, 5]), np.array([1, 3, 4, 2, 3, 0])
 def test_poses_from_stored_greys_equal_poses_from_the_images(tmp_path: Path, with_greys: bool) -> None:
     store, pngs = _store(tmp_path / "s", with_greys)
     rule = PoseRule()
-    got = pose_check(store, PAIRS_A, PAIRS_B, rule)
+    got = unpack_poses(pose_check(store, PAIRS_A, PAIRS_B, rule))
     expected = [verify_pose(encoded_panel_pose(pngs[x]), encoded_panel_pose(pngs[y]), PoseOptions(), rule)
                 for x, y in zip(PAIRS_A[:5], PAIRS_B[:5])]
     assert got[:5] == expected
@@ -77,7 +77,7 @@ def test_another_side_or_an_older_store_reads_the_images(tmp_path: Path, caplog:
     with caplog.at_level(logging.INFO, logger="jobs.pixel_check"):
         assert read_chunk_poses(store, [0, 1], other).is_image.tolist() == [True, True]
     assert "2 of 2 panels have no stored pose_grey it can use" in caplog.text
-    assert pose_check(store, np.array([0]), np.array([1]), options=other) == [
+    assert unpack_poses(pose_check(store, np.array([0]), np.array([1]), options=other)) == [
         verify_pose(encoded_panel_pose(pngs[0], other), encoded_panel_pose(pngs[1], other), other, PoseRule())]
 
     path = tmp_path / "s" / store.files[0]  # as a file written before the column existed
@@ -85,6 +85,6 @@ def test_another_side_or_an_older_store_reads_the_images(tmp_path: Path, caplog:
     forget_file_sizes(tmp_path / "s")
     store = FigureStore.open(tmp_path / "s")
     assert not store.has_column(POSE_COLUMN)
-    got = pose_check(store, PAIRS_A[:2], PAIRS_B[:2])
+    got = unpack_poses(pose_check(store, PAIRS_A[:2], PAIRS_B[:2]))
     assert got == [verify_pose(encoded_panel_pose(pngs[x]), encoded_panel_pose(pngs[y]), PoseOptions(), PoseRule())
                    for x, y in zip(PAIRS_A[:2], PAIRS_B[:2])]

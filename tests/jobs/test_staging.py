@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_RECORD
 from jobs.staging import GATHER_READ_ROWS, StagingArea, document_aligned_slices
+from scanner.noise import pixel_hash
 
 
 def rows(doc: str, n_records: int, announce: int | None, model: str = "m") -> pa.Table:
@@ -119,3 +121,22 @@ def test_gather_returns_exactly_the_rows_asked_for_in_their_order(tmp_path: Path
     assert full.column("pose_grey").to_pylist() == [f"pose-{f}".encode() if f.startswith("a") else None for f in asked]
     assert full.column("vector").to_pylist() == [[float(f.rsplit("-", 1)[1]), 1.0] for f in asked]
     assert full.num_rows == len(asked)
+
+
+def test_staged_files_carry_each_images_pixel_hash_so_light_rows_never_read_images(tmp_path: Path) -> None:
+    """Boilerplate flags need every image's hash; it is taken when a batch is staged, and a file staged
+    by an older version (no hash column) is hashed when read."""
+    area = StagingArea(tmp_path / "staging")
+    area.write(heavy_rows("a.pdf", 3))
+    (staged,) = list((tmp_path / "staging").glob("batch-*.parquet"))
+    old = heavy_rows("b.pdf", 2)
+    pq.write_table(old, tmp_path / "staging" / "batch-0-older.parquet")  # as an older version staged it
+    assert "pixel_hash" in pq.read_schema(staged).names
+    light, _ = area.complete_documents(light=True)
+    hashes = dict(zip(light.column("figure_id").to_pylist(), light.column("pixel_hash").to_pylist()))
+    for doc, n in (("a.pdf", 3), ("b.pdf", 2)):
+        assert [hashes[f"{doc}-{i}"] for i in range(n)] == [pixel_hash(f"img-{doc}-{i}".encode() * 50) for i in range(n)]
+    pq.write_table(pq.read_table(staged).set_column(  # light rows take the stored hash: the images are not read
+        pq.read_schema(staged).get_field_index("image"), "image", pa.nulls(4, pa.binary())), staged)
+    light, _ = area.complete_documents(light=True)
+    assert sorted(h for h in light.column("pixel_hash").to_pylist() if h) == sorted(h for h in hashes.values() if h)

@@ -12,7 +12,9 @@ from scanner.noise import (
     is_bar_piece,
     is_flow_plot,
     is_plot,
+    is_small,
     logo_hashes,
+    same_spot_hashes,
 )
 from scanner.records import (
     FLAG_BOILERPLATE,
@@ -277,3 +279,76 @@ def test_an_icon_in_the_same_column_of_two_papers_at_another_height_is_template(
     assert boilerplate_mask(["p"] * 2, ["a.pdf", "b.pdf"], [3, 5], [panel_a, panel_b]) == [False] * 2
     # one paper (two files of one content): reuse
     assert boilerplate_mask(["icon"] * 2, ["a.pdf", "b.pdf"], [12, 8], [high, low], contents=["x", "x"]) == [False] * 2
+
+
+def _same_spot_hashes_by_every_pair(hashes, contents, pages, boxes, min_page_images=3) -> set[str]:
+    """The rule of `same_spot_hashes` as first written: every pair of a hash's placements, every page pair held."""
+    where: dict[str, list] = {}
+    for h, c, p, b in zip(hashes, contents, pages, boxes):
+        where.setdefault(h, []).append((c, p, b))
+    flagged: set[str] = set()
+    page_pairs: dict[tuple, set[str]] = {}
+    for h, places in where.items():
+        for i, (ci, pi, bi) in enumerate(places):
+            for cj, pj, bj in places[i + 1:]:
+                if ci != cj and all(abs(u - v) <= 1.0 for u, v in zip(bi, bj)):
+                    if is_small(bi):
+                        flagged.add(h)
+                    page_pairs.setdefault((min((ci, pi), (cj, pj)), max((ci, pi), (cj, pj))), set()).add(h)
+                elif (ci != cj and max(bi[2] - bi[0], bi[3] - bi[1]) <= 80.0 and abs(bi[0] - bj[0]) <= 1.0
+                      and abs(bi[2] - bj[2]) <= 1.0 and abs((bi[3] - bi[1]) - (bj[3] - bj[1])) <= 1.0):
+                    flagged.add(h)
+    for shared in page_pairs.values():
+        if len(shared) >= min_page_images:
+            flagged |= shared
+    return flagged
+
+
+def test_same_spot_hashes_flag_what_every_pair_of_placements_would() -> None:
+    """Random layouts of 40 papers (template slots, a back page of three covers, icons in one column at
+    several heights, nudged boxes, one content under two names): the fast rule flags exactly what
+    comparing every pair of placements flags."""
+    rng = np.random.default_rng(7)
+    slots = [(50.0, 30.0, 140.0, 57.0), (58.0, 234.0, 81.0, 257.0), (60.0, 200.0, 460.0, 500.0),
+             (262.0, 56.0, 452.0, 245.0), (398.0, 543.0, 695.0, 810.0), (20.0, 700.0, 590.0, 740.0)]
+    for trial in range(30):
+        hashes, contents, pages, boxes = [], [], [], []
+        for doc in range(40):
+            for _ in range(int(rng.integers(1, 8))):
+                x0, y0, x1, y1 = slots[int(rng.integers(len(slots)))]
+                if rng.random() < 0.3:  # another height in the same column, or a producer's rounding
+                    dy = float(rng.choice([0.0, 0.6, 90.0]))
+                    x0, y0, x1, y1 = x0 + float(rng.choice([0.0, 0.4, 1.5])), y0 + dy, x1, y1 + dy
+                hashes.append(f"h{int(rng.integers(12))}")
+                contents.append(f"c{doc // 2 if doc < 4 else doc}")  # papers 0/1 and 2/3: byte-identical pairs
+                pages.append(int(rng.integers(1, 4)))
+                boxes.append((x0, y0, x1, y1))
+            if rng.random() < 0.15:  # the journal's back page: covers at three slots, one of them at times moved
+                for k, slot in enumerate(slots[2:5]):
+                    moved = 2.0 if rng.random() < 0.3 else 0.0
+                    hashes.append(f"cover{k}" if rng.random() < 0.8 else f"h{k}")
+                    contents.append(f"c{doc}")
+                    pages.append(9)
+                    boxes.append((slot[0] + moved, slot[1], slot[2] + moved, slot[3]))
+        assert same_spot_hashes(hashes, contents, pages, boxes) == _same_spot_hashes_by_every_pair(
+            hashes, contents, pages, boxes), trial
+
+
+def test_a_logo_in_thousands_of_papers_costs_a_comparison_a_placement_not_a_pair(monkeypatch) -> None:
+    """Three journal logos at one spot on page 1 of 3,000 papers, and a figure reused at one spot in 300:
+    n²/2 place pairs (4.5 million) were compared and held as page pairs; now ~n."""
+    import scanner.noise as noise
+
+    calls = []
+    same_spot = noise._same_spot
+    monkeypatch.setattr(noise, "_same_spot", lambda a, b, tol=noise.SAME_SPOT_PT: calls.append(1) or same_spot(a, b, tol))
+    n = 3000
+    hashes = [f"logo{i % 3}" for i in range(n)] + ["figure"] * 300
+    boxes = [LOGO] * n + [FIGURE] * 300
+    flagged = same_spot_hashes(hashes, [f"p{i}" for i in range(n)] + [f"p{i}" for i in range(300)],
+                               [1] * n + [5] * 300, boxes)
+    assert flagged == {"logo0", "logo1", "logo2"}  # a large figure alone at one spot is reuse
+    assert len(calls) < 2 * 300 ** 2 // 2 + 10 * n  # the figure's pairs are compared (few pages hold 3 images) ...
+    calls.clear()
+    same_spot_hashes(hashes[:n], [f"p{i}" for i in range(n)], [1] * n, boxes[:n])
+    assert len(calls) <= 3  # ... a logo's first pair settles it
