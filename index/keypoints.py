@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 QUERY_BATCH = 65_536  # descriptors searched at a time
 CHUNK_PANELS = 2048   # panels whose descriptors are found (then searched) at a time: ~70 kB a panel in memory
+TRAIN_PER_LIST = 32   # sampled descriptors a list's centroid is trained on
+TOP_PROBE = 8         # top-level cells whose centroids are compared with a descriptor to find its nearest lists
 
 # the grey images (uint8, H x W) of some panels, in the order of their ids
 GreyReader = Callable[[np.ndarray], Sequence[np.ndarray]]
@@ -52,7 +54,8 @@ class KeypointOptions:
     neighbours: int = 8        # descriptors searched per query (the best one of another panel counts)
     max_ratio: float = 0.8     # ... when nearer than this times the best one of a third panel
     exact_up_to: int = 50_000  # descriptors searched exactly; more are searched in inverted lists ...
-    nprobe: int = 16           # ... this many of them per query
+    list_size: int = 512       # ... of about this many descriptors ...
+    nprobe: int = 24           # ... this many of them per query
 
 
 def orb_descriptors(grey: np.ndarray, options: KeypointOptions = KeypointOptions()) -> np.ndarray:
@@ -141,23 +144,64 @@ def spool_descriptors(ids: np.ndarray, read_greys: GreyReader, folder: Path, opt
     return DescriptorSpool(files, ids, np.concatenate(counts) if counts else np.zeros(0, np.int64))
 
 
+def binary_kmeans(x: np.ndarray, k: int, *, iterations: int = 10, seed: int = 0) -> np.ndarray:
+    """(k, bytes) binary centroids of packed binary vectors `x` (FAISS's binary k-means: bits as ±1, centroids by sign)."""
+    import faiss
+
+    # trained through an IVF index, not `faiss.Kmeans`: that one reads its centroids back as a SWIG
+    # std::vector, which in a process that has imported PyMuPDF (also SWIG) comes back as PyMuPDF's
+    centroids = faiss.IndexBinaryFlat(8 * x.shape[1])
+    clustering = faiss.IndexBinaryIVF(centroids, 8 * x.shape[1], k)
+    clustering.cp.niter, clustering.cp.seed = iterations, seed
+    # the sample is sized for the centroids already (`TRAIN_PER_LIST` each): no subsampling, no warning
+    clustering.cp.min_points_per_centroid, clustering.cp.max_points_per_centroid = 1, len(x) // k + 1
+    clustering.train(x)
+    return centroids.reconstruct_n(0, centroids.ntotal)
+
+
+def vocabulary(sample: np.ndarray, fanout: int) -> Any:
+    """A FAISS quantizer of up to fanout² binary centroids of `sample`, in two levels of `fanout` each.
+
+    The sample is clustered into `fanout` cells, then each cell's members into `fanout` centroids
+    (a vocabulary tree, Nistér & Stewénius 2006). Training costs (sample × fanout) a pass where one
+    k-means of fanout² centroids would cost (sample × fanout²), and finding a vector's nearest
+    centroids costs (1 + `TOP_PROBE`) × fanout distances: the centroids' cells are the inverted lists
+    of an index of the centroids themselves.
+    """
+    import faiss
+
+    bits = 8 * sample.shape[1]
+    # the top level needs a few dozen points a cell, not the whole sample (as floats, 1 kB a descriptor)
+    top = faiss.IndexBinaryFlat(bits)
+    top.add(binary_kmeans(sample[::max(1, len(sample) // (4 * TRAIN_PER_LIST * fanout))], fanout))
+    _, cell = top.search(sample, 1)
+    words = [binary_kmeans(members, min(fanout, len(members)), seed=c)
+             for c in range(top.ntotal) if len(members := sample[cell[:, 0] == c])]
+    quantizer = faiss.IndexBinaryIVF(top, bits, top.ntotal)  # trained: `top` holds every cell
+    quantizer.add(np.unique(np.concatenate(words), axis=0))
+    quantizer.nprobe = TOP_PROBE
+    return quantizer
+
+
 def descriptor_index(total: int, rows: Callable[[np.ndarray], np.ndarray],
                      options: KeypointOptions = KeypointOptions()) -> Any:
     """An empty FAISS binary index for `total` descriptors: exact up to `options.exact_up_to`, else inverted lists.
 
-    An exact search costs (descriptors)² — a minute of CPU at 700 panels — so a larger
-    set is clustered (2·√n lists, k-means on a sample that `rows(positions)` reads) and
-    each query searches the `options.nprobe` nearest lists.
+    An exact search costs (descriptors)² — a minute of CPU at 700 panels — so a larger set is
+    split into lists of about `options.list_size` descriptors, whose centroids (a `vocabulary`
+    trained on a sample that `rows(positions)` reads) are found in two levels, and each query
+    searches the `options.nprobe` nearest lists. A query's cost then barely grows with the
+    number of descriptors (with 2·√n lists of √n/2 it grew as √n: docs/benchmarks.md).
     """
     import faiss
 
     bits = 8 * DESCRIPTOR_BYTES
     if total <= options.exact_up_to:
         return faiss.IndexBinaryFlat(bits)
-    lists = int(2 * np.sqrt(total))
-    sample = np.random.default_rng(0).permutation(total)[:40 * lists]  # k-means needs no more
-    clustered = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, lists)
-    clustered.train(rows(np.sort(sample)))
+    fanout = max(2, round(np.sqrt(total / options.list_size)))
+    sample = np.random.default_rng(0).permutation(total)[:TRAIN_PER_LIST * fanout * fanout]
+    quantizer = vocabulary(rows(np.sort(sample)), fanout)
+    clustered = faiss.IndexBinaryIVF(quantizer, bits, quantizer.ntotal)  # trained: its quantizer holds every list
     clustered.nprobe = options.nprobe
     return clustered
 

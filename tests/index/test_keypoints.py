@@ -8,7 +8,14 @@ import pytest
 from PIL import Image
 
 from embedder.verify import grey_image
-from index.keypoints import KeypointOptions, keypoint_pairs, keypoint_votes, orb_descriptors, strongest_per_panel
+from index.keypoints import (
+    KeypointOptions,
+    descriptor_index,
+    keypoint_pairs,
+    keypoint_votes,
+    orb_descriptors,
+    strongest_per_panel,
+)
 
 SIDE = 128  # the stored grey side the scan uses (jobs.pixel_check.GREY_SIDE)
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "real-sample" / "images"
@@ -90,3 +97,22 @@ def test_panels_taken_a_few_at_a_time_vote_as_all_at_once(panels: list[Image.Ima
     a, b, votes = whole
     turned = ids[len(FIELDS)]
     assert votes[(a == ids[0]) & (b == turned)][0] >= KeypointOptions().min_votes
+
+
+def test_inverted_lists_are_even_and_find_a_descriptor_again_after_noise(panels: list[Image.Image]) -> None:
+    """Above `exact_up_to` the lists hold about `list_size` real descriptors each (none a catch-all), and a
+    descriptor with 16 of its 256 bits flipped finds its original as nearest through them."""
+    greys = [grey_image(p, SIDE) for p in panels]
+    own = np.concatenate([orb_descriptors(g) for g in greys])
+    options = KeypointOptions(exact_up_to=100, list_size=32, nprobe=8)
+    index = descriptor_index(len(own), lambda rows: own[rows], options)
+    index.add(own)
+    sizes = np.array([index.invlists.list_size(i) for i in range(index.nlist)])
+    assert index.nlist >= 0.8 * len(own) / options.list_size and sizes.sum() == len(own)
+    assert sizes.max() <= 8 * options.list_size
+    rng = np.random.default_rng(0)
+    bits = np.unpackbits(own, axis=1)
+    for row in bits:
+        row[rng.choice(256, 16, replace=False)] ^= 1
+    _, nearest = index.search(np.packbits(bits, axis=1), 1)
+    assert np.mean(nearest[:, 0] == np.arange(len(own))) >= 0.95

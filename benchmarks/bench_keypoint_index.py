@@ -1,0 +1,107 @@
+"""The keypoint-candidate stage alone on a scanned store, this checkout against another: time, index build, pairs.
+
+    python benchmarks/bench_keypoint_index.py STORE --old CHECKOUT [--runs 1] [--out DIR]
+
+Runs `index.keypoints.keypoint_pairs` over the store's non-noise panels as a scan does (its
+`keypoint candidates` stage, with the shipped `KeypointOptions`), once per variant and run,
+interleaved, each in a fresh Python process whose PYTHONPATH is that checkout. Prints per variant
+the median wall and CPU seconds of the stage and of building its descriptor index (training and
+adding), the candidate pairs it gives, and how many of the old variant's pairs the new one keeps
+(and the other way round). A store of a generated corpus (`bench_scale.py`) or of real papers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child(store_path: Path, out: Path) -> None:
+    """One run of the stage in this process (this process's PYTHONPATH decides the code)."""
+    import index.keypoints as kp
+    from index.candidates import RecordKeys
+    from index.store import FigureStore
+    from jobs.pixel_check import read_greys
+
+    store = FigureStore.open(store_path)
+    keys = RecordKeys.from_table(store.read_keys())
+    vectors = store.dense_vectors()
+    ids = keys.row_id[~keys.noise]
+    build: dict[str, float] = {}
+    plain_index = kp.DescriptorSpool.index
+
+    def timed_index(self: Any, options: Any) -> Any:  # the index's training and adding, timed apart
+        wall, cpu = time.perf_counter(), time.process_time()
+        index = plain_index(self, options)
+        build.update(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu, descriptors=float(self.total))
+        return index
+
+    kp.DescriptorSpool.index = timed_index  # type: ignore[method-assign]
+    wall, cpu = time.perf_counter(), time.process_time()
+    pairs = kp.keypoint_pairs(ids, lambda part: read_greys(store, part), vectors)
+    result = {"panels": len(ids), "pairs": len(pairs), "wall": time.perf_counter() - wall,
+              "cpu": time.process_time() - cpu, "index_wall": build.get("wall", 0.0),
+              "index_cpu": build.get("cpu", 0.0), "descriptors": int(build.get("descriptors", 0))}
+    np.savez(out, a=pairs.a, b=pairs.b)
+    print("RESULT " + json.dumps(result))
+
+
+def run(code: Path, store: Path, out: Path) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(store.resolve()), "--child",
+                           str(out.resolve())], env={**os.environ, "PYTHONPATH": str(code)},
+                          cwd=code, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"the keypoint stage with {code} failed ({proc.returncode})")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def pair_set(path: Path) -> set[tuple[int, int]]:
+    with np.load(path) as z:
+        return set(zip(z["a"].tolist(), z["b"].tolist()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("store", type=Path)
+    parser.add_argument("--old", type=Path, help="checkout of the code to compare with")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=REPO / "bench-out" / "keypoint-index")
+    parser.add_argument("--child", type=Path, metavar="OUT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.store, args.child)
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    variants = {"new": REPO, **({"old": args.old.resolve()} if args.old else {})}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    for n in range(args.runs):
+        for name, code in sorted(variants.items(), reverse=True):  # old first
+            runs[name].append(run(code, args.store, args.out / f"{name}.npz"))
+            print(f"run {n + 1} {name}: {json.dumps(runs[name][-1])}", file=sys.stderr, flush=True)
+    summary: dict[str, Any] = {}
+    for name, results in runs.items():
+        med = {k: round(statistics.median(r[k] for r in results), 1) for k in ("wall", "cpu", "index_wall", "index_cpu")}
+        summary[name] = {**med, "panels": results[0]["panels"], "descriptors": results[0]["descriptors"],
+                         "pairs": results[0]["pairs"]}
+    if "old" in variants:
+        old, new = pair_set(args.out / "old.npz"), pair_set(args.out / "new.npz")
+        summary["old_pairs_kept"] = round(len(old & new) / max(1, len(old)), 4)
+        summary["new_pairs_in_old"] = round(len(old & new) / max(1, len(new)), 4)
+        summary["wall_new_over_old"] = round(summary["new"]["wall"] / summary["old"]["wall"], 3)
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
