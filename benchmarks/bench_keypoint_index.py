@@ -1,13 +1,17 @@
 """The keypoint-candidate stage alone on a scanned store, this checkout against another: time, index build, pairs.
 
-    python benchmarks/bench_keypoint_index.py STORE --old CHECKOUT [--runs 1] [--out DIR]
+    python benchmarks/bench_keypoint_index.py STORE --old CHECKOUT [--runs 2] [--out DIR] [--probe 2000]
 
 Runs `index.keypoints.keypoint_pairs` over the store's non-noise panels as a scan does (its
 `keypoint candidates` stage, with the shipped `KeypointOptions`), once per variant and run,
-interleaved, each in a fresh Python process whose PYTHONPATH is that checkout. Prints per variant
-the median wall and CPU seconds of the stage and of building its descriptor index (training and
-adding), the candidate pairs it gives, and how many of the old variant's pairs the new one keeps
-(and the other way round). A store of a generated corpus (`bench_scale.py`) or of real papers.
+each in a fresh Python process whose PYTHONPATH is that checkout, the order of the variants
+alternating from run to run (the first scan of a store pays for a cold page cache). Prints per
+variant the median wall and CPU seconds of the stage and of building its descriptor index
+(training and adding), the candidate pairs it gives, how many of the old variant's pairs the new
+one keeps (and the other way round), and the index's recall: of `--probe` indexed descriptors,
+the share of their 7 nearest other descriptors (an exact search's) that the index finds among its
+own 7 (not timed). CHECKOUT must have `index.keypoints.DescriptorSpool` (5d7c52a or later).
+A store of a generated corpus (`bench_scale.py`) or of real papers.
 """
 from __future__ import annotations
 
@@ -26,7 +30,21 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def child(store_path: Path, out: Path) -> None:
+def recall_of_nearest(index: Any, own: Any, probe: int) -> float:
+    """Share of `probe` indexed descriptors' 7 nearest others (exact) that `index` finds among its own 7."""
+    import faiss
+
+    rows = np.sort(np.random.default_rng(1).permutation(own.total)[:probe])
+    queries = own.own_rows(rows)
+    exact = faiss.IndexBinaryFlat(8 * queries.shape[1])
+    for block in own.own_blocks():
+        exact.add(block)
+    _, truth = exact.search(queries, 8)
+    _, found = index.search(queries, 8)
+    return float(np.mean([len(set(t[1:]) & set(f[1:])) / 7 for t, f in zip(truth.tolist(), found.tolist())]))
+
+
+def child(store_path: Path, out: Path, probe: int) -> None:
     """One run of the stage in this process (this process's PYTHONPATH decides the code)."""
     import index.keypoints as kp
     from index.candidates import RecordKeys
@@ -44,21 +62,26 @@ def child(store_path: Path, out: Path) -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         index = plain_index(self, options)
         build.update(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu, descriptors=float(self.total))
+        wall, cpu = time.perf_counter(), time.process_time()
+        if probe:
+            build["recall"] = recall_of_nearest(index, self, probe)
+        build.update(probe_wall=time.perf_counter() - wall, probe_cpu=time.process_time() - cpu)
         return index
 
     kp.DescriptorSpool.index = timed_index  # type: ignore[method-assign]
     wall, cpu = time.perf_counter(), time.process_time()
     pairs = kp.keypoint_pairs(ids, lambda part: read_greys(store, part), vectors)
-    result = {"panels": len(ids), "pairs": len(pairs), "wall": time.perf_counter() - wall,
-              "cpu": time.process_time() - cpu, "index_wall": build.get("wall", 0.0),
-              "index_cpu": build.get("cpu", 0.0), "descriptors": int(build.get("descriptors", 0))}
+    result = {"panels": len(ids), "pairs": len(pairs), "wall": time.perf_counter() - wall - build.get("probe_wall", 0.0),
+              "cpu": time.process_time() - cpu - build.get("probe_cpu", 0.0), "index_wall": build.get("wall", 0.0),
+              "index_cpu": build.get("cpu", 0.0), "descriptors": int(build.get("descriptors", 0)),
+              "recall_at_7": build.get("recall")}
     np.savez(out, a=pairs.a, b=pairs.b)
     print("RESULT " + json.dumps(result))
 
 
-def run(code: Path, store: Path, out: Path) -> dict[str, Any]:
+def run(code: Path, store: Path, out: Path, probe: int) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(store.resolve()), "--child",
-                           str(out.resolve())], env={**os.environ, "PYTHONPATH": str(code)},
+                           str(out.resolve()), "--probe", str(probe)], env={**os.environ, "PYTHONPATH": str(code)},
                           cwd=code, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
@@ -76,30 +99,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("store", type=Path)
     parser.add_argument("--old", type=Path, help="checkout of the code to compare with")
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--probe", type=int, default=2000, help="descriptors whose nearest neighbours measure recall")
     parser.add_argument("--out", type=Path, default=REPO / "bench-out" / "keypoint-index")
     parser.add_argument("--child", type=Path, metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.store, args.child)
+        child(args.store, args.child, args.probe)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     variants = {"new": REPO, **({"old": args.old.resolve()} if args.old else {})}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     for n in range(args.runs):
-        for name, code in sorted(variants.items(), reverse=True):  # old first
-            runs[name].append(run(code, args.store, args.out / f"{name}.npz"))
+        for name, code in sorted(variants.items(), reverse=n % 2 == 0):  # old first, then new first, ...
+            runs[name].append(run(code, args.store, args.out / f"{name}.npz", args.probe))
             print(f"run {n + 1} {name}: {json.dumps(runs[name][-1])}", file=sys.stderr, flush=True)
     summary: dict[str, Any] = {}
+    medians = {name: {k: statistics.median(r[k] for r in results) for k in ("wall", "cpu", "index_wall", "index_cpu")}
+               for name, results in runs.items()}
     for name, results in runs.items():
-        med = {k: round(statistics.median(r[k] for r in results), 1) for k in ("wall", "cpu", "index_wall", "index_cpu")}
-        summary[name] = {**med, "panels": results[0]["panels"], "descriptors": results[0]["descriptors"],
-                         "pairs": results[0]["pairs"]}
+        summary[name] = {**{k: round(v, 1) for k, v in medians[name].items()}, "panels": results[0]["panels"],
+                         "descriptors": results[0]["descriptors"], "pairs": results[0]["pairs"],
+                         "recall_at_7": results[0]["recall_at_7"]}
     if "old" in variants:
         old, new = pair_set(args.out / "old.npz"), pair_set(args.out / "new.npz")
         summary["old_pairs_kept"] = round(len(old & new) / max(1, len(old)), 4)
         summary["new_pairs_in_old"] = round(len(old & new) / max(1, len(new)), 4)
-        summary["wall_new_over_old"] = round(summary["new"]["wall"] / summary["old"]["wall"], 3)
+        summary["wall_new_over_old"] = round(medians["new"]["wall"] / medians["old"]["wall"], 3)
+        summary["index_wall_new_over_old"] = round(medians["new"]["index_wall"] / max(1e-9, medians["old"]["index_wall"]), 3)
     print(json.dumps(summary, indent=2))
 
 

@@ -34,8 +34,9 @@ logger = logging.getLogger(__name__)
 
 QUERY_BATCH = 65_536  # descriptors searched at a time
 CHUNK_PANELS = 2048   # panels whose descriptors are found (then searched) at a time: ~70 kB a panel in memory
-TRAIN_PER_LIST = 32   # sampled descriptors a list's centroid is trained on
-TOP_PROBE = 8         # top-level cells whose centroids are compared with a descriptor to find its nearest lists
+TRAIN_PER_LIST = 32       # sampled descriptors a list's centroid is trained on
+TOP_TRAIN_PER_CELL = 128  # ... and a top-level cell's (`vocabulary`)
+TOP_PROBE = 8             # top-level cells whose lists' centroids are compared with a query to find its nearest lists
 
 # the grey images (uint8, H x W) of some panels, in the order of their ids
 GreyReader = Callable[[np.ndarray], Sequence[np.ndarray]]
@@ -149,36 +150,54 @@ def binary_kmeans(x: np.ndarray, k: int, *, iterations: int = 10, seed: int = 0)
     import faiss
 
     # trained through an IVF index, not `faiss.Kmeans`: that one reads its centroids back as a SWIG
-    # std::vector, which in a process that has imported PyMuPDF (also SWIG) comes back as PyMuPDF's
+    # std::vector, which in a process that has imported PyMuPDF (SWIG too) comes back as PyMuPDF's
+    # (faiss issue #3689)
     centroids = faiss.IndexBinaryFlat(8 * x.shape[1])
     clustering = faiss.IndexBinaryIVF(centroids, 8 * x.shape[1], k)
     clustering.cp.niter, clustering.cp.seed = iterations, seed
-    # the sample is sized for the centroids already (`TRAIN_PER_LIST` each): no subsampling, no warning
+    # the sample is sized for its centroids already: no subsampling, no warning, no 32 MB buffer for a few rows
     clustering.cp.min_points_per_centroid, clustering.cp.max_points_per_centroid = 1, len(x) // k + 1
+    clustering.cp.decode_block_size = min(len(x), clustering.cp.decode_block_size)
     clustering.train(x)
     return centroids.reconstruct_n(0, centroids.ntotal)
 
 
-def vocabulary(sample: np.ndarray, fanout: int) -> Any:
-    """A FAISS quantizer of up to fanout² binary centroids of `sample`, in two levels of `fanout` each.
+def vocabulary(sample: np.ndarray, cells: int) -> Any:
+    """A FAISS quantizer of about len(sample) / `TRAIN_PER_LIST` binary centroids of `sample`, in two levels.
 
-    The sample is clustered into `fanout` cells, then each cell's members into `fanout` centroids
-    (a vocabulary tree, Nistér & Stewénius 2006). Training costs (sample × fanout) a pass where one
-    k-means of fanout² centroids would cost (sample × fanout²), and finding a vector's nearest
-    centroids costs (1 + `TOP_PROBE`) × fanout distances: the centroids' cells are the inverted lists
-    of an index of the centroids themselves.
+    The sample is clustered into `cells` cells, then each cell's members into one centroid per
+    `TRAIN_PER_LIST` of them (a vocabulary tree, Nistér & Stewénius 2006), so the lists a big cell
+    holds are no fuller than a small cell's. Training costs about (sample × cells) distances a pass
+    where one k-means of all the centroids would cost (sample × centroids), and finding a vector's
+    nearest centroids costs `cells` + `TOP_PROBE` cells' worth: the centroids are the inverted lists
+    of an index whose own lists are the top cells.
     """
     import faiss
 
     bits = 8 * sample.shape[1]
-    # the top level needs a few dozen points a cell, not the whole sample (as floats, 1 kB a descriptor)
+    # the top level's centroids are trained on a subsample: they need a hundred points each, not thousands
+    top_centroids = binary_kmeans(sample[::max(1, len(sample) // (TOP_TRAIN_PER_CELL * cells))], cells)
     top = faiss.IndexBinaryFlat(bits)
-    top.add(binary_kmeans(sample[::max(1, len(sample) // (4 * TRAIN_PER_LIST * fanout))], fanout))
-    _, cell = top.search(sample, 1)
-    words = [binary_kmeans(members, min(fanout, len(members)), seed=c)
-             for c in range(top.ntotal) if len(members := sample[cell[:, 0] == c])]
-    quantizer = faiss.IndexBinaryIVF(top, bits, top.ntotal)  # trained: `top` holds every cell
-    quantizer.add(np.unique(np.concatenate(words), axis=0))
+    top.add(top_centroids)
+    _, nearest = top.search(sample, 1)
+    order = np.argsort(nearest[:, 0], kind="stable")
+    bounds = np.searchsorted(nearest[order, 0], np.arange(cells + 1))
+    kept: list[int] = []
+    words: list[np.ndarray] = []
+    word_cells: list[np.ndarray] = []
+    for c in range(cells):
+        members = sample[order[bounds[c]:bounds[c + 1]]]
+        if len(members):  # a cell no sample row fell in gets no centroid, and is dropped: no list is unreachable
+            words.append(binary_kmeans(members, max(1, round(len(members) / TRAIN_PER_LIST)), seed=c))
+            word_cells.append(np.full(len(words[-1]), len(kept), np.int64))
+            kept.append(c)
+    coarse = faiss.IndexBinaryFlat(bits)
+    coarse.add(top_centroids[kept])
+    quantizer: Any = faiss.IndexBinaryIVF(coarse, bits, coarse.ntotal)  # trained: `coarse` holds every cell
+    centroids, cell_of = np.concatenate(words), np.concatenate(word_cells)
+    # each centroid in the cell it was trained in (a plain `add` would move some to a nearer cell, leaving
+    # cells empty that a search then probes for nothing)
+    quantizer.add_core(len(centroids), faiss.swig_ptr(centroids), None, faiss.swig_ptr(cell_of))
     quantizer.nprobe = TOP_PROBE
     return quantizer
 
@@ -188,19 +207,22 @@ def descriptor_index(total: int, rows: Callable[[np.ndarray], np.ndarray],
     """An empty FAISS binary index for `total` descriptors: exact up to `options.exact_up_to`, else inverted lists.
 
     An exact search costs (descriptors)² — a minute of CPU at 700 panels — so a larger set is
-    split into lists of about `options.list_size` descriptors, whose centroids (a `vocabulary`
-    trained on a sample that `rows(positions)` reads) are found in two levels, and each query
-    searches the `options.nprobe` nearest lists. A query's cost then barely grows with the
-    number of descriptors (with 2·√n lists of √n/2 it grew as √n: docs/benchmarks.md).
+    split into inverted lists, whose centroids (a `vocabulary` trained on a sample that
+    `rows(positions)` reads) are found in two levels, and each query scans the `options.nprobe`
+    lists of the centroids nearest to it among those of the `TOP_PROBE` nearest top cells. The
+    lists hold √n/2 descriptors (then a query's distances to the centroids and to the lists'
+    descriptors are about as many) up to `options.list_size`, then `options.list_size`: from
+    there on a query's cost grows only with the top cells (√(n / list_size)), not with n.
     """
     import faiss
 
     bits = 8 * DESCRIPTOR_BYTES
     if total <= options.exact_up_to:
         return faiss.IndexBinaryFlat(bits)
-    fanout = max(2, round(np.sqrt(total / options.list_size)))
-    sample = np.random.default_rng(0).permutation(total)[:TRAIN_PER_LIST * fanout * fanout]
-    quantizer = vocabulary(rows(np.sort(sample)), fanout)
+    lists = total / min(options.list_size, np.sqrt(total) / 2)
+    # a sorted copy: the permutation of every position (8 bytes a descriptor) is let go of at once
+    sample = np.sort(np.random.default_rng(0).permutation(total)[:round(TRAIN_PER_LIST * lists)])
+    quantizer = vocabulary(rows(sample), max(2, round(np.sqrt(lists))))
     clustered = faiss.IndexBinaryIVF(quantizer, bits, quantizer.ntotal)  # trained: its quantizer holds every list
     clustered.nprobe = options.nprobe
     return clustered
