@@ -270,7 +270,7 @@ class Pose:
 
 
 # Many pairs' `Pose`s as one structured array, a row each: what the pose check of a scan returns.
-# As objects they held ~620 bytes a pair in the driver (186 MB at 300,000 pairs), as rows 107.
+# As objects they held ~550 bytes a pair in the driver, as rows 121 (`benchmarks/bench_pair_results.py`).
 POSE_DTYPE = np.dtype([("inliers", "i4"), ("matches", "i4"), ("scale", "f8"), ("angle", "f8"), ("mirrored", "?"),
                        ("share_a", "f8"), ("share_b", "f8"), ("correlation", "f8"), ("detail", "f8"),
                        ("box_a", "f8", (4,)), ("box_b", "f8", (4,))])

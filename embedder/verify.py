@@ -115,7 +115,7 @@ class Alignment:
 
 
 # Many pairs' `Alignment`s as one structured array, a row each: what the pixel check of a scan returns.
-# As objects they held ~340 bytes a pair in the driver (120 MB at 358,620 candidates), as rows 42.
+# As objects they held ~300 bytes a pair in the driver, as rows 34 (`benchmarks/bench_pair_results.py`).
 ALIGNMENT_DTYPE = np.dtype([("correlation", "f8"), ("detail", "f8"), ("view", "u1"), ("angle", "f8"),
                             ("scale", "f8"), ("b_inside_a", "?")])
 
