@@ -123,7 +123,7 @@ class PixelFusion:
               pair_ids: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """`combine` with the pixel check's results per pair (None: not checked, counts as no match), as
         `Alignment`s or rows of `embedder.verify.ALIGNMENT_DTYPE`."""
-        if isinstance(alignments, np.ndarray):
+        if isinstance(alignments, np.ndarray) and alignments.dtype.names:
             return self.combine(head, alignments["correlation"], alignments["detail"], alignments["scale"], pair_ids)
         correlation = np.array([0.0 if x is None else x.correlation for x in alignments], dtype=np.float64)
         detail = np.array([0.0 if x is None else x.detail for x in alignments], dtype=np.float64)

@@ -9,6 +9,7 @@ tables (`flag_boilerplate_table`, `reusescan scan` / `nightly`).
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -38,7 +39,7 @@ HEADER_BAND_PT = 72.0
 # publisher logos) are at most this big; two such placements (whole placements: a panel of a
 # larger figure is not one) in the template zones of two papers are never reported as a
 # pair, even when their pixels differ (another rendering).
-ICON_MAX_SIDE_PT = 80.0
+ICON_MAX_SIDE_PT = 80.0  # at most LOGO_MAX_SIDE_PT: an icon is small (`same_spot_hashes` counts on it)
 BOILERPLATE_MIN_DOCS = 3
 BOILERPLATE_MIN_PAGES = 4
 # Two placements are "at the same spot" when every edge agrees within this many points: a
@@ -505,34 +506,41 @@ def same_spot_hashes(
       each at the same spot, whatever its size (a back page advertising the journal's titles).
     A figure reused in another paper is laid out anew there, alone.
 
-    The cost grows with the placements, not with their pairs: a hash is settled at the first pair of its
-    placements that flags it, and the page pairs of the third rule are looked at only for a hash the
-    first two left open. A logo at the same spot in n papers makes n²/2 page pairs; holding them
-    all took +1.9 GB and 17 s for three logos in 5,000 generated papers (`benchmarks/bench_store_stage.py`).
+    Memory grows with the placements, not with their pairs, and so does the time of the usual
+    cases: a hash is settled at the first pair of its placements that flags it, only placements
+    within SAME_SPOT_PT of each other's left edge are paired, and the page pairs of the third case
+    are looked at only for a hash the first two left open, on pages holding >= `min_page_images`
+    images that recur in another document. (Holding every page pair that shares a hash at the same
+    spot, n²/2 for a logo in n papers, took +1.9 GB and 17 s for three logos in 5,000 generated
+    papers, `benchmarks/bench_store_stage.py`.) What still costs a pair of placements: a large image
+    at one spot in many documents, on pages that hold other recurring images too.
     """
     where: dict[str, list[Place]] = defaultdict(list)
-    on_page: dict[tuple[str, int], list[tuple[str, Box]]] = defaultdict(list)
     for h, c, p, b in zip(hashes, contents, pages, boxes):
         x0, y0, x1, y1 = (float(v) for v in b)
         where[h].append((c, int(p), (x0, y0, x1, y1)))
-        on_page[(c, int(p))].append((h, (x0, y0, x1, y1)))
+    where = {h: places for h, places in where.items() if len({c for c, _, _ in places}) >= 2}
+    on_page: dict[tuple[str, int], list[tuple[str, Box]]] = defaultdict(list)
+    for h, places in where.items():  # only images found in two documents: the others are no one's template
+        for c, p, b in places:
+            on_page[(c, p)].append((h, b))
     flagged: set[str] = set()
     open_hashes = []
     for h, places in where.items():
-        if len(places) < 2 or len({c for c, _, _ in places}) < 2:
-            continue
-        if any((_same_spot(a, b) and is_small(a)) or (_icon_sized(a) and _same_column(a, b))
-               for (_, _, a), (_, _, b) in _pairs_in_line(places)):
+        # the earlier placement of a pair must be small (an icon is small too)
+        if any(is_small(b) for _, _, b in places) and any(
+                (_same_spot(a, b) and is_small(a)) or (_icon_sized(a) and _same_column(a, b))
+                for (_, _, a), (_, _, b) in _pairs_in_line(places)):
             flagged.add(h)
         else:
             open_hashes.append(h)
     for h in open_hashes:
         if h in flagged:  # shared with a page pair that flagged another hash
             continue
-        for (ci, pi, a), (cj, pj, b) in _pairs_in_line(where[h]):
-            first, second = on_page[(ci, pi)], on_page[(cj, pj)]
-            if _same_spot(a, b) and min(len(first), len(second)) >= min_page_images:
-                shared = _shared_at_same_spot(first, second)
+        places = [(c, p, b) for c, p, b in where[h] if len(on_page[(c, p)]) >= min_page_images]
+        for (ci, pi, a), (cj, pj, b) in _pairs_in_line(places):
+            if _same_spot(a, b):
+                shared = _shared_at_same_spot(on_page[(ci, pi)], on_page[(cj, pj)])
                 if len(shared) >= min_page_images:
                     flagged |= shared
                     break
@@ -542,9 +550,10 @@ def same_spot_hashes(
 def _pairs_in_line(places: list[Place]) -> Iterator[tuple[Place, Place]]:
     """The pairs of `places` in different documents whose left edges are within SAME_SPOT_PT (the only ones
     `_same_spot` or `_same_column` can accept), each as (earlier, later) in `places`, lazily."""
-    order = sorted(range(len(places)), key=lambda i: places[i][2][0])
+    order = sorted((i for i, (_, _, b) in enumerate(places) if not math.isnan(b[0])), key=lambda i: places[i][2][0])
     for n, i in enumerate(order):
-        for j in order[n + 1:]:
+        for m in range(n + 1, len(order)):
+            j = order[m]
             if places[j][2][0] - places[i][2][0] > SAME_SPOT_PT:
                 break
             if places[i][0] != places[j][0]:
@@ -553,7 +562,10 @@ def _pairs_in_line(places: list[Place]) -> Iterator[tuple[Place, Place]]:
 
 def _shared_at_same_spot(first: list[tuple[str, Box]], second: list[tuple[str, Box]]) -> set[str]:
     """The hashes placed at the same spot on two pages (each page's (hash, bbox) placements)."""
-    return {h for h, a in first if any(h == g and _same_spot(a, b) for g, b in second)}
+    boxes: dict[str, list[Box]] = defaultdict(list)
+    for h, b in second:
+        boxes[h].append(b)
+    return {h for h, a in first if any(_same_spot(a, b) for b in boxes.get(h, ()))}
 
 
 def add_flag(flags: Iterable[str], flag: str) -> tuple[str, ...]:

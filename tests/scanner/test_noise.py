@@ -311,6 +311,9 @@ def test_same_spot_hashes_flag_what_every_pair_of_placements_would() -> None:
     rng = np.random.default_rng(7)
     slots = [(50.0, 30.0, 140.0, 57.0), (58.0, 234.0, 81.0, 257.0), (60.0, 200.0, 460.0, 500.0),
              (262.0, 56.0, 452.0, 245.0), (398.0, 543.0, 695.0, 810.0), (20.0, 700.0, 590.0, 740.0)]
+    icon, far, broken = (58.0, 234.0, 81.0, 257.0), (300.0, 234.0, 323.0, 257.0), (float("nan"), 234.0, 81.0, 257.0)
+    placed = (["icon"] * 4, ["a", "c", "d", "b"], [7] * 4, [icon, far, broken, icon])  # a box without a left edge
+    assert same_spot_hashes(*placed) == _same_spot_hashes_by_every_pair(*placed) == {"icon"}  # does not hide a and b
     for trial in range(30):
         hashes, contents, pages, boxes = [], [], [], []
         for doc in range(40):
@@ -318,7 +321,9 @@ def test_same_spot_hashes_flag_what_every_pair_of_placements_would() -> None:
                 x0, y0, x1, y1 = slots[int(rng.integers(len(slots)))]
                 if rng.random() < 0.3:  # another height in the same column, or a producer's rounding
                     dy = float(rng.choice([0.0, 0.6, 90.0]))
-                    x0, y0, x1, y1 = x0 + float(rng.choice([0.0, 0.4, 1.5])), y0 + dy, x1, y1 + dy
+                    x0, y0, x1, y1 = x0 + float(rng.choice([0.0, 0.4, 1.0, 1.5])), y0 + dy, x1, y1 + dy
+                if rng.random() < 0.02:  # a box a broken PDF gave no left edge: matches nothing, stops nothing
+                    x0 = float("nan")
                 hashes.append(f"h{int(rng.integers(12))}")
                 contents.append(f"c{doc // 2 if doc < 4 else doc}")  # papers 0/1 and 2/3: byte-identical pairs
                 pages.append(int(rng.integers(1, 4)))
