@@ -123,7 +123,7 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
             # all candidate pairs go in: each pair's background is its panels' other candidates (embedder.fusion)
             scores = fusion.score(head, alignments, (pairs.a, pairs.b))
     calibrated = model_threshold(embedder, fused=fusion is not None)
-    overlaps: list[Overlap | None] = [None] * len(pairs)
+    overlaps: dict[int, Overlap] = {}  # candidate -> the region it shares, for the pairs the pose check accepted
     if fusion is not None and options.poses:
         # only where it can matter (as below), and not for a figure whose panels were cut out: they are
         # matched themselves, and a panel found again inside its figure would say the same twice
@@ -140,11 +140,11 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
     keep = scores >= threshold
     a, b = pairs.a[keep], pairs.b[keep]
     group = connected_components(a, b).group_of(a)
-    kept = np.flatnonzero(keep)
+    kept = np.flatnonzero(keep).tolist()
     return MatchResult(a=a, b=b, sim=pairs.sim[keep], score=scores[keep], group=group, candidates=len(pairs),
                        head=head[keep],
-                       alignment=[unpack_alignment(alignments[i]) if checked[i] else None for i in kept.tolist()],
-                       overlap=[overlaps[i] for i in kept.tolist()] if options.poses else None)
+                       alignment=[unpack_alignment(alignments[i]) if checked[i] else None for i in kept],
+                       overlap=[overlaps.get(i) for i in kept] if options.poses else None)
 
 
 def split_figures(keys: RecordKeys) -> np.ndarray:
