@@ -5,13 +5,16 @@ image inputs, the image itself, scaled so its longer side is at most `max_px`
 pixels, as PNG bytes. `page_size_points` gives the size the bbox coordinates refer
 to (PDF points; pixels for image files), and `render_pages` does several pages of
 one document with a single open (PyMuPDF documents are not thread-safe: call it
-once per document in one worker).
+once per document in one worker). MuPDF's resource store is emptied after each
+document (`_open_pdf`): it keeps a closed document's decoded images otherwise, and
+drawing the pages of 2,000 papers held 1.6 GB (benchmarks/bench_report_stage.py).
 """
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,16 @@ def _is_pdf(path: Path) -> bool:
         return True
     with open(path, "rb") as fh:
         return fh.read(5) == b"%PDF-"
+
+
+@contextmanager
+def _open_pdf(path: Path) -> Iterator[pymupdf.Document]:
+    """The PDF at `path`, open; on leaving, closed and MuPDF's store emptied (see the module docstring)."""
+    try:
+        with pymupdf.open(path) as doc:
+            yield doc
+    finally:
+        pymupdf.TOOLS.store_shrink(100)
 
 
 def _render_pdf_page(doc: pymupdf.Document, page: int, max_px: int) -> tuple[bytes, tuple[float, float]]:
@@ -71,7 +84,7 @@ def render_pages(
     if max_px < 8:
         raise ValueError(f"max_px too small: {max_px}")
     if _is_pdf(src):
-        with pymupdf.open(src) as doc:
+        with _open_pdf(src) as doc:
             return {p: _render_pdf_page(doc, p, max_px) for p in wanted}
     return {p: _render_image_frame(src, p, max_px) for p in wanted}
 
@@ -85,7 +98,7 @@ def page_size_points(path: str | os.PathLike[str], page: int) -> tuple[float, fl
     """(width, height) of page `page`: PDF points for PDFs, pixels for image files."""
     src = Path(path)
     if _is_pdf(src):
-        with pymupdf.open(src) as doc:
+        with _open_pdf(src) as doc:
             if not 1 <= page <= doc.page_count:
                 raise ValueError(f"page {page} out of range 1..{doc.page_count}")
             rect = doc[page - 1].rect
