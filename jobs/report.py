@@ -241,14 +241,15 @@ def sort_pairs(pairs: Iterable[ReportPair]) -> list[ReportPair]:
     )
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write `data` to `path` via a temporary file in the same folder and `os.replace`."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | Iterable[bytes]) -> Path:
+    """Write `data` (bytes, or chunks of bytes written in turn) to `path` via a temporary file in the same folder and `os.replace`."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for chunk in [data] if isinstance(data, bytes) else data:
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
@@ -346,13 +347,14 @@ def write_report_html(
     stage; any other scalar keys (root, model, threshold, ...) as run details.
     `errors`, when given, are listed in a collapsible table.
     """
-    from jobs.report_html import render_report_html  # report_html builds on this module: import when used
+    from jobs.report_html import report_html_chunks  # report_html builds on this module: import when used
 
-    html_text = render_report_html(
+    chunks = report_html_chunks(
         list(pairs), title=title, summary=dict(summary or {}), errors=normalise_errors(errors), max_pairs=max_pairs
     )
-    out = atomic_write_bytes(path, html_text.encode("utf-8"))
-    log.info("wrote %s (%.1f kB)", out, len(html_text) / 1024)
+    # written a chunk at a time: a large report's page never is one string in memory (let alone two, str and bytes)
+    out = atomic_write_bytes(path, (chunk.encode("utf-8") for chunk in chunks))
+    log.info("wrote %s (%.1f kB)", out, out.stat().st_size / 1024)
     return out
 
 

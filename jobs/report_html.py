@@ -28,7 +28,7 @@ import io
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from html import escape
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
@@ -154,10 +154,22 @@ DEFERRED_PNG_BUDGET = 12_000  # ... and past this a JPEG when smaller
 DEFERRED_JPEG_QUALITY = 82
 
 
+def _json_text(value: object) -> str:
+    """`value` as JSON for a data block (`<` escaped, so no input text can close the element)."""
+    return json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
+
+
 def _json_script(element_id: str, value: object) -> str:
-    """`value` as a JSON data block (`<` escaped, so no input text can close the element)."""
-    text = json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
-    return f'<script type="application/json" id="{element_id}">{text}</script>'
+    """`value` as a JSON data block."""
+    return f'<script type="application/json" id="{element_id}">{_json_text(value)}</script>'
+
+
+def _json_list_script(element_id: str, values: Iterable[object]) -> Iterator[str]:
+    """A JSON data block of the list `values`, an element a chunk: a large report's data is never one string."""
+    yield f'<script type="application/json" id="{element_id}">['
+    for i, value in enumerate(values):
+        yield ("," if i else "") + _json_text(value)
+    yield "]</script>"
 
 
 class _DeferredImages(_ImageCache):
@@ -184,9 +196,9 @@ class _DeferredImages(_ImageCache):
         return _data_uri(img, min(max_px, DEFERRED_THUMB_PX), png_budget=DEFERRED_PNG_BUDGET,
                          jpeg_quality=DEFERRED_JPEG_QUALITY)
 
-    def script(self) -> str:
+    def script(self) -> Iterator[str]:
         """The pictures, once each, as a JSON list for the script (raw text to the HTML parser: nothing decoded)."""
-        return _json_script("rs-images", list(self._ids))
+        return _json_list_script("rs-images", self._ids)
 
 
 def _fmt_number(value: Any) -> str:
@@ -476,17 +488,23 @@ def _card_data(finding: Finding) -> list[Any]:
             1 if finding.head.channel_of else 0]
 
 
-def _paged_data(deferred: _DeferredImages | None, items: Sequence[PagedItem]) -> str:
+def _paged_data(deferred: _DeferredImages | None, items: Sequence[PagedItem]) -> Iterator[str]:
     """In a large report: every card as data (drawn a page at a time by report.js) and the pictures once each."""
     if deferred is None:
-        return ""
-    listed = [{"h": html, "s": round(score, 6), "d": doc_key, "c": cards} for html, score, doc_key, cards in items]
-    return (f'{_json_script("rs-items", listed)}{deferred.script()}'
-            f"<style>.item{{content-visibility:auto;contain-intrinsic-size:auto 560px}}</style>"
-            f'<script>{_asset("deferred_images.js")}</script>')
+        return
+    yield from _json_list_script("rs-items", ({"h": html, "s": round(score, 6), "d": doc_key, "c": cards}
+                                              for html, score, doc_key, cards in items))
+    yield from deferred.script()
+    yield (f"<style>.item{{content-visibility:auto;contain-intrinsic-size:auto 560px}}</style>"
+           f'<script>{_asset("deferred_images.js")}</script>')
 
 
-def render_report_html(
+def render_report_html(pairs: Sequence[ReportPair], **options: Any) -> str:
+    """The whole report page as one string (`report_html_chunks`, joined)."""
+    return "".join(report_html_chunks(pairs, **options))
+
+
+def report_html_chunks(
     pairs: Sequence[ReportPair],
     *,
     title: str = "reusescan report",
@@ -497,8 +515,8 @@ def render_report_html(
     verdict_mode: str = "local",
     csp: str = STATIC_CSP,
     toolbar_extra: str = "",
-) -> str:
-    """The whole report page as a string (see the module docstring for what it shows).
+) -> Iterator[str]:
+    """The whole report page, in chunks to write one after the other (the module docstring says what it shows).
 
     Only the `max_pairs` highest-scoring pairs get a card (None: all), so that a
     huge scan still yields a page a browser opens; the page says how many were left out.
@@ -567,7 +585,7 @@ def render_report_html(
         if left_out
         else ""
     )
-    return f"""<!DOCTYPE html>
+    yield f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -602,7 +620,9 @@ def render_report_html(
 <div id="empty" class="empty"{empty_style}>{_e(empty_text)}</div>
 </main>
 <footer class="foot">Panel A and B are shown as found; “B aligned to A” is panel B turned/mirrored by the suspected transform so the two can be compared directly. Boxes on the small pages mark where each panel sits (coordinates in PDF points). This file is self-contained and works offline.</footer>
-{_paged_data(deferred, blocks)}<script>{_asset("report.js")}</script>
+"""
+    yield from _paged_data(deferred, blocks)
+    yield f"""<script>{_asset("report.js")}</script>
 </body>
 </html>
 """
