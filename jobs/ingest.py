@@ -6,13 +6,14 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from index.store import MANIFEST, PIXELS_COLUMN, POSE_COLUMN, FigureStore, StoreMismatchError
+from index.store import MANIFEST, PIXELS_COLUMN, POSE_COLUMN, FigureStore, StoreError, StoreMismatchError
 from jobs.clock import StageClock
 from jobs.pipeline import (
     REGION_COLUMN,
@@ -23,7 +24,7 @@ from jobs.pipeline import (
     run_extract_and_embed,
 )
 from jobs.scoring import model_id_of
-from jobs.staging import STAGING_DIRNAME, STORE_FILE_ROWS, StagingArea, document_aligned_slices
+from jobs.staging import STAGING_DIRNAME, STORE_FILE_ROWS, StagingArea, document_aligned_slices, stage_batch
 from scanner.discover import document_key
 from scanner.extract import file_sha256
 from scanner.noise import flag_boilerplate_table
@@ -90,8 +91,12 @@ def ingest(
 
     staging = StagingArea(store_dir / STAGING_DIRNAME)
     with clock.timed("extract + embed"):
-        for batch in run_extract_and_embed(todo, root, pipeline):
-            staging.write(batch)
+        # the embedding actors write the batches (`stage_batch`): only their row counts come here
+        for staged in run_extract_and_embed(todo, root, pipeline, then=partial(stage_batch, root=str(staging.root))):
+            failed = [e for e in staged.column("error").to_pylist() if e]
+            if failed:
+                raise StoreError(f"cannot write to the staging area {staging.root}: {failed[0]} "
+                                 "(the batches written so far are kept; run the scan again to go on)")
     table, finished = staging.complete_documents(light=True)  # images, vectors and pixels stay on disk
     if table.num_rows:  # a crash between writing the store and clearing the staging area
         # Documents stored before the crash are not stored twice; their error rows are kept,

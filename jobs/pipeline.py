@@ -122,7 +122,8 @@ class EmbedPanels:
     cheap, and the store keeps one vector per record so `--include-noise` works.
     """
 
-    def __init__(self, model_path: str | None, batch_size: int, crop_vectors: bool = False) -> None:
+    def __init__(self, model_path: str | None, batch_size: int, crop_vectors: bool = False,
+                 then: Callable[[pa.Table], pa.Table] | None = None) -> None:
         import torch  # worker-side, see the note at the top
 
         from embedder.fusion import PixelFusion
@@ -133,6 +134,7 @@ class EmbedPanels:
         self.embedder: Embedder = Embedder.load(model_path, batch_size=batch_size)
         self.model_id = model_id_of(model_path)
         self.crop_vectors = crop_vectors
+        self.then = then  # what becomes of an embedded batch here (`run_extract_and_embed`)
         fusion = PixelFusion.from_meta(self.embedder.meta)
         self.align = fusion.align if fusion is not None else None  # the model's pixel check, if it has one
 
@@ -158,7 +160,8 @@ class EmbedPanels:
             batch = batch.append_column(REGION_COLUMN, region_vector_column(self.embedder, pil, todo, batch.num_rows))
         batch = batch.append_column("model_id", pa.array([self.model_id] * batch.num_rows, pa.string()))
         batch = batch.append_column(PIXELS_COLUMN, pa.array(pixels, pa.binary()))
-        return batch.append_column(POSE_COLUMN, pa.array(pose_greys, pa.binary()))
+        batch = batch.append_column(POSE_COLUMN, pa.array(pose_greys, pa.binary()))
+        return batch if self.then is None else self.then(batch)
 
     def _pixel_features(self, images: list[Image.Image]) -> list[bytes | None]:
         """What the model's pixel check reads of each panel (`embedder.verify.pixel_features`), computed once
@@ -216,10 +219,14 @@ def resolve_resources(options: PipelineOptions) -> PipelineOptions:
     return replace(options, gpus_per_actor=0.0, embed_actors=actors)
 
 
-def run_extract_and_embed(paths: Sequence[Path], root: Path, options: PipelineOptions) -> Iterator[pa.Table]:
+def run_extract_and_embed(paths: Sequence[Path], root: Path, options: PipelineOptions, *,
+                          then: Callable[[pa.Table], pa.Table] | None = None) -> Iterator[pa.Table]:
     """Stream extraction + embedding over Ray Data; yields pyarrow batches of rows.
 
-    The caller must have called `ray.init` (see `jobs.ray_runtime`).
+    `then`, when given, runs on each embedded batch in the embedding actor, and the driver gets
+    what it returns instead of the batch (`jobs.staging.stage_batch` writes the batch there, so a
+    scan's images never pass through the driver). The caller must have called `ray.init` (see
+    `jobs.ray_runtime`).
     """
     if not paths:
         return
@@ -242,7 +249,7 @@ def run_extract_and_embed(paths: Sequence[Path], root: Path, options: PipelineOp
         batch_size=options.embed_batch_size,
         batch_format="pyarrow",
         fn_constructor_kwargs={"model_path": options.model_path, "batch_size": options.embed_batch_size,
-                               "crop_vectors": options.crop_vectors},
+                               "crop_vectors": options.crop_vectors, "then": then},
         compute=ActorPoolStrategy(size=options.embed_actors),
         num_cpus=options.cpus_per_actor,
         num_gpus=options.gpus_per_actor or None,

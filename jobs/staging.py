@@ -221,3 +221,19 @@ class StagingArea:
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def stage_batch(batch: pa.Table, *, root: str) -> pa.Table:
+    """Write an embedded batch to the staging area at `root` where it was made (`run_extract_and_embed`'s `then`).
+
+    What goes back to the driver is one row: the batch's row count, and the error when it could
+    not be written (the driver stops the scan on it: a full disk must not look like a crashed
+    document). The images, vectors and pixel features then never reach the driver, which mapped
+    ~0.5 GB of them from Ray's object store at 1,000 papers and ~1 GB at 5,000.
+    """
+    try:
+        StagingArea(Path(root)).write(batch)
+        error = ""
+    except OSError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    return pa.table({"rows": pa.array([batch.num_rows], pa.int64()), "error": pa.array([error], pa.string())})

@@ -36,3 +36,21 @@ def test_a_truncated_store_file_stops_the_run_with_its_name(tmp_path: Path, comm
     assert "another model" not in result.output  # not mistaken for a model mismatch
     assert not (tmp_path / "out" / "report.csv").exists()
     assert not (store_dir / "reports").exists()
+
+
+def test_a_staging_area_that_cannot_be_written_stops_the_scan_with_its_reason(tmp_path: Path) -> None:
+    """The embedding actors write the staged batches (`jobs.staging.stage_batch`): their failure is the scan's
+    named error (exit 1), not documents reported as crashed in a report."""
+    from PIL import Image
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (160, 200, 3), dtype=np.uint8)).save(corpus / "blot.png")
+    staging = tmp_path / "out" / "store" / "staging"
+    staging.parent.mkdir(parents=True)
+    staging.write_text("a file where the staging folder goes")
+    result = CliRunner().invoke(main, ["scan", str(corpus), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert "cannot write to the staging area" in result.output and "FileExistsError" in result.output
+    assert not (tmp_path / "out" / "report.csv").exists()

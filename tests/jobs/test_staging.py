@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_RECORD
-from jobs.staging import GATHER_READ_ROWS, StagingArea, document_aligned_slices
+from jobs.staging import GATHER_READ_ROWS, StagingArea, document_aligned_slices, stage_batch
 from scanner.noise import pixel_hash
 
 
@@ -140,3 +140,15 @@ def test_staged_files_carry_each_images_pixel_hash_so_light_rows_never_read_imag
         pq.read_schema(staged).get_field_index("image"), "image", pa.nulls(4, pa.binary())), staged)
     light, _ = area.complete_documents(light=True)
     assert sorted(h for h in light.column("pixel_hash").to_pylist() if h) == sorted(h for h in hashes.values() if h)
+
+
+def test_stage_batch_writes_the_batch_and_hands_back_only_its_row_count_or_its_error(tmp_path: Path) -> None:
+    """What the embedding actors run on each batch (`run_extract_and_embed(then=...)`)."""
+    batch = heavy_rows("a.pdf", 3)
+    back = stage_batch(batch, root=str(tmp_path / "staging"))
+    assert back.to_pylist() == [{"rows": 4, "error": ""}]
+    light, finished = StagingArea(tmp_path / "staging").complete_documents(light=True)
+    assert finished == {"a.pdf"} and light.num_rows == 4
+    (tmp_path / "file").write_text("not a folder")
+    back = stage_batch(batch, root=str(tmp_path / "file"))
+    assert back.column("rows").to_pylist() == [4] and back.column("error")[0].as_py().startswith("FileExistsError")
