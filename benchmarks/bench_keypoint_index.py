@@ -7,7 +7,8 @@ Runs `index.keypoints.keypoint_pairs` over the store's non-noise panels as a sca
 each in a fresh Python process whose PYTHONPATH is that checkout, the order of the variants
 alternating from run to run (the first scan of a store pays for a cold page cache). Prints per
 variant the median wall and CPU seconds of the stage and of building its descriptor index
-(training and adding), the candidate pairs it gives, how many of the old variant's pairs the new
+(training and adding), the private memory the index holds once built (`index_mb`) and the run's
+peak resident size (`peak_mb`), the candidate pairs it gives, how many of the old variant's pairs the new
 one keeps (and the other way round), and the index's recall: of `--probe` indexed descriptors,
 the share of their 7 nearest other descriptors (an exact search's) that the index finds among its
 own 7 (not timed). CHECKOUT must have `index.keypoints.DescriptorSpool` (5d7c52a or later).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,6 +48,14 @@ def recall_of_nearest(index: Any, own: Any, probe: int) -> float:
                           for q, t, f in zip(rows.tolist(), truth.tolist(), found.tolist())]))
 
 
+def private_mb() -> float:
+    """This process's private resident memory (RssAnon), MB: what the index holds once built is its growth."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def child(store_path: Path, out: Path, probe: int) -> None:
     """One run of the stage in this process (this process's PYTHONPATH decides the code)."""
     import index.keypoints as kp
@@ -61,9 +71,10 @@ def child(store_path: Path, out: Path, probe: int) -> None:
     plain_index = kp.DescriptorSpool.index
 
     def timed_index(self: Any, options: Any) -> Any:  # the index's training and adding, timed apart
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu, held = time.perf_counter(), time.process_time(), private_mb()
         index = plain_index(self, options)
-        build.update(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu, descriptors=float(self.total))
+        build.update(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu, descriptors=float(self.total),
+                     mb=private_mb() - held)
         wall, cpu = time.perf_counter(), time.process_time()
         if probe:
             build["recall"] = recall_of_nearest(index, self, probe)
@@ -76,7 +87,8 @@ def child(store_path: Path, out: Path, probe: int) -> None:
     result = {"panels": len(ids), "pairs": len(pairs), "wall": time.perf_counter() - wall - build.get("probe_wall", 0.0),
               "cpu": time.process_time() - cpu - build.get("probe_cpu", 0.0), "index_wall": build.get("wall", 0.0),
               "index_cpu": build.get("cpu", 0.0), "descriptors": int(build.get("descriptors", 0)),
-              "recall_at_7": build.get("recall")}
+              "recall_at_7": build.get("recall"), "index_mb": build.get("mb", 0.0),
+              "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     np.savez(out, a=pairs.a, b=pairs.b)
     print("RESULT " + json.dumps(result))
 
@@ -122,7 +134,9 @@ def main() -> None:
     for name, results in runs.items():
         summary[name] = {**{k: round(v, 1) for k, v in medians[name].items()}, "panels": results[0]["panels"],
                          "descriptors": results[0]["descriptors"], "pairs": results[0]["pairs"],
-                         "recall_at_7": results[0]["recall_at_7"]}
+                         "recall_at_7": results[0]["recall_at_7"],
+                         "index_mb": round(statistics.median(r.get("index_mb", 0.0) for r in results), 1),
+                         "peak_mb": round(statistics.median(r.get("peak_mb", 0.0) for r in results), 1)}
     if "old" in variants:
         old, new = pair_set(args.out / "old.npz"), pair_set(args.out / "new.npz")
         summary["old_pairs_kept"] = round(len(old & new) / max(1, len(old)), 4)

@@ -123,8 +123,11 @@ class DescriptorSpool:
     def index(self, options: KeypointOptions) -> Any:
         """A FAISS binary index of every own descriptor, in chunk order (`descriptor_index`)."""
         index = descriptor_index(self.total, self.own_rows, options)
-        for own in self.own_blocks():
-            index.add(own)
+        if hasattr(index, "invlists"):
+            fill_lists(index, self.own_blocks)
+        else:
+            for own in self.own_blocks():
+                index.add(own)
         return index
 
 
@@ -226,6 +229,27 @@ def descriptor_index(total: int, rows: Callable[[np.ndarray], np.ndarray],
     clustered = faiss.IndexBinaryIVF(quantizer, bits, quantizer.ntotal)  # trained: its quantizer holds every list
     clustered.nprobe = options.nprobe
     return clustered
+
+
+def fill_lists(index: Any, blocks: Callable[[], Iterator[np.ndarray]]) -> None:
+    """Add the descriptors of every block of `blocks()` (read twice) to the empty inverted-list `index`, in order.
+
+    Each list is sized once, to the entries it will hold, before they are added: lists grown by
+    appends keep up to twice what they hold (a std::vector doubles), 59 bytes a 40-byte entry (a
+    32-byte code and an 8-byte id) against 44 sized first, on 4 million descriptors. Each
+    descriptor's list is found once, in the first pass, and handed to the second.
+    """
+    import faiss
+
+    lists = [index.quantizer.assign(block, 1)[:, 0].astype(np.int32) for block in blocks()]
+    sizes = np.bincount(np.concatenate(lists), minlength=index.nlist) if lists else np.zeros(index.nlist, np.int64)
+    for list_no, size in enumerate(sizes.tolist()):
+        index.invlists.resize(list_no, size)  # room for every entry (a vector keeps its capacity ...
+        index.invlists.resize(list_no, 0)     # ... when emptied): the adds below never reallocate
+    for block, of_block in zip(blocks(), lists):
+        # named, not temporaries: `swig_ptr` keeps no reference to the array it points into
+        codes, assigned = np.ascontiguousarray(block), of_block.astype(np.int64)
+        index.add_core(len(codes), faiss.swig_ptr(codes), None, faiss.swig_ptr(assigned))
 
 
 def _votes(index: Any, holders: np.ndarray, ends: np.ndarray, queries: np.ndarray, owner_of_query: np.ndarray,

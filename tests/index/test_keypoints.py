@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import faiss
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,6 +14,7 @@ from index.keypoints import (
     TRAIN_PER_LIST,
     KeypointOptions,
     descriptor_index,
+    fill_lists,
     keypoint_pairs,
     keypoint_votes,
     orb_descriptors,
@@ -124,3 +127,30 @@ def test_inverted_lists_are_even_and_find_a_descriptor_again_after_noise(panels:
         row[rng.choice(256, 16, replace=False)] ^= 1
     _, nearest = index.search(np.packbits(bits, axis=1), 1)  # type: ignore[attr-defined]
     assert np.mean(nearest[:, 0] == np.arange(len(own))) >= 0.95
+
+
+def _list_entries(index: Any, list_no: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ids and codes (32 bytes each) of the `n` entries of one inverted list."""
+    return (faiss.rev_swig_ptr(index.invlists.get_ids(list_no), n).copy(),
+            faiss.rev_swig_ptr(index.invlists.get_codes(list_no), n * 32).copy())
+
+
+def test_lists_sized_before_filling_hold_exactly_what_appended_lists_hold(panels: list[Image.Image]) -> None:
+    """`fill_lists` (each list allocated once, from two passes over the blocks) gives the index that adding
+    the blocks one after the other gives: the same ids and codes in every list, the same search."""
+    own = np.concatenate([orb_descriptors(grey_image(p, SIDE)) for p in panels])
+    options = KeypointOptions(exact_up_to=100, list_size=16, nprobe=8)
+    blocks = np.array_split(own, 5)
+    appended = descriptor_index(len(own), lambda rows: own[rows], options)
+    for block in blocks:
+        appended.add(block)
+    sized = descriptor_index(len(own), lambda rows: own[rows], options)
+    fill_lists(sized, lambda: iter(blocks))
+    assert sized.ntotal == appended.ntotal == len(own)
+    for i in range(appended.nlist):
+        n = appended.invlists.list_size(i)
+        assert sized.invlists.list_size(i) == n
+        (ids_a, codes_a), (ids_s, codes_s) = _list_entries(appended, i, n), _list_entries(sized, i, n)
+        np.testing.assert_array_equal(ids_a, ids_s)
+        np.testing.assert_array_equal(codes_a, codes_s)
+    np.testing.assert_array_equal(appended.search(own[::7], 8)[1], sized.search(own[::7], 8)[1])
