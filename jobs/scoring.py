@@ -10,11 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embedder.fusion import META_KEY
-from embedder.verify import Alignment
-
 if TYPE_CHECKING:  # pragma: no cover
     from embedder.inference import Embedder
+    from embedder.verify import Alignment
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -42,6 +40,8 @@ def model_threshold(embedder: Embedder, *, fused: bool = False) -> float:
     evaluation reports the lowest score that keeps precision at 0.9; that number
     is written into the checkpoint's meta when it ships.
     """
+    from embedder.fusion import META_KEY  # torch: imported when used (Ray's extraction workers import this module)
+
     source = embedder.meta.get(META_KEY, {}) if fused else embedder.meta
     value = source.get("threshold") if isinstance(source, dict) else None
     return float(value) if isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0 else DEFAULT_THRESHOLD

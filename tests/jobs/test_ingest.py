@@ -105,3 +105,19 @@ def test_the_store_gets_every_staged_record_once_in_document_order_whole_documen
     np.testing.assert_allclose(vectors, want / np.linalg.norm(want, axis=1, keepdims=True), rtol=1e-6)
     assert [store.read_table(["doc"], files=[f]).column("doc").unique().to_pylist() for f in store.files] == [
         ["a.pdf", "b.pdf"], ["c.pdf"]]
+
+
+def test_an_extraction_worker_extracts_a_real_pdf_without_importing_torch() -> None:
+    """Ray's extraction workers import `jobs.pipeline` and run `extract_paths`; recycled every 50 documents, each
+    one paid ~2.6 s of CPU for torch when `jobs.scoring` imported the embedder at its top (1 s without)."""
+    import subprocess
+    import sys
+
+    pdf = sorted((Path(__file__).resolve().parents[2] / "data").rglob("*.pdf"))[0]
+    code = ("import sys, numpy as np; import jobs.pipeline as p; "
+            f"t = p.extract_paths({{'path': np.array([{str(pdf)!r}])}}, root={str(pdf.parent)!r}, max_pages=5, "
+            "doc_timeout_s=60); "
+            "print(t.num_rows, sorted(m for m in ('torch', 'torchvision', 'embedder.verify') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.split(maxsplit=1)
+    assert int(out[0]) >= 1 and out[1].strip() == "[]"
