@@ -92,7 +92,8 @@ def ingest(
     staging = StagingArea(store_dir / STAGING_DIRNAME)
     with clock.timed("extract + embed"):
         # the embedding actors write the batches (`stage_batch`): only their row counts come here
-        for staged in run_extract_and_embed(todo, root, pipeline, then=partial(stage_batch, root=str(staging.root))):
+        write_where_embedded = partial(stage_batch, root=str(staging.root.resolve()))
+        for staged in run_extract_and_embed(todo, root, pipeline, then=write_where_embedded):
             failed = [e for e in staged.column("error").to_pylist() if e]
             if failed:
                 raise StoreError(f"cannot write to the staging area {staging.root}: {failed[0]} "

@@ -352,7 +352,7 @@ def write_report_html(
     chunks = report_html_chunks(
         list(pairs), title=title, summary=dict(summary or {}), errors=normalise_errors(errors), max_pairs=max_pairs
     )
-    # written a chunk at a time: a large report's page never is one string in memory (let alone two, str and bytes)
+    # written a chunk at a time: a large report's page is never one string in memory (let alone two, str and bytes)
     out = atomic_write_bytes(path, (chunk.encode("utf-8") for chunk in chunks))
     log.info("wrote %s (%.1f kB)", out, out.stat().st_size / 1024)
     return out

@@ -159,11 +159,6 @@ def _json_text(value: object) -> str:
     return json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def _json_script(element_id: str, value: object) -> str:
-    """`value` as a JSON data block."""
-    return f'<script type="application/json" id="{element_id}">{_json_text(value)}</script>'
-
-
 def _json_list_script(element_id: str, values: Iterable[object]) -> Iterator[str]:
     """A JSON data block of the list `values`, an element a chunk: a large report's data is never one string."""
     yield f'<script type="application/json" id="{element_id}">['
