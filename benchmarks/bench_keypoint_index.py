@@ -8,7 +8,7 @@ each in a fresh Python process whose PYTHONPATH is that checkout, the order of t
 alternating from run to run (the first scan of a store pays for a cold page cache). Prints per
 variant the median wall and CPU seconds of the stage and of building its descriptor index
 (training and adding), the private memory the index holds once built (`index_mb`) and the run's
-peak resident size (`peak_mb`), the candidate pairs it gives, how many of the old variant's pairs the new
+peak resident size (`peak_mb`; with `--probe`, the probe's exact index counts in it), the candidate pairs it gives, how many of the old variant's pairs the new
 one keeps (and the other way round), and the index's recall: of `--probe` indexed descriptors,
 the share of their 7 nearest other descriptors (an exact search's) that the index finds among its
 own 7 (not timed). CHECKOUT must have `index.keypoints.DescriptorSpool` (5d7c52a or later).

@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jobs.report import atomic_write_bytes  # noqa: E402
-from jobs.report_html import _ImageCache, render_report_html  # noqa: E402
+from jobs.report_html import _ImageCache, report_html_chunks  # noqa: E402
 from tests.jobs.browser import find_chromium  # noqa: E402
 from tests.jobs.cdp import Browser  # noqa: E402
 from tests.jobs.large_report import large_pairs  # noqa: E402
@@ -71,9 +71,9 @@ def main() -> None:
     t = time.perf_counter()
     pairs = large_pairs(args.pairs)
     out: dict[str, Any] = {"pairs": args.pairs, "fabricate_s": round(time.perf_counter() - t, 1)}
-    variants = {"paged": lambda: render_report_html(pairs, max_pairs=None)}
+    variants = {"paged": lambda: "".join(report_html_chunks(pairs, max_pairs=None))}
     if args.inline:
-        variants["inline"] = lambda: render_report_html(pairs, max_pairs=None, images=_ImageCache())
+        variants["inline"] = lambda: "".join(report_html_chunks(pairs, max_pairs=None, images=_ImageCache()))
     for name, render in variants.items():
         t = time.perf_counter()
         page = atomic_write_bytes(root / f"{name}.html", render().encode("utf-8"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import tempfile
 import threading
 import time
@@ -23,31 +24,26 @@ from typing import Any
 
 import numpy as np
 
-from embedder.pose import Overlap
-from embedder.verify import Alignment
-from index.store import FigureStore
-from jobs.match import MatchResult
-from jobs.report_rows import build_report_pairs, write_outputs
-from scanner.discover import document_key, find_inputs
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def rss_anon_mb() -> float:
-    """This process's private resident memory (RssAnon), MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from benchmarks.bench_keypoint_index import private_mb  # noqa: E402
+from embedder.pose import Overlap  # noqa: E402
+from embedder.verify import Alignment  # noqa: E402
+from index.store import FigureStore  # noqa: E402
+from jobs.match import MatchResult  # noqa: E402
+from jobs.report_rows import build_report_pairs, write_outputs  # noqa: E402
+from scanner.discover import document_key, find_inputs  # noqa: E402
 
 
 @contextmanager
 def peak_private_mb(into: dict[str, float], period: float = 0.02) -> Iterator[None]:
     """Sample RssAnon while the block runs; `into["peak_mb"]`, `into["start_mb"]`, `into["seconds"]`."""
-    into["start_mb"] = into["peak_mb"] = rss_anon_mb()
+    into["start_mb"] = into["peak_mb"] = private_mb()
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(period):
-            into["peak_mb"] = max(into["peak_mb"], rss_anon_mb())
+            into["peak_mb"] = max(into["peak_mb"], private_mb())
 
     sampler = threading.Thread(target=sample, daemon=True)
     t0 = time.perf_counter()
@@ -58,7 +54,7 @@ def peak_private_mb(into: dict[str, float], period: float = 0.02) -> Iterator[No
         into["seconds"] = time.perf_counter() - t0
         done.set()
         sampler.join()
-        into["peak_mb"] = max(into["peak_mb"], rss_anon_mb())
+        into["peak_mb"] = max(into["peak_mb"], private_mb())
 
 
 def _floats(text: str) -> tuple[float, ...]:

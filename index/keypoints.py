@@ -241,12 +241,16 @@ def fill_lists(index: Any, blocks: Callable[[], Iterator[np.ndarray]]) -> None:
     """
     import faiss
 
+    if index.ntotal:
+        raise ValueError(f"fill_lists fills an empty index; this one holds {index.ntotal} entries")
     lists = [index.quantizer.assign(block, 1)[:, 0].astype(np.int32) for block in blocks()]
+    if any(len(of_block) and of_block.min() < 0 for of_block in lists):  # a quantizer with no centroid near
+        raise ValueError("the index's quantizer left descriptors without a list")
     sizes = np.bincount(np.concatenate(lists), minlength=index.nlist) if lists else np.zeros(index.nlist, np.int64)
     for list_no, size in enumerate(sizes.tolist()):
         index.invlists.resize(list_no, size)  # room for every entry (a vector keeps its capacity ...
         index.invlists.resize(list_no, 0)     # ... when emptied): the adds below never reallocate
-    for block, of_block in zip(blocks(), lists):
+    for block, of_block in zip(blocks(), lists, strict=True):
         # named, not temporaries: `swig_ptr` keeps no reference to the array it points into
         codes, assigned = np.ascontiguousarray(block), of_block.astype(np.int64)
         index.add_core(len(codes), faiss.swig_ptr(codes), None, faiss.swig_ptr(assigned))

@@ -92,12 +92,18 @@ def ingest(
     staging = StagingArea(store_dir / STAGING_DIRNAME)
     with clock.timed("extract + embed"):
         # the embedding actors write the batches (`stage_batch`): only their row counts come here
-        write_where_embedded = partial(stage_batch, root=str(staging.root.resolve()))
-        for staged in run_extract_and_embed(todo, root, pipeline, then=write_where_embedded):
-            failed = [e for e in staged.column("error").to_pylist() if e]
+        write_where_embedded = partial(stage_batch, root=str(staging.root.absolute()))
+        rows_before, rows_written = staging.row_count(), 0
+        for summary in run_extract_and_embed(todo, root, pipeline, then=write_where_embedded):
+            failed = [e for e in summary.column("error").to_pylist() if e]
             if failed:
                 raise StoreError(f"cannot write to the staging area {staging.root}: {failed[0]} "
                                  "(the batches written so far are kept; run the scan again to go on)")
+            rows_written += sum(summary.column("rows").to_pylist())
+    if staging.row_count() - rows_before < rows_written:  # an actor on a node that does not share the store's path
+        raise StoreError(f"the embedding actors wrote {rows_written} rows to {staging.root}, but this process finds "
+                         f"{staging.row_count() - rows_before} of them: on a cluster the store must be on storage "
+                         "every node mounts, under the same path")
     table, finished = staging.complete_documents(light=True)  # images, vectors and pixels stay on disk
     if table.num_rows:  # a crash between writing the store and clearing the staging area
         # Documents stored before the crash are not stored twice; their error rows are kept,

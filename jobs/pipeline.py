@@ -221,7 +221,7 @@ def resolve_resources(options: PipelineOptions) -> PipelineOptions:
 
 def run_extract_and_embed(paths: Sequence[Path], root: Path, options: PipelineOptions, *,
                           then: Callable[[pa.Table], pa.Table] | None = None) -> Iterator[pa.Table]:
-    """Stream extraction + embedding over Ray Data; yields pyarrow batches of rows.
+    """Stream extraction + embedding over Ray Data; yields pyarrow batches of rows (or what `then` makes of them).
 
     `then`, when given, runs on each embedded batch in the embedding actor, and the driver gets
     what it returns instead of the batch (`jobs.staging.stage_batch` writes the batch there, so a

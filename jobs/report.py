@@ -241,14 +241,14 @@ def sort_pairs(pairs: Iterable[ReportPair]) -> list[ReportPair]:
     )
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | Iterable[bytes]) -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | bytearray | Iterable[bytes]) -> Path:
     """Write `data` (bytes, or chunks of bytes written in turn) to `path` via a temporary file in the same folder and `os.replace`."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            for chunk in [data] if isinstance(data, bytes) else data:
+            for chunk in [data] if isinstance(data, (bytes, bytearray)) else data:
                 fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())

@@ -494,11 +494,6 @@ def _paged_data(deferred: _DeferredImages | None, items: Sequence[PagedItem]) ->
            f'<script>{_asset("deferred_images.js")}</script>')
 
 
-def render_report_html(pairs: Sequence[ReportPair], **options: Any) -> str:
-    """The whole report page as one string (`report_html_chunks`, joined)."""
-    return "".join(report_html_chunks(pairs, **options))
-
-
 def report_html_chunks(
     pairs: Sequence[ReportPair],
     *,

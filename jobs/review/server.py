@@ -2,7 +2,7 @@
 
 Routes:
 - `GET /?night=<name>`: the report page (the same cards as report.html, drawn by
-  `jobs.report_html.render_report_html`), images by URL, verdicts POSTed;
+  `jobs.report_html.report_html_chunks`), images by URL, verdicts POSTed;
 - `GET /img/<figure id>?t=<transform>`: a panel as PNG from the store (turned by a D4 transform);
 - `POST /api/verdict` (JSON: the card's record plus `verdict`, `note`, `reviewer`):
   one verdict into `STORE/verdicts.sqlite`; answered with `{"ok": true, "id": …}`;
@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from jobs.report import IDENTITY, PanelRef
-from jobs.report_html import _asset, render_report_html
+from jobs.report_html import _asset, report_html_chunks
 from jobs.review.data import ReviewTarget
 from jobs.review.query import MAX_QUERY_BYTES, QueryEngine
 from jobs.verdicts import Verdict, now_iso
@@ -67,9 +67,9 @@ def render_page(target: ReviewTarget, night: str) -> str:
     title = f"reusescan review: {target.reports[night]}" if target.kind == "scan" else f"reusescan review: night {night}"
     decided = sum(1 for p in pairs if p.verdict in ("confirmed", "dismissed", "unsure"))
     summary = {"pairs": len(pairs), "store": str(target.store_dir), "decided": decided}
-    return render_report_html(pairs, title=title, summary=summary, max_pairs=None, images=UrlImages(),
-                              verdict_mode="server", csp=APP_CSP,
-                              toolbar_extra=night_picker(target, night) + query_form())
+    return "".join(report_html_chunks(pairs, title=title, summary=summary, max_pairs=None, images=UrlImages(),
+                                      verdict_mode="server", csp=APP_CSP,
+                                      toolbar_extra=night_picker(target, night) + query_form()))
 
 
 def query_form() -> str:

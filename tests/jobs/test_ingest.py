@@ -1,6 +1,7 @@
 """The store's input-error log and the checks an ingest makes before any work (`jobs.ingest`)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from index.store import PIXELS_COLUMN, POSE_COLUMN, FigureStore
+from index.store import PIXELS_COLUMN, POSE_COLUMN, FigureStore, StoreError
 from jobs.clock import StageClock
 from jobs.ingest import (
     ERRORS_LOG,
@@ -113,7 +114,7 @@ def test_an_extraction_worker_extracts_a_real_pdf_without_importing_torch() -> N
     import subprocess
     import sys
 
-    pdf = sorted((Path(__file__).resolve().parents[2] / "data").rglob("*.pdf"))[0]
+    pdf = Path(__file__).resolve().parents[2] / "data" / "real-sample" / "pdfs" / "PMC4709619.pdf"
     code = ("import sys, numpy as np; import jobs.pipeline as p; "
             f"t = p.extract_paths({{'path': np.array([{str(pdf)!r}])}}, root={str(pdf.parent)!r}, max_pages=5, "
             "doc_timeout_s=60); "
@@ -121,3 +122,20 @@ def test_an_extraction_worker_extracts_a_real_pdf_without_importing_torch() -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2]).stdout.split(maxsplit=1)
     assert int(out[0]) >= 1 and out[1].strip() == "[]"
+
+
+def test_batches_the_actors_staged_where_this_process_cannot_see_them_stop_the_ingest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a cluster whose nodes do not share the store's path, the actors' staged rows land elsewhere: the ingest
+    stops with a named error rather than report every document of theirs as crashed."""
+    paper = tmp_path / "papers" / "a.pdf"
+    paper.parent.mkdir()
+    paper.write_bytes(b"%PDF-1.4 stand-in")
+
+    def staged_elsewhere(paths: object, root: object, options: object, *, then: object) -> Iterator[pa.Table]:
+        yield pa.table({"rows": pa.array([3], pa.int64()), "error": pa.array([""], pa.string())})
+
+    monkeypatch.setattr("jobs.ingest.run_extract_and_embed", staged_elsewhere)
+    with pytest.raises(StoreError, match="wrote 3 rows to .* but this process finds 0 of them"):
+        ingest([paper], paper.parent, tmp_path / "store", run_id="r", pipeline=PipelineOptions(),
+               seen=lambda doc, sha: False, clock=StageClock())

@@ -315,13 +315,17 @@ def test_html_caps_cards_and_says_so(tmp_path: Path) -> None:
 
 def test_a_paged_report_is_written_in_chunks_none_holding_the_pictures_together(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from jobs import report_html
+    from jobs import report, report_html
 
     monkeypatch.setattr(report_html, "DEFER_FROM_CARDS", 2)
     pairs = [ReportPair(0.5 + i / 20, panel(f"d{i}.pdf", f"a{i}", img=asymmetric(seed=i)),
                         panel(f"e{i}.pdf", f"b{i}", img=asymmetric(seed=100 + i)), group_id=i) for i in range(6)]
     chunks = list(report_html.report_html_chunks(pairs))
+    written: list[object] = []
+    write = report.atomic_write_bytes
+    monkeypatch.setattr(report, "atomic_write_bytes", lambda path, data: write(path, written.append(data) or data))
     whole = write_report_html(pairs, tmp_path / "r.html").read_text()
+    assert not isinstance(written[0], (bytes, str))  # chunks, handed on as they are made
     pictures = re.findall(r'"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+"', whole)
     assert len(pictures) == 12  # each panel's picture, once
     assert re.sub(r"generated [^<]*UTC", "", "".join(chunks)) == re.sub(r"generated [^<]*UTC", "", whole)

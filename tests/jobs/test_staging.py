@@ -6,6 +6,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from jobs.pipeline import EXTRACT_SCHEMA, ROW_DOC, ROW_RECORD
 from jobs.staging import GATHER_READ_ROWS, StagingArea, document_aligned_slices, stage_batch
@@ -152,3 +153,16 @@ def test_stage_batch_writes_the_batch_and_hands_back_only_its_row_count_or_its_e
     (tmp_path / "file").write_text("not a folder")
     back = stage_batch(batch, root=str(tmp_path / "file"))
     assert back.column("rows").to_pylist() == [4] and back.column("error")[0].as_py().startswith("FileExistsError")
+
+
+def test_a_batch_that_fails_to_stage_is_an_error_row_and_leaves_no_part_written_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the failure (a full disk, a batch Arrow cannot write): an error row for the driver, no `.tmp` left."""
+    def fails_half_way(table: pa.Table, where: Path, **kwargs: object) -> None:
+        Path(where).write_bytes(b"PAR1 half a file")
+        raise ValueError("Arrow could not write this column")
+
+    monkeypatch.setattr(pq, "write_table", fails_half_way)
+    back = stage_batch(heavy_rows("a.pdf", 2), root=str(tmp_path / "staging"))
+    assert back.column("error").to_pylist() == ["ValueError: Arrow could not write this column"]
+    assert list((tmp_path / "staging").iterdir()) == []
