@@ -1,6 +1,7 @@
 """Rows waiting for the store: the staging area of an ingest, and store files of whole documents."""
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -37,6 +38,7 @@ FILE_COLUMN, ROW_COLUMN, HASH_COLUMN = "_staged_file", "_staged_row", "pixel_has
 # pages of PAGE_ROWS rows (a page is decoded whole), so a read holds a few rows whatever a batch's size
 # (files staged by older code, with larger pages, still read, a page at a time).
 GATHER_READ_ROWS = 8
+_WRITER, _WRITTEN = uuid.uuid4().hex, itertools.count()  # this process's staged files: `StagingArea.write`
 
 
 def image_hashes(images: pa.ChunkedArray) -> pa.Array:
@@ -82,7 +84,9 @@ class StagingArea:
         if "image" in batch.column_names and HASH_COLUMN not in batch.column_names:
             batch = batch.append_column(HASH_COLUMN, image_hashes(batch.column("image")))
         self.root.mkdir(parents=True, exist_ok=True)
-        final = self.root / f"batch-{uuid.uuid4().hex}.parquet"
+        # named so that the files one process writes sort in the order it wrote them: a document's rows span
+        # the batches one embedding actor made in turn, and the store keeps them in that order (row ids)
+        final = self.root / f"batch-{_WRITER}-{next(_WRITTEN):09d}.parquet"
         tmp = final.with_name(f".{final.name}.tmp")
         try:
             pq.write_table(batch, tmp, write_batch_size=PAGE_ROWS)  # small pages: `gather` reads a few rows at a time

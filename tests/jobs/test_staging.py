@@ -166,3 +166,15 @@ def test_a_batch_that_fails_to_stage_is_an_error_row_and_leaves_no_part_written_
     back = stage_batch(heavy_rows("a.pdf", 2), root=str(tmp_path / "staging"))
     assert back.column("error").to_pylist() == ["ValueError: Arrow could not write this column"]
     assert list((tmp_path / "staging").iterdir()) == []
+
+
+def test_a_document_staged_over_many_batches_keeps_the_order_its_batches_were_written_in(tmp_path: Path) -> None:
+    """An embedding actor stages a document's rows a batch at a time: they come back (and get their row ids in
+    the store) in the order written, not in the order of random file names."""
+    area = StagingArea(tmp_path / "staging")
+    whole = rows("a.pdf", 24, 24)
+    for start in range(0, whole.num_rows, 2):
+        area.write(whole.slice(start, 2))
+    light, finished = area.complete_documents(light=True)
+    assert finished == {"a.pdf"}
+    assert light.column("figure_id").to_pylist()[:24] == [f"a.pdf-{i}" for i in range(24)]
