@@ -100,10 +100,11 @@ def ingest(
                 raise StoreError(f"cannot write to the staging area {staging.root}: {failed[0]} "
                                  "(the batches written so far are kept; run the scan again to go on)")
             rows_written += sum(summary.column("rows").to_pylist())
-    if staging.row_count() - rows_before < rows_written:  # an actor on a node that does not share the store's path
+    rows_found = staging.row_count() - rows_before
+    if rows_found < rows_written:  # an actor on a node that does not share the store's path
         raise StoreError(f"the embedding actors wrote {rows_written} rows to {staging.root}, but this process finds "
-                         f"{staging.row_count() - rows_before} of them: on a cluster the store must be on storage "
-                         "every node mounts, under the same path")
+                         f"{rows_found} of them: on a cluster the store must be on storage every node mounts, "
+                         "under the same path")
     table, finished = staging.complete_documents(light=True)  # images, vectors and pixels stay on disk
     if table.num_rows:  # a crash between writing the store and clearing the staging area
         # Documents stored before the crash are not stored twice; their error rows are kept,
