@@ -1,12 +1,13 @@
 """Time and memory of a scan's report stage alone, on a finished scan's store and report.csv.
 
-    python benchmarks/bench_report_stage.py SCAN_OUT --docs CORPUS [--out DIR] [--json F]
+    python benchmarks/bench_report_stage.py SCAN_OUT --docs CORPUS [--cards N] [--out DIR] [--json F]
 
 Rebuilds the accepted pairs of the scan in SCAN_OUT from its report.csv (figure ids -> store
 rows; the pixel check's and pose check's results from their columns), then runs what a scan's
 report stage runs — `build_report_pairs` and `write_outputs` into DIR — and prints seconds and
 the peak private memory (RssAnon, sampled from /proc every 20 ms) of each step, and what the
-pairs hold: thumbnail and page-drawing bytes.
+pairs hold: thumbnail and page-drawing bytes. `--cards N` draws N cards instead of the report's
+5,000 (only the pairs with a card get pictures): the stage's memory against the cards it draws.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from embedder.pose import Overlap  # noqa: E402
 from embedder.verify import Alignment  # noqa: E402
 from index.store import FigureStore  # noqa: E402
 from jobs.match import MatchResult  # noqa: E402
+from jobs.report_html import MAX_PAIRS  # noqa: E402
 from jobs.report_rows import build_report_pairs, write_outputs  # noqa: E402
 from scanner.discover import document_key, find_inputs  # noqa: E402
 
@@ -106,23 +108,26 @@ def main() -> None:
     parser.add_argument("scan_out", type=Path, help="a scan's output folder (store/ and report.csv)")
     parser.add_argument("--docs", type=Path, required=True, help="the folder that scan read (for page drawings)")
     parser.add_argument("--out", type=Path, default=None, help="where to write the report (default: a temp dir)")
+    parser.add_argument("--cards", type=int, default=MAX_PAIRS, help="cards drawn (the report's own number by default)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     results: dict[str, Any] = {}
     match = step("read pairs", results, lambda: match_from_report(args.scan_out))
     root = args.docs.resolve()
     doc_roots = {document_key(p, root): p for p in find_inputs(root)}
-    pairs = step("build pairs", results, lambda: build_report_pairs(args.scan_out / "store", match, doc_roots=doc_roots))
+    pairs = step("build pairs", results, lambda: build_report_pairs(args.scan_out / "store", match, doc_roots=doc_roots,
+                                                                        cards=args.cards))
     thumbs = {id(p.thumbnail): len(p.thumbnail) for pair in pairs for p in (pair.a, pair.b)}
     pages = {id(p.page_image): len(p.page_image or b"") for pair in pairs for p in (pair.a, pair.b)}
-    results["pairs"] = len(pairs)
+    results["pairs"], results["cards"] = len(pairs), args.cards
     results["thumbnail_mb"] = round(sum(thumbs.values()) / 2**20, 1)
     results["page_drawing_mb"] = round(sum(pages.values()) / 2**20, 1)
     print(f"{len(pairs)} pairs: thumbnails {results['thumbnail_mb']} MB ({len(thumbs)} distinct objects), "
           f"page drawings {results['page_drawing_mb']} MB ({len(pages)})", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
-        step("write outputs", results, lambda: write_outputs(out, pairs, [], title="bench", summary={"pairs": len(pairs)}))
+        step("write outputs", results, lambda: write_outputs(out, pairs, [], title="bench", summary={"pairs": len(pairs)},
+                                                                 cards=args.cards))
         results["html_mb"] = round((out / "report.html").stat().st_size / 2**20, 1)
     print(json.dumps(results))
     if args.json:

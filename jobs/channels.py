@@ -14,7 +14,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from embedder.d4 import IDENTITY, apply_transform
+from embedder.d4 import decompose
 
 SIDE = 96  # both panels are compared at this size (whole-panel placements only)
 CHANNEL_NAMES = ("red", "green", "blue")
@@ -25,14 +25,24 @@ MIN_OTHER_SHARE = 0.25  # ... and carries signal (std relative to the matched ch
 MONO_SHARE = 0.98  # a single-channel panel: one colour direction holds this share of its variance
 
 
-def _small_rgb(data: bytes, transform: str) -> np.ndarray | None:
-    """The panel image turned by `transform` and shrunk to SIDE x SIDE, as (SIDE, SIDE, 3) floats; None when unreadable."""
+def channel_look(image: Image.Image) -> np.ndarray:
+    """The panel shrunk to SIDE x SIDE, as (SIDE, SIDE, 3) uint8: what `channel_between` compares of it."""
+    return np.asarray(image.convert("RGB").resize((SIDE, SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0))
+
+
+def read_look(data: bytes) -> np.ndarray | None:
+    """`channel_look` of an encoded panel image; None when unreadable."""
     try:
         with Image.open(io.BytesIO(data)) as im:
-            small = im.convert("RGB").resize((SIDE, SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            return channel_look(im)
     except OSError:
         return None
-    return np.asarray(apply_transform(small, transform), dtype=np.float64)
+
+
+def _turned(array: np.ndarray, transform: str) -> np.ndarray:
+    """`array` (H, W[, C]) moved by `transform` as `embedder.d4.apply_transform` moves an image."""
+    flipped, quarter_turns = decompose(transform)
+    return np.rot90(array[:, ::-1] if flipped else array, quarter_turns)
 
 
 def _corr(x: np.ndarray, y: np.ndarray) -> float:
@@ -43,7 +53,7 @@ def _corr(x: np.ndarray, y: np.ndarray) -> float:
 
 def single_channel(rgb: np.ndarray) -> np.ndarray | None:
     """The panel's intensity when it shows one channel (grey or one hue), else None."""
-    flat = rgb.reshape(-1, 3)
+    flat = rgb.reshape(-1, 3).astype(np.float64)
     cov = np.cov(flat, rowvar=False)
     values, vectors = np.linalg.eigh(cov)
     if values[-1] <= 0 or values[-1] / max(values.sum(), 1e-12) < MONO_SHARE:
@@ -52,8 +62,14 @@ def single_channel(rgb: np.ndarray) -> np.ndarray | None:
     return (flat @ direction).reshape(rgb.shape[:2])
 
 
+def is_single_channel(look: np.ndarray) -> bool:
+    """Does the panel (its `channel_look`) show one channel? Only such a panel beside a merge can be its channel."""
+    return single_channel(look) is not None
+
+
 def channel_match(single: np.ndarray, merge: np.ndarray) -> str:
     """The name of `merge`'s channel that `single` (H, W intensity) shows, or "" (arrays of one size)."""
+    merge = merge.astype(np.float64)
     stds = merge.reshape(-1, 3).std(axis=0)
     correlations = [_corr(single, merge[..., c]) if stds[c] > 0 else 0.0 for c in range(3)]
     best = int(np.argmax(correlations))
@@ -65,18 +81,22 @@ def channel_match(single: np.ndarray, merge: np.ndarray) -> str:
     return CHANNEL_NAMES[best] if others else ""
 
 
-def channel_of(image_a: bytes, image_b: bytes, transform: str | None) -> str:
-    """"b is the <colour> channel of a", "a is the <colour> channel of b", or "" (panel images; `transform` maps b onto a)."""
+def channel_between(look_a: np.ndarray, look_b: np.ndarray, transform: str | None) -> str:
+    """"b is the <colour> channel of a", "a is the <colour> channel of b", or "" (`channel_look`s; `transform`
+    maps b onto a: the looks are square, so turning after shrinking is exact)."""
     if transform is None:
         return ""
-    a, b = _small_rgb(image_a, IDENTITY), _small_rgb(image_b, transform)  # square: turning after shrinking is exact
-    if a is None or b is None:
-        return ""
-    single_a, single_b = single_channel(a), single_channel(b)  # each panel's intensity if it shows one channel
+    single_a, single_b = single_channel(look_a), single_channel(look_b)  # each panel's intensity if it shows one channel
     if (single_a is None) == (single_b is None):
         return ""  # both merges, or both single channels: neither is a channel of the other
     if single_b is not None:
-        name = channel_match(single_b, a)
+        name = channel_match(_turned(single_b, transform), look_a)
         return f"b is the {name} channel of a" if name else ""
-    name = channel_match(single_a, b) if single_a is not None else ""
+    name = channel_match(single_a, _turned(look_b, transform)) if single_a is not None else ""
     return f"a is the {name} channel of b" if name else ""
+
+
+def channel_of(image_a: bytes, image_b: bytes, transform: str | None) -> str:
+    """`channel_between` two encoded panel images; "" when either is unreadable."""
+    a, b = read_look(image_a), read_look(image_b)
+    return "" if a is None or b is None else channel_between(a, b, transform)

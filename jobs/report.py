@@ -66,6 +66,29 @@ CSV_COLUMNS: tuple[str, ...] = REPORT_COLUMNS + EXTRA_COLUMNS
 ERROR_COLUMNS: tuple[str, ...] = ("input", "stage", "error")
 
 
+def transform_grey(image: Image.Image, size: int = 32) -> np.ndarray:
+    """`image` in grey squashed to `size`×`size` (uint8): what `best_transform` compares of a panel."""
+    return np.asarray(image.convert("L").resize((size, size), Image.Resampling.BILINEAR))
+
+
+def best_transform(grey_a: np.ndarray, grey_b: np.ndarray) -> tuple[str, float]:
+    """Best of the 8 transforms mapping panel b onto panel a (their `transform_grey`s) by normalised
+    correlation; `(name, correlation)`. Identity is tried first, so ties (symmetric or flat panels) keep it."""
+    def prep(grey: np.ndarray) -> np.ndarray:
+        arr = grey.astype(np.float64)
+        arr = arr - arr.mean()
+        norm = np.linalg.norm(arr)
+        return arr / norm if norm > 0 else arr
+
+    target, base = prep(grey_a), prep(grey_b)
+    best_name, best_corr = IDENTITY, -2.0
+    for view_index, name in enumerate(D4_NAMES):
+        corr = float((apply_to_array(base, view_index) * target).sum())
+        if corr > best_corr + 1e-9:
+            best_name, best_corr = name, corr
+    return best_name, best_corr
+
+
 def estimate_transform(a: Image.Image, b: Image.Image, size: int = 32) -> tuple[str, float]:
     """Best of the 8 transforms mapping `b` onto `a` by normalised correlation of small grey copies.
 
@@ -74,21 +97,7 @@ def estimate_transform(a: Image.Image, b: Image.Image, size: int = 32) -> tuple[
     non-square panel still lines up roughly) and the transform with the highest
     Pearson correlation wins. Returns `(name, correlation)`.
     """
-    def prep(img: Image.Image) -> np.ndarray:
-        arr = np.asarray(img.convert("L").resize((size, size), Image.Resampling.BILINEAR), dtype=np.float64)
-        arr = arr - arr.mean()
-        norm = np.linalg.norm(arr)
-        return arr / norm if norm > 0 else arr
-
-    target = prep(a)
-    base = prep(b)
-    best_name, best_corr = IDENTITY, -2.0
-    for view_index, name in enumerate(D4_NAMES):  # identity first: ties (symmetric or flat panels) keep it
-        view = apply_to_array(base, view_index)
-        corr = float((view * target).sum())
-        if corr > best_corr + 1e-9:
-            best_name, best_corr = name, corr
-    return best_name, best_corr
+    return best_transform(transform_grey(a, size), transform_grey(b, size))
 
 
 @dataclass(frozen=True)
@@ -233,12 +242,14 @@ class ReportError:
     error: str
 
 
+def order_key(score: float, a: PanelRef, b: PanelRef) -> tuple[Any, ...]:
+    """Where a pair of `score` between panels a and b goes in the report: highest score first, ties by provenance."""
+    return (-score, a.doc, a.page, a.bbox, b.doc, b.page, b.bbox, a.figure_id, b.figure_id)
+
+
 def sort_pairs(pairs: Iterable[ReportPair]) -> list[ReportPair]:
-    """Highest score first; ties broken by provenance so the order is reproducible."""
-    return sorted(
-        pairs,
-        key=lambda p: (-p.score, p.a.doc, p.a.page, p.a.bbox, p.b.doc, p.b.page, p.b.bbox, p.a.figure_id, p.b.figure_id),
-    )
+    """Highest score first; ties broken by provenance so the order is reproducible (`order_key`)."""
+    return sorted(pairs, key=lambda p: order_key(p.score, p.a, p.b))
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | bytearray | Iterable[bytes]) -> Path:

@@ -5,15 +5,16 @@ import io
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from index.store import FigureStore, make_thumbnail
-from jobs.channels import channel_of
+from embedder.d4 import IDENTITY
+from index.store import FigureStore
+from jobs.channels import channel_between, channel_look, is_single_channel
 from jobs.findings import assign_findings
 from jobs.ingest import InputError
 from jobs.match import MatchResult
@@ -22,14 +23,16 @@ from jobs.report import (
     PanelRef,
     ReportError,
     ReportPair,
-    estimate_transform,
+    best_transform,
+    order_key,
     pair_relation,
+    transform_grey,
     within,
     write_errors_csv,
     write_report_csv,
     write_report_html,
 )
-from jobs.report_html import PAGE_MAX_PX, THUMB_MAX_PX
+from jobs.report_html import MAX_PAIRS, PAGE_MAX_PX, THUMB_MAX_PX
 from jobs.scoring import describe_placement
 from jobs.verdicts import apply_verdicts, panel_hash, split_dismissed
 from scanner.decode import encode_png
@@ -45,64 +48,74 @@ _ROW_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", 
 
 
 def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[str, Path],
-                       pair_filter: PairFilter | None = None) -> list[ReportPair]:
-    """ReportPairs for the accepted pairs: thumbnails, page drawings, suspected transform.
+                       pair_filter: PairFilter | None = None, cards: int | None = MAX_PAIRS) -> list[ReportPair]:
+    """ReportPairs for the accepted pairs: content hashes, suspected transform, channel relation, and
+    for the `cards` pairs report.html draws (the first in its order; None: all) thumbnails and page drawings.
 
+    The pictures of the other pairs would never be shown (report.csv lists them) and cost ~0.3 MB a pair,
+    so they are not made: past the cards, the driver holds about a kilobyte a pair.
     `doc_roots` maps a document's relative path to the file it came from (for page
     drawings); a document missing there is shown without its page.
     """
     if not len(match.a):
         return []
     store = FigureStore.open(store_dir)
-    wanted = sorted(set(match.a.tolist()) | set(match.b.tolist()))
-    rows = {r["row_id"]: r for r in store.read_table(_ROW_COLUMNS, row_ids=wanted).to_pylist()}
-    unaligned = {x for a, b, al in zip(match.a.tolist(), match.b.tolist(), match.alignment) if al is None for x in (a, b)}
-    thumbnails, images, hashes = _thumbnails(store, wanted, keep=unaligned)
-    page_art = _draw_pages(rows.values(), doc_roots)
+    xs, ys = match.a.tolist(), match.b.tolist()
+    rows = {r["row_id"]: r for r in store.read_table(_ROW_COLUMNS, row_ids=sorted(set(xs) | set(ys))).to_pylist()}
+    kept = [i for i, (a, b) in enumerate(zip(xs, ys)) if pair_filter is None or pair_filter(rows[a], rows[b])]
+    places = {rid: PanelRef(doc=r["doc"], page=int(r["page"]), bbox=(r["x0"], r["y0"], r["x1"], r["y1"]),
+                            figure_id=r["figure_id"], thumbnail=b"") for rid, r in rows.items()}
+    carded = set(kept if cards is None or len(kept) <= cards else  # the first in the report's order get a card
+                 sorted(kept, key=lambda i: order_key(float(match.score[i]), places[xs[i]], places[ys[i]]))[:max(0, cards)])
+    pictured = {rid for i in carded for rid in (xs[i], ys[i])}
+    unaligned = {rid for i in kept if match.alignment[i] is None for rid in (xs[i], ys[i])}
+    looks = _panel_looks(store, sorted({rid for i in kept for rid in (xs[i], ys[i])}), pictured=pictured,
+                         greys=unaligned)
+    page_art = _draw_pages([rows[rid] for rid in sorted(pictured)], doc_roots)
     refs: dict[int, PanelRef] = {}
-    for rid, r in rows.items():
-        art = page_art.get((r["doc"], int(r["page"])))
-        refs[rid] = PanelRef(doc=r["doc"], page=int(r["page"]), bbox=(r["x0"], r["y0"], r["x1"], r["y1"]),
-                             figure_id=r["figure_id"], thumbnail=thumbnails.get(rid, b""),
-                             page_image=art[0] if art else None, page_size=art[1] if art else None,
-                             image_sha256=hashes.get(rid, ""))
-    out = []
-    overlaps = match.overlap if match.overlap is not None else [None] * len(match.a)
-    for a, b, score, sim, group, head_score, alignment, overlap in zip(
-            match.a.tolist(), match.b.tolist(), match.score.tolist(), match.sim.tolist(), match.group.tolist(),
-            match.head.tolist(), match.alignment, overlaps, strict=True):
-        ra, rb = rows[a], rows[b]
-        if pair_filter is not None and not pair_filter(ra, rb):
-            continue
+    for rid, place in places.items():
+        art = page_art.get((place.doc, place.page))
+        refs[rid] = replace(place, thumbnail=looks.thumbnails.get(rid, b""), page_image=art[0] if art else None,
+                            page_size=art[1] if art else None, image_sha256=looks.hashes.get(rid, ""))
+    overlaps = match.overlap if match.overlap is not None else [None] * len(xs)
+    out: dict[int, ReportPair] = {}
+    need_channels: dict[int, str] = {}  # pair -> its transform, for the pairs of a single-channel panel and a merge
+    for i in kept:
+        a, b, alignment, overlap = xs[i], ys[i], match.alignment[i], overlaps[i]
         ref_a, ref_b = refs[a], refs[b]
         region_a = region_b = None
-        if overlap is not None:  # a crop or partial copy: outline the region the panels share on both thumbnails
+        if overlap is not None:  # a crop or partial copy: the region the panels share, outlined on a card's thumbnails
             region_a, region_b = within(ref_a.bbox, overlap.box_a), within(ref_b.bbox, overlap.box_b)
-            ref_a = replace(ref_a, thumbnail=outline(ref_a.thumbnail, overlap.box_a))
-            ref_b = replace(ref_b, thumbnail=outline(ref_b.thumbnail, overlap.box_b))
-        extra = {"cosine": f"{sim:.3f}", "head score": f"{head_score:.3f}"}
+            if i in carded:
+                ref_a = replace(ref_a, thumbnail=outline(ref_a.thumbnail, overlap.box_a))
+                ref_b = replace(ref_b, thumbnail=outline(ref_b.thumbnail, overlap.box_b))
+        extra = {"cosine": f"{match.sim[i]:.3f}", "head score": f"{match.head[i]:.3f}"}
         if alignment is not None:  # the pixel check placed one panel on the other
             transform = alignment.transform
             extra["pixel match"] = f"{alignment.correlation:.2f} (detail {alignment.detail:.2f})"
             extra["placement"] = describe_placement(alignment)
         else:
-            transform, corr = estimate_transform(Image.open(io.BytesIO(images[a])), Image.open(io.BytesIO(images[b])))
+            transform, corr = best_transform(looks.greys[a], looks.greys[b]) if a in looks.greys and b in looks.greys \
+                else (IDENTITY, 0.0)
             extra["alignment"] = f"{corr:.2f}"
         if overlap is not None:
             transform = overlap.transform
             extra["shared region"] = (f"{overlap.correlation:.3f} over {overlap.share_a:.0%} of a and "
                                       f"{overlap.share_b:.0%} of b (outlined)")
         whole = alignment is None or (alignment.scale >= WHOLE_PANEL_SCALE and abs(alignment.angle) < 1.0)
-        channel = channel_of(refs[a].thumbnail, refs[b].thumbnail, transform) if whole and overlap is None else ""
-        out.append(ReportPair(score=float(score), a=ref_a, b=ref_b, group_id=int(group), transform=transform,
-                              head_score=head_score, pixel_match=None if alignment is None else alignment.correlation,
-                              pixel_detail=None if alignment is None else alignment.detail,
-                              extra=extra, overlap_score=None if overlap is None else overlap.correlation,
-                              overlap_a=region_a, overlap_b=region_b,
-                              relation=pair_relation(ref_a, ref_b, ra["parent_id"] or "", rb["parent_id"] or ""),
-                              channel_of=channel))
+        if whole and overlap is None and a in looks.single and b in looks.single and looks.single[a] != looks.single[b]:
+            need_channels[i] = transform
+        out[i] = ReportPair(score=float(match.score[i]), a=ref_a, b=ref_b, group_id=int(match.group[i]),
+                            transform=transform, head_score=float(match.head[i]),
+                            pixel_match=None if alignment is None else alignment.correlation,
+                            pixel_detail=None if alignment is None else alignment.detail,
+                            extra=extra, overlap_score=None if overlap is None else overlap.correlation,
+                            overlap_a=region_a, overlap_b=region_b,
+                            relation=pair_relation(ref_a, ref_b, rows[a]["parent_id"] or "", rows[b]["parent_id"] or ""))
+    for i, channel in _channels(store, [(i, xs[i], ys[i], t) for i, t in need_channels.items()]).items():
+        out[i] = replace(out[i], channel_of=channel)
     # the reviewers' verdicts (dismissed pairs leave report.csv), and one finding id per reuse (jobs.findings)
-    return assign_findings(apply_verdicts(out, store_dir))
+    return assign_findings(apply_verdicts([out[i] for i in kept], store_dir))
 
 
 def outline(thumbnail: bytes, box: tuple[float, float, float, float], colour: str = "#ff00ff") -> bytes:
@@ -120,24 +133,81 @@ def outline(thumbnail: bytes, box: tuple[float, float, float, float], colour: st
     return encode_png(np.asarray(img))  # a working copy, like the thumbnail it outlines
 
 
-def _thumbnails(store: FigureStore, row_ids: list[int], *,
-                keep: set[int]) -> tuple[dict[int, bytes], dict[int, bytes], dict[int, str]]:
-    """Report thumbnails of `row_ids`, the stored images of those in `keep` (pairs the pixel check did
-    not place, whose transform is estimated from the images) and every panel's content hash (the
-    reviewers' verdicts key on it). One store file's images are read at a time, so the driver holds
-    thumbnails, not the corpus's images."""
-    thumbnails: dict[int, bytes] = {}
-    images: dict[int, bytes] = {}
-    hashes: dict[int, str] = {}
+@dataclass
+class PanelLooks:
+    """What the report needs of the panels of its pairs, read from the store one file at a time."""
+
+    hashes: dict[int, str] = field(default_factory=dict)        # content hash (the reviewers' verdicts key on it)
+    single: dict[int, bool] = field(default_factory=dict)       # shows one channel (`jobs.channels`); absent: unreadable
+    thumbnails: dict[int, bytes] = field(default_factory=dict)  # report thumbnails, of the pictured panels only
+    greys: dict[int, np.ndarray] = field(default_factory=dict)  # `transform_grey`, of the panels of unaligned pairs only
+
+
+def _panel_looks(store: FigureStore, row_ids: list[int], *, pictured: set[int], greys: set[int]) -> PanelLooks:
+    """`PanelLooks` of `row_ids`: thumbnails of those in `pictured`, grey squares (whose transform is estimated,
+    `best_transform`) of those in `greys`. One store file's images are read at a time, and what is kept of a
+    panel past its file is a hash and a flag unless it is pictured."""
+    looks = PanelLooks()
     for rel in store.files:
         table = store.read_table(["row_id", "image"], files=[rel], row_ids=row_ids)
         for rid, image in zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()):
-            thumbnails[rid] = make_thumbnail(image, THUMB_MAX_PX, fmt="PNG") or b""
-            if image:
-                hashes[rid] = panel_hash(image)
-            if rid in keep:
-                images[rid] = image
-    return thumbnails, images, hashes
+            if not image:
+                continue
+            looks.hashes[rid] = panel_hash(image)
+            full = _decoded(rid, image)
+            if full is None:  # no pictures; the report still lists its pairs
+                continue
+            if rid in greys:
+                looks.greys[rid] = transform_grey(full)
+            full.thumbnail((THUMB_MAX_PX, THUMB_MAX_PX))
+            looks.single[rid] = is_single_channel(channel_look(full))
+            if rid in pictured:
+                looks.thumbnails[rid] = encode_png(np.asarray(full))
+    return looks
+
+
+CHANNEL_READ_PANELS = 1024  # panels whose images are read at a time to compare a single channel with a merge
+
+
+def _channels(store: FigureStore, pairs: list[tuple[int, int, int, str]]) -> dict[int, str]:
+    """`jobs.channels.channel_between` of each (pair, row a, row b, transform), `CHANNEL_READ_PANELS` panels at a time.
+
+    Only pairs of a single-channel panel and a merge come here (`PanelLooks.single`): few, so their
+    panels are read again rather than every panel's colours kept through the first read."""
+    out: dict[int, str] = {}
+    chunk: list[tuple[int, int, int, str]] = []
+    panels: set[int] = set()
+    for n, pair in enumerate(sorted(pairs, key=lambda p: (p[1], p[2]))):
+        chunk.append(pair)
+        panels |= {pair[1], pair[2]}
+        if len(panels) >= CHANNEL_READ_PANELS or n == len(pairs) - 1:
+            colours = _channel_looks(store, sorted(panels))
+            out.update((i, channel_between(colours[a], colours[b], transform)) for i, a, b, transform in chunk
+                       if a in colours and b in colours)
+            chunk, panels = [], set()
+    return out
+
+
+def _channel_looks(store: FigureStore, row_ids: list[int]) -> dict[int, np.ndarray]:
+    """`jobs.channels.channel_look` of each readable panel of `row_ids`, at the report thumbnail's resolution."""
+    looks = {}
+    table = store.read_table(["row_id", "image"], row_ids=row_ids)
+    for rid, image in zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()):
+        full = _decoded(rid, image)
+        if full is not None:
+            full.thumbnail((THUMB_MAX_PX, THUMB_MAX_PX))
+            looks[rid] = channel_look(full)
+    return looks
+
+
+def _decoded(row_id: int, image: bytes | None) -> Image.Image | None:
+    """The RGB picture of a stored panel image; None (and a warning) when it cannot be read."""
+    try:
+        with Image.open(io.BytesIO(image or b"")) as src:
+            return src.convert("RGB")
+    except OSError as exc:
+        logger.warning("report: panel %d has no readable image (%s)", row_id, exc)
+        return None
 
 
 def _draw_pages(rows: Iterable[StoreRow], doc_roots: dict[str, Path]) -> dict[tuple[str, int], tuple[bytes, tuple[float, float]]]:
@@ -159,11 +229,12 @@ def _draw_pages(rows: Iterable[StoreRow], doc_roots: dict[str, Path]) -> dict[tu
 
 
 def write_outputs(out_dir: Path, pairs: list[ReportPair], errors: Iterable[InputError], *, title: str,
-                  summary: dict[str, Any]) -> None:
+                  summary: dict[str, Any], cards: int | None = MAX_PAIRS) -> None:
     """report.csv, report.html, errors.csv and dismissed.csv into `out_dir` (each written atomically).
 
     Pairs a reviewer dismissed (`verdict == "dismissed"`) go to dismissed.csv, not
     report.csv; report.html keeps them, hidden unless its verdict filter asks for them.
+    report.html draws the `cards` first pairs (as many as `build_report_pairs` made pictures for).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     error_rows = [ReportError(*e) for e in errors]
@@ -171,4 +242,4 @@ def write_outputs(out_dir: Path, pairs: list[ReportPair], errors: Iterable[Input
     write_report_csv(reported, out_dir / "report.csv")
     write_report_csv(dismissed, out_dir / DISMISSED_CSV)
     write_errors_csv(error_rows, out_dir / "errors.csv")
-    write_report_html(pairs, out_dir / "report.html", title=title, summary=summary, errors=error_rows)
+    write_report_html(pairs, out_dir / "report.html", title=title, summary=summary, errors=error_rows, max_pairs=cards)

@@ -11,6 +11,7 @@ from PIL import Image
 from embedder.verify import Alignment
 from index.store import FigureStore
 from jobs.match import MatchResult
+from jobs.report import ReportPair, pair_csv_row
 from jobs.report_rows import build_report_pairs
 from scanner.records import PanelRecord
 
@@ -43,3 +44,33 @@ def test_relation_and_channels_come_from_the_store(tmp_path: Path) -> None:
            for p in build_report_pairs(tmp_path / "store", match, doc_roots={})}
     assert got == {("p1", "p2"): ("intra", "same figure", "b is the red channel of a"), ("p1", "G"): ("intra", "same paper", ""),
                    ("p2", "H"): ("inter", "other paper", "")}
+
+
+def test_only_the_cards_get_pictures_and_every_pair_keeps_its_columns(tmp_path: Path) -> None:
+    # the channel pair scores lowest: with one card it has no pictures, yet still its channel_of
+    merge = np.asarray(Image.open(MERGE).convert("RGB"))
+    noise = np.random.default_rng(0).integers(0, 255, (40, 50), dtype=np.uint8)
+    images = [png(merge), png(merge[..., 0]), png(noise), png(noise[::-1])]
+    records = [PanelRecord(figure_id=fid, doc=doc, doc_sha256=f"sha-{doc}", page=1, x0=10.0 * i, y0=0, x1=10.0 * i + 50,
+                           y1=40, width=50, height=40, image=images[i])
+               for i, (fid, doc) in enumerate([("m", "one.pdf"), ("r", "two.pdf"), ("n", "three.pdf"), ("f", "four.pdf")])]
+    store = FigureStore.create(tmp_path / "store", model_id="m", dim=4)
+    store.append(records, np.eye(4, dtype=np.float32), model_id="m", run_id="r")
+    ids = {r["figure_id"]: r["row_id"] for r in store.read_table(["figure_id", "row_id"]).to_pylist()}
+    pairs = [("m", "r"), ("n", "f"), ("m", "n")]
+    match = MatchResult(a=np.array([ids[a] for a, _ in pairs]), b=np.array([ids[b] for _, b in pairs]),
+                        sim=np.full(3, 0.9), score=np.array([0.93, 0.99, 0.95]), group=np.arange(3), candidates=3,
+                        head=np.full(3, 0.9), alignment=[Alignment(0.99), None, Alignment(0.97)])
+
+    def report(cards: int | None) -> dict[tuple[str, str], ReportPair]:
+        return {(p.a.figure_id, p.b.figure_id): p
+                for p in build_report_pairs(tmp_path / "store", match, doc_roots={}, cards=cards)}
+
+    everything, one_card = report(None), report(1)
+    assert [pair_csv_row(p) for p in everything.values()] == [pair_csv_row(p) for p in one_card.values()]
+    assert one_card[("m", "r")].channel_of == "b is the red channel of a"
+    assert one_card[("n", "f")].transform == "flip_v"  # estimated from the images: the pixel check did not place it
+    assert one_card[("n", "f")].a.thumbnail and one_card[("n", "f")].b.thumbnail  # the best pair: its card
+    assert not one_card[("m", "r")].a.thumbnail and not one_card[("m", "r")].b.thumbnail
+    assert all(p.a.thumbnail and p.b.thumbnail for p in everything.values())
+    assert len({p.pair_key for p in one_card.values()}) == 3  # every pair keeps its content key
