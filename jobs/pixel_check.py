@@ -265,19 +265,29 @@ def pixel_check(store: FigureStore, a: np.ndarray, b: np.ndarray, config: AlignC
     Runs as Ray tasks (one CPU each) when Ray is up, else in this process; see the
     module docstring for what is read and what travels. `progress`: a bar on stderr.
     """
-    out: list[np.ndarray] = []
-    order = panel_local_order(a, b)
+    return check_pairs(a, b, panel_local_order(a, b), read=lambda ids: read_chunk_pixels(store, ids, config),
+                       task=align_chunk_rows, setup=config, read_pairs=PIXEL_CHECK_READ_PAIRS,
+                       task_pairs=PIXEL_CHECK_TASK_PAIRS, empty=pack_alignments([]),
+                       bar=StageProgress(len(a), show=progress))
+
+
+def check_pairs(a: np.ndarray, b: np.ndarray, order: np.ndarray, *, read: Callable[[list[int]], ChunkPixels],
+                task: Callable[[ChunkPixels, np.ndarray, np.ndarray, C], np.ndarray], setup: C, read_pairs: int,
+                task_pairs: int, empty: np.ndarray, bar: StageProgress) -> np.ndarray:
+    """`task`'s row for each pair of store rows (a[i], b[i]), in the pairs' own order: the pairs taken in
+    `order`, `read_pairs` at a time (their panels read by `read`, each once), in Ray tasks of `task_pairs`
+    pairs sharing that read (`run_in_tasks`); `empty` when there are no pairs. Closes `bar`."""
     a, b = np.asarray(a)[order], np.asarray(b)[order]
-    bar = StageProgress(len(a), show=progress)
+    out: list[np.ndarray] = []
     try:
-        for start in range(0, len(a), PIXEL_CHECK_READ_PAIRS):
-            ca, cb = a[start:start + PIXEL_CHECK_READ_PAIRS], b[start:start + PIXEL_CHECK_READ_PAIRS]
-            chunk = read_chunk_pixels(store, np.union1d(ca, cb).tolist(), config)
-            out.append(run_in_tasks(align_chunk_rows, chunk, ca, cb, config, bar))
-            del chunk
+        for start in range(0, len(a), read_pairs):
+            ca, cb = a[start:start + read_pairs], b[start:start + read_pairs]
+            chunk = read(np.union1d(ca, cb).tolist())
+            out.append(run_in_tasks(task, chunk, ca, cb, setup, bar, step=task_pairs))
+            del chunk  # before the next chunk is read: the driver holds one
     finally:
         bar.close()
-    return in_original_order(np.concatenate(out) if out else pack_alignments([]), order)
+    return in_original_order(np.concatenate(out) if out else empty, order)
 
 
 def panel_local_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -33,11 +33,10 @@ from index.store import POSE_COLUMN, FigureStore
 from jobs.pixel_check import (
     ChunkPixels,
     StageProgress,
-    in_original_order,
+    check_pairs,
     panel_local_order,
     read_chunk_column,
     read_chunk_stored,
-    run_in_tasks,
 )
 
 logger = logging.getLogger(__name__)
@@ -91,19 +90,12 @@ def pose_check(store: FigureStore, a: np.ndarray, b: np.ndarray, rule: PoseRule 
     `local_order=False` takes the pairs in the order given rather than panel-local order (the same
     poses, more work: `benchmarks/bench_pose_check.py` compares the two).
     """
-    out: list[np.ndarray] = []
-    order = panel_local_order(a, b) if local_order else np.arange(len(a))
-    a, b = np.asarray(a)[order], np.asarray(b)[order]
-    bar = StageProgress(len(a), show=progress, desc="pose check")
     stored = options.side == PoseOptions.side and store.has_column(POSE_COLUMN)  # ingest stores this side
-    step = POSE_READ_PAIRS if stored else POSE_READ_IMAGE_PAIRS
-    try:
-        for start in range(0, len(a), step):
-            ca, cb = a[start:start + step], b[start:start + step]
-            panels = np.union1d(ca, cb).tolist()
-            chunk = read_chunk_poses(store, panels, options) if stored else read_chunk_column(store, panels, "image")
-            out.append(run_in_tasks(pose_chunk_rows, chunk, ca, cb, (options, rule), bar, step=POSE_TASK_PAIRS))
-            del chunk
-    finally:
-        bar.close()
-    return in_original_order(np.concatenate(out) if out else pack_poses([]), order)
+
+    def read(panels: list[int]) -> ChunkPixels:
+        return read_chunk_poses(store, panels, options) if stored else read_chunk_column(store, panels, "image")
+
+    return check_pairs(a, b, panel_local_order(a, b) if local_order else np.arange(len(a)), read=read,
+                       task=pose_chunk_rows, setup=(options, rule),
+                       read_pairs=POSE_READ_PAIRS if stored else POSE_READ_IMAGE_PAIRS, task_pairs=POSE_TASK_PAIRS,
+                       empty=pack_poses([]), bar=StageProgress(len(a), show=progress, desc="pose check"))
