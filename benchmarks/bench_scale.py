@@ -14,7 +14,9 @@ seconds per paper of each stage, candidate pairs per panel, pixel-check pairs/s,
 of the driver (its /proc/self/status VmHWM; and, sampled, the peaks of its private memory,
 RssAnon, and of Ray's shared object-store pages it has mapped, RssShmem, which VmRSS counts
 too) and of the Ray workers (`ray::` processes,
-sampled every 0.5 s: the largest one and the largest sum), store bytes per paper; the
+sampled every 0.5 s: the largest one and the largest sum), store bytes per paper, the CPU
+seconds of every process of the scan and where they went (`cpu_s_by_role`: the driver, Ray's
+services, each worker by its title then: `ray::IDLE` is a worker starting or waiting); the
 new/old ratios; and whether report.csv is the same for both variants (it must be).
 Generating the corpus is not timed (it is printed apart: `make-corpus` takes about as long
 as the scan). Growth table and projection: docs/benchmarks.md#growth-with-the-corpus.
@@ -68,12 +70,37 @@ def _parents() -> dict[int, int]:
     return out
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds process `pid` has used (from /proc/PID/stat); None when gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def role_of(pid: int, cmdline: bytes, scan_pid: int | None) -> str:
+    """What a process of the scan is, for CPU accounting: "driver", a Ray worker's title (`ray::IDLE`,
+    `ray::align_chunk_rows`, ...), else "ray services" (raylet, GCS, agents)."""
+    if pid == scan_pid:
+        return "driver"
+    if cmdline.startswith(b"ray::"):
+        return cmdline.split(b"\0")[0].split(b" ")[0].decode("ascii", "replace")[:60]
+    return "ray services"
+
+
 class WorkerSampler(threading.Thread):
     """Peak RSS of this process's Ray workers (descendants whose cmdline starts with `ray::`; other
     people's Ray clusters on the machine are not counted), sampled until stopped; and of the scan
     process (`scan_pid`, once set) the peaks of its private memory (`RssAnon`) and of the shared
     memory it has mapped (`RssShmem`: Ray's object store pages it has read or written, which its
-    VmRSS counts too)."""
+    VmRSS counts too). Also where the CPU went (`cpu_by_role`): each descendant's CPU seconds since
+    the last sample, counted to what it was then (`role_of`: a worker's title is its task); a
+    process's last half second before it exits is not seen."""
 
     def __init__(self, period: float = 0.5) -> None:
         super().__init__(daemon=True)
@@ -83,6 +110,8 @@ class WorkerSampler(threading.Thread):
         self.scan_private_kb = self.scan_shared_kb = 0
         self.seen: set[int] = set()
         self.root = os.getpid()
+        self.cpu_by_role: dict[str, float] = {}
+        self._cpu_at: dict[int, float] = {}
 
     def _mine(self, pid: int, parents: dict[int, int]) -> bool:
         for _ in range(64):
@@ -103,7 +132,10 @@ class WorkerSampler(threading.Thread):
                         cmd = fh.read(64)
                 except OSError:
                     continue
-                if not cmd.startswith(b"ray::") or not self._mine(int(pid), parents):
+                if not self._mine(int(pid), parents):
+                    continue
+                self._count_cpu(int(pid), cmd)
+                if not cmd.startswith(b"ray::"):
                     continue
                 self.seen.add(int(pid))
                 status = _status_kb(f"/proc/{pid}/status")
@@ -115,6 +147,14 @@ class WorkerSampler(threading.Thread):
                 self.scan_private_kb = max(self.scan_private_kb, scan.get("RssAnon", 0))
                 self.scan_shared_kb = max(self.scan_shared_kb, scan.get("RssShmem", 0))
             self.stop.wait(self.period)
+
+    def _count_cpu(self, pid: int, cmdline: bytes) -> None:
+        cpu = _cpu_seconds(pid)
+        if cpu is None:
+            return
+        role = role_of(pid, cmdline, self.scan_pid)
+        self.cpu_by_role[role] = self.cpu_by_role.get(role, 0.0) + cpu - self._cpu_at.get(pid, 0.0)
+        self._cpu_at[pid] = cpu
 
 
 def parse_summary(output: str) -> dict[str, Any]:
@@ -150,6 +190,8 @@ def child(corpus: Path, out: Path, threshold: float | None) -> None:
         "driver_private_peak_mb": sampler.scan_private_kb / 1024, "driver_shared_peak_mb": sampler.scan_shared_kb / 1024,
         "worker_peak_mb": sampler.peak_one_kb / 1024, "workers_sum_peak_mb": sampler.peak_sum_kb / 1024,
         "workers_seen": len(sampler.seen), "store_bytes": store_bytes,
+        "cpu_s": round(sum(sampler.cpu_by_role.values()), 1),  # every process of the scan, as sampled
+        "cpu_s_by_role": {k: round(v, 1) for k, v in sorted(sampler.cpu_by_role.items(), key=lambda kv: -kv[1])},
     }), flush=True)
 
 
@@ -210,6 +252,7 @@ def summarise(runs: list[dict[str, Any]], papers: int) -> dict[str, Any]:
         "worker_peak_mb": med(lambda r: r["worker_peak_mb"]),
         "workers_sum_peak_mb": med(lambda r: r["workers_sum_peak_mb"]),
         "store_kb_per_paper": round(first["store_bytes"] / papers / 1024, 1),
+        **({"cpu_s": med(lambda r: r["cpu_s"]), "cpu_s_by_role": first["cpu_s_by_role"]} if "cpu_s" in first else {}),
         "report_sha256": sorted({r["report_sha256"] for r in runs}),
         **({"score": first["score"]} if "score" in first else {}),
     }
