@@ -152,8 +152,11 @@ class WorkerSampler(threading.Thread):
         cpu = _cpu_seconds(pid)
         if cpu is None:
             return
+        before = self._cpu_at.get(pid, 0.0)
+        if cpu < before:  # the pid was reused by a new process
+            before = 0.0
         role = role_of(pid, cmdline, self.scan_pid)
-        self.cpu_by_role[role] = self.cpu_by_role.get(role, 0.0) + cpu - self._cpu_at.get(pid, 0.0)
+        self.cpu_by_role[role] = self.cpu_by_role.get(role, 0.0) + cpu - before
         self._cpu_at[pid] = cpu
 
 
@@ -171,12 +174,12 @@ def parse_summary(output: str) -> dict[str, Any]:
 def child(corpus: Path, out: Path, threshold: float | None) -> None:
     """One `reusescan scan` of the code on PYTHONPATH (old or new, same command line); prints one JSON line."""
     sampler = WorkerSampler()
-    sampler.start()
     started = time.monotonic()
     at = [] if threshold is None else ["--threshold", str(threshold)]
     proc = subprocess.Popen([sys.executable, "-m", "jobs", "scan", str(corpus), "--out", str(out), *at, "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler.scan_pid = proc.pid
+    sampler.start()
     stdout, stderr = proc.communicate()
     wall = time.monotonic() - started
     sampler.stop.set()
@@ -252,7 +255,9 @@ def summarise(runs: list[dict[str, Any]], papers: int) -> dict[str, Any]:
         "worker_peak_mb": med(lambda r: r["worker_peak_mb"]),
         "workers_sum_peak_mb": med(lambda r: r["workers_sum_peak_mb"]),
         "store_kb_per_paper": round(first["store_bytes"] / papers / 1024, 1),
-        **({"cpu_s": med(lambda r: r["cpu_s"]), "cpu_s_by_role": first["cpu_s_by_role"]} if "cpu_s" in first else {}),
+        **({"cpu_s": med(lambda r: r["cpu_s"]),
+            "cpu_s_by_role": {k: med(lambda r, k=k: r["cpu_s_by_role"].get(k, 0.0)) for k in first["cpu_s_by_role"]}}
+           if "cpu_s" in first else {}),
         "report_sha256": sorted({r["report_sha256"] for r in runs}),
         **({"score": first["score"]} if "score" in first else {}),
     }

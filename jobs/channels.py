@@ -86,13 +86,14 @@ def channel_between(look_a: np.ndarray, look_b: np.ndarray, transform: str | Non
     maps b onto a: the looks are square, so turning after shrinking is exact)."""
     if transform is None:
         return ""
-    single_a, single_b = single_channel(look_a), single_channel(look_b)  # each panel's intensity if it shows one channel
+    a, b = look_a, _turned(look_b, transform)
+    single_a, single_b = single_channel(a), single_channel(b)  # each panel's intensity if it shows one channel
     if (single_a is None) == (single_b is None):
         return ""  # both merges, or both single channels: neither is a channel of the other
     if single_b is not None:
-        name = channel_match(_turned(single_b, transform), look_a)
+        name = channel_match(single_b, a)
         return f"b is the {name} channel of a" if name else ""
-    name = channel_match(single_a, _turned(look_b, transform)) if single_a is not None else ""
+    name = channel_match(single_a, b) if single_a is not None else ""
     return f"a is the {name} channel of b" if name else ""
 
 

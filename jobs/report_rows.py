@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from embedder.d4 import IDENTITY
 from index.store import FigureStore
 from jobs.channels import channel_between, channel_look, is_single_channel
 from jobs.findings import assign_findings
@@ -69,17 +68,17 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
                  sorted(kept, key=lambda i: order_key(float(match.score[i]), places[xs[i]], places[ys[i]]))[:max(0, cards)])
     pictured = {rid for i in carded for rid in (xs[i], ys[i])}
     unaligned = {rid for i in kept if match.alignment[i] is None for rid in (xs[i], ys[i])}
-    looks = _panel_looks(store, sorted({rid for i in kept for rid in (xs[i], ys[i])}), pictured=pictured,
+    facts = _panel_facts(store, sorted({rid for i in kept for rid in (xs[i], ys[i])}), pictured=pictured,
                          greys=unaligned)
     page_art = _draw_pages([rows[rid] for rid in sorted(pictured)], doc_roots)
     refs: dict[int, PanelRef] = {}
     for rid, place in places.items():
-        art = page_art.get((place.doc, place.page))
-        refs[rid] = replace(place, thumbnail=looks.thumbnails.get(rid, b""), page_image=art[0] if art else None,
-                            page_size=art[1] if art else None, image_sha256=looks.hashes.get(rid, ""))
+        art = page_art.get((place.doc, place.page)) if rid in pictured else None
+        refs[rid] = replace(place, thumbnail=facts.thumbnails.get(rid, b""), page_image=art[0] if art else None,
+                            page_size=art[1] if art else None, image_sha256=facts.hashes.get(rid, ""))
     overlaps = match.overlap if match.overlap is not None else [None] * len(xs)
     out: dict[int, ReportPair] = {}
-    need_channels: dict[int, str] = {}  # pair -> its transform, for the pairs of a single-channel panel and a merge
+    need_channels: dict[int, str | None] = {}  # pair -> its transform, for the pairs of a single-channel panel and a merge
     for i in kept:
         a, b, alignment, overlap = xs[i], ys[i], match.alignment[i], overlaps[i]
         ref_a, ref_b = refs[a], refs[b]
@@ -90,20 +89,20 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
                 ref_a = replace(ref_a, thumbnail=outline(ref_a.thumbnail, overlap.box_a))
                 ref_b = replace(ref_b, thumbnail=outline(ref_b.thumbnail, overlap.box_b))
         extra = {"cosine": f"{match.sim[i]:.3f}", "head score": f"{match.head[i]:.3f}"}
+        transform: str | None = None  # unknown when a panel has no readable image
         if alignment is not None:  # the pixel check placed one panel on the other
             transform = alignment.transform
             extra["pixel match"] = f"{alignment.correlation:.2f} (detail {alignment.detail:.2f})"
             extra["placement"] = describe_placement(alignment)
-        else:
-            transform, corr = best_transform(looks.greys[a], looks.greys[b]) if a in looks.greys and b in looks.greys \
-                else (IDENTITY, 0.0)
+        elif a in facts.greys and b in facts.greys:  # not placed: the transform is estimated from the images
+            transform, corr = best_transform(facts.greys[a], facts.greys[b])
             extra["alignment"] = f"{corr:.2f}"
         if overlap is not None:
             transform = overlap.transform
             extra["shared region"] = (f"{overlap.correlation:.3f} over {overlap.share_a:.0%} of a and "
                                       f"{overlap.share_b:.0%} of b (outlined)")
         whole = alignment is None or (alignment.scale >= WHOLE_PANEL_SCALE and abs(alignment.angle) < 1.0)
-        if whole and overlap is None and a in looks.single and b in looks.single and looks.single[a] != looks.single[b]:
+        if whole and overlap is None and a in facts.single and b in facts.single and facts.single[a] != facts.single[b]:
             need_channels[i] = transform
         out[i] = ReportPair(score=float(match.score[i]), a=ref_a, b=ref_b, group_id=int(match.group[i]),
                             transform=transform, head_score=float(match.head[i]),
@@ -112,6 +111,8 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
                             extra=extra, overlap_score=None if overlap is None else overlap.correlation,
                             overlap_a=region_a, overlap_b=region_b,
                             relation=pair_relation(ref_a, ref_b, rows[a]["parent_id"] or "", rows[b]["parent_id"] or ""))
+    logger.info("report: %d of %d pairs are a single-channel panel and a merge; comparing their colours",
+                len(need_channels), len(kept))
     for i, channel in _channels(store, [(i, xs[i], ys[i], t) for i, t in need_channels.items()]).items():
         out[i] = replace(out[i], channel_of=channel)
     # the reviewers' verdicts (dismissed pairs leave report.csv), and one finding id per reuse (jobs.findings)
@@ -134,7 +135,7 @@ def outline(thumbnail: bytes, box: tuple[float, float, float, float], colour: st
 
 
 @dataclass
-class PanelLooks:
+class PanelFacts:
     """What the report needs of the panels of its pairs, read from the store one file at a time."""
 
     hashes: dict[int, str] = field(default_factory=dict)        # content hash (the reviewers' verdicts key on it)
@@ -143,61 +144,66 @@ class PanelLooks:
     greys: dict[int, np.ndarray] = field(default_factory=dict)  # `transform_grey`, of the panels of unaligned pairs only
 
 
-def _panel_looks(store: FigureStore, row_ids: list[int], *, pictured: set[int], greys: set[int]) -> PanelLooks:
-    """`PanelLooks` of `row_ids`: thumbnails of those in `pictured`, grey squares (whose transform is estimated,
-    `best_transform`) of those in `greys`. One store file's images are read at a time, and what is kept of a
-    panel past its file is a hash and a flag unless it is pictured."""
-    looks = PanelLooks()
+def _panel_facts(store: FigureStore, row_ids: list[int], *, pictured: set[int], greys: set[int]) -> PanelFacts:
+    """`PanelFacts` of `row_ids`: hashes and single-channel flags of all, thumbnails of those in `pictured`,
+    grey squares (whose transform is estimated, `best_transform`; 1 kB each) of those in `greys`. One store
+    file's images are read at a time, so what the driver holds is those, not the images."""
+    facts = PanelFacts()
     for rel in store.files:
         table = store.read_table(["row_id", "image"], files=[rel], row_ids=row_ids)
         for rid, image in zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()):
             if not image:
                 continue
-            looks.hashes[rid] = panel_hash(image)
+            facts.hashes[rid] = panel_hash(image)
             full = _decoded(rid, image)
             if full is None:  # no pictures; the report still lists its pairs
                 continue
             if rid in greys:
-                looks.greys[rid] = transform_grey(full)
-            full.thumbnail((THUMB_MAX_PX, THUMB_MAX_PX))
-            looks.single[rid] = is_single_channel(channel_look(full))
+                facts.greys[rid] = transform_grey(full)
+            thumbnail = _thumbnail(full)
+            facts.single[rid] = is_single_channel(channel_look(thumbnail))
             if rid in pictured:
-                looks.thumbnails[rid] = encode_png(np.asarray(full))
-    return looks
+                facts.thumbnails[rid] = encode_png(np.asarray(thumbnail))
+    return facts
 
 
 CHANNEL_READ_PANELS = 1024  # panels whose images are read at a time to compare a single channel with a merge
 
 
-def _channels(store: FigureStore, pairs: list[tuple[int, int, int, str]]) -> dict[int, str]:
+def _channels(store: FigureStore, pairs: list[tuple[int, int, int, str | None]]) -> dict[int, str]:
     """`jobs.channels.channel_between` of each (pair, row a, row b, transform), `CHANNEL_READ_PANELS` panels at a time.
 
-    Only pairs of a single-channel panel and a merge come here (`PanelLooks.single`): few, so their
+    Only pairs of a single-channel panel and a merge come here (`PanelFacts.single`): few, so their
     panels are read again rather than every panel's colours kept through the first read."""
     out: dict[int, str] = {}
-    chunk: list[tuple[int, int, int, str]] = []
+    chunk: list[tuple[int, int, int, str | None]] = []
     panels: set[int] = set()
     for n, pair in enumerate(sorted(pairs, key=lambda p: (p[1], p[2]))):
         chunk.append(pair)
         panels |= {pair[1], pair[2]}
         if len(panels) >= CHANNEL_READ_PANELS or n == len(pairs) - 1:
-            colours = _channel_looks(store, sorted(panels))
+            colours = _channel_colours(store, sorted(panels))
             out.update((i, channel_between(colours[a], colours[b], transform)) for i, a, b, transform in chunk
                        if a in colours and b in colours)
             chunk, panels = [], set()
     return out
 
 
-def _channel_looks(store: FigureStore, row_ids: list[int]) -> dict[int, np.ndarray]:
+def _channel_colours(store: FigureStore, row_ids: list[int]) -> dict[int, np.ndarray]:
     """`jobs.channels.channel_look` of each readable panel of `row_ids`, at the report thumbnail's resolution."""
-    looks = {}
+    colours = {}
     table = store.read_table(["row_id", "image"], row_ids=row_ids)
     for rid, image in zip(table.column("row_id").to_pylist(), table.column("image").to_pylist()):
         full = _decoded(rid, image)
         if full is not None:
-            full.thumbnail((THUMB_MAX_PX, THUMB_MAX_PX))
-            looks[rid] = channel_look(full)
-    return looks
+            colours[rid] = channel_look(_thumbnail(full))
+    return colours
+
+
+def _thumbnail(image: Image.Image) -> Image.Image:
+    """`image` shrunk in place to the report thumbnail's size (`channel_of` compares panels at it too)."""
+    image.thumbnail((THUMB_MAX_PX, THUMB_MAX_PX))
+    return image
 
 
 def _decoded(row_id: int, image: bytes | None) -> Image.Image | None:

@@ -10,8 +10,9 @@ from PIL import Image
 
 from embedder.verify import Alignment
 from index.store import FigureStore
+from jobs.channels import channel_of
 from jobs.match import MatchResult
-from jobs.report import ReportPair, pair_csv_row
+from jobs.report import ReportPair, estimate_transform, pair_csv_row
 from jobs.report_rows import build_report_pairs
 from scanner.records import PanelRecord
 
@@ -47,20 +48,20 @@ def test_relation_and_channels_come_from_the_store(tmp_path: Path) -> None:
 
 
 def test_only_the_cards_get_pictures_and_every_pair_keeps_its_columns(tmp_path: Path) -> None:
-    # the channel pair scores lowest: with one card it has no pictures, yet still its channel_of
+    # the best pair gets the one card; the others keep every column, checked against the functions on the images:
+    # a red channel mirrored beside its merge, two noise fields the pixel check did not place, an unreadable panel
     merge = np.asarray(Image.open(MERGE).convert("RGB"))
     noise = np.random.default_rng(0).integers(0, 255, (40, 50), dtype=np.uint8)
-    images = [png(merge), png(merge[..., 0]), png(noise), png(noise[::-1])]
-    records = [PanelRecord(figure_id=fid, doc=doc, doc_sha256=f"sha-{doc}", page=1, x0=10.0 * i, y0=0, x1=10.0 * i + 50,
-                           y1=40, width=50, height=40, image=images[i])
-               for i, (fid, doc) in enumerate([("m", "one.pdf"), ("r", "two.pdf"), ("n", "three.pdf"), ("f", "four.pdf")])]
-    store = FigureStore.create(tmp_path / "store", model_id="m", dim=4)
-    store.append(records, np.eye(4, dtype=np.float32), model_id="m", run_id="r")
+    images = {"m": png(merge), "r": png(merge[:, ::-1, 0]), "n": png(noise), "f": png(noise[::-1]), "x": b"not an image"}
+    records = [PanelRecord(figure_id=fid, doc=f"{fid}.pdf", doc_sha256=f"sha-{fid}", page=1, x0=0, y0=0, x1=50, y1=40,
+                           width=50, height=40, image=image) for fid, image in images.items()]
+    store = FigureStore.create(tmp_path / "store", model_id="m", dim=5)
+    store.append(records, np.eye(5, dtype=np.float32), model_id="m", run_id="r")
     ids = {r["figure_id"]: r["row_id"] for r in store.read_table(["figure_id", "row_id"]).to_pylist()}
-    pairs = [("m", "r"), ("n", "f"), ("m", "n")]
+    pairs = [("m", "r"), ("n", "f"), ("m", "x")]
     match = MatchResult(a=np.array([ids[a] for a, _ in pairs]), b=np.array([ids[b] for _, b in pairs]),
                         sim=np.full(3, 0.9), score=np.array([0.93, 0.99, 0.95]), group=np.arange(3), candidates=3,
-                        head=np.full(3, 0.9), alignment=[Alignment(0.99), None, Alignment(0.97)])
+                        head=np.full(3, 0.9), alignment=[Alignment(0.99, transform="flip_h"), None, None])
 
     def report(cards: int | None) -> dict[tuple[str, str], ReportPair]:
         return {(p.a.figure_id, p.b.figure_id): p
@@ -68,9 +69,15 @@ def test_only_the_cards_get_pictures_and_every_pair_keeps_its_columns(tmp_path: 
 
     everything, one_card = report(None), report(1)
     assert [pair_csv_row(p) for p in everything.values()] == [pair_csv_row(p) for p in one_card.values()]
-    assert one_card[("m", "r")].channel_of == "b is the red channel of a"
-    assert one_card[("n", "f")].transform == "flip_v"  # estimated from the images: the pixel check did not place it
+    assert one_card[("m", "r")].channel_of == "b is the red channel of a"  # b mirrored back is a's red channel
+    assert channel_of(everything[("m", "r")].a.thumbnail, everything[("m", "r")].b.thumbnail, "flip_h") == \
+        one_card[("m", "r")].channel_of
+    estimated = estimate_transform(Image.open(io.BytesIO(images["n"])), Image.open(io.BytesIO(images["f"])))
+    assert (one_card[("n", "f")].transform, one_card[("n", "f")].extra["alignment"]) == \
+        (estimated[0], f"{estimated[1]:.2f}")
+    assert estimated[0] == "flip_v"
+    assert one_card[("m", "x")].transform is None and one_card[("m", "x")].channel_of == ""  # nothing to compare
     assert one_card[("n", "f")].a.thumbnail and one_card[("n", "f")].b.thumbnail  # the best pair: its card
     assert not one_card[("m", "r")].a.thumbnail and not one_card[("m", "r")].b.thumbnail
-    assert all(p.a.thumbnail and p.b.thumbnail for p in everything.values())
+    assert all(p.a.thumbnail and p.b.thumbnail for k, p in everything.items() if "x" not in k)
     assert len({p.pair_key for p in one_card.values()}) == 3  # every pair keeps its content key
