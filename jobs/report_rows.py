@@ -167,7 +167,7 @@ def _panel_facts(store: FigureStore, row_ids: list[int], *, pictured: set[int], 
     return facts
 
 
-CHANNEL_READ_PANELS = 1024  # panels whose images are read at a time to compare a single channel with a merge
+CHANNEL_READ_PANELS = 256  # panels whose images are read at a time to compare a single channel with a merge (~40 MB)
 
 
 def _channels(store: FigureStore, pairs: list[tuple[int, int, int, str | None]]) -> dict[int, str]:
