@@ -65,7 +65,7 @@ def main() -> None:
     print(json.dumps({
         "store_rows_before": before, "new_documents": summary.new_documents, "panels": summary.panels,
         "candidates": summary.candidates, "pairs": summary.pairs, "seconds": summary.seconds, "wall": wall,
-        "driver_peak_mb": _status_kb("/proc/self/status", "VmHWM") / 1024,
+        "driver_peak_mb": _status_kb("/proc/self/status").get("VmHWM", 0) / 1024,
         "worker_peak_mb": sampler.peak_one_kb / 1024, "workers_sum_peak_mb": sampler.peak_sum_kb / 1024,
     }), flush=True)
 

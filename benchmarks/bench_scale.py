@@ -57,30 +57,21 @@ def _status_kb(path: str) -> dict[str, int]:
     return out
 
 
-def _parents() -> dict[int, int]:
-    """pid -> parent pid of every process (from /proc/PID/stat)."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, user + system CPU seconds so far) of every process, from one read of /proc/PID/stat."""
     out = {}
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-                    out[int(pid)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                out[int(pid)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
             except (OSError, IndexError, ValueError):
                 continue
     return out
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds process `pid` has used (from /proc/PID/stat); None when gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def role_of(pid: int, cmdline: bytes, scan_pid: int | None) -> str:
@@ -113,9 +104,9 @@ class WorkerSampler(threading.Thread):
         self.cpu_by_role: dict[str, float] = {}
         self._cpu_at: dict[int, float] = {}
 
-    def _mine(self, pid: int, parents: dict[int, int]) -> bool:
+    def _mine(self, pid: int, processes: dict[int, tuple[int, float]]) -> bool:
         for _ in range(64):
-            pid = parents.get(pid, 0)
+            pid = processes.get(pid, (0, 0.0))[0]
             if pid == self.root:
                 return True
             if pid <= 1:
@@ -125,19 +116,19 @@ class WorkerSampler(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             total = 0
-            parents = _parents()
-            for pid in map(str, parents):
+            processes = _processes()
+            for pid, (_, cpu) in processes.items():
+                if not self._mine(pid, processes):
+                    continue
                 try:
                     with open(f"/proc/{pid}/cmdline", "rb") as fh:
                         cmd = fh.read(64)
                 except OSError:
                     continue
-                if not self._mine(int(pid), parents):
-                    continue
-                self._count_cpu(int(pid), cmd)
+                self._count_cpu(pid, cmd, cpu)
                 if not cmd.startswith(b"ray::"):
                     continue
-                self.seen.add(int(pid))
+                self.seen.add(pid)
                 status = _status_kb(f"/proc/{pid}/status")
                 total += status.get("VmRSS", 0)
                 self.peak_one_kb = max(self.peak_one_kb, status.get("VmHWM", 0))
@@ -148,10 +139,7 @@ class WorkerSampler(threading.Thread):
                 self.scan_shared_kb = max(self.scan_shared_kb, scan.get("RssShmem", 0))
             self.stop.wait(self.period)
 
-    def _count_cpu(self, pid: int, cmdline: bytes) -> None:
-        cpu = _cpu_seconds(pid)
-        if cpu is None:
-            return
+    def _count_cpu(self, pid: int, cmdline: bytes, cpu: float) -> None:
         before = self._cpu_at.get(pid, 0.0)
         if cpu < before:  # the pid was reused by a new process
             before = 0.0
@@ -255,9 +243,8 @@ def summarise(runs: list[dict[str, Any]], papers: int) -> dict[str, Any]:
         "worker_peak_mb": med(lambda r: r["worker_peak_mb"]),
         "workers_sum_peak_mb": med(lambda r: r["workers_sum_peak_mb"]),
         "store_kb_per_paper": round(first["store_bytes"] / papers / 1024, 1),
-        **({"cpu_s": med(lambda r: r["cpu_s"]),
-            "cpu_s_by_role": {k: med(lambda r, k=k: r["cpu_s_by_role"].get(k, 0.0)) for k in first["cpu_s_by_role"]}}
-           if "cpu_s" in first else {}),
+        "cpu_s": med(lambda r: r["cpu_s"]),
+        "cpu_s_by_role": {k: med(lambda r, k=k: r["cpu_s_by_role"].get(k, 0.0)) for k in first["cpu_s_by_role"]},
         "report_sha256": sorted({r["report_sha256"] for r in runs}),
         **({"score": first["score"]} if "score" in first else {}),
     }

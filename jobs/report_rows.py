@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -36,13 +36,17 @@ from jobs.scoring import describe_placement
 from jobs.verdicts import apply_verdicts, panel_hash, split_dismissed
 from scanner.decode import encode_png
 
+if TYPE_CHECKING:  # types only: the pixel and pose checks' modules import torch
+    from embedder.pose import Overlap
+    from embedder.verify import Alignment
+
 logger = logging.getLogger(__name__)
 
 DISMISSED_CSV = "dismissed.csv"  # the pairs reviewers dismissed, in report.csv's columns
 StoreRow = dict[str, Any]  # one row of the store as `read_table(...).to_pylist()` gives it
 PairFilter = Callable[[StoreRow, StoreRow], bool]
 
-WHOLE_PANEL_SCALE = 0.97  # a placement this close to the whole panel compares the panels' colours (channel_of)
+WHOLE_PANEL_SCALE = 0.97  # a placement this close to the whole panel compares the panels' colours (`_compares_colours`)
 _ROW_COLUMNS = ["row_id", "figure_id", "doc", "doc_sha256", "page", "x0", "y0", "x1", "y1", "parent_id"]
 
 
@@ -67,16 +71,17 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
     carded = set(kept if cards is None or len(kept) <= cards else  # the first in the report's order get a card
                  sorted(kept, key=lambda i: order_key(float(match.score[i]), places[xs[i]], places[ys[i]]))[:max(0, cards)])
     pictured = {rid for i in carded for rid in (xs[i], ys[i])}
+    overlaps = match.overlap if match.overlap is not None else [None] * len(xs)
     unaligned = {rid for i in kept if match.alignment[i] is None for rid in (xs[i], ys[i])}
+    coloured = {rid for i in kept if _compares_colours(match.alignment[i], overlaps[i]) for rid in (xs[i], ys[i])}
     facts = _panel_facts(store, sorted({rid for i in kept for rid in (xs[i], ys[i])}), pictured=pictured,
-                         greys=unaligned)
+                         greys=unaligned, coloured=coloured)
     page_art = _draw_pages([rows[rid] for rid in sorted(pictured)], doc_roots)
     refs: dict[int, PanelRef] = {}
     for rid, place in places.items():
         art = page_art.get((place.doc, place.page)) if rid in pictured else None
         refs[rid] = replace(place, thumbnail=facts.thumbnails.get(rid, b""), page_image=art[0] if art else None,
                             page_size=art[1] if art else None, image_sha256=facts.hashes.get(rid, ""))
-    overlaps = match.overlap if match.overlap is not None else [None] * len(xs)
     out: dict[int, ReportPair] = {}
     need_channels: dict[int, str | None] = {}  # pair -> its transform, for the pairs of a single-channel panel and a merge
     for i in kept:
@@ -101,8 +106,8 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
             transform = overlap.transform
             extra["shared region"] = (f"{overlap.correlation:.3f} over {overlap.share_a:.0%} of a and "
                                       f"{overlap.share_b:.0%} of b (outlined)")
-        whole = alignment is None or (alignment.scale >= WHOLE_PANEL_SCALE and abs(alignment.angle) < 1.0)
-        if whole and overlap is None and a in facts.single and b in facts.single and facts.single[a] != facts.single[b]:
+        if _compares_colours(alignment, overlap) and a in facts.single and b in facts.single \
+                and facts.single[a] != facts.single[b]:
             need_channels[i] = transform
         out[i] = ReportPair(score=float(match.score[i]), a=ref_a, b=ref_b, group_id=int(match.group[i]),
                             transform=transform, head_score=float(match.head[i]),
@@ -117,6 +122,11 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
         out[i] = replace(out[i], channel_of=channel)
     # the reviewers' verdicts (dismissed pairs leave report.csv), and one finding id per reuse (jobs.findings)
     return assign_findings(apply_verdicts([out[i] for i in kept], store_dir))
+
+
+def _compares_colours(alignment: Alignment | None, overlap: Overlap | None) -> bool:
+    """Does `channel_of` compare the two panels' colours? Only when one lies on the whole of the other, unturned."""
+    return overlap is None and (alignment is None or (alignment.scale >= WHOLE_PANEL_SCALE and abs(alignment.angle) < 1.0))
 
 
 def outline(thumbnail: bytes, box: tuple[float, float, float, float], colour: str = "#ff00ff") -> bytes:
@@ -139,13 +149,14 @@ class PanelFacts:
     """What the report needs of the panels of its pairs, read from the store one file at a time."""
 
     hashes: dict[int, str] = field(default_factory=dict)        # content hash (the reviewers' verdicts key on it)
-    single: dict[int, bool] = field(default_factory=dict)       # shows one channel (`jobs.channels`); absent: unreadable
+    single: dict[int, bool] = field(default_factory=dict)       # shows one channel (`jobs.channels`), of `coloured` panels
     thumbnails: dict[int, bytes] = field(default_factory=dict)  # report thumbnails, of the pictured panels only
     greys: dict[int, np.ndarray] = field(default_factory=dict)  # `transform_grey`, of the panels of unaligned pairs only
 
 
-def _panel_facts(store: FigureStore, row_ids: list[int], *, pictured: set[int], greys: set[int]) -> PanelFacts:
-    """`PanelFacts` of `row_ids`: hashes and single-channel flags of all, thumbnails of those in `pictured`,
+def _panel_facts(store: FigureStore, row_ids: list[int], *, pictured: set[int], greys: set[int],
+                 coloured: set[int]) -> PanelFacts:
+    """`PanelFacts` of `row_ids`: hashes of all, single-channel flags of those in `coloured`, thumbnails of those in `pictured`,
     grey squares (whose transform is estimated, `best_transform`; 1 kB each) of those in `greys`. One store
     file's images are read at a time, so what the driver holds is those, not the images."""
     facts = PanelFacts()
@@ -161,7 +172,8 @@ def _panel_facts(store: FigureStore, row_ids: list[int], *, pictured: set[int], 
             if rid in greys:
                 facts.greys[rid] = transform_grey(full)
             thumbnail = _thumbnail(full)
-            facts.single[rid] = is_single_channel(channel_look(thumbnail))
+            if rid in coloured:
+                facts.single[rid] = is_single_channel(channel_look(thumbnail))
             if rid in pictured:
                 facts.thumbnails[rid] = encode_png(np.asarray(thumbnail))
     return facts
