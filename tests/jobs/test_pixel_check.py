@@ -1,4 +1,5 @@
-"""The pixel check's Ray tasks: a failed task is redone in the driver; the chunk of pixels tasks share."""
+"""The pixel check's Ray tasks: a failed task is redone in the driver; the chunk of pixels tasks share,
+read by a worker."""
 from __future__ import annotations
 
 import io
@@ -13,9 +14,12 @@ import ray
 from PIL import Image
 
 from embedder.verify import AlignConfig, align_encoded, pixel_features, unpack_alignments
-from index.store import PIXELS_COLUMN, FigureStore
+from index.store import PIXELS_COLUMN, FigureStore, StoreError
 from jobs.pixel_check import (
     PIXEL_CHECK_TASK_PAIRS,
+    ChunkPixels,
+    StageProgress,
+    check_pairs,
     in_original_order,
     panel_local_order,
     pixel_check,
@@ -76,6 +80,44 @@ def test_a_failed_pixel_check_task_is_redone_in_the_driver(caplog: pytest.LogCap
     assert out.tolist() == [i + 1001 for i in range(n)]  # every pair, in order
     assert caplog.text.count("pixel check task failed") == 3
     assert sum(ticks) == n
+
+
+def _read_by(panels: list[int]) -> ChunkPixels:
+    """Stands in for a chunk read: the chunk holds the pid of the process that read it."""
+    pid = np.array([os.getpid()], dtype=np.int64).view(np.uint8)
+    return ChunkPixels(np.asarray(panels, np.int64), np.zeros(len(panels) + 1, np.int64), pid, np.zeros(len(panels), bool))
+
+
+def _reader_pid(chunk: ChunkPixels, xs: np.ndarray, ys: np.ndarray, setup: None) -> np.ndarray:
+    return np.full(len(xs), chunk.blob.view(np.int64)[0])
+
+
+def _damaged_store(panels: list[int]) -> ChunkPixels:
+    raise StoreError("store file part-000001.parquet is shorter than the manifest says")
+
+
+def _check(n: int, read) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return check_pairs(np.arange(n), np.arange(n) + n, np.arange(n), read=read, task=_reader_pid, setup=None,
+                       read_pairs=4 * PIXEL_CHECK_TASK_PAIRS, task_pairs=PIXEL_CHECK_TASK_PAIRS,
+                       empty=np.zeros(0, np.int64), bar=StageProgress(n, show=False))
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_chunk_is_read_by_a_worker_not_the_driver() -> None:
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        many = _check(8 * PIXEL_CHECK_TASK_PAIRS, _read_by)  # two chunks of four tasks each
+        few = _check(PIXEL_CHECK_TASK_PAIRS, _read_by)  # one task: checked, so read, in the driver
+        with pytest.raises(StoreError, match="shorter than the manifest"):  # a read's error reaches the caller
+            _check(2 * PIXEL_CHECK_TASK_PAIRS, _damaged_store)
+    finally:
+        if started:
+            ray.shutdown()
+    assert len(many) == 8 * PIXEL_CHECK_TASK_PAIRS and os.getpid() not in set(many.tolist())
+    assert set(few.tolist()) == {os.getpid()}
 
 
 def _png(image: Image.Image) -> bytes:
