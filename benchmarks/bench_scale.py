@@ -16,7 +16,7 @@ RssAnon, and of Ray's shared object-store pages it has mapped, RssShmem, which V
 too) and of the Ray workers (`ray::` processes,
 sampled every 0.5 s: the largest one and the largest sum), store bytes per paper, the CPU
 seconds of every process of the scan and where they went (`cpu_s_by_role`: the driver, Ray's
-services, each worker by its title then: `ray::IDLE` is a worker starting or waiting); the
+services, each worker by its task: a `ray::IDLE` worker's CPU goes to what it last ran); the
 new/old ratios; and whether report.csv is the same for both variants (it must be).
 Generating the corpus is not timed (it is printed apart: `make-corpus` takes about as long
 as the scan). Growth table and projection: docs/benchmarks.md#growth-with-the-corpus.
@@ -74,9 +74,16 @@ def _processes() -> dict[int, tuple[int, float]]:
     return out
 
 
+IDLE_TITLE = "ray::IDLE"
+
+
 def role_of(pid: int, cmdline: bytes, scan_pid: int | None) -> str:
     """What a process of the scan is, for CPU accounting: "driver", a Ray worker's title (`ray::IDLE`,
-    `ray::align_chunk_rows`, ...), else "ray services" (raylet, GCS, agents)."""
+    `ray::align_chunk_rows`, ...), else "ray services" (raylet, GCS, agents).
+
+    A title is what the worker last said: one running Ray Data's extraction tasks (streaming
+    generators) is titled `ray::IDLE` for most of them (py-spy on the real scan: 28 s of extraction
+    under that title), so `WorkerSampler` counts a `ray::IDLE` worker's CPU to its last other title."""
     if pid == scan_pid:
         return "driver"
     if cmdline.startswith(b"ray::"):
@@ -103,6 +110,7 @@ class WorkerSampler(threading.Thread):
         self.root = os.getpid()
         self.cpu_by_role: dict[str, float] = {}
         self._cpu_at: dict[int, float] = {}
+        self._worked_as: dict[int, str] = {}  # pid -> its last title other than `ray::IDLE`
 
     def _mine(self, pid: int, processes: dict[int, tuple[int, float]]) -> bool:
         for _ in range(64):
@@ -143,7 +151,12 @@ class WorkerSampler(threading.Thread):
         before = self._cpu_at.get(pid, 0.0)
         if cpu < before:  # the pid was reused by a new process
             before = 0.0
+            self._worked_as.pop(pid, None)
         role = role_of(pid, cmdline, self.scan_pid)
+        if role == IDLE_TITLE:  # what it last ran, if anything (see `role_of`)
+            role = self._worked_as.get(pid, role)
+        elif role.startswith("ray::"):
+            self._worked_as[pid] = role
         self.cpu_by_role[role] = self.cpu_by_role.get(role, 0.0) + cpu - before
         self._cpu_at[pid] = cpu
 

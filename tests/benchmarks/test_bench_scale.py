@@ -1,0 +1,18 @@
+"""bench_scale's CPU accounting: a worker titled `ray::IDLE` counts to what it last ran."""
+from __future__ import annotations
+
+from benchmarks.bench_scale import WorkerSampler
+
+
+def test_an_idle_titled_worker_counts_to_its_last_task() -> None:
+    sampler = WorkerSampler()
+    sampler.scan_pid = 10
+    sampler._count_cpu(10, b"python\0-m\0jobs", 1.0)
+    sampler._count_cpu(11, b"ray::IDLE\0", 0.5)  # starting: nothing ran yet
+    sampler._count_cpu(11, b"ray::MapBatches(extract_paths)\0", 2.5)
+    sampler._count_cpu(11, b"ray::IDLE\0", 6.0)  # Ray Data's streaming task, titled idle
+    sampler._count_cpu(11, b"ray::align_chunk_rows\0", 7.0)
+    sampler._count_cpu(11, b"ray::IDLE\0", 1.0)  # a new process with the same pid
+    sampler._count_cpu(12, b"/usr/bin/raylet\0", 3.0)
+    assert sampler.cpu_by_role == {"driver": 1.0, "ray::IDLE": 1.5, "ray::MapBatches(extract_paths)": 5.5,
+                                   "ray::align_chunk_rows": 1.0, "ray services": 3.0}
