@@ -1,15 +1,15 @@
 """The pose check over candidate pairs of store rows (`embedder.pose`), as Ray tasks when Ray is up.
 
-The pairs are taken `POSE_READ_PAIRS` at a time: the driver reads what the pose check needs of
-that chunk's panels and puts it into Ray's object store once: the grey image stored with each
-panel when it was embedded (`index.store.POSE_COLUMN`, ~30 kB). A store with files written
+The pairs are taken `POSE_READ_PAIRS` at a time: a Ray task reads what the pose check needs of
+that chunk's panels into Ray's object store (`jobs.pixel_check.read_in_task`): the grey image
+stored with each panel when it was embedded (`index.store.POSE_COLUMN`, ~30 kB). A store with files written
 before that column existed is read `POSE_READ_IMAGE_PAIRS` pairs at a time, as the panels'
 encoded images (~140-340 kB each), decoded in the tasks. Each task of `POSE_TASK_PAIRS` pairs
 finds the keypoints of the panels it needs once (a cache per task), then fits and checks each
 pair's pose. The pairs are taken in panel-local order (`jobs.pixel_check.panel_local_order`), so
 a task meets most of its panels several times; the poses come back in the pairs' own order.
-Nothing a task computes goes back through the driver but the poses (small records): its memory
-stays that of one chunk.
+Nothing a task computes goes back through the driver but the poses (small records), and the
+driver holds no chunk.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from jobs.pixel_check import (
 
 logger = logging.getLogger(__name__)
 
-POSE_READ_PAIRS = 8192       # pairs whose panels' stored grey images (~30 kB each) the driver reads at a time
+POSE_READ_PAIRS = 8192       # pairs whose panels' stored grey images (~30 kB each) a task reads at a time
 POSE_READ_IMAGE_PAIRS = 2048  # ... in a store without them: their encoded images (~140-340 kB each)
 POSE_TASK_PAIRS = 512        # pairs per task: a panel's keypoints are found once per task that needs it
 
