@@ -11,6 +11,7 @@ import click
 from jobs.match import MatchOptions
 from jobs.options import RunOptions
 from jobs.pipeline import PipelineOptions
+from jobs.report_html import MAX_PAIRS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,6 +54,9 @@ _OPTIONS = [
                       "reported with the shared region outlined in both (docs/pixel-check.md)."),
     click.option("--max-pages", type=click.IntRange(1), default=_PIPELINE.max_pages, show_default=True,
                  help="Pages read per document (the rest is reported in errors.csv)."),
+    click.option("--cards", type=click.IntRange(0), default=MAX_PAIRS, show_default=True,
+                 help="Pairs report.html draws as cards, highest first; report.csv lists every pair. The report "
+                      "holds each card's pictures while it is built (~0.26 MB a card)."),
     click.option("--progress/--no-progress", default=True, help="Progress bars on stderr."),
 ]
 
@@ -75,7 +79,8 @@ def options_from(kwargs: dict[str, Any]) -> RunOptions:
                          include_noise=kwargs["include_noise"], pixel_check=kwargs["pixel_check"],
                          crop_vectors=kwargs["crop_vectors"], keypoints=kwargs["keypoints"],
                          poses=kwargs["poses"])
-    return RunOptions(pipeline=pipeline, match=match, address=kwargs["address"], progress=kwargs["progress"])
+    return RunOptions(pipeline=pipeline, match=match, address=kwargs["address"], progress=kwargs["progress"],
+                      cards=kwargs["cards"])
 
 
 def fail(message: str) -> NoReturn:

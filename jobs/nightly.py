@@ -135,7 +135,7 @@ def run_nightly(incoming: Path, store_dir: Path, night: str, options: RunOptions
         if matched is not None:
             candidates = matched.candidates
             with clock.timed("report"):
-                pairs = build_report_pairs(store_dir, matched, doc_roots=load_sources(store_dir))
+                pairs = build_report_pairs(store_dir, matched, doc_roots=load_sources(store_dir), cards=options.cards)
         errors = [(d.split("/", 1)[1], s, e) for d, s, e in load_errors(store_dir) if d.startswith(f"{night}/")]
         summary = RunSummary(
             documents=len(paths), new_documents=result.documents, skipped_documents=result.skipped_documents,
@@ -145,6 +145,6 @@ def run_nightly(incoming: Path, store_dir: Path, night: str, options: RunOptions
         )
         with clock.timed("report"):
             write_outputs(out_dir, pairs, errors, title=f"reusescan nightly {night}: {incoming}",
-                          summary=summary.html_summary())
+                          summary=summary.html_summary(), cards=options.cards)
     # report.html cannot count its own writing; the times returned (and printed) do
     return replace(summary, seconds=clock.with_total())

@@ -7,6 +7,7 @@ from typing import Any
 
 from jobs.match import MatchOptions
 from jobs.pipeline import PipelineOptions
+from jobs.report_html import MAX_PAIRS
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class RunOptions:
     match: MatchOptions = field(default_factory=MatchOptions)           # candidates, scoring, threshold
     address: str | None = None  # Ray cluster to join; None: start a local Ray
     progress: bool = True       # progress bars and stage lines on stderr
+    cards: int = MAX_PAIRS      # pairs report.html draws as cards (every pair is in report.csv)
 
     @property
     def model_path(self) -> str | None:

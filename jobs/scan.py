@@ -62,7 +62,7 @@ def run_scan(path: Path, out_dir: Path, options: RunOptions) -> RunSummary:
             # documents removed from it since.
             current = set(result.input_sha256.items())
             keep: PairFilter = lambda a, b: (a["doc"], a["doc_sha256"]) in current and (b["doc"], b["doc_sha256"]) in current  # noqa: E731
-            pairs = build_report_pairs(store_dir, matched, doc_roots=rel, pair_filter=keep)
+            pairs = build_report_pairs(store_dir, matched, doc_roots=rel, pair_filter=keep, cards=options.cards)
         candidates = matched.candidates
     errors = [e for e in load_errors(store_dir) if e[0] in rel]
     summary = RunSummary(
@@ -72,6 +72,7 @@ def run_scan(path: Path, out_dir: Path, options: RunOptions) -> RunSummary:
         seconds=clock.with_total(), report=out_dir / "report.html",
     )
     with clock.timed("report"):
-        write_outputs(out_dir, pairs, errors, title=f"reusescan report: {path}", summary=summary.html_summary())
+        write_outputs(out_dir, pairs, errors, title=f"reusescan report: {path}", summary=summary.html_summary(),
+                      cards=options.cards)
     # report.html cannot count its own writing; the times returned (and printed) do
     return replace(summary, seconds=clock.with_total())

@@ -57,11 +57,14 @@ def test_planted_pairs_are_found_and_ranked(corpus: Path, tmp_path: Path) -> Non
     cards = re.search(r'<body data-cards="(\d+)"', html)
     assert cards is not None and int(cards.group(1)) >= len(truth) and 'id="rs-items"' in html
 
-    # the same store again, head alone: nothing is extracted again, scores are the head's
+    # the same store again, head alone: nothing is extracted again, scores are the head's; 5 cards
     again = CliRunner().invoke(main, ["scan", str(corpus / "pdf"), "--out", str(tmp_path / "scan"), "--threshold", "0",
-                                      "--no-progress", "--no-pixel-check"], catch_exceptions=False)
+                                      "--no-progress", "--no-pixel-check", "--cards", "5"], catch_exceptions=False)
     assert again.exit_code == 0, again.output
     head_only = pd.read_csv(tmp_path / "scan" / "report.csv")
     assert (head_only["score"] - head_only["head_score"]).abs().max() < 1e-3
+    html = (tmp_path / "scan" / "report.html").read_text(encoding="utf-8")
+    assert (f"Showing the 5 highest-scoring of {len(head_only):,} pairs; {len(head_only) - 5:,} lower-scoring pairs "
+            "are listed only in report.csv") in html
     assert head_only["pixel_match"].isna().all()
     assert score_report(head_only, truth).recall == 1.0
