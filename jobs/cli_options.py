@@ -11,7 +11,7 @@ import click
 from jobs.match import MatchOptions
 from jobs.options import RunOptions
 from jobs.pipeline import PipelineOptions
-from jobs.report_html import MAX_PAIRS
+from jobs.report import MAX_PAIRS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,9 +54,9 @@ _OPTIONS = [
                       "reported with the shared region outlined in both (docs/pixel-check.md)."),
     click.option("--max-pages", type=click.IntRange(1), default=_PIPELINE.max_pages, show_default=True,
                  help="Pages read per document (the rest is reported in errors.csv)."),
-    click.option("--cards", type=click.IntRange(0), default=MAX_PAIRS, show_default=True,
+    click.option("--cards", type=click.IntRange(1), default=MAX_PAIRS, show_default=True,
                  help="Pairs report.html draws as cards, highest first; report.csv lists every pair. The report "
-                      "holds each card's pictures while it is built (~0.26 MB a card)."),
+                      "holds each card's pictures while it is built (~0.3 MB a card)."),
     click.option("--progress/--no-progress", default=True, help="Progress bars on stderr."),
 ]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from jobs.match import MatchOptions
 from jobs.pipeline import PipelineOptions
-from jobs.report_html import MAX_PAIRS
+from jobs.report import MAX_PAIRS
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ once when the panel was embedded and stored in the `pixels` column
 at a time: the features of that chunk's panels are read once (each panel
 once per chunk, however many pairs it is in) in a Ray task of its own, whose result
 stays in Ray's object store: every task of `PIXEL_CHECK_TASK_PAIRS` pairs gets a
-reference to it and its row-id pairs, nothing else, and the driver never holds a
-chunk (`read_in_task`). A panel without usable features (a store
+reference to it and its row-id pairs, nothing else, and the driver reads only chunks
+of at most one task's pairs, which it checks itself (`check_pairs`). A panel without usable features (a store
 written before the column existed, a model whose search reads other sides) has its
 encoded image in the chunk instead and is decoded in the task, as before. The pairs are
 taken in panel-local order (`panel_local_order`), so a chunk and a task meet few distinct
@@ -15,6 +15,7 @@ panels; the results come back in the pairs' own order.
 """
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import struct
@@ -49,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 # Pairs whose panels are read from the store (into Ray's object store) at a time, and pairs per
 # Ray task. A chunk's features are about 21 kB a panel at the shipped sides, so 8,192 pairs (at
-# most 16,384 panels, usually far fewer) stay under ~350 MB; a worker reads them, not the driver.
+# most 16,384 panels, usually far fewer) stay under ~350 MB; a worker reads them (~2x that while reading).
 PIXEL_CHECK_READ_PAIRS = 8192
 PIXEL_CHECK_TASK_PAIRS = 96
 PROGRESS_LOG_SECONDS = 30.0  # a log line about the pixel check's progress at most this often
@@ -277,37 +278,40 @@ def check_pairs(a: np.ndarray, b: np.ndarray, order: np.ndarray, *, read: Callab
                 task_pairs: int, empty: np.ndarray, bar: StageProgress) -> np.ndarray:
     """`task`'s row for each pair of store rows (a[i], b[i]), in the pairs' own order: the pairs taken in
     `order`, `read_pairs` at a time (their panels read by `read`, each once), in Ray tasks of `task_pairs`
-    pairs sharing that read (`run_in_tasks`); `empty` when there are no pairs. Closes `bar`."""
+    pairs sharing that read (`run_in_tasks`); `empty` when there are no pairs. Closes `bar`.
+
+    With Ray up, a chunk of more than one task's pairs is read in a Ray task of its own and stays in
+    the object store (`read` is pickled to it: it must open the store by an absolute path). The driver
+    used to read each chunk and put it there itself: its private memory then held the chunk while
+    reading (~2x its size), and its shared memory kept every page of the object store it had written,
+    growing with the chunks a scan has (139 MB at 1,000 generated papers, 520 MB at 5,000).
+    """
     a, b = np.asarray(a)[order], np.asarray(b)[order]
     out: list[np.ndarray] = []
     try:
         for start in range(0, len(a), read_pairs):
             ca, cb = a[start:start + read_pairs], b[start:start + read_pairs]
             panels = np.union1d(ca, cb).tolist()
-            # one task's pairs are checked here (`run_in_tasks`), so their panels are read here too
-            chunk = read(panels) if len(ca) <= task_pairs else read_in_task(read, panels)
-            out.append(run_in_tasks(task, chunk, ca, cb, setup, bar, step=task_pairs))
+            chunk: ChunkPixels | ray.ObjectRef[ChunkPixels]
+            chunk = _read_chunk_task.remote(read, panels) if in_tasks(len(ca), task_pairs) else read(panels)
+            out.append(run_in_tasks(task, chunk, ca, cb, setup, bar, step=task_pairs, stage=bar.desc,
+                                    reread=functools.partial(read, panels)))
             del chunk  # before the next chunk is read: one chunk at a time
     finally:
         bar.close()
     return in_original_order(np.concatenate(out) if out else empty, order)
 
 
-def read_in_task(read: Callable[[list[int]], ChunkPixels], panels: list[int]) -> ChunkPixels | ray.ObjectRef:
-    """`read(panels)` in a Ray task when Ray is up (its reference: the chunk stays in the object store), else here.
-
-    The driver used to read each chunk and put it into the object store itself: its private memory
-    then held the chunk while reading (~2x its size), and its shared memory kept every page of the
-    object store it had written, growing with the chunks a scan has (139 MB at 1,000 generated
-    papers, 520 MB at 5,000). A worker reads it now, so the driver's memory no longer depends on them.
-    """
-    if not ray.is_initialized():
-        return read(panels)
-    return ray.remote(num_cpus=1)(_read_chunk).remote(read, panels)
+def in_tasks(pairs: int, step: int) -> bool:
+    """Are `pairs` pairs checked in Ray tasks of `step` pairs? When Ray is up and they make more than one."""
+    return ray.is_initialized() and pairs > step
 
 
 def _read_chunk(read: Callable[[list[int]], ChunkPixels], panels: list[int]) -> ChunkPixels:
     return read(panels)
+
+
+_read_chunk_task = ray.remote(num_cpus=1)(_read_chunk)
 
 
 def panel_local_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -341,17 +345,19 @@ def in_original_order(results: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
-def run_in_tasks(fn: Callable[[D, np.ndarray, np.ndarray, C], np.ndarray], data: D | ray.ObjectRef, xs: np.ndarray,
-                 ys: np.ndarray, config: C, done: Callable[[int], None] | None = None,
-                 step: int = PIXEL_CHECK_TASK_PAIRS) -> np.ndarray:
+def run_in_tasks(fn: Callable[[D, np.ndarray, np.ndarray, C], np.ndarray], data: D | ray.ObjectRef[D],
+                 xs: np.ndarray, ys: np.ndarray, config: C, done: Callable[[int], None] | None = None,
+                 step: int = PIXEL_CHECK_TASK_PAIRS, *, reread: Callable[[], D] | None = None,
+                 stage: str = "pixel check") -> np.ndarray:
     """fn(data, xs[i:j], ys[i:j], config) (an array, a row a pair) over slices of `step` pairs, in Ray tasks
     that share one copy of `data` (put into the object store once, or already there: a reference); the rows
     in order. A slice whose task fails (a worker killed, out of memory) is redone here, so one lost worker
-    costs time, not the scan. `done(n)` after each slice."""
+    costs time, not the scan (`data` is then fetched here, or read again by `reread` if the task reading
+    it was lost; an error of that read itself is raised). `done(n)` after each slice."""
     starts = list(range(0, len(xs), step))
     tick = done or (lambda n: None)
-    if not ray.is_initialized() or len(xs) <= step:
-        local = ray.get(data) if isinstance(data, ray.ObjectRef) else data
+    if not in_tasks(len(xs), step):
+        local = _fetch(data, reread)
         parts: list[np.ndarray] = []
         for i in starts:
             parts.append(fn(local, xs[i:i + step], ys[i:i + step], config))
@@ -361,16 +367,37 @@ def run_in_tasks(fn: Callable[[D, np.ndarray, np.ndarray, C], np.ndarray], data:
     remote = ray.remote(num_cpus=1)(fn)
     pending = {remote.remote(ref, xs[i:i + step], ys[i:i + step], config): i for i in starts}
     results: dict[int, np.ndarray] = {}
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        for r in ready:
-            i = pending.pop(r)
-            try:
-                results[i] = ray.get(r)
-            except ray.exceptions.RayError as exc:
-                logger.warning("pixel check task failed (%s); redoing its %d pairs in this process",
-                               type(exc).__name__, len(xs[i:i + step]))
-                results[i] = fn(ray.get(ref), xs[i:i + step], ys[i:i + step], config)
-            tick(len(results[i]))
-    del ref
+    here: list[D] = []  # `data` in this process, fetched when a first slice is redone
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for r in ready:
+                i = pending.pop(r)
+                try:
+                    results[i] = ray.get(r)
+                except ray.exceptions.RayError as exc:
+                    if not here:
+                        here.append(_fetch(data, reread))
+                    logger.warning("%s task failed (%s); redoing its %d pairs in this process",
+                                   stage, type(exc).__name__, len(xs[i:i + step]))
+                    results[i] = fn(here[0], xs[i:i + step], ys[i:i + step], config)
+                tick(len(results[i]))
+    finally:
+        for r in pending:  # left only when a slice could not be redone: its error is the caller's
+            ray.cancel(r)
     return np.concatenate([results[i] for i in starts])
+
+
+def _fetch(data: D | ray.ObjectRef[D], reread: Callable[[], D] | None) -> D:
+    """`data` in this process: itself, or what its reference names (read again by `reread` if its task was lost)."""
+    if not isinstance(data, ray.ObjectRef):
+        return data
+    try:
+        return ray.get(data)
+    except ray.exceptions.RayTaskError:
+        raise  # the read itself failed (a damaged store): reading it again would fail the same way
+    except ray.exceptions.RayError as exc:
+        if reread is None:
+            raise
+        logger.warning("the task reading a chunk was lost (%s); reading it in this process", type(exc).__name__)
+        return reread()

@@ -1,7 +1,7 @@
 """The pose check over candidate pairs of store rows (`embedder.pose`), as Ray tasks when Ray is up.
 
 The pairs are taken `POSE_READ_PAIRS` at a time: a Ray task reads what the pose check needs of
-that chunk's panels into Ray's object store (`jobs.pixel_check.read_in_task`): the grey image
+that chunk's panels into Ray's object store (`jobs.pixel_check.check_pairs`): the grey image
 stored with each panel when it was embedded (`index.store.POSE_COLUMN`, ~30 kB). A store with files written
 before that column existed is read `POSE_READ_IMAGE_PAIRS` pairs at a time, as the panels'
 encoded images (~140-340 kB each), decoded in the tasks. Each task of `POSE_TASK_PAIRS` pairs
@@ -9,7 +9,7 @@ finds the keypoints of the panels it needs once (a cache per task), then fits an
 pair's pose. The pairs are taken in panel-local order (`jobs.pixel_check.panel_local_order`), so
 a task meets most of its panels several times; the poses come back in the pairs' own order.
 Nothing a task computes goes back through the driver but the poses (small records), and the
-driver holds no chunk.
+driver reads no chunk of more than one task's pairs.
 """
 from __future__ import annotations
 

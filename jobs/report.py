@@ -338,6 +338,12 @@ def write_errors_csv(
     return out
 
 
+# cards in one report.html by default (past `report_html.DEFER_FROM_CARDS` drawn a page at a time); every pair
+# is in report.csv. A card's pictures are held while the report is built (~0.3 MB a card): this bounds the
+# report stage's memory (`scan --cards`).
+MAX_PAIRS = 1000
+
+
 def write_report_html(
     pairs: Iterable[ReportPair],
     path: str | os.PathLike[str],
@@ -345,7 +351,7 @@ def write_report_html(
     title: str = "reusescan report",
     summary: Mapping[str, Any] | None = None,
     errors: Iterable[ReportError | Mapping[str, object] | Sequence[object]] | None = None,
-    max_pairs: int | None = 5000,
+    max_pairs: int | None = MAX_PAIRS,
 ) -> Path:
     """Write the self-contained, offline `report.html` (see `jobs.report_html`).
 

@@ -38,7 +38,16 @@ from PIL import Image
 
 from embedder.d4 import IDENTITY, apply_transform, describe_transform
 from jobs.findings import Finding, group_findings, oriented
-from jobs.report import KIND_INTER, SAME_FIGURE, SAME_PAPER, PanelRef, ReportError, ReportPair, sort_pairs
+from jobs.report import (  # noqa: F401  (MAX_PAIRS re-exported: the cards are report.html's)
+    KIND_INTER,
+    MAX_PAIRS,
+    SAME_FIGURE,
+    SAME_PAPER,
+    PanelRef,
+    ReportError,
+    ReportPair,
+    sort_pairs,
+)
 from scanner.document import ERROR_GROUPS, error_group
 from scanner.records import format_bbox
 
@@ -50,9 +59,6 @@ PNG_BUDGET = 60_000      # above this a PNG thumbnail is re-encoded as JPEG when
 RELATION_WORDS = {SAME_FIGURE: "one figure", SAME_PAPER: "two figures"}  # the kind chip of a pair inside one document
 #: report.html's policy: no network request of any kind (images are data: URIs, script and style inline).
 STATIC_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-# cards in one report by default (past DEFER_FROM_CARDS drawn a page at a time); every pair is in report.csv.
-# A card's pictures are held while the report is built (~0.26 MB a card): this bounds the report stage's memory.
-MAX_PAIRS = 1000
 ASSETS_DIR = "report_assets"  # report.css and report.js, inlined into every page
 SUMMARY_TILES = (("documents", "documents"), ("pages", "pages"), ("panels", "panels"), ("pairs", "pairs"), ("errors", "errors"))
 

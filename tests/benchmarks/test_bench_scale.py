@@ -1,4 +1,4 @@
-"""bench_scale's CPU accounting: a worker titled `ray::IDLE` counts to what it last ran."""
+"""bench_scale's CPU accounting (a worker titled `ray::IDLE` counts to what it last ran) and memory_by_stage's table."""
 from __future__ import annotations
 
 from benchmarks.bench_scale import WorkerSampler
@@ -16,3 +16,14 @@ def test_an_idle_titled_worker_counts_to_its_last_task() -> None:
     sampler._count_cpu(12, b"/usr/bin/raylet\0", 3.0)
     assert sampler.cpu_by_role == {"driver": 1.0, "ray::IDLE": 1.5, "ray::MapBatches(extract_paths)": 5.5,
                                    "ray::align_chunk_rows": 1.0, "ray services": 3.0}
+
+
+def test_memory_by_stage_takes_each_stages_largest_sample() -> None:
+    from benchmarks.memory_by_stage import by_stage
+
+    samples = [{"t": t, "RssAnon": anon, "RssShmem": shm, "RssFile": 100.0, "VmHWM": 0.0}
+               for t, anon, shm in [(0.5, 400, 0), (1.5, 700, 0), (2.5, 500, 50), (3.5, 600, 50), (4.5, 450, 0)]]
+    rows = by_stage(samples, [(1.0, "keypoint candidates"), (2.0, "pixel check"), (4.0, "report")])
+    assert [(r["stage"], r["RssAnon"], r["RssShmem"], r["resident"]) for r in rows] == [
+        ("keypoint candidates", 700, 0, 800), ("pixel check", 600, 50, 750), ("report", 450, 0, 550)]
+    assert [r["seconds"] for r in rows] == [1.0, 2.0, 0.5]

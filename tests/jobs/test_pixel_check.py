@@ -2,9 +2,11 @@
 read by a worker."""
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -96,7 +98,14 @@ def _damaged_store(panels: list[int]) -> ChunkPixels:
     raise StoreError("store file part-000001.parquet is shorter than the manifest says")
 
 
-def _check(n: int, read) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _dies_in_workers(driver_pid: int, panels: list[int]) -> ChunkPixels:
+    """Stands in for a chunk read whose worker is lost (killed, out of memory) every time; works in the driver."""
+    if os.getpid() != driver_pid:
+        os._exit(1)
+    return _read_by(panels)
+
+
+def _check(n: int, read: Callable[[list[int]], ChunkPixels]) -> np.ndarray:
     return check_pairs(np.arange(n), np.arange(n) + n, np.arange(n), read=read, task=_reader_pid, setup=None,
                        read_pairs=4 * PIXEL_CHECK_TASK_PAIRS, task_pairs=PIXEL_CHECK_TASK_PAIRS,
                        empty=np.zeros(0, np.int64), bar=StageProgress(n, show=False))
@@ -104,7 +113,7 @@ def _check(n: int, read) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_a_chunk_is_read_by_a_worker_not_the_driver() -> None:
+def test_a_chunk_is_read_by_a_worker_not_the_driver(caplog: pytest.LogCaptureFixture) -> None:
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -113,11 +122,16 @@ def test_a_chunk_is_read_by_a_worker_not_the_driver() -> None:
         few = _check(PIXEL_CHECK_TASK_PAIRS, _read_by)  # one task: checked, so read, in the driver
         with pytest.raises(StoreError, match="shorter than the manifest"):  # a read's error reaches the caller
             _check(2 * PIXEL_CHECK_TASK_PAIRS, _damaged_store)
+        with caplog.at_level(logging.WARNING, logger="jobs.pixel_check"):  # a lost reader costs time, not the check
+            lost = _check(2 * PIXEL_CHECK_TASK_PAIRS, functools.partial(_dies_in_workers, os.getpid()))
     finally:
         if started:
             ray.shutdown()
     assert len(many) == 8 * PIXEL_CHECK_TASK_PAIRS and os.getpid() not in set(many.tolist())
     assert set(few.tolist()) == {os.getpid()}
+    assert lost.tolist() == [os.getpid()] * (2 * PIXEL_CHECK_TASK_PAIRS)
+    assert "the task reading a chunk was lost" in caplog.text
+    assert caplog.text.count("pixel check task failed") == 2
 
 
 def _png(image: Image.Image) -> bytes:

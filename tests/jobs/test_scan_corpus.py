@@ -66,5 +66,7 @@ def test_planted_pairs_are_found_and_ranked(corpus: Path, tmp_path: Path) -> Non
     html = (tmp_path / "scan" / "report.html").read_text(encoding="utf-8")
     assert (f"Showing the 5 highest-scoring of {len(head_only):,} pairs; {len(head_only) - 5:,} lower-scoring pairs "
             "are listed only in report.csv") in html
+    cards = re.search(r'<body data-cards="(\d+)"', html)
+    assert cards is not None and 1 <= int(cards.group(1)) <= 5
     assert head_only["pixel_match"].isna().all()
     assert score_report(head_only, truth).recall == 1.0

@@ -1,0 +1,97 @@
+"""The scan process's memory stage by stage: where its peak is, and what kind of memory it is.
+
+    python -m benchmarks.memory_by_stage CORPUS OUT [--code CHECKOUT] [--json FILE] [-- SCAN OPTIONS]
+
+Runs `reusescan -v scan CORPUS --out OUT` (the code of CHECKOUT, default this one, in a fresh
+Python process) and samples the scan process's /proc status every 0.5 s: its private memory
+(`RssAnon`), the pages of Ray's object store it has mapped (`RssShmem`) and its mapped files
+(`RssFile`: libraries, memory-mapped store files), whose sum is its resident size. Prints, per
+stage of the scan (the `stage ...` lines it logs), the largest of each and of their sum, and the
+process's peak (`VmHWM`). OUT holding a finished scan of CORPUS makes it a rescan: nothing is
+extracted again, so it measures the matching stages and the report alone (a 1,000-paper rescan
+takes ~12 minutes on 2 cores, a 5,000-paper one ~65). `bench_scale.py` gives the whole run's peaks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_scale import _status_kb
+
+REPO = Path(__file__).resolve().parents[1]
+FIELDS = ("RssAnon", "RssShmem", "RssFile")
+STAGE_LINE = re.compile(r"jobs\.clock: stage (.+)$")
+
+
+def sample(pid: int, started: float, out: list[dict[str, float]], period: float = 0.5) -> None:
+    """Append {t, RssAnon, RssShmem, RssFile, VmHWM} (MB) of process `pid` every `period` s until it is gone."""
+    while True:
+        status = _status_kb(f"/proc/{pid}/status")
+        if not status:
+            return
+        out.append({"t": time.monotonic() - started, **{k: status.get(k, 0) / 1024 for k in (*FIELDS, "VmHWM")}})
+        time.sleep(period)
+
+
+def by_stage(samples: list[dict[str, float]], stages: list[tuple[float, str]]) -> list[dict[str, Any]]:
+    """Per stage (start time, name; a stage run twice is two rows) the largest of each field and of their sum."""
+    rows = []
+    ends = [t for t, _ in stages[1:]] + [float("inf")]
+    for (start, name), end in zip(stages, ends):
+        inside = [s for s in samples if start <= s["t"] < end]
+        if not inside:
+            continue
+        row: dict[str, Any] = {"stage": name, "seconds": round(min(end, samples[-1]["t"]) - start, 1)}
+        row.update({k: round(max(s[k] for s in inside)) for k in FIELDS})
+        row["resident"] = round(max(sum(s[k] for k in FIELDS) for s in inside))
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--code", type=Path, default=REPO, help="checkout whose code scans")
+    parser.add_argument("--json", type=Path, default=None, help="also write the samples and the table here")
+    parser.add_argument("scan_options", nargs="*", help="after --: more `reusescan scan` options")
+    args = parser.parse_args()
+    code = args.code.resolve()
+    started = time.monotonic()
+    # run from the checkout: Ray workers put the driver's working directory first on their path
+    proc = subprocess.Popen([sys.executable, "-m", "jobs", "-v", "scan", str(args.corpus.resolve()), "--out",
+                             str(args.out.resolve()), "--no-progress", *args.scan_options],
+                            cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    samples: list[dict[str, float]] = []
+    sampler = threading.Thread(target=sample, args=(proc.pid, started, samples), daemon=True)
+    sampler.start()
+    stages: list[tuple[float, str]] = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        found = STAGE_LINE.search(line.rstrip())
+        if found:
+            stages.append((time.monotonic() - started, found.group(1)))
+    if proc.wait():
+        raise SystemExit(f"the scan failed ({proc.returncode})")
+    sampler.join()
+    rows = by_stage(samples, stages)
+    for row in rows:
+        print(f"{row['stage']:22s} {row['seconds']:8.1f} s  private {row['RssAnon']:5d}  object store "
+              f"{row['RssShmem']:5d}  files {row['RssFile']:5d}  resident {row['resident']:5d} MB")
+    peak = max(s["VmHWM"] for s in samples) if samples else 0.0
+    print(f"peak resident (VmHWM) {peak:.0f} MB")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"stages": rows, "peak_mb": peak, "samples": samples}))
+
+
+if __name__ == "__main__":
+    main()
