@@ -198,7 +198,9 @@ def _chart_residuals_rgb8(rgb: np.ndarray) -> tuple[float, float, float]:
     array are unchanged. `tests/scanner/test_fast_paths.py` pins it against the reference.
     """
     h, w, c = rgb.shape
-    x = rgb.astype(np.float32)
+    # C order whatever `rgb`'s: `flat` below must be a view of `dev` (of a transposed image, `astype` kept
+    # its column order, `reshape` then copied, and the variation was taken on uninitialised memory)
+    x = rgb.astype(np.float32, order="C")
     planes = np.moveaxis(x, 2, 0).copy()  # (3, H, W): each channel contiguous
     dev = np.empty_like(x)
     flat = dev.reshape(h, w * c)  # a view: row-wise broadcasting of a (W * 3,) vector is fast

@@ -33,6 +33,8 @@ def test_chart_residuals_equal_the_reference(h: int, w: int) -> None:
         assert chart_residuals(rgb) == _chart_residuals_reference(rgb)
         sub = rgb[::2, ::3]  # strided, as the subsampled figures are
         assert chart_residuals(sub) == _chart_residuals_reference(sub)
+        turned = rgb.transpose(1, 0, 2)  # column order in memory: once read uninitialised memory (nan, garbage)
+        assert chart_residuals(turned) == _chart_residuals_reference(np.ascontiguousarray(turned))
 
 
 def test_chart_residuals_other_inputs_take_the_reference() -> None:
