@@ -1,4 +1,4 @@
-"""The scan process's memory stage by stage: where its peak is, and what kind of memory it is.
+"""The scan process's memory stage by stage (where its peak is, what kind of memory it is) and the machine's busy cores.
 
     python -m benchmarks.memory_by_stage CORPUS OUT [--code CHECKOUT] [--json FILE] [-- SCAN OPTIONS]
 
@@ -7,7 +7,8 @@ Python process) and samples the scan process's /proc status every 0.5 s: its pri
 (`RssAnon`), the pages of Ray's object store it has mapped (`RssShmem`) and its mapped files
 (`RssFile`: libraries, memory-mapped store files), whose sum is its resident size. Prints, per
 stage of the scan (the `stage ...` lines it logs), the largest of each and of their sum, and the
-process's peak (`VmHWM`). OUT holding a finished scan of CORPUS makes it a rescan: nothing is
+process's peak (`VmHWM`), and how many of the machine's cores were busy in the stage on average
+(from /proc/stat: run nothing else beside it). OUT holding a finished scan of CORPUS makes it a rescan: nothing is
 extracted again, so it measures the matching stages and the report alone (a 1,000-paper rescan
 takes ~12 minutes on 2 cores, a 5,000-paper one ~65). `bench_scale.py` gives the whole run's peaks.
 """
@@ -31,13 +32,27 @@ FIELDS = ("RssAnon", "RssShmem", "RssFile")
 STAGE_LINE = re.compile(r"jobs\.clock: stage (.+)$")
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core since boot, from /proc/stat (busy: user, nice, system, irq, softirq)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        ticks = [int(v) for v in fh.readline().split()[1:]]
+    return ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6], sum(ticks)
+
+
 def sample(pid: int, started: float, out: list[dict[str, float]], period: float = 0.5) -> None:
-    """Append {t, RssAnon, RssShmem, RssFile, VmHWM} (MB) of process `pid` every `period` s until it is gone."""
+    """Append {t, RssAnon, RssShmem, RssFile, VmHWM (MB), cores busy since the last sample} of process `pid`
+    every `period` s until it is gone."""
+    cores = os.cpu_count() or 1
+    busy_before, all_before = cpu_ticks()
     while True:
         status = _status_kb(f"/proc/{pid}/status")
         if not status:
             return
-        out.append({"t": time.monotonic() - started, **{k: status.get(k, 0) / 1024 for k in (*FIELDS, "VmHWM")}})
+        busy, every = cpu_ticks()
+        share = (busy - busy_before) / max(every - all_before, 1)
+        busy_before, all_before = busy, every
+        out.append({"t": time.monotonic() - started, "cores": cores * share,
+                    **{k: status.get(k, 0) / 1024 for k in (*FIELDS, "VmHWM")}})
         time.sleep(period)
 
 
@@ -52,6 +67,7 @@ def by_stage(samples: list[dict[str, float]], stages: list[tuple[float, str]]) -
         row: dict[str, Any] = {"stage": name, "seconds": round(min(end, samples[-1]["t"]) - start, 1)}
         row.update({k: round(max(s[k] for s in inside)) for k in FIELDS})
         row["resident"] = round(max(sum(s[k] for k in FIELDS) for s in inside))
+        row["cores_busy"] = round(sum(s["cores"] for s in inside) / len(inside), 2)
         rows.append(row)
     return rows
 
@@ -83,10 +99,12 @@ def main() -> None:
     if proc.wait():
         raise SystemExit(f"the scan failed ({proc.returncode})")
     sampler.join()
+    stages.insert(0, (0.0, "start (imports, Ray)"))
     rows = by_stage(samples, stages)
     for row in rows:
-        print(f"{row['stage']:22s} {row['seconds']:8.1f} s  private {row['RssAnon']:5d}  object store "
-              f"{row['RssShmem']:5d}  files {row['RssFile']:5d}  resident {row['resident']:5d} MB")
+        print(f"{row['stage']:22s} {row['seconds']:8.1f} s  {row['cores_busy']:4.2f} cores busy  private "
+              f"{row['RssAnon']:5d}  object store {row['RssShmem']:5d}  files {row['RssFile']:5d}  resident "
+              f"{row['resident']:5d} MB")
     peak = max(s["VmHWM"] for s in samples) if samples else 0.0
     print(f"peak resident (VmHWM) {peak:.0f} MB")
     if args.json is not None:

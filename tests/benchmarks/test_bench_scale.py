@@ -21,9 +21,11 @@ def test_an_idle_titled_worker_counts_to_its_last_task() -> None:
 def test_memory_by_stage_takes_each_stages_largest_sample() -> None:
     from benchmarks.memory_by_stage import by_stage
 
-    samples = [{"t": t, "RssAnon": anon, "RssShmem": shm, "RssFile": 100.0, "VmHWM": 0.0}
-               for t, anon, shm in [(0.5, 400, 0), (1.5, 700, 0), (2.5, 500, 50), (3.5, 600, 50), (4.5, 450, 0)]]
+    samples = [{"t": t, "RssAnon": anon, "RssShmem": shm, "RssFile": 100.0, "VmHWM": 0.0, "cores": cores}
+               for t, anon, shm, cores in [(0.5, 400, 0, 0.5), (1.5, 700, 0, 1.5), (2.5, 500, 50, 2.0),
+                                           (3.5, 600, 50, 1.0), (4.5, 450, 0, 1.0)]]
     rows = by_stage(samples, [(1.0, "keypoint candidates"), (2.0, "pixel check"), (4.0, "report")])
     assert [(r["stage"], r["RssAnon"], r["RssShmem"], r["resident"]) for r in rows] == [
         ("keypoint candidates", 700, 0, 800), ("pixel check", 600, 50, 750), ("report", 450, 0, 550)]
     assert [r["seconds"] for r in rows] == [1.0, 2.0, 0.5]
+    assert [r["cores_busy"] for r in rows] == [1.5, 1.5, 1.0]
