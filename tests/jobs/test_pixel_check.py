@@ -2,11 +2,12 @@
 read by a worker."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +41,19 @@ def _fails_in_workers(data: int, xs: np.ndarray, ys: np.ndarray, driver_pid: int
     return xs + ys + data
 
 
+@contextlib.contextmanager
+def _ray_up() -> Iterator[None]:
+    """Ray with 2 CPUs for the body: started here and shut down after, unless it was up already."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def test_without_ray_the_pairs_are_checked_in_this_process() -> None:
     if ray.is_initialized():
         pytest.skip("Ray is up in this process")
@@ -67,18 +81,10 @@ def test_pairs_sharing_a_panel_are_taken_together_and_results_come_back_in_order
 @pytest.mark.slow
 @pytest.mark.ray
 def test_a_failed_pixel_check_task_is_redone_in_the_driver(caplog: pytest.LogCaptureFixture) -> None:
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        n = PIXEL_CHECK_TASK_PAIRS * 2 + 5  # three tasks
-        ticks: list[int] = []
-        with caplog.at_level(logging.WARNING, logger="jobs.pixel_check"):
-            out = run_in_tasks(_fails_in_workers, 1000, np.arange(n), np.ones(n, np.int64), os.getpid(),
-                                  ticks.append)
-    finally:
-        if started:
-            ray.shutdown()
+    n = PIXEL_CHECK_TASK_PAIRS * 2 + 5  # three tasks
+    ticks: list[int] = []
+    with _ray_up(), caplog.at_level(logging.WARNING, logger="jobs.pixel_check"):
+        out = run_in_tasks(_fails_in_workers, 1000, np.arange(n), np.ones(n, np.int64), os.getpid(), ticks.append)
     assert out.tolist() == [i + 1001 for i in range(n)]  # every pair, in order
     assert caplog.text.count("pixel check task failed") == 3
     assert sum(ticks) == n
@@ -114,19 +120,13 @@ def _check(n: int, read: Callable[[list[int]], ChunkPixels]) -> np.ndarray:
 @pytest.mark.slow
 @pytest.mark.ray
 def test_a_chunk_is_read_by_a_worker_not_the_driver(caplog: pytest.LogCaptureFixture) -> None:
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
+    with _ray_up():
         many = _check(8 * PIXEL_CHECK_TASK_PAIRS, _read_by)  # two chunks of four tasks each
         few = _check(PIXEL_CHECK_TASK_PAIRS, _read_by)  # one task: checked, so read, in the driver
         with pytest.raises(StoreError, match="shorter than the manifest"):  # a read's error reaches the caller
             _check(2 * PIXEL_CHECK_TASK_PAIRS, _damaged_store)
         with caplog.at_level(logging.WARNING, logger="jobs.pixel_check"):  # a lost reader costs time, not the check
             lost = _check(2 * PIXEL_CHECK_TASK_PAIRS, functools.partial(_dies_in_workers, os.getpid()))
-    finally:
-        if started:
-            ray.shutdown()
     assert len(many) == 8 * PIXEL_CHECK_TASK_PAIRS and os.getpid() not in set(many.tolist())
     assert set(few.tolist()) == {os.getpid()}
     assert lost.tolist() == [os.getpid()] * (2 * PIXEL_CHECK_TASK_PAIRS)
