@@ -78,13 +78,13 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--code", type=Path, default=REPO, help="checkout whose code scans")
     parser.add_argument("--json", type=Path, default=None, help="also write the samples and the table here")
-    parser.add_argument("scan_options", nargs="*", help="after --: more `reusescan scan` options")
-    args = parser.parse_args()
+    args, scan_options = parser.parse_known_args()  # after `--`: more `reusescan scan` options
+    scan_options = [o for o in scan_options if o != "--"]
     code = args.code.resolve()
     started = time.monotonic()
     # run from the checkout: Ray workers put the driver's working directory first on their path
     proc = subprocess.Popen([sys.executable, "-m", "jobs", "-v", "scan", str(args.corpus.resolve()), "--out",
-                             str(args.out.resolve()), "--no-progress", *args.scan_options],
+                             str(args.out.resolve()), "--no-progress", *scan_options],
                             cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     samples: list[dict[str, float]] = []
