@@ -38,7 +38,7 @@ from PIL import Image
 
 from embedder.d4 import IDENTITY, apply_transform, describe_transform
 from jobs.findings import Finding, group_findings, oriented
-from jobs.report import (  # noqa: F401  (MAX_PAIRS re-exported: the cards are report.html's)
+from jobs.report import (
     KIND_INTER,
     MAX_PAIRS,
     SAME_FIGURE,

@@ -19,6 +19,7 @@ from jobs.ingest import InputError
 from jobs.match import MatchResult
 from jobs.page_thumbs import render_pages
 from jobs.report import (
+    MAX_PAIRS,
     PanelRef,
     ReportError,
     ReportPair,
@@ -31,7 +32,7 @@ from jobs.report import (
     write_report_csv,
     write_report_html,
 )
-from jobs.report_html import MAX_PAIRS, PAGE_MAX_PX, THUMB_MAX_PX
+from jobs.report_html import PAGE_MAX_PX, THUMB_MAX_PX
 from jobs.scoring import describe_placement
 from jobs.verdicts import apply_verdicts, panel_hash, split_dismissed
 from scanner.decode import encode_png
