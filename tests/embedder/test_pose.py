@@ -14,6 +14,7 @@ from embedder.pose import (
     PoseOptions,
     PoseRule,
     encoded_panel_pose,
+    mutual_matches,
     panel_pose,
     pose_grey_bytes,
     pose_grey_side,
@@ -104,6 +105,27 @@ def test_ransac_recovers_a_similarity_among_outliers() -> None:
     found_m, found_t, inliers = ransac_similarity(src, dst, residual=2.0, trials=300)
     assert inliers[25:].all() and inliers[:25].sum() <= 2
     assert abs(found_m - m) < 0.01 and abs(found_t - t) < 1.0
+
+
+def _mutual_matches_by_sorting(a: np.ndarray, b: np.ndarray, max_distance: int, max_ratio: float) -> np.ndarray:
+    """`mutual_matches` spelled out: distances by unpacked bits, nearest by a stable sort (the first of equals)."""
+    d = (np.unpackbits(a, axis=1)[:, None, :] != np.unpackbits(b, axis=1)[None, :, :]).sum(axis=2)
+    ab, ba = np.argsort(d, axis=1, kind="stable"), np.argsort(d.T, axis=1, kind="stable")
+    out = [(i, int(ab[i, 0])) for i in range(len(a))
+           if ba[ab[i, 0], 0] == i and d[i, ab[i, 0]] <= max_distance
+           and d[i, ab[i, 0]] < max_ratio * max(d[i, ab[i, 1]], 1)]
+    return np.array(out, np.int64).reshape(-1, 2)
+
+
+def test_mutual_matches_are_the_mutual_nearest_with_ties_to_the_first() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(30):  # few distinct descriptors, lightly flipped: many equal distances
+        base = rng.integers(0, 256, (20, 32), dtype=np.uint8)
+        a, b = (base[rng.integers(0, 20, n)] ^ (rng.random((n, 32)) < 0.01).astype(np.uint8)
+                for n in rng.integers(2, 120, 2))
+        found = mutual_matches(a, b, 80, 0.85)
+        assert np.array_equal(found, _mutual_matches_by_sorting(a, b, 80, 0.85))
+    assert len(found) and mutual_matches(a[:1], b, 80, 0.85).shape == (0, 2)
 
 
 def _scatter_plot(seed: int) -> Image.Image:
