@@ -176,7 +176,9 @@ def hamming_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     a, b = np.ascontiguousarray(a, dtype=np.uint8), np.ascontiguousarray(b, dtype=np.uint8)
     out = np.empty((len(a), len(b)), np.int32)
-    faiss.hammings(faiss.swig_ptr(a), faiss.swig_ptr(b), len(a), len(b), a.shape[1], faiss.swig_ptr(out))
+    # the SWIG wrapper of faiss' C++ `hammings`, which faiss' type hints do not list
+    faiss.hammings(faiss.swig_ptr(a), faiss.swig_ptr(b), len(a), len(b), a.shape[1],  # type: ignore[attr-defined]
+                   faiss.swig_ptr(out))
     return out
 
 

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from index.store import FigureStore
 from jobs.clock import StageClock, stage_announcer
 from jobs.ingest import has_store, ingest, load_errors, record_errors
-from jobs.match import MatchResult, match_store
+from jobs.match import match_store
 from jobs.options import RunOptions, RunSummary
 from jobs.ray_runtime import ray_session
 from jobs.report import ReportPair
@@ -118,8 +118,10 @@ def run_nightly(incoming: Path, store_dir: Path, night: str, options: RunOptions
     rel = {document_key(p, root): p for p in paths}
     with store_lock(store_dir):
         known, tonight = stored_documents_by_run(store_dir, run_id)
-        matched: MatchResult | None = None
-        with ray_session(options.address, progress=options.progress):
+        pairs: list[ReportPair] = []
+        candidates = 0
+        # Ray stops in the background once the report's pairs are built: writing the outputs needs none of it
+        with ray_session(options.address, progress=options.progress, stop_in_background=True):
             result = ingest(paths, root, store_dir, run_id=run_id, pipeline=options.pipeline,
                             seen=lambda doc, sha: sha in known, clock=clock)
             record_errors(store_dir, [(f"{night}/{d}", s, e) for d, s, e in result.errors])
@@ -130,12 +132,10 @@ def run_nightly(incoming: Path, store_dir: Path, night: str, options: RunOptions
             if len(query):  # inside the Ray session: the pixel check runs as Ray tasks on the cluster
                 matched = match_store(store_dir, query_row_ids=query, model_path=options.model_path,
                                       options=options.match, clock=clock, progress=options.progress)
-        pairs: list[ReportPair] = []
-        candidates = 0
-        if matched is not None:
-            candidates = matched.candidates
-            with clock.timed("report"):
-                pairs = build_report_pairs(store_dir, matched, doc_roots=load_sources(store_dir), cards=options.cards)
+                candidates = matched.candidates
+                with clock.timed("report"):  # inside it too: a Ray task draws the cards' pages (jobs.report_rows)
+                    pairs = build_report_pairs(store_dir, matched, doc_roots=load_sources(store_dir),
+                                               cards=options.cards)
         errors = [(d.split("/", 1)[1], s, e) for d, s, e in load_errors(store_dir) if d.startswith(f"{night}/")]
         summary = RunSummary(
             documents=len(paths), new_documents=result.documents, skipped_documents=result.skipped_documents,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import ray
 from PIL import Image, ImageDraw
 
 from index.store import FigureStore
@@ -75,12 +76,13 @@ def build_report_pairs(store_dir: Path, match: MatchResult, *, doc_roots: dict[s
     overlaps = match.overlap if match.overlap is not None else [None] * len(xs)
     unaligned = {rid for i in kept if match.alignment[i] is None for rid in (xs[i], ys[i])}
     coloured = {rid for i in kept if _compares_colours(match.alignment[i], overlaps[i]) for rid in (xs[i], ys[i])}
+    page_art = _pages_drawn_aside(_pages_needed([rows[rid] for rid in sorted(pictured)], doc_roots))
     facts = _panel_facts(store, sorted({rid for i in kept for rid in (xs[i], ys[i])}), pictured=pictured,
                          greys=unaligned, coloured=coloured)
-    page_art = _draw_pages([rows[rid] for rid in sorted(pictured)], doc_roots)
+    drawn = page_art()
     refs: dict[int, PanelRef] = {}
     for rid, place in places.items():
-        art = page_art.get((place.doc, place.page)) if rid in pictured else None
+        art = drawn.get((place.doc, place.page)) if rid in pictured else None
         refs[rid] = replace(place, thumbnail=facts.thumbnails.get(rid, b""), page_image=art[0] if art else None,
                             page_size=art[1] if art else None, image_sha256=facts.hashes.get(rid, ""))
     out: dict[int, ReportPair] = {}
@@ -229,22 +231,51 @@ def _decoded(row_id: int, image: bytes | None) -> Image.Image | None:
         return None
 
 
-def _draw_pages(rows: Iterable[StoreRow], doc_roots: dict[str, Path]) -> dict[tuple[str, int], tuple[bytes, tuple[float, float]]]:
-    """(doc, page) -> (page drawing, page size in pt) for the pages of `rows` whose source file is at hand."""
-    pages_needed: dict[str, set[int]] = defaultdict(set)
+PageArt = dict[tuple[str, int], tuple[bytes, tuple[float, float]]]  # (doc, page) -> (page drawing, page size in pt)
+
+
+def _pages_needed(rows: Iterable[StoreRow], doc_roots: dict[str, Path]) -> dict[str, tuple[Path, list[int]]]:
+    """doc -> (its source file, the pages of `rows` on it), for the documents whose source file is at hand."""
+    pages: dict[str, set[int]] = defaultdict(set)
     for r in rows:
-        pages_needed[r["doc"]].add(int(r["page"]))
-    page_art: dict[tuple[str, int], tuple[bytes, tuple[float, float]]] = {}
-    for doc, pages in pages_needed.items():
-        src = doc_roots.get(doc)
-        if src is None or not src.exists():
-            continue
+        pages[r["doc"]].add(int(r["page"]))
+    return {doc: (src, sorted(wanted)) for doc, wanted in pages.items()
+            if (src := doc_roots.get(doc)) is not None and src.exists()}
+
+
+def _draw_pages(needed: dict[str, tuple[Path, list[int]]]) -> PageArt:
+    """The page drawings of `needed` (`_pages_needed`); a document that cannot be drawn is left out, with a warning."""
+    page_art: PageArt = {}
+    for doc, (src, pages) in needed.items():
         try:
             for page, art in render_pages(src, pages, max_px=PAGE_MAX_PX).items():
                 page_art[(doc, page)] = art
         except Exception as exc:  # a page drawing is a nicety; never lose the report over it
             logger.warning("could not draw pages of %s: %s", doc, exc)
     return page_art
+
+
+_draw_pages_task = ray.remote(num_cpus=1, max_retries=0)(_draw_pages)
+
+
+def _pages_drawn_aside(needed: dict[str, tuple[Path, list[int]]]) -> Callable[[], PageArt]:
+    """Start `_draw_pages` of `needed`; call the result for the drawings.
+
+    With Ray up (a scan builds its report before stopping it), a Ray task draws them while the
+    driver reads the panels (`_panel_facts`): the two took ~2 s each, one after the other. Without Ray,
+    or when that task fails, the driver draws them when asked.
+    """
+    if not needed or not ray.is_initialized():
+        return lambda: _draw_pages(needed)
+    ref = _draw_pages_task.remote(needed)
+
+    def drawn() -> PageArt:
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            logger.warning("page drawings: the Ray task failed (%s); drawing them here", exc)
+            return _draw_pages(needed)
+    return drawn
 
 
 def write_outputs(out_dir: Path, pairs: list[ReportPair], errors: Iterable[InputError], *, title: str,

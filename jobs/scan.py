@@ -15,7 +15,7 @@ from pathlib import Path
 
 from jobs.clock import StageClock, stage_announcer
 from jobs.ingest import has_store, ingest, load_errors, record_errors, stored_documents
-from jobs.match import MatchResult, match_store
+from jobs.match import match_store
 from jobs.nightly import record_sources
 from jobs.options import RunOptions, RunSummary
 from jobs.ray_runtime import ray_session
@@ -43,27 +43,27 @@ def run_scan(path: Path, out_dir: Path, options: RunOptions) -> RunSummary:
     rel = {document_key(p, root): p for p in paths}
     stored = stored_documents(store_dir)
     run_id = time.strftime("scan-%Y%m%dT%H%M%SZ", time.gmtime())
-    with ray_session(options.address, progress=options.progress):
+    pairs: list[ReportPair] = []
+    candidates = 0
+    # Ray stops in the background once the report's pairs are built: writing the outputs needs none of it
+    with ray_session(options.address, progress=options.progress, stop_in_background=True):
         result = ingest(paths, root, store_dir, run_id=run_id, pipeline=options.pipeline,
                         seen=lambda doc, sha: (doc, sha) in stored, clock=clock)
         record_errors(store_dir, result.errors)
-        if has_store(store_dir):  # where each new document came from: `case export` draws its pages
+        if has_store(store_dir):
+            # where each new document came from: `case export` draws its pages
             record_sources(store_dir, run_id, {d: p for d, p in rel.items()
                                                if (d, result.input_sha256.get(d)) not in stored}, result.input_sha256)
-        matched: MatchResult | None = None
-        if has_store(store_dir):  # inside the Ray session: the pixel check runs as Ray tasks
+            # inside the Ray session: the pixel check runs as Ray tasks
             matched = match_store(store_dir, query_row_ids=None, model_path=options.model_path,
                                   options=options.match, clock=clock, progress=options.progress)
-    pairs: list[ReportPair] = []
-    candidates = 0
-    if matched is not None:
-        with clock.timed("report"):
-            # Only documents in the folder now: a resumed scan's store (or staging area) may hold
-            # documents removed from it since.
-            current = set(result.input_sha256.items())
-            keep: PairFilter = lambda a, b: (a["doc"], a["doc_sha256"]) in current and (b["doc"], b["doc_sha256"]) in current  # noqa: E731
-            pairs = build_report_pairs(store_dir, matched, doc_roots=rel, pair_filter=keep, cards=options.cards)
-        candidates = matched.candidates
+            with clock.timed("report"):  # inside it too: a Ray task draws the cards' pages (jobs.report_rows)
+                # Only documents in the folder now: a resumed scan's store (or staging area) may hold
+                # documents removed from it since.
+                current = set(result.input_sha256.items())
+                keep: PairFilter = lambda a, b: (a["doc"], a["doc_sha256"]) in current and (b["doc"], b["doc_sha256"]) in current  # noqa: E731
+                pairs = build_report_pairs(store_dir, matched, doc_roots=rel, pair_filter=keep, cards=options.cards)
+            candidates = matched.candidates
     errors = [e for e in load_errors(store_dir) if e[0] in rel]
     summary = RunSummary(
         documents=len(paths), new_documents=result.documents, skipped_documents=result.skipped_documents,
