@@ -32,6 +32,15 @@ class _BasicBlock(nn.Module):
         return F.relu(out + self.down(x), inplace=True)
 
 
+class ChannelsLastMaxPool(nn.MaxPool2d):
+    """`nn.MaxPool2d` taken on a channels-last copy of its input: the same maxima, bit for bit, and on
+    CPU ~2.4x faster with both copies (torch's pooling of contiguous NCHW maps is slow: 70 ms against
+    29 ms for a batch of 32 panels' 8 views, over half the stem's time)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
 class SmallResNet(nn.Module):
     """ResNet-18 layout with a configurable base width, for small inputs on CPUs.
 
@@ -43,7 +52,7 @@ class SmallResNet(nn.Module):
         super().__init__()
         stem: list[nn.Module] = [nn.Conv2d(3, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
         if stem_stride == 4:
-            stem.append(nn.MaxPool2d(3, 2, 1))
+            stem.append(ChannelsLastMaxPool(3, 2, 1))
         self.stem = nn.Sequential(*stem)
         stages: list[nn.Module] = []
         cin = width

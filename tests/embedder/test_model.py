@@ -77,3 +77,12 @@ def test_config_round_trip_and_validation() -> None:
         ModelConfig(head_kind="dot")
     with pytest.raises(ValueError):
         ModelConfig.from_dict({**cfg.to_dict(), "extra": 1})
+
+
+def test_the_channels_last_max_pool_gives_the_same_maxima_as_torchs() -> None:
+    from embedder.model import ChannelsLastMaxPool
+
+    x = torch.randn(16, 32, 33, 32)
+    x[0, 0, :4, :4] = float("-inf")
+    pooled = ChannelsLastMaxPool(3, 2, 1)(x)
+    assert pooled.is_contiguous() and torch.equal(pooled, torch.nn.MaxPool2d(3, 2, 1)(x))
