@@ -278,15 +278,17 @@ def _votes(index: Any, holders: np.ndarray, ends: np.ndarray, queries: np.ndarra
 
 def keypoint_votes(ids: np.ndarray, read_greys: GreyReader, folder: Path,
                    options: KeypointOptions = KeypointOptions(), *, chunk_panels: int = CHUNK_PANELS,
-                   done: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(a, b, votes) with a < b: how many descriptors of one panel (or of its mirror) matched the other.
+                   floor: int = 0, done: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, b, votes) with a < b, in that order: how many descriptors of one panel (or of its mirror) matched the other.
 
     Each query descriptor votes once, for the panel of its nearest descriptor in another panel,
     when that one is within `options.max_distance` and clearly nearer (`options.max_ratio`)
     than the nearest of any third panel; votes of both directions and of the mirror images add up.
     The descriptors are found `chunk_panels` panels at a time and wait in `folder` (on disk)
     until they are searched, so memory holds the index and one chunk, whatever the number of
-    panels. `done(n)` as each chunk's panels are found, and again as they are searched.
+    panels. The votes are tallied after each chunk's search; a pair whose panels have both been
+    searched with fewer than `floor` votes is dropped there (it cannot reach it), so the tally
+    holds the pairs that still may. `done(n)` as each chunk's panels are found, and again as they are searched.
     """
     tick = done or (lambda n: None)
     spool = spool_descriptors(np.asarray(ids, dtype=np.int64), read_greys, folder, options, chunk_panels, tick)
@@ -296,22 +298,43 @@ def keypoint_votes(ids: np.ndarray, read_greys: GreyReader, folder: Path,
     index = spool.index(options)
     has_own = spool.own_counts > 0
     holders, ends = spool.ids[has_own], np.cumsum(spool.own_counts[has_own])
-    pair_parts, vote_parts = [], []
+    searched = np.zeros(int(spool.ids.max()) + 1, dtype=bool)  # by row id: its descriptors have voted
+    tally = (empty, empty)  # pair keys (`pair_keys`), ascending, and their votes
     for chunk in spool.chunks():
         queries = np.concatenate([chunk.own, chunk.mirror])
         owners = np.concatenate([np.repeat(chunk.ids, chunk.own_counts), np.repeat(chunk.ids, chunk.mirror_counts)])
+        key_parts, vote_parts = [tally[0]], [tally[1]]
         for start in range(0, len(queries), QUERY_BATCH):  # bounded memory: the search's arrays are 8 per query
             lo, hi = _votes(index, holders, ends, queries[start:start + QUERY_BATCH],
                             owners[start:start + QUERY_BATCH], options)
-            pairs, votes = np.unique(np.stack([lo, hi], axis=1), axis=0, return_counts=True)
-            pair_parts.append(pairs)
+            keys, votes = np.unique(pair_keys(lo, hi), return_counts=True)
+            key_parts.append(keys)
             vote_parts.append(votes)
+        keys, votes = add_votes(key_parts, vote_parts)
+        searched[chunk.ids] = True
+        lo, hi = split_pair_keys(keys)
+        keep = (votes >= floor) | ~(searched[lo] & searched[hi])
+        tally = (keys[keep], votes[keep])
         tick(len(chunk.ids))
-    pairs, inverse = np.unique(np.concatenate(pair_parts), axis=0, return_inverse=True)
-    if not len(pairs):
-        return empty, empty, empty
-    votes = np.bincount(inverse.ravel(), weights=np.concatenate(vote_parts), minlength=len(pairs))
-    return pairs[:, 0], pairs[:, 1], votes.astype(np.int64)
+    a, b = split_pair_keys(tally[0])
+    return a, b, tally[1]
+
+
+def pair_keys(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """One int64 a pair of row ids (below 2**31): sorting the keys sorts the pairs by (lo, hi)."""
+    return (lo.astype(np.int64) << 32) | hi.astype(np.int64)
+
+
+def split_pair_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (lo, hi) row ids of `pair_keys`."""
+    return keys >> 32, keys & 0xFFFFFFFF
+
+
+def add_votes(key_parts: list[np.ndarray], vote_parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys of `key_parts`, ascending, and each one's votes summed over the parts (int64)."""
+    keys, inverse = np.unique(np.concatenate(key_parts), return_inverse=True)
+    votes = np.bincount(inverse, weights=np.concatenate(vote_parts), minlength=len(keys))
+    return keys, votes.astype(np.int64)
 
 
 def strongest_per_panel(a: np.ndarray, b: np.ndarray, votes: np.ndarray, per_panel: int) -> np.ndarray:
@@ -337,7 +360,8 @@ def keypoint_pairs(ids: np.ndarray, read_greys: GreyReader, vectors: np.ndarray,
     indexed by row id (`FigureStore.dense_vectors()`), as in `index.candidates`.
     """
     with tempfile.TemporaryDirectory(prefix="reusescan-keypoints-") as folder:
-        a, b, votes = keypoint_votes(ids, read_greys, Path(folder), options, chunk_panels=chunk_panels, done=done)
+        a, b, votes = keypoint_votes(ids, read_greys, Path(folder), options, chunk_panels=chunk_panels,
+                                     floor=options.min_votes, done=done)
     enough = votes >= options.min_votes
     a, b, votes = a[enough], b[enough], votes[enough]
     keep = strongest_per_panel(a, b, votes, options.per_panel)

@@ -53,6 +53,16 @@ def _wait_for_stop() -> None:
         _stopping = None
 
 
+def _stop(*, in_background: bool) -> None:
+    """`ray.shutdown`, or start it in a (non-daemon) thread that `_wait_for_stop` joins."""
+    global _stopping
+    if in_background:
+        _stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+        _stopping.start()
+    else:
+        ray.shutdown()
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None = None, *, num_cpus: int | None = None, progress: bool = True,
                 stop_in_background: bool = False) -> Iterator[None]:
@@ -93,9 +103,5 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, prog
     try:
         yield
     finally:
-        if not already and stop_in_background:
-            global _stopping
-            _stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
-            _stopping.start()
-        elif not already:
-            ray.shutdown()
+        if not already:
+            _stop(in_background=stop_in_background)

@@ -101,6 +101,12 @@ def test_panels_taken_a_few_at_a_time_vote_as_all_at_once(panels: list[Image.Ima
     a, b, votes = whole
     turned = ids[len(FIELDS)]
     assert votes[(a == ids[0]) & (b == turned)][0] >= KeypointOptions().min_votes
+    assert (np.diff(a * 1000 + b) > 0).all()  # each pair once, in (a, b) order
+    # a floor lets go of the pairs below it as their votes are all in, and only those
+    floored = keypoint_votes(ids, read, tmp_path / "floored", options, chunk_panels=2, floor=3)
+    assert 0 < len(floored[0]) < len(a)
+    for x, y in zip(floored, (a[votes >= 3], b[votes >= 3], votes[votes >= 3])):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_inverted_lists_are_even_and_find_a_descriptor_again_after_noise(panels: list[Image.Image]) -> None:
