@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -122,17 +122,15 @@ def read_chunk_column(store: FigureStore, row_ids: Sequence[int], column: str) -
     return ChunkPixels(ids, _offsets(sizes), blob, np.full(len(ids), column == "image"))
 
 
-def read_chunk_stored(store: FigureStore, row_ids: Sequence[int], column: str, usable: Callable[[memoryview], bool],
-                      stage: str) -> ChunkPixels:
+def read_chunk_stored(store: FigureStore, row_ids: Sequence[int], column: str,
+                      usable: Callable[[memoryview], bool]) -> ChunkPixels:
     """`ChunkPixels` of `row_ids`: each panel's stored `column` where `usable`, else its encoded image
-    (`is_image`: decoded in the task, as for a store written before the column existed)."""
+    (`is_image`: decoded in the task, as for a store written before the column existed; `check_pairs` says how many)."""
     chunk = read_chunk_column(store, row_ids, column)
     ids = chunk.row_ids.tolist()
     missing = {i for i in ids if not usable(chunk.entry(i)[0])}
     if not missing:
         return chunk
-    logger.info("%s: %d of %d panels have no stored %s it can use; decoding their images",
-                stage, len(missing), len(ids), column)
     images = read_chunk_column(store, sorted(missing), "image")
     parts = [bytes((images if i in missing else chunk).entry(i)[0]) for i in ids]
     return _pack(chunk.row_ids, parts, np.array([i in missing for i in ids], dtype=bool))
@@ -140,8 +138,7 @@ def read_chunk_stored(store: FigureStore, row_ids: Sequence[int], column: str, u
 
 def read_chunk_pixels(store: FigureStore, row_ids: Sequence[int], config: AlignConfig) -> ChunkPixels:
     """`ChunkPixels` of `row_ids`: the stored pixel features where they fit `config`, else the encoded image."""
-    return read_chunk_stored(store, row_ids, PIXELS_COLUMN, lambda data: panel_pixels(data, config) is not None,
-                             "pixel check")
+    return read_chunk_stored(store, row_ids, PIXELS_COLUMN, lambda data: panel_pixels(data, config) is not None)
 
 
 GREY_SIDE = 128  # the grey image keypoints are taken on: the pixel check's detail side, stored per panel
@@ -293,10 +290,17 @@ def check_pairs(a: np.ndarray, b: np.ndarray, order: np.ndarray, *, read: Callab
             ca, cb = a[start:start + read_pairs], b[start:start + read_pairs]
             panels = np.union1d(ca, cb).tolist()
             chunk: ChunkPixels | ray.ObjectRef[ChunkPixels]
-            chunk = _read_chunk_task.remote(read, panels) if in_tasks(len(ca), task_pairs) else read(panels)
+            decoded: int | ray.ObjectRef[int]
+            if in_tasks(len(ca), task_pairs):
+                # two references (`num_returns=2`), which Ray's type hints do not know
+                chunk, decoded = cast(list[Any], _read_chunk_task.remote(read, panels))
+            else:
+                chunk = read(panels)
+                decoded = _decoded_panels(chunk)
             out.append(run_in_tasks(task, chunk, ca, cb, setup, bar, step=task_pairs, stage=bar.desc,
                                     reread=functools.partial(read, panels)))
-            del chunk  # before the next chunk is read: one chunk at a time
+            _say_decoded(decoded, len(panels), bar.desc)
+            del chunk, decoded  # before the next chunk is read: one chunk at a time
     finally:
         bar.close()
     return in_original_order(np.concatenate(out) if out else empty, order)
@@ -307,11 +311,30 @@ def in_tasks(pairs: int, step: int) -> bool:
     return ray.is_initialized() and pairs > step
 
 
-def _read_chunk(read: Callable[[list[int]], ChunkPixels], panels: list[int]) -> ChunkPixels:
-    return read(panels)
+def _read_chunk(read: Callable[[list[int]], ChunkPixels], panels: list[int]) -> tuple[ChunkPixels, int]:
+    chunk = read(panels)
+    return chunk, _decoded_panels(chunk)
 
 
-_read_chunk_task = ray.remote(num_cpus=1)(_read_chunk)
+# two returns: the chunk stays in the object store for the check's tasks, the count comes to the driver
+_read_chunk_task = ray.remote(num_cpus=1, num_returns=2)(_read_chunk)
+
+
+def _decoded_panels(chunk: ChunkPixels) -> int:
+    """How many of the chunk's panels are encoded images, for want of stored features the check can use."""
+    return int(chunk.is_image.sum())
+
+
+def _say_decoded(decoded: int | ray.ObjectRef[int], panels: int, stage: str) -> None:
+    """Log how many of a chunk's `panels` had their images decoded (a store older than its features, or another side)."""
+    if isinstance(decoded, ray.ObjectRef):
+        try:
+            decoded = ray.get(decoded)
+        except ray.exceptions.RayError:  # its read was lost and done again in this process, uncounted
+            return
+    if decoded:
+        logger.info("%s: %d of %d panels have no stored features it can use; their images were decoded",
+                    stage, decoded, panels)
 
 
 def panel_local_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:

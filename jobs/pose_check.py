@@ -48,8 +48,7 @@ POSE_TASK_PAIRS = 512        # pairs per task: a panel's keypoints are found onc
 
 def read_chunk_poses(store: FigureStore, row_ids: list[int], options: PoseOptions) -> ChunkPixels:
     """`ChunkPixels` of `row_ids`: each panel's stored pose grey image at `options.side`, else its encoded image."""
-    return read_chunk_stored(store, row_ids, POSE_COLUMN, lambda data: pose_grey_side(data) == options.side,
-                             "pose check")
+    return read_chunk_stored(store, row_ids, POSE_COLUMN, lambda data: pose_grey_side(data) == options.side)
 
 
 def _panel_pose(chunk: ChunkPixels, row_id: int, options: PoseOptions) -> PanelPose | None:

@@ -96,6 +96,12 @@ def _read_by(panels: list[int]) -> ChunkPixels:
     return ChunkPixels(np.asarray(panels, np.int64), np.zeros(len(panels) + 1, np.int64), pid, np.zeros(len(panels), bool))
 
 
+def _read_as_images(panels: list[int]) -> ChunkPixels:
+    """Stands in for a chunk of a store without the features: every panel's entry is its encoded image."""
+    read = _read_by(panels)
+    return ChunkPixels(read.row_ids, read.offsets, read.blob, np.ones(len(panels), bool))
+
+
 def _reader_pid(chunk: ChunkPixels, xs: np.ndarray, ys: np.ndarray, setup: None) -> np.ndarray:
     return np.full(len(xs), chunk.blob.view(np.int64)[0])
 
@@ -202,3 +208,12 @@ def test_a_chunks_images_are_the_stored_bytes_across_files(tmp_path) -> None:
     assert chunk.row_ids.tolist() == [0, 2, 4, 5, 6, 99]
     assert [bytes(chunk.entry(i)[0]) for i in (0, 2, 4, 5)] == [pngs[0], pngs[2], pngs[4], b"not a png"]
     assert bytes(chunk.entry(6)[0]) == bytes(chunk.entry(99)[0]) == b""  # no image; not in the store
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_the_driver_says_how_many_panels_a_worker_decoded(caplog: pytest.LogCaptureFixture) -> None:
+    with _ray_up(), caplog.at_level(logging.INFO, logger="jobs.pixel_check"):
+        _check(2 * PIXEL_CHECK_TASK_PAIRS, _read_as_images)  # one chunk, read in a worker
+    panels = 4 * PIXEL_CHECK_TASK_PAIRS
+    assert f"pixel check: {panels} of {panels} panels have no stored features it can use" in caplog.text
