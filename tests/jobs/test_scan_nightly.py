@@ -146,6 +146,15 @@ def test_nightly_is_incremental_idempotent_and_locked(ray_cluster: None, tiny_mo
     assert FigureStore.open(store).num_rows == before
     assert read_csv(store / "reports" / "2026-11-02" / "report.csv") == rows
 
+    # tonight again with every candidate reported and one card: the others are in report.csv only
+    loose = ["--store", str(store), "--model", str(tiny_model), "--threshold", "0", "--min-sim", "0",
+             "--no-keypoints", "--no-progress", "--cards", "1"]
+    assert run(["nightly", str(night2), *loose, "--date", "2026-11-02"])[0] == 0
+    many = read_csv(store / "reports" / "2026-11-02" / "report.csv")
+    html = (store / "reports" / "2026-11-02" / "report.html").read_text(encoding="utf-8")
+    assert len(many) > 1
+    assert f"Showing the 1 highest-scoring of {len(many):,} pairs" in html
+
     with open(store / ".lock", "a+") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         result = CliRunner().invoke(main, ["nightly", str(night2), *common])
