@@ -18,6 +18,7 @@ Hamming search (`faiss.IndexBinaryFlat`) up to 50,000 descriptors, inverted list
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -337,6 +338,18 @@ def add_votes(key_parts: list[np.ndarray], vote_parts: list[np.ndarray]) -> tupl
     return keys, votes.astype(np.int64)
 
 
+def release_freed_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's `malloc_trim`; a no-op elsewhere).
+
+    The descriptor index is millions of small allocations (its inverted lists); freed, their pages
+    stay with the process, and its resident size with them, until the heap is trimmed.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def strongest_per_panel(a: np.ndarray, b: np.ndarray, votes: np.ndarray, per_panel: int) -> np.ndarray:
     """Mask of the pairs among the `per_panel` most-voted partners of either of their panels."""
     panel = np.concatenate([a, b])  # each pair once under each of its panels
@@ -362,6 +375,7 @@ def keypoint_pairs(ids: np.ndarray, read_greys: GreyReader, vectors: np.ndarray,
     with tempfile.TemporaryDirectory(prefix="reusescan-keypoints-") as folder:
         a, b, votes = keypoint_votes(ids, read_greys, Path(folder), options, chunk_panels=chunk_panels,
                                      floor=options.min_votes, done=done)
+    release_freed_heap()  # the descriptor index's lists, freed: the rest of the scan need not keep their pages
     enough = votes >= options.min_votes
     a, b, votes = a[enough], b[enough], votes[enough]
     keep = strongest_per_panel(a, b, votes, options.per_panel)

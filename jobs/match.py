@@ -96,6 +96,7 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
             q_ids, q_vecs = with_region_queries(store, ids, q_vecs)
         pairs = self_join(cast(Any, index), q_ids, q_vecs, keys, k=options.k, min_sim=options.min_sim,
                           exclude_noise=not options.include_noise)
+        del index  # a flat index is a copy of every vector: the keypoint stage, a large scan's peak, need not hold it
     if options.keypoints:
         with clock.timed("keypoint candidates"):
             # each panel twice: its descriptors are found, then searched
