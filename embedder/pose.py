@@ -175,6 +175,8 @@ def hamming_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     import faiss  # imported here: only keypoint scans pay for it
 
     a, b = np.ascontiguousarray(a, dtype=np.uint8), np.ascontiguousarray(b, dtype=np.uint8)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:  # faiss would read past the end of `b`
+        raise ValueError(f"descriptors of {a.shape} and {b.shape}: two (n, bytes) arrays of one width expected")
     out = np.empty((len(a), len(b)), np.int32)
     # the SWIG wrapper of faiss' C++ `hammings`, which faiss' type hints do not list
     faiss.hammings(faiss.swig_ptr(a), faiss.swig_ptr(b), len(a), len(b), a.shape[1],  # type: ignore[attr-defined]
@@ -193,10 +195,7 @@ def mutual_matches(a: np.ndarray, b: np.ndarray, max_distance: int, max_ratio: f
     d = hamming_distances(a, b)
     rows = np.arange(len(a))
     nearest = d.argmin(axis=1)  # argmin takes the first of equals
-    first = d[rows, nearest]
-    d[rows, nearest] = np.iinfo(np.int32).max
-    second = d.min(axis=1)
-    d[rows, nearest] = first
+    first, second = d[rows, nearest], np.partition(d, 1, axis=1)[:, 1]
     mutual = d.argmin(axis=0)[nearest] == rows
     ok = mutual & (first <= max_distance) & (first < max_ratio * np.maximum(second, 1))
     return np.stack([np.flatnonzero(ok), nearest[ok]], axis=1).astype(np.int64)

@@ -296,6 +296,8 @@ def keypoint_votes(ids: np.ndarray, read_greys: GreyReader, folder: Path,
     empty = np.zeros(0, np.int64)
     if spool.total == 0:
         return empty, empty, empty
+    if spool.ids.max() >= 1 << 31:  # `pair_keys` packs two row ids into one int64
+        raise ValueError(f"row id {int(spool.ids.max())} is beyond the keypoint votes' 2**31")
     index = spool.index(options)
     has_own = spool.own_counts > 0
     holders, ends = spool.ids[has_own], np.cumsum(spool.own_counts[has_own])
@@ -376,8 +378,6 @@ def keypoint_pairs(ids: np.ndarray, read_greys: GreyReader, vectors: np.ndarray,
         a, b, votes = keypoint_votes(ids, read_greys, Path(folder), options, chunk_panels=chunk_panels,
                                      floor=options.min_votes, done=done)
     release_freed_heap()  # the descriptor index's lists, freed: the rest of the scan need not keep their pages
-    enough = votes >= options.min_votes
-    a, b, votes = a[enough], b[enough], votes[enough]
     keep = strongest_per_panel(a, b, votes, options.per_panel)
     a, b = a[keep], b[keep]
     sim = np.einsum("ij,ij->i", vectors[a], vectors[b]) if len(a) else np.zeros(0, np.float32)

@@ -333,8 +333,8 @@ def _say_decoded(decoded: int | ray.ObjectRef[int], panels: int, stage: str) -> 
         except ray.exceptions.RayError:  # its read was lost and done again in this process, uncounted
             return
     if decoded:
-        logger.info("%s: %d of %d panels have no stored features it can use; their images were decoded",
-                    stage, decoded, panels)
+        logger.info("%s: %d of %d panels have nothing stored it can use (an older store, another side); "
+                    "their images were decoded", stage, decoded, panels)
 
 
 def panel_local_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:

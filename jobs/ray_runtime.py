@@ -53,11 +53,19 @@ def _wait_for_stop() -> None:
         _stopping = None
 
 
+def _shutdown_logged() -> None:
+    """`ray.shutdown` in the background thread: an error is logged (nobody is there to catch it)."""
+    try:
+        ray.shutdown()
+    except Exception:
+        logger.exception("stopping Ray failed")
+
+
 def _stop(*, in_background: bool) -> None:
     """`ray.shutdown`, or start it in a (non-daemon) thread that `_wait_for_stop` joins."""
     global _stopping
     if in_background:
-        _stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+        _stopping = threading.Thread(target=_shutdown_logged, name="ray-shutdown")
         _stopping.start()
     else:
         ray.shutdown()

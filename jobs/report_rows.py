@@ -243,38 +243,44 @@ def _pages_needed(rows: Iterable[StoreRow], doc_roots: dict[str, Path]) -> dict[
             if (src := doc_roots.get(doc)) is not None and src.exists()}
 
 
-def _draw_pages(needed: dict[str, tuple[Path, list[int]]]) -> PageArt:
-    """The page drawings of `needed` (`_pages_needed`); a document that cannot be drawn is left out, with a warning."""
+def _draw_pages(needed: dict[str, tuple[Path, list[int]]]) -> tuple[PageArt, dict[str, str]]:
+    """The page drawings of `needed` (`_pages_needed`), and why each document that could not be drawn was not."""
     page_art: PageArt = {}
+    failed: dict[str, str] = {}
     for doc, (src, pages) in needed.items():
         try:
             for page, art in render_pages(src, pages, max_px=PAGE_MAX_PX).items():
                 page_art[(doc, page)] = art
         except Exception as exc:  # a page drawing is a nicety; never lose the report over it
-            logger.warning("could not draw pages of %s: %s", doc, exc)
-    return page_art
+            failed[doc] = f"{type(exc).__name__}: {exc}"
+    return page_art, failed
 
 
 _draw_pages_task = ray.remote(num_cpus=1, max_retries=0)(_draw_pages)
+PAGE_DRAWINGS_TIMEOUT_S = 600.0  # a cluster with no CPU free for the drawing task: the driver draws them after this
 
 
 def _pages_drawn_aside(needed: dict[str, tuple[Path, list[int]]]) -> Callable[[], PageArt]:
-    """Start `_draw_pages` of `needed`; call the result for the drawings.
+    """Start `_draw_pages` of `needed`; call the result for the drawings (a document that could not be drawn
+    is left out, with a warning).
 
     With Ray up (a scan builds its report before stopping it), a Ray task draws them while the
     driver reads the panels (`_panel_facts`): the two took ~2 s each, one after the other. Without Ray,
     or when that task fails, the driver draws them when asked.
     """
-    if not needed or not ray.is_initialized():
-        return lambda: _draw_pages(needed)
-    ref = _draw_pages_task.remote(needed)
+    ref = _draw_pages_task.remote(needed) if needed and ray.is_initialized() else None
 
     def drawn() -> PageArt:
-        try:
-            return ray.get(ref)
-        except ray.exceptions.RayError as exc:
-            logger.warning("page drawings: the Ray task failed (%s); drawing them here", exc)
-            return _draw_pages(needed)
+        found = None
+        if ref is not None:
+            try:
+                found = ray.get(ref, timeout=PAGE_DRAWINGS_TIMEOUT_S)
+            except ray.exceptions.RayError as exc:  # a lost worker, a timeout
+                logger.warning("page drawings: the Ray task failed (%s); drawing them here", type(exc).__name__)
+        page_art, failed = found if found is not None else _draw_pages(needed)
+        for doc, why in failed.items():
+            logger.warning("could not draw pages of %s: %s", doc, why)
+        return page_art
     return drawn
 
 

@@ -84,5 +84,9 @@ def test_the_channels_last_max_pool_gives_the_same_maxima_as_torchs() -> None:
 
     x = torch.randn(16, 32, 33, 32)
     x[0, 0, :4, :4] = float("-inf")
-    pooled = ChannelsLastMaxPool(3, 2, 1)(x)
-    assert pooled.is_contiguous() and torch.equal(pooled, torch.nn.MaxPool2d(3, 2, 1)(x))
+    pool, reference = ChannelsLastMaxPool(3, 2, 1), torch.nn.MaxPool2d(3, 2, 1)
+    pooled = pool(x)
+    assert pooled.is_contiguous() and torch.equal(pooled, reference(x))
+    last = x.contiguous(memory_format=torch.channels_last)  # a channels-last model's batch keeps its layout
+    assert pool(last).is_contiguous(memory_format=torch.channels_last) and torch.equal(pool(last), pooled)
+    assert torch.equal(pool(x[0]), reference(x[0]))  # one unbatched map stack, as nn.MaxPool2d takes it

@@ -126,6 +126,8 @@ def test_mutual_matches_are_the_mutual_nearest_with_ties_to_the_first() -> None:
         found = mutual_matches(a, b, 80, 0.85)
         assert np.array_equal(found, _mutual_matches_by_sorting(a, b, 80, 0.85))
     assert len(found) and mutual_matches(a[:1], b, 80, 0.85).shape == (0, 2)
+    with pytest.raises(ValueError, match="one width"):  # not read past the end of the narrower
+        mutual_matches(a, b[:, :16], 80, 0.85)
 
 
 def _scatter_plot(seed: int) -> Image.Image:

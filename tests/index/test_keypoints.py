@@ -102,6 +102,8 @@ def test_panels_taken_a_few_at_a_time_vote_as_all_at_once(panels: list[Image.Ima
     turned = ids[len(FIELDS)]
     assert votes[(a == ids[0]) & (b == turned)][0] >= KeypointOptions().min_votes
     assert (np.diff(a * 1000 + b) > 0).all()  # each pair once, in (a, b) order
+    with pytest.raises(ValueError, match="beyond the keypoint votes"):  # two ids must fit one int64 key
+        keypoint_votes(ids + (1 << 31), lambda part: [by_id[int(i) - (1 << 31)] for i in part], tmp_path / "big", options)
     # a floor lets go of the pairs below it as their votes are all in, and only those
     floored = keypoint_votes(ids, read, tmp_path / "floored", options, chunk_panels=2, floor=3)
     assert 0 < len(floored[0]) < len(a)

@@ -216,4 +216,4 @@ def test_the_driver_says_how_many_panels_a_worker_decoded(caplog: pytest.LogCapt
     with _ray_up(), caplog.at_level(logging.INFO, logger="jobs.pixel_check"):
         _check(2 * PIXEL_CHECK_TASK_PAIRS, _read_as_images)  # one chunk, read in a worker
     panels = 4 * PIXEL_CHECK_TASK_PAIRS
-    assert f"pixel check: {panels} of {panels} panels have no stored features it can use" in caplog.text
+    assert f"pixel check: {panels} of {panels} panels have nothing stored it can use" in caplog.text

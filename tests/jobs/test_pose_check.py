@@ -77,7 +77,7 @@ def test_another_side_or_an_older_store_reads_the_images(tmp_path: Path, caplog:
     assert read_chunk_poses(store, [0, 1], other).is_image.tolist() == [True, True]
     with caplog.at_level(logging.INFO, logger="jobs.pixel_check"):
         found = unpack_poses(pose_check(store, np.array([0]), np.array([1]), options=other))
-    assert "pose check: 2 of 2 panels have no stored features it can use" in caplog.text
+    assert "pose check: 2 of 2 panels have nothing stored it can use" in caplog.text
     assert found == [
         verify_pose(encoded_panel_pose(pngs[0], other), encoded_panel_pose(pngs[1], other), other, PoseRule())]
 
