@@ -98,6 +98,17 @@ def test_timeout_is_reported(tmp_path: Path) -> None:
     assert res.pages < 40
 
 
+def test_the_page_deadline_ends_a_pdf_where_no_alarm_can_ring(tmp_path: Path) -> None:
+    """Off the main thread there is no alarm signal; the deadline checked before each page still ends it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = F.simple_pdf(tmp_path / "slow.pdf", [F.texture(400, 500, 7)], pages=40)
+    with ThreadPoolExecutor(1) as pool:
+        res = pool.submit(extract_document, path, tmp_path, ExtractLimits(timeout_s=0.05)).result()
+    assert res.errors[-1].stage == "timeout"
+    assert res.pages < 40
+
+
 def test_a_timeout_inside_a_decoder_is_a_timeout_not_a_broken_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The budget can run out while an image decodes; that must end the document, not be logged as a bad stream."""
     import scanner.pdf
