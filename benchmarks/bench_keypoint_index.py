@@ -7,7 +7,8 @@ Runs `index.keypoints.keypoint_pairs` over the store's non-noise panels as a sca
 each in a fresh Python process whose PYTHONPATH is that checkout, the order of the variants
 alternating from run to run (the first scan of a store pays for a cold page cache). Prints per
 variant the median wall and CPU seconds of the stage and of building its descriptor index
-(training and adding), the private memory the index holds once built (`index_mb`) and the run's
+(training and adding; a sharded one's writing too), the private memory the index holds once built
+(`index_mb`; a sharded index holds only its quantizer: its shards are on disk) and the run's
 peak resident size (`peak_mb`; with `--probe`, the probe's exact index counts in it), the candidate pairs it gives, how many of the old variant's pairs the new
 one keeps (and the other way round), and the index's recall: of `--probe` indexed descriptors,
 the share of their 7 nearest other descriptors (an exact search's) that the index finds among its
@@ -70,9 +71,9 @@ def child(store_path: Path, out: Path, probe: int) -> None:
     build: dict[str, float] = {}
     plain_index = kp.DescriptorSpool.index
 
-    def timed_index(self: Any, options: Any) -> Any:  # the index's training and adding, timed apart
+    def timed_index(self: Any, *args: Any) -> Any:  # the index's training and adding, timed apart
         wall, cpu, held = time.perf_counter(), time.process_time(), private_mb()
-        index = plain_index(self, options)
+        index = plain_index(self, *args)
         build.update(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu, descriptors=float(self.total),
                      mb=private_mb() - held)
         wall, cpu = time.perf_counter(), time.process_time()

@@ -11,14 +11,15 @@ is not blind to mirroring, so each panel's mirror image is also a query.
 
 The descriptors are taken on the panel's grey image at the pixel check's detail side (128 px,
 stored per panel in the store's `pixels` column), so nothing is decoded again. They are found a
-chunk of panels at a time and wait on disk, so memory holds the index of every panel's own
-descriptors (32 bytes each, ~13 kB a panel) and one chunk, not the corpus. Matching is an exact
-Hamming search (`faiss.IndexBinaryFlat`) up to 50,000 descriptors, inverted lists above;
-`benchmarks/bench_keypoints.py` measures the candidates' recall by alteration and their number.
+chunk of panels at a time and wait on disk. Matching is an exact Hamming search
+(`faiss.IndexBinaryFlat`) up to 50,000 descriptors, inverted lists above; inverted lists of more
+than `shard_size` descriptors (~40 bytes each in memory) are written to disk in shards that share
+one quantizer and are searched one at a time (`ShardedIndex`), so memory holds one chunk of queries
+and one shard, not the corpus. `benchmarks/bench_keypoints.py` measures the candidates' recall by
+alteration and their number.
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -30,10 +31,12 @@ import numpy as np
 
 from embedder.pose import DESCRIPTOR_BYTES, orb_keypoints
 from index.candidates import Pairs
+from index.memory import release_freed_memory
 
 logger = logging.getLogger(__name__)
 
 QUERY_BATCH = 65_536  # descriptors searched at a time
+SEARCH_GROUP = 262_144  # ... and a sharded index's queries: each group of them reads every shard once
 CHUNK_PANELS = 2048   # panels whose descriptors are found (then searched) at a time: ~70 kB a panel in memory
 TRAIN_PER_LIST = 32       # sampled descriptors a list's centroid is trained on
 TOP_TRAIN_PER_CELL = 128  # ... and a top-level cell's (`vocabulary`)
@@ -58,6 +61,9 @@ class KeypointOptions:
     exact_up_to: int = 50_000  # descriptors searched exactly; more are searched in inverted lists ...
     list_size: int = 512       # ... of about this many descriptors ...
     nprobe: int = 24           # ... this many of them per query
+    # inverted lists of more descriptors than this are split in shards of about this many, kept on disk and
+    # searched one at a time: the memory the index takes (~90 MB a shard), whatever the corpus
+    shard_size: int = 2_097_152
 
 
 def orb_descriptors(grey: np.ndarray, options: KeypointOptions = KeypointOptions()) -> np.ndarray:
@@ -96,6 +102,7 @@ class DescriptorSpool:
     files: list[Path]
     ids: np.ndarray         # all panels, in chunk order
     own_counts: np.ndarray  # their own descriptors (the mirror's are only queries, never indexed)
+    file_totals: np.ndarray  # own descriptors a file
 
     @property
     def total(self) -> int:
@@ -106,9 +113,9 @@ class DescriptorSpool:
             with np.load(path) as z:
                 yield DescriptorChunk(**{name: z[name] for name in z.files})
 
-    def own_blocks(self) -> Iterator[np.ndarray]:
-        """Each chunk's own descriptors (the index's two passes need nothing else of the chunk)."""
-        for path in self.files:
+    def own_blocks(self, files: Sequence[Path] | None = None) -> Iterator[np.ndarray]:
+        """Each chunk's own descriptors (the index's two passes need nothing else of the chunk), of `files` or all."""
+        for path in self.files if files is None else files:
             with np.load(path) as z:
                 yield z["own"]
 
@@ -121,22 +128,91 @@ class DescriptorSpool:
             offset += len(own)
         return _stacked(out)
 
-    def index(self, options: KeypointOptions) -> Any:
-        """A FAISS binary index of every own descriptor, in chunk order (`descriptor_index`)."""
+    def index(self, options: KeypointOptions, folder: Path) -> Any:
+        """An index of every own descriptor, in chunk order (`descriptor_index`), sharded to `folder` past `options.shard_size`."""
         index = descriptor_index(self.total, self.own_rows, options)
-        if hasattr(index, "invlists"):
-            fill_lists(index, self.own_blocks)
-        else:
+        if not hasattr(index, "invlists"):  # exact search: at most `options.exact_up_to` descriptors
             for own in self.own_blocks():
                 index.add(own)
-        return index
+            return index
+        shards = shard_files(self.file_totals, options.shard_size)
+        if len(shards) == 1:
+            fill_lists(index, self.own_blocks)
+            return index
+        return ShardedIndex.write(index, [[self.files[i] for i in shard] for shard in shards],
+                                  [int(self.file_totals[shard].sum()) for shard in shards], self.own_blocks, folder)
+
+
+def shard_files(file_totals: np.ndarray, shard_size: int) -> list[list[int]]:
+    """Consecutive files grouped to at most `shard_size` descriptors a group (a larger file is a group alone)."""
+    shards: list[list[int]] = [[]]
+    held = 0
+    for i, n in enumerate(file_totals.tolist()):
+        if shards[-1] and held + n > shard_size:
+            shards.append([])
+            held = 0
+        shards[-1].append(i)
+        held += n
+    return shards
+
+
+@dataclass(frozen=True)
+class ShardedIndex:
+    """Inverted lists too large to hold at once: shards of them on disk, sharing one quantizer, searched one at a time.
+
+    A query's `nprobe` lists are found once; each shard, read back in turn, is searched in those
+    lists (`search_preassigned`) and its nearest merged with those of the shards before it (the
+    earlier shard first among equals). That gives the neighbours one index of every descriptor
+    gives, up to the order of equally near ones, while memory holds one shard.
+    """
+
+    files: list[Path]
+    offsets: np.ndarray  # int64: the position, among all descriptors, of each shard's first
+    empty: Any           # the shards' index with no entries, kept for its quantizer (which it holds alive)
+
+    @classmethod
+    def write(cls, empty: Any, shards: list[list[Path]], totals: list[int],
+              blocks: Callable[[Sequence[Path]], Iterator[np.ndarray]], folder: Path) -> ShardedIndex:
+        """Fill a copy of the `empty` inverted-list index with each shard's `blocks(files)` and write it to `folder`."""
+        import faiss
+
+        paths = []
+        for n, files in enumerate(shards):
+            shard = faiss.IndexBinaryIVF(empty.quantizer, empty.d, empty.nlist)  # trained: the quantizer holds every list
+            fill_lists(shard, lambda: blocks(files))
+            paths.append(folder / f"shard-{n:04d}.faissb")
+            faiss.write_index_binary(shard, str(paths[-1]))
+            del shard
+        return cls(paths, np.cumsum([0, *totals[:-1]]).astype(np.int64), empty)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(distances int32, positions int64) of each query's `k` nearest descriptors, as `IndexBinaryIVF.search`."""
+        import faiss
+
+        n, nprobe = len(queries), self.empty.nprobe
+        lists = np.empty((n, nprobe), np.int32)  # the lists each query searches, in every shard
+        for start in range(0, n, QUERY_BATCH):
+            lists[start:start + QUERY_BATCH] = self.empty.quantizer.search(queries[start:start + QUERY_BATCH], nprobe)[1]
+        dist = np.full((n, k), np.iinfo(np.int32).max, np.int32)  # what faiss gives for no neighbour
+        nearest = np.full((n, k), -1, np.int64)
+        for path, offset in zip(self.files, self.offsets.tolist(), strict=True):
+            shard = faiss.read_index_binary(str(path))
+            shard.nprobe = nprobe
+            for start in range(0, n, QUERY_BATCH):
+                part = slice(start, start + QUERY_BATCH)
+                d, i = shard.search_preassigned(queries[part], k, lists[part], None)
+                i[i >= 0] += offset
+                dist[part], nearest[part] = faiss.merge_knn_results(np.stack([dist[part], d]),
+                                                                    np.stack([nearest[part], i]))
+            del shard
+        return dist, nearest
 
 
 def spool_descriptors(ids: np.ndarray, read_greys: GreyReader, folder: Path, options: KeypointOptions,
                       chunk_panels: int, done: Callable[[int], None]) -> DescriptorSpool:
     """Find the descriptors of panels `ids` `chunk_panels` at a time, each chunk saved to `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    files, counts = [], []
+    files, counts, totals = [], [], []
     for n, start in enumerate(range(0, len(ids), chunk_panels)):
         part = ids[start:start + chunk_panels]
         own, mirror = panel_descriptors(read_greys(part), options)
@@ -145,8 +221,10 @@ def spool_descriptors(ids: np.ndarray, read_greys: GreyReader, folder: Path, opt
         files.append(folder / f"descriptors-{n:06d}.npz")
         np.savez(files[-1], **vars(chunk))
         counts.append(chunk.own_counts)
+        totals.append(len(chunk.own))
         done(len(part))
-    return DescriptorSpool(files, ids, np.concatenate(counts) if counts else np.zeros(0, np.int64))
+    return DescriptorSpool(files, ids, np.concatenate(counts) if counts else np.zeros(0, np.int64),
+                           np.array(totals, np.int64))
 
 
 def binary_kmeans(x: np.ndarray, k: int, *, iterations: int = 10, seed: int = 0) -> np.ndarray:
@@ -257,13 +335,16 @@ def fill_lists(index: Any, blocks: Callable[[], Iterator[np.ndarray]]) -> None:
         index.add_core(len(codes), faiss.swig_ptr(codes), None, faiss.swig_ptr(assigned))
 
 
-def _votes(index: Any, holders: np.ndarray, ends: np.ndarray, queries: np.ndarray, owner_of_query: np.ndarray,
+def _votes(dist: np.ndarray, nb: np.ndarray, holders: np.ndarray, ends: np.ndarray, owner_of_query: np.ndarray,
            options: KeypointOptions) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi): for each query that votes, its panel and the panel it votes for, the smaller id first."""
-    dist, nb = index.search(queries, options.neighbours)
+    """(lo, hi): for each query that votes (its nearest indexed descriptors `dist`, `nb`), its panel and the
+    panel it votes for, the smaller id first."""
     # the panel of an indexed descriptor: the one whose block of the index holds it
     panel_of = np.where(nb >= 0, holders[np.searchsorted(ends, np.maximum(nb, 0), side="right")], -1)
-    other = (nb >= 0) & (panel_of != owner_of_query[:, None])
+    # only the neighbours nearer than the k-th when all k were found: which of several descriptors as near
+    # as the k-th make the cut depends on the order the search met them in (a sharded index's differs)
+    cut = np.where(nb[:, -1] >= 0, dist[:, -1], np.iinfo(np.int32).max)
+    other = (nb >= 0) & (dist < cut[:, None]) & (panel_of != owner_of_query[:, None])
     has = other.any(axis=1)
     first = other.argmax(axis=1)  # the nearest descriptor of another panel
     rows = np.arange(len(nb))
@@ -271,7 +352,8 @@ def _votes(index: Any, holders: np.ndarray, ends: np.ndarray, queries: np.ndarra
     # the nearest descriptor of yet another panel: a descriptor as close in many panels (flat or
     # noisy texture) tells nothing about this pair (Lowe's ratio test, across panels)
     runner_up = other & (panel_of != nearest_panel[:, None])
-    second = np.where(runner_up.any(axis=1), dist[rows, runner_up.argmax(axis=1)], np.iinfo(np.int32).max)
+    # (one not among the k found is no nearer than the k-th: the k-th stands in for it)
+    second = np.where(runner_up.any(axis=1), dist[rows, runner_up.argmax(axis=1)], cut)
     has &= (nearest <= options.max_distance) & (nearest < options.max_ratio * second)
     a, b = owner_of_query[has], nearest_panel[has]
     return np.minimum(a, b), np.maximum(a, b)
@@ -286,19 +368,20 @@ def keypoint_votes(ids: np.ndarray, read_greys: GreyReader, folder: Path,
     when that one is within `options.max_distance` and clearly nearer (`options.max_ratio`)
     than the nearest of any third panel; votes of both directions and of the mirror images add up.
     The descriptors are found `chunk_panels` panels at a time and wait in `folder` (on disk)
-    until they are searched, so memory holds the index and one chunk, whatever the number of
-    panels. The votes are tallied after each chunk's search; a pair whose panels have both been
+    until they are searched (as do an index's shards past `options.shard_size`), so memory holds
+    one chunk and the index or one shard of it, whatever the number of panels. The votes are tallied after each chunk's search; a pair whose panels have both been
     searched with fewer than `floor` votes is dropped there (it cannot reach it), so the tally
     holds the pairs that still may. `done(n)` as each chunk's panels are found, and again as they are searched.
     """
     tick = done or (lambda n: None)
     spool = spool_descriptors(np.asarray(ids, dtype=np.int64), read_greys, folder, options, chunk_panels, tick)
+    release_freed_memory()  # the grey images' reads: not held under the index and the search
     empty = np.zeros(0, np.int64)
     if spool.total == 0:
         return empty, empty, empty
     if spool.ids.max() >= 1 << 31:  # `pair_keys` packs two row ids into one int64
         raise ValueError(f"row id {int(spool.ids.max())} is beyond the keypoint votes' 2**31")
-    index = spool.index(options)
+    index = spool.index(options, folder)
     has_own = spool.own_counts > 0
     holders, ends = spool.ids[has_own], np.cumsum(spool.own_counts[has_own])
     searched = np.zeros(int(spool.ids.max()) + 1, dtype=bool)  # by row id: its descriptors have voted
@@ -307,12 +390,16 @@ def keypoint_votes(ids: np.ndarray, read_greys: GreyReader, folder: Path,
         queries = np.concatenate([chunk.own, chunk.mirror])
         owners = np.concatenate([np.repeat(chunk.ids, chunk.own_counts), np.repeat(chunk.ids, chunk.mirror_counts)])
         key_parts, vote_parts = [tally[0]], [tally[1]]
-        for start in range(0, len(queries), QUERY_BATCH):  # bounded memory: the search's arrays are 8 per query
-            lo, hi = _votes(index, holders, ends, queries[start:start + QUERY_BATCH],
-                            owners[start:start + QUERY_BATCH], options)
-            keys, votes = np.unique(pair_keys(lo, hi), return_counts=True)
-            key_parts.append(keys)
-            vote_parts.append(votes)
+        # bounded memory: the search's arrays are 8 a query; a sharded index reads every shard once a group
+        group = SEARCH_GROUP if isinstance(index, ShardedIndex) else QUERY_BATCH
+        for start in range(0, len(queries), group):
+            dist, nb = index.search(queries[start:start + group], options.neighbours)
+            for at in range(0, len(nb), QUERY_BATCH):
+                part = slice(at, at + QUERY_BATCH)
+                lo, hi = _votes(dist[part], nb[part], holders, ends, owners[start:start + group][part], options)
+                keys, votes = np.unique(pair_keys(lo, hi), return_counts=True)
+                key_parts.append(keys)
+                vote_parts.append(votes)
         keys, votes = add_votes(key_parts, vote_parts)
         searched[chunk.ids] = True
         lo, hi = split_pair_keys(keys)
@@ -340,18 +427,6 @@ def add_votes(key_parts: list[np.ndarray], vote_parts: list[np.ndarray]) -> tupl
     return keys, votes.astype(np.int64)
 
 
-def release_freed_heap() -> None:
-    """Give the C heap's free pages back to the system (glibc's `malloc_trim`; a no-op elsewhere).
-
-    The descriptor index is millions of small allocations (its inverted lists); freed, their pages
-    stay with the process, and its resident size with them, until the heap is trimmed.
-    """
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def strongest_per_panel(a: np.ndarray, b: np.ndarray, votes: np.ndarray, per_panel: int) -> np.ndarray:
     """Mask of the pairs among the `per_panel` most-voted partners of either of their panels."""
     panel = np.concatenate([a, b])  # each pair once under each of its panels
@@ -377,7 +452,7 @@ def keypoint_pairs(ids: np.ndarray, read_greys: GreyReader, vectors: np.ndarray,
     with tempfile.TemporaryDirectory(prefix="reusescan-keypoints-") as folder:
         a, b, votes = keypoint_votes(ids, read_greys, Path(folder), options, chunk_panels=chunk_panels,
                                      floor=options.min_votes, done=done)
-    release_freed_heap()  # the descriptor index's lists, freed: the rest of the scan need not keep their pages
+    release_freed_memory()  # the descriptor index's lists, freed: the rest of the scan need not keep their pages
     keep = strongest_per_panel(a, b, votes, options.per_panel)
     a, b = a[keep], b[keep]
     sim = np.einsum("ij,ij->i", vectors[a], vectors[b]) if len(a) else np.zeros(0, np.float32)

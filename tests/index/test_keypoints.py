@@ -13,6 +13,7 @@ from embedder.verify import grey_image
 from index.keypoints import (
     TRAIN_PER_LIST,
     KeypointOptions,
+    ShardedIndex,
     descriptor_index,
     fill_lists,
     keypoint_pairs,
@@ -77,12 +78,14 @@ def test_strongest_per_panel_keeps_the_top_partners_of_either_panel() -> None:
     assert strongest_per_panel(a, b, votes, 1).tolist() == [True, True, False, True, False]
 
 
-@pytest.mark.parametrize("exact_up_to", [50_000, 100], ids=["exact", "inverted-lists"])
+@pytest.mark.parametrize(("exact_up_to", "shard_size"), [(50_000, 2_097_152), (100, 2_097_152), (100, 1_000)],
+                         ids=["exact", "inverted-lists", "sharded"])
 def test_panels_taken_a_few_at_a_time_vote_as_all_at_once(panels: list[Image.Image], exact_up_to: int,
-                                                           tmp_path: Path) -> None:
-    """The descriptors wait on disk a chunk at a time (bounded memory); the votes are those of one chunk."""
+                                                           shard_size: int, tmp_path: Path) -> None:
+    """The descriptors wait on disk a chunk at a time (bounded memory); the votes are those of one chunk,
+    and those of one index when the chunks' index is written in shards and searched one shard at a time."""
     greys = [grey_image(p, SIDE) for p in panels]
-    options = KeypointOptions(exact_up_to=exact_up_to, nprobe=64)
+    options = KeypointOptions(exact_up_to=exact_up_to, nprobe=64, shard_size=shard_size)
     ids = np.arange(len(panels)) * 10 + 3  # row ids, not positions
     by_id = dict(zip(ids.tolist(), greys))
     read_calls: list[int] = []
@@ -96,6 +99,11 @@ def test_panels_taken_a_few_at_a_time_vote_as_all_at_once(panels: list[Image.Ima
     chunked = keypoint_votes(ids, read, tmp_path / "chunked", options, chunk_panels=2)
     assert read_calls == [2, 2, 2, 2, 1]
     assert len(list((tmp_path / "chunked").glob("descriptors-*.npz"))) == 5
+    # up to 400 descriptors a panel: a 1,000-descriptor shard holds one or two chunks of two panels; all nine
+    # panels in one chunk are one (larger) shard, held in memory
+    shards = len(list((tmp_path / "chunked").glob("shard-*.faissb")))
+    assert (3 <= shards <= 5) if shard_size == 1_000 else shards == 0
+    assert not list((tmp_path / "whole").glob("shard-*.faissb"))
     for x, y in zip(whole, chunked):
         np.testing.assert_array_equal(x, y)
     a, b, votes = whole
@@ -135,6 +143,32 @@ def test_inverted_lists_are_even_and_find_a_descriptor_again_after_noise(panels:
         row[rng.choice(256, 16, replace=False)] ^= 1
     _, nearest = index.search(np.packbits(bits, axis=1), 1)  # type: ignore[attr-defined]
     assert np.mean(nearest[:, 0] == np.arange(len(own))) >= 0.95
+
+
+def test_a_sharded_index_finds_the_neighbours_one_index_finds(panels: list[Image.Image], tmp_path: Path) -> None:
+    """Shards of the inverted lists on disk, searched one at a time and merged, give one index's nearest
+    descriptors: the same distances, the same descriptors up to the order of equally near ones."""
+    own = np.concatenate([orb_descriptors(grey_image(p, SIDE)) for p in panels])
+    options = KeypointOptions(exact_up_to=100, list_size=16, nprobe=8)
+    whole = descriptor_index(len(own), lambda rows: own[rows], options)
+    fill_lists(whole, lambda: iter([own]))
+    blocks = dict(zip([Path(name) for name in "abc"], np.array_split(own, 3)))
+    sharded = ShardedIndex.write(descriptor_index(len(own), lambda rows: own[rows], options),
+                                 [[Path("a")], [Path("b"), Path("c")]], [len(blocks[Path("a")]), len(own) - len(blocks[Path("a")])],
+                                 lambda files: (blocks[f] for f in files), tmp_path)
+    assert [f.name for f in sharded.files] == ["shard-0000.faissb", "shard-0001.faissb"]
+    queries = own[::5]
+    (d_whole, i_whole), (d_shards, i_shards) = whole.search(queries, 8), sharded.search(queries, 8)
+    np.testing.assert_array_equal(d_shards, d_whole)
+    found = i_shards >= 0
+    np.testing.assert_array_equal(found, i_whole >= 0)
+    assert found[:, 0].all()
+    # each neighbour is the descriptor at that distance; below a query's k-th distance they are the same set
+    bits = np.unpackbits(own[np.maximum(i_shards, 0)], axis=2) != np.unpackbits(queries, axis=1)[:, None, :]
+    np.testing.assert_array_equal(np.where(found, bits.sum(axis=2), d_shards), d_shards)
+    for q in range(len(queries)):
+        inside = d_whole[q] < d_whole[q, -1]
+        assert set(i_shards[q, inside].tolist()) == set(i_whole[q, inside].tolist())
 
 
 def _list_entries(index: Any, list_no: int, n: int) -> tuple[np.ndarray, np.ndarray]:
