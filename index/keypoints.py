@@ -24,6 +24,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ class KeypointOptions:
     min_votes: int = 3         # matched descriptors for a pair to become a candidate
     per_panel: int = 5         # partners kept per panel, most votes first (bounds the pixel check's work)
     mirrored: bool = True      # also query with each panel's mirror image (crops that were flipped)
-    neighbours: int = 8        # descriptors searched per query (the best one of another panel counts)
+    neighbours: int = 8        # descriptors searched per query (the best one of another panel nearer than the last counts)
     max_ratio: float = 0.8     # ... when nearer than this times the best one of a third panel
     exact_up_to: int = 50_000  # descriptors searched exactly; more are searched in inverted lists ...
     list_size: int = 512       # ... of about this many descriptors ...
@@ -139,16 +140,16 @@ class DescriptorSpool:
         if len(shards) == 1:
             fill_lists(index, self.own_blocks)
             return index
-        return ShardedIndex.write(index, [[self.files[i] for i in shard] for shard in shards],
-                                  [int(self.file_totals[shard].sum()) for shard in shards], self.own_blocks, folder)
+        return ShardedIndex.write(index, [[self.files[i] for i in shard] for shard in shards], self.own_blocks, folder)
 
 
 def shard_files(file_totals: np.ndarray, shard_size: int) -> list[list[int]]:
-    """Consecutive files grouped to at most `shard_size` descriptors a group (a larger file is a group alone)."""
+    """Consecutive files grouped to at most `shard_size` descriptors a group (a larger file is a group alone;
+    a file with none joins the group before it, so no group is empty)."""
     shards: list[list[int]] = [[]]
     held = 0
     for i, n in enumerate(file_totals.tolist()):
-        if shards[-1] and held + n > shard_size:
+        if n and held and held + n > shard_size:
             shards.append([])
             held = 0
         shards[-1].append(i)
@@ -163,7 +164,8 @@ class ShardedIndex:
     A query's `nprobe` lists are found once; each shard, read back in turn, is searched in those
     lists (`search_preassigned`) and its nearest merged with those of the shards before it (the
     earlier shard first among equals). That gives the neighbours one index of every descriptor
-    gives, up to the order of equally near ones, while memory holds one shard.
+    gives, but for which of several descriptors as near as the k-th take the last places, while
+    memory holds one shard (and the quantizer, which each shard's file also holds).
     """
 
     files: list[Path]
@@ -171,17 +173,18 @@ class ShardedIndex:
     empty: Any           # the shards' index with no entries, kept for its quantizer (which it holds alive)
 
     @classmethod
-    def write(cls, empty: Any, shards: list[list[Path]], totals: list[int],
-              blocks: Callable[[Sequence[Path]], Iterator[np.ndarray]], folder: Path) -> ShardedIndex:
-        """Fill a copy of the `empty` inverted-list index with each shard's `blocks(files)` and write it to `folder`."""
+    def write(cls, empty: Any, shards: list[list[Path]], blocks: Callable[[Sequence[Path]], Iterator[np.ndarray]],
+              folder: Path) -> ShardedIndex:
+        """Fill an index with the quantizer of inverted-list index `empty` with each shard's `blocks(files)`, written to `folder`."""
         import faiss
 
-        paths = []
+        paths, totals = [], []
         for n, files in enumerate(shards):
             shard = faiss.IndexBinaryIVF(empty.quantizer, empty.d, empty.nlist)  # trained: the quantizer holds every list
-            fill_lists(shard, lambda: blocks(files))
+            fill_lists(shard, partial(blocks, files))
             paths.append(folder / f"shard-{n:04d}.faissb")
             faiss.write_index_binary(shard, str(paths[-1]))
+            totals.append(shard.ntotal)
             del shard
         return cls(paths, np.cumsum([0, *totals[:-1]]).astype(np.int64), empty)
 
@@ -189,7 +192,8 @@ class ShardedIndex:
         """(distances int32, positions int64) of each query's `k` nearest descriptors, as `IndexBinaryIVF.search`."""
         import faiss
 
-        n, nprobe = len(queries), self.empty.nprobe
+        # faiss searches at most every list, and reads the lists given with that stride
+        n, nprobe = len(queries), min(self.empty.nprobe, self.empty.nlist)
         lists = np.empty((n, nprobe), np.int32)  # the lists each query searches, in every shard
         for start in range(0, n, QUERY_BATCH):
             lists[start:start + QUERY_BATCH] = self.empty.quantizer.search(queries[start:start + QUERY_BATCH], nprobe)[1]
@@ -350,7 +354,8 @@ def _votes(dist: np.ndarray, nb: np.ndarray, holders: np.ndarray, ends: np.ndarr
     rows = np.arange(len(nb))
     nearest_panel, nearest = panel_of[rows, first], dist[rows, first]
     # the nearest descriptor of yet another panel: a descriptor as close in many panels (flat or
-    # noisy texture) tells nothing about this pair (Lowe's ratio test, across panels)
+    # noisy texture) tells nothing about this pair (Lowe's ratio test, across panels); with
+    # max_ratio < 1, two panels tied for nearest refuse each other, in whichever order they came
     runner_up = other & (panel_of != nearest_panel[:, None])
     # (one not among the k found is no nearer than the k-th: the k-th stands in for it)
     second = np.where(runner_up.any(axis=1), dist[rows, runner_up.argmax(axis=1)], cut)
@@ -367,11 +372,14 @@ def keypoint_votes(ids: np.ndarray, read_greys: GreyReader, folder: Path,
     Each query descriptor votes once, for the panel of its nearest descriptor in another panel,
     when that one is within `options.max_distance` and clearly nearer (`options.max_ratio`)
     than the nearest of any third panel; votes of both directions and of the mirror images add up.
-    The descriptors are found `chunk_panels` panels at a time and wait in `folder` (on disk)
-    until they are searched (as do an index's shards past `options.shard_size`), so memory holds
-    one chunk and the index or one shard of it, whatever the number of panels. The votes are tallied after each chunk's search; a pair whose panels have both been
-    searched with fewer than `floor` votes is dropped there (it cannot reach it), so the tally
-    holds the pairs that still may. `done(n)` as each chunk's panels are found, and again as they are searched.
+    Only the `options.neighbours` nearest are looked at, and of them only those nearer than the
+    last (whose distance stands in for a third panel not among them), so ties at the last place
+    change nothing. The descriptors are found `chunk_panels` panels at a time and wait in `folder`
+    (on disk) until they are searched, as do the index's shards past `options.shard_size`: memory
+    holds one chunk and the index or one shard of it, whatever the number of panels. The votes
+    are tallied after each chunk's search; a pair whose panels have both been searched with fewer
+    than `floor` votes is dropped there (it cannot reach it), so the tally holds the pairs that
+    still may. `done(n)` as each chunk's panels are found, and again as they are searched.
     """
     tick = done or (lambda n: None)
     spool = spool_descriptors(np.asarray(ids, dtype=np.int64), read_greys, folder, options, chunk_panels, tick)

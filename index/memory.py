@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ctypes
 
+import pyarrow as pa
+
 
 def release_freed_memory() -> None:
     """Give back the unused pages of Arrow's memory pool and the C heap's free pages (glibc's `malloc_trim`).
@@ -11,8 +13,6 @@ def release_freed_memory() -> None:
     left ~140 MB resident), and the C heap those of freed small allocations (a descriptor index's
     inverted lists: ~100 MB at 1,000 papers), until asked.
     """
-    import pyarrow as pa
-
     pa.default_memory_pool().release_unused()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -88,7 +88,7 @@ def match_store(store_dir: Path, *, query_row_ids: np.ndarray | None, model_path
     with clock.timed("candidates"):
         keys = RecordKeys.from_table(store.read_keys())
         vectors = store.dense_vectors()  # read once: the queries now, the head's inputs below
-        release_freed_memory()  # the reads' pages (~60 MB at 5,000 papers), not held under every later stage
+        release_freed_memory()  # the reads' freed pages (~45 MB at 5,000 papers), not held under every later stage
         ids = keys.row_id if options.include_noise else keys.row_id[~keys.noise]
         if query_row_ids is not None:
             ids = ids[np.isin(ids, query_row_ids)]

@@ -14,11 +14,13 @@ from index.keypoints import (
     TRAIN_PER_LIST,
     KeypointOptions,
     ShardedIndex,
+    _votes,
     descriptor_index,
     fill_lists,
     keypoint_pairs,
     keypoint_votes,
     orb_descriptors,
+    shard_files,
     strongest_per_panel,
 )
 
@@ -145,6 +147,36 @@ def test_inverted_lists_are_even_and_find_a_descriptor_again_after_noise(panels:
     assert np.mean(nearest[:, 0] == np.arange(len(own))) >= 0.95
 
 
+def test_shards_are_consecutive_files_up_to_the_shard_size() -> None:
+    assert shard_files(np.array([3, 3, 3, 10, 1, 2]), 6) == [[0, 1], [2], [3], [4, 5]]  # a larger file alone
+    assert shard_files(np.array([3, 3]), 100) == [[0, 1]]
+    # a file without descriptors never makes a shard of its own
+    assert shard_files(np.array([0, 0, 7, 0]), 6) == [[0, 1, 2, 3]]
+    assert shard_files(np.array([3, 3, 10, 0]), 6) == [[0, 1], [2, 3]]
+
+
+def test_a_tie_at_the_last_neighbour_decides_no_vote() -> None:
+    """Of the k nearest, only those nearer than the k-th count, and the k-th's distance stands in for a third
+    panel not among them: the votes do not depend on which of equally near descriptors came last."""
+    options = KeypointOptions(neighbours=4)
+    holders, ends = np.array([10, 11, 12, 13]), np.array([5, 10, 15, 20])  # panel 10 holds descriptors 0-4, ...
+    owners = np.array([10, 10, 10, 10])
+    dist = np.array([[0, 20, 40, 40],    # panel 11 at 20, clearly nearer (< 0.8 x) than the last place: a vote
+                     [0, 20, 40, 40],    # the same, the tie of panels 12 and 13 met the other way round
+                     [0, 35, 40, 40],    # 35 is not clearly nearer than 40, whether the last place went to
+                     [0, 35, 40, 40]])   # panel 11 again (no third panel in sight) or to panel 12: no vote
+    nb = np.array([[1, 6, 11, 16],
+                   [1, 6, 16, 11],
+                   [1, 6, 7, 8],
+                   [1, 6, 7, 11]])
+    lo, hi = _votes(dist.astype(np.int32), nb, holders, ends, owners, options)
+    assert list(zip(lo.tolist(), hi.tolist())) == [(10, 11), (10, 11)]
+    # fewer than k found: no stand-in, the nearest of another panel votes
+    lo, hi = _votes(np.array([[0, 35, 2**31 - 1, 2**31 - 1]], np.int32), np.array([[1, 6, -1, -1]]), holders, ends,
+                    owners[:1], options)
+    assert list(zip(lo.tolist(), hi.tolist())) == [(10, 11)]
+
+
 def test_a_sharded_index_finds_the_neighbours_one_index_finds(panels: list[Image.Image], tmp_path: Path) -> None:
     """Shards of the inverted lists on disk, searched one at a time and merged, give one index's nearest
     descriptors: the same distances, the same descriptors up to the order of equally near ones."""
@@ -153,9 +185,9 @@ def test_a_sharded_index_finds_the_neighbours_one_index_finds(panels: list[Image
     whole = descriptor_index(len(own), lambda rows: own[rows], options)
     fill_lists(whole, lambda: iter([own]))
     blocks = dict(zip([Path(name) for name in "abc"], np.array_split(own, 3)))
-    sharded = ShardedIndex.write(descriptor_index(len(own), lambda rows: own[rows], options),
-                                 [[Path("a")], [Path("b"), Path("c")]], [len(blocks[Path("a")]), len(own) - len(blocks[Path("a")])],
+    sharded = ShardedIndex.write(whole, [[Path("a")], [Path("b"), Path("c")]],  # with the whole index's quantizer
                                  lambda files: (blocks[f] for f in files), tmp_path)
+    np.testing.assert_array_equal(sharded.offsets, [0, len(blocks[Path("a")])])
     assert [f.name for f in sharded.files] == ["shard-0000.faissb", "shard-0001.faissb"]
     queries = own[::5]
     (d_whole, i_whole), (d_shards, i_shards) = whole.search(queries, 8), sharded.search(queries, 8)
