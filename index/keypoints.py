@@ -200,7 +200,7 @@ class ShardedIndex:
         dist = np.full((n, k), np.iinfo(np.int32).max, np.int32)  # what faiss gives for no neighbour
         nearest = np.full((n, k), -1, np.int64)
         for path, offset in zip(self.files, self.offsets.tolist(), strict=True):
-            shard = faiss.read_index_binary(str(path))
+            shard: Any = faiss.read_index_binary(str(path))  # an IndexBinaryIVF, typed as its base
             shard.nprobe = nprobe
             for start in range(0, n, QUERY_BATCH):
                 part = slice(start, start + QUERY_BATCH)
