@@ -7,8 +7,9 @@ Runs `index.keypoints.keypoint_pairs` over the store's non-noise panels as a sca
 each in a fresh Python process whose PYTHONPATH is that checkout, the order of the variants
 alternating from run to run (the first scan of a store pays for a cold page cache). Prints per
 variant the median wall and CPU seconds of the stage and of building its descriptor index
-(training and adding; a sharded one's writing too), the private memory the index holds once built
-(`index_mb`; a sharded index holds only its quantizer: its shards are on disk) and the run's
+(training and adding; a sharded one's writing too), how much the private memory grew while it was
+built (`index_mb`: a rough figure, since freed pages are reused; a sharded index keeps its
+quantizer and the pages its last shard freed, its shards being on disk) and the run's
 peak resident size (`peak_mb`; with `--probe`, the probe's exact index counts in it), the candidate pairs it gives, how many of the old variant's pairs the new
 one keeps (and the other way round), and the index's recall: of `--probe` indexed descriptors,
 the share of their 7 nearest other descriptors (an exact search's) that the index finds among its

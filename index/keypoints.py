@@ -170,33 +170,33 @@ class ShardedIndex:
 
     files: list[Path]
     offsets: np.ndarray  # int64: the position, among all descriptors, of each shard's first
-    empty: Any           # the shards' index with no entries, kept for its quantizer (which it holds alive)
+    template: Any        # the inverted-list index the shards copy (quantizer, lists, nprobe); it holds the quantizer alive
 
     @classmethod
-    def write(cls, empty: Any, shards: list[list[Path]], blocks: Callable[[Sequence[Path]], Iterator[np.ndarray]],
+    def write(cls, template: Any, shards: list[list[Path]], blocks: Callable[[Sequence[Path]], Iterator[np.ndarray]],
               folder: Path) -> ShardedIndex:
-        """Fill an index with the quantizer of inverted-list index `empty` with each shard's `blocks(files)`, written to `folder`."""
+        """Fill an index with the quantizer of inverted-list index `template` with each shard's `blocks(files)`, written to `folder`."""
         import faiss
 
         paths, totals = [], []
         for n, files in enumerate(shards):
-            shard = faiss.IndexBinaryIVF(empty.quantizer, empty.d, empty.nlist)  # trained: the quantizer holds every list
+            shard = faiss.IndexBinaryIVF(template.quantizer, template.d, template.nlist)  # trained: its quantizer holds every list
             fill_lists(shard, partial(blocks, files))
             paths.append(folder / f"shard-{n:04d}.faissb")
             faiss.write_index_binary(shard, str(paths[-1]))
             totals.append(shard.ntotal)
             del shard
-        return cls(paths, np.cumsum([0, *totals[:-1]]).astype(np.int64), empty)
+        return cls(paths, np.cumsum([0, *totals[:-1]]).astype(np.int64), template)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(distances int32, positions int64) of each query's `k` nearest descriptors, as `IndexBinaryIVF.search`."""
         import faiss
 
         # faiss searches at most every list, and reads the lists given with that stride
-        n, nprobe = len(queries), min(self.empty.nprobe, self.empty.nlist)
+        n, nprobe = len(queries), min(self.template.nprobe, self.template.nlist)
         lists = np.empty((n, nprobe), np.int32)  # the lists each query searches, in every shard
         for start in range(0, n, QUERY_BATCH):
-            lists[start:start + QUERY_BATCH] = self.empty.quantizer.search(queries[start:start + QUERY_BATCH], nprobe)[1]
+            lists[start:start + QUERY_BATCH] = self.template.quantizer.search(queries[start:start + QUERY_BATCH], nprobe)[1]
         dist = np.full((n, k), np.iinfo(np.int32).max, np.int32)  # what faiss gives for no neighbour
         nearest = np.full((n, k), -1, np.int64)
         for path, offset in zip(self.files, self.offsets.tolist(), strict=True):
@@ -402,9 +402,10 @@ def keypoint_votes(ids: np.ndarray, read_greys: GreyReader, folder: Path,
         group = SEARCH_GROUP if isinstance(index, ShardedIndex) else QUERY_BATCH
         for start in range(0, len(queries), group):
             dist, nb = index.search(queries[start:start + group], options.neighbours)
+            of_group = owners[start:start + group]
             for at in range(0, len(nb), QUERY_BATCH):
                 part = slice(at, at + QUERY_BATCH)
-                lo, hi = _votes(dist[part], nb[part], holders, ends, owners[start:start + group][part], options)
+                lo, hi = _votes(dist[part], nb[part], holders, ends, of_group[part], options)
                 keys, votes = np.unique(pair_keys(lo, hi), return_counts=True)
                 key_parts.append(keys)
                 vote_parts.append(votes)
