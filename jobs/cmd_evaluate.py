@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 @click.option("--roc", "roc_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("roc.png"),
               show_default=True, help="Where to draw the ROC curves (PNG).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-              help="Inference precision (auto: fp16 on CUDA, bf16 on CPUs with AMX, else fp32).")
+              help="Inference precision (auto: fp16 on CUDA, bf16 on CPUs with AMX or AVX-512 BF16, else fp32).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate_command(images_dir: Path | None, models: tuple[str, ...], names: tuple[str, ...], pairs: int, seed: int,
                      p_similar: float, threshold: float, roc_path: Path, precision: str, as_json: bool) -> None:
