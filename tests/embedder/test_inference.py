@@ -141,3 +141,14 @@ def test_a_model_without_a_trained_head_scores_by_cosine() -> None:
     assert np.allclose(untrained.score(vecs[:2], vecs[2:]), cosine, atol=1e-6)
     assert untrained.score(vecs[:1], vecs[:1])[0] == pytest.approx(1.0, abs=1e-5)  # a vector against itself
     assert not np.allclose(trained.score(vecs[:2], vecs[2:]), cosine, atol=1e-3)  # the head is used when trained
+
+
+@pytest.mark.parametrize(("amx", "avx512_bf16", "expected"),
+                         [(True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")])
+def test_auto_takes_bf16_on_a_cpu_that_computes_it_natively(monkeypatch: pytest.MonkeyPatch, amx: bool,
+                                                           avx512_bf16: bool, expected: str) -> None:
+    from embedder.inference import resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    assert resolve_precision("auto", torch.device("cpu")) == expected
