@@ -18,8 +18,8 @@ sampled every 0.5 s: the largest one and the largest sum), store bytes per paper
 seconds of every process of the scan and where they went (`cpu_s_by_role`: the driver, Ray's
 services, each worker by its task: a `ray::IDLE` worker's CPU goes to what it last ran); the
 new/old ratios; and whether report.csv is the same for both variants (it must be).
-Generating the corpus is not timed (it is printed apart: `make-corpus` takes about as long
-as the scan). Growth table and projection: docs/benchmarks.md#growth-with-the-corpus.
+Generating the corpus is not timed (it is printed apart: `make-corpus` takes ~0.27 s of CPU a
+paper, rendered in one process per core; the same corpus whatever the number of processes). Growth table and projection: docs/benchmarks.md#growth-with-the-corpus.
 `--corpus DIR` scans an existing folder instead (papers = its input files); `--threshold T`
 reports at T instead (0: every candidate, a heavy report); `--truth` adds `reusescan score
 --contain` of each report.
@@ -210,7 +210,8 @@ def count_inputs(folder: Path) -> int:
 def make_corpus(out: Path, papers: int) -> Path:
     if not (out / "pdf").exists():
         subprocess.run([sys.executable, "-m", "jobs", "make-corpus", str(out), "--docs", str(papers),
-                        "--reuse", str(max(1, papers // 2)), "--seed", str(papers), "--no-images"],
+                        "--reuse", str(max(1, papers // 2)), "--seed", str(papers), "--no-images",
+                        "--workers", str(os.cpu_count() or 1)],
                        check=True, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=sys.stderr)
     return out / "pdf"
 
