@@ -19,7 +19,8 @@ seconds of every process of the scan and where they went (`cpu_s_by_role`: the d
 services, each worker by its task: a `ray::IDLE` worker's CPU goes to what it last ran); the
 new/old ratios; and whether report.csv is the same for both variants (it must be).
 Generating the corpus is not timed (it is printed apart: `make-corpus` takes ~0.27 s of CPU a
-paper, rendered in one process per core; the same corpus whatever the number of processes). Growth table and projection: docs/benchmarks.md#growth-with-the-corpus.
+paper, rendered in one process per core: the same truth, text and images whatever the number of
+processes, though not the same PDF bytes). Growth table and projection: docs/benchmarks.md#growth-with-the-corpus.
 `--corpus DIR` scans an existing folder instead (papers = its input files); `--threshold T`
 reports at T instead (0: every candidate, a heavy report); `--truth` adds `reusescan score
 --contain` of each report.
