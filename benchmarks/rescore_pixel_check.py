@@ -1,6 +1,7 @@
 """Re-score a threshold-0 scan's report with this checkout's pixel check: same candidates and head scores.
 
     python benchmarks/rescore_pixel_check.py SCAN_OUT NEW_REPORT.csv [--baseline REV] [--truth TRUTH.csv]
+        [--align FIELD=VALUE ...]
 
 SCAN_OUT is a `reusescan scan ... --threshold 0` output folder whose store has the `pixels`
 column. Every reported pair is checked again as a scan checks it (`jobs.pixel_check.align_chunk`,
@@ -10,15 +11,18 @@ how many pairs the cascade screened and how far the scores moved from the report
 the re-scored report for `reusescan score NEW_REPORT.csv TRUTH.csv`. With `--baseline REV` the
 same candidates are also checked by that git revision's search (`embedder/verify.py` of REV), and
 with `--truth` both are scored (AP, recall at precision 0.9, `--contain` matching) and the true
-rows' fused scores compared. Measures a change of the pixel check on a whole scan's candidates
-without re-running extraction and embedding.
+rows' fused scores compared. With `--align refine_top=2` (repeatable; values as JSON: `screen=0.7`,
+`aspects=[1.0]`) the candidates are also checked with the shipped search ranges so changed
+(`embedder.verify.AlignConfig`), the fusion unchanged. Measures a change of the pixel check on a
+whole scan's candidates without re-running extraction and embedding.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,7 @@ from bench_pixel_check import _align_chunk_with, load_revision  # noqa: E402
 
 from embedder.fusion import PixelFusion  # noqa: E402
 from embedder.inference import Embedder  # noqa: E402
+from embedder.verify import AlignConfig  # noqa: E402
 from index.store import FigureStore  # noqa: E402
 from jobs.pixel_check import PIXEL_CHECK_TASK_PAIRS, align_chunk, read_chunk_pixels  # noqa: E402
 from training.report_fusion import rescore  # noqa: E402
@@ -57,12 +62,25 @@ def check_report(scan: Path, report: pd.DataFrame, fusion: PixelFusion,
     return out, seconds
 
 
+def changed_search(config: AlignConfig, changes: Sequence[str]) -> AlignConfig:
+    """`config` with each FIELD=VALUE of `changes` applied (VALUE as JSON)."""
+    fields = config.to_dict()
+    for change in changes:
+        name, _, value = change.partition("=")
+        if name not in fields:
+            raise SystemExit(f"--align {change}: the search has no setting {name!r} (it has {', '.join(fields)})")
+        fields[name] = json.loads(value)
+    return AlignConfig.from_dict(fields)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scan", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--baseline", help="also check the candidates with this git revision's search")
     parser.add_argument("--truth", type=Path, help="the corpus truth: score both and compare the true rows")
+    parser.add_argument("--align", action="append", default=[], metavar="FIELD=VALUE",
+                        help="also check with the shipped search ranges changed so (repeatable)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the scan runs it
     fusion = PixelFusion.from_meta(Embedder.load(None).meta)
@@ -71,6 +89,9 @@ def main() -> None:
     report = pd.read_csv(args.scan / "report.csv")
     variants: dict[str, Callable[[Any, np.ndarray, np.ndarray], list[Any]]] = {
         "this checkout": lambda c, a, b: align_chunk(c, a, b, fusion.align)}
+    if args.align:
+        changed = changed_search(fusion.align, args.align)
+        variants[f"this checkout, {', '.join(args.align)}"] = lambda c, a, b: align_chunk(c, a, b, changed)
     if args.baseline:
         old = load_revision(args.baseline)
         variants[f"baseline {args.baseline}"] = lambda c, a, b: _align_chunk_with(old, c, a, b)
