@@ -92,7 +92,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """"auto" = fp16 autocast on CUDA; on CPU bf16 autocast when the CPU computes bf16 natively, else fp32.
 
     bf16 on CPU was checked against fp32 on the shipped model (same evaluation metrics,
-    vectors with cosine > 0.999 to the fp32 ones; README "Model"). Explicit choices are kept.
+    vectors with cosine > 0.999 to the fp32 ones; docs/model-and-training.md "Device/precision").
+    Explicit choices are kept.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}")
