@@ -40,6 +40,7 @@ QUERY_BATCH = 65_536  # descriptors searched at a time
 SEARCH_GROUP = 262_144  # ... and a sharded index's queries: each group of them reads every shard once
 CHUNK_PANELS = 2048   # panels whose descriptors are found (then searched) at a time: ~70 kB a panel in memory
 TRAIN_PER_LIST = 32       # sampled descriptors a list's centroid is trained on
+SAMPLE_BLOCK = 1 << 22    # positions the training sample is drawn from at a time (32 MB of int64)
 TOP_TRAIN_PER_CELL = 128  # ... and a top-level cell's (`vocabulary`)
 TOP_PROBE = 8             # top-level cells whose lists' centroids are compared with a query to find its nearest lists
 
@@ -288,6 +289,22 @@ def vocabulary(sample: np.ndarray, cells: int) -> Any:
     return quantizer
 
 
+def sample_positions(total: int, size: int, seed: int = 0, block: int = SAMPLE_BLOCK) -> np.ndarray:
+    """About `size` positions of range(total), each as likely, ascending; memory set by `block`, not by `total`.
+
+    Each block of `block` positions keeps a binomial number of them (the mean share `size / total`),
+    picked without replacement: a permutation of every position would hold 8 bytes a descriptor,
+    16 GB at two billion (10 million panels), where the sample itself is a sixteenth of that.
+    """
+    rate = min(1.0, size / total) if total else 0.0
+    rng = np.random.default_rng(seed)
+    starts = np.arange(0, total, block, dtype=np.int64)
+    widths = np.minimum(block, total - starts)
+    kept = [start + np.sort(rng.choice(width, count, replace=False))
+            for start, width, count in zip(starts, widths, rng.binomial(widths, rate)) if count]
+    return np.concatenate(kept) if kept else np.zeros(0, np.int64)
+
+
 def descriptor_index(total: int, rows: Callable[[np.ndarray], np.ndarray],
                      options: KeypointOptions = KeypointOptions()) -> Any:
     """An empty FAISS binary index for `total` descriptors: exact up to `options.exact_up_to`, else inverted lists.
@@ -306,8 +323,7 @@ def descriptor_index(total: int, rows: Callable[[np.ndarray], np.ndarray],
     if total <= options.exact_up_to:
         return faiss.IndexBinaryFlat(bits)
     lists = total / min(options.list_size, np.sqrt(total) / 2)
-    # a sorted copy: the permutation of every position (8 bytes a descriptor) is let go of at once
-    sample = np.sort(np.random.default_rng(0).permutation(total)[:round(TRAIN_PER_LIST * lists)])
+    sample = sample_positions(total, round(TRAIN_PER_LIST * lists))
     quantizer = vocabulary(rows(sample), max(2, round(np.sqrt(lists))))
     clustered = faiss.IndexBinaryIVF(quantizer, bits, quantizer.ntotal)  # trained: its quantizer holds every list
     clustered.nprobe = options.nprobe

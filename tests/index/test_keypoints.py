@@ -1,6 +1,7 @@
 """Keypoint candidates on real images: a turned crop and a mirrored crop of a panel are among its top partners."""
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from index.keypoints import (
     keypoint_pairs,
     keypoint_votes,
     orb_descriptors,
+    sample_positions,
     shard_files,
     strongest_per_panel,
 )
@@ -228,3 +230,23 @@ def test_lists_sized_before_filling_hold_exactly_what_appended_lists_hold(panels
         np.testing.assert_array_equal(ids_a, ids_s)
         np.testing.assert_array_equal(codes_a, codes_s)
     np.testing.assert_array_equal(appended.search(own[::7], 8)[1], sized.search(own[::7], 8)[1])
+
+
+def test_the_training_sample_is_even_over_the_positions_and_never_holds_all_of_them() -> None:
+    """The inverted lists' training sample: distinct ascending positions, as many as asked within five standard
+    deviations, spread evenly (block edges included: blocks of 2**20 do not divide the total), drawn in
+    memory set by the block (a permutation of the 50 million positions would take 400 MB)."""
+    total, size = 50_000_017, 3_125_000  # a sixteenth: the share of a large index (TRAIN_PER_LIST / list_size)
+    tracemalloc.start()
+    try:
+        sample = sample_positions(total, size, block=1 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * size + 24 * (1 << 20)  # the sample twice (its blocks' parts, then joined), a block's positions
+    assert abs(len(sample) - size) < 5 * np.sqrt(size)
+    assert sample[0] >= 0 and sample[-1] < total and (np.diff(sample) > 0).all()
+    counts = np.bincount(sample * 50 // total, minlength=50)  # 50 bins across the block edges
+    assert np.abs(counts - len(sample) / 50).max() < 5 * np.sqrt(len(sample) / 50)
+    np.testing.assert_array_equal(sample, sample_positions(total, size, block=1 << 20))  # seeded
+    assert len(sample_positions(10, 10)) == 10 and len(sample_positions(0, 0)) == 0
