@@ -300,7 +300,7 @@ def sample_positions(total: int, size: int, seed: int = 0, block: int = SAMPLE_B
     rng = np.random.default_rng(seed)
     starts = np.arange(0, total, block, dtype=np.int64)
     widths = np.minimum(block, total - starts)
-    kept = [start + np.sort(rng.choice(width, count, replace=False))
+    kept = [start + np.sort(rng.choice(width, count, replace=False, shuffle=False))
             for start, width, count in zip(starts, widths, rng.binomial(widths, rate)) if count]
     return np.concatenate(kept) if kept else np.zeros(0, np.int64)
 
