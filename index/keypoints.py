@@ -294,7 +294,7 @@ def sample_positions(total: int, size: int, seed: int = 0, block: int = SAMPLE_B
 
     Each block of `block` positions keeps a binomial number of them (the mean share `size / total`),
     picked without replacement: a permutation of every position would hold 8 bytes a descriptor,
-    16 GB at two billion (10 million panels), where the sample itself is a sixteenth of that.
+    16 GB at two billion descriptors (about 10 million panels), where the sample is a sixteenth of them.
     """
     rate = min(1.0, size / total) if total else 0.0
     rng = np.random.default_rng(seed)
