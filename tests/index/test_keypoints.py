@@ -20,8 +20,10 @@ from index.keypoints import (
     fill_lists,
     keypoint_pairs,
     keypoint_votes,
+    lists_in_order,
     orb_descriptors,
     sample_positions,
+    search_inverted_lists,
     shard_files,
     strongest_per_panel,
 )
@@ -203,6 +205,25 @@ def test_a_sharded_index_finds_the_neighbours_one_index_finds(panels: list[Image
     for q in range(len(queries)):
         inside = d_whole[q] < d_whole[q, -1]
         assert set(i_shards[q, inside].tolist()) == set(i_whole[q, inside].tolist())
+
+
+def test_queries_searched_in_the_order_of_their_lists_find_what_they_find_in_their_own_order(
+        panels: list[Image.Image]) -> None:
+    """The inverted lists searched query by query in the order of each one's nearest list (for the CPU's
+    caches) give each query the distances and descriptors the index's own search gives it, in its row."""
+    own = np.concatenate([orb_descriptors(grey_image(p, SIDE)) for p in panels])
+    index = descriptor_index(len(own), lambda rows: own[rows], KeypointOptions(exact_up_to=100, list_size=16, nprobe=8))
+    fill_lists(index, lambda: iter([own]))
+    queries = np.concatenate([own[::3], own[1::3][:, ::-1]])  # indexed ones, and byte-reversed ones (no twin)
+    order, lists = lists_in_order(index.quantizer, queries, index.nprobe)
+    np.testing.assert_array_equal(np.sort(order), np.arange(len(queries)))  # every query once ...
+    assert (np.diff(lists[:, 0]) >= 0).all() and (order != np.arange(len(queries))).any()  # ... by its nearest list
+    np.testing.assert_array_equal(lists, index.quantizer.search(queries[order], index.nprobe)[1])
+    (dist, nearest), (d_plain, i_plain) = search_inverted_lists(index, queries, 8), index.search(queries, 8)
+    np.testing.assert_array_equal(dist, d_plain)
+    np.testing.assert_array_equal(nearest, i_plain)
+    third = len(own[::3])
+    assert (dist[:third, 0] == 0).all()  # an indexed descriptor finds itself (or its duplicate) first, in its own row
 
 
 def _list_entries(index: Any, list_no: int, n: int) -> tuple[np.ndarray, np.ndarray]:
