@@ -104,7 +104,6 @@ class DescriptorSpool:
     files: list[Path]
     ids: np.ndarray         # all panels, in chunk order
     own_counts: np.ndarray  # their own descriptors (the mirror's are only queries, never indexed)
-    file_totals: np.ndarray  # own descriptors a file
 
     @property
     def total(self) -> int:
@@ -137,57 +136,75 @@ class DescriptorSpool:
             for own in self.own_blocks():
                 index.add(own)
             return index
-        shards = shard_files(self.file_totals, options.shard_size)
-        if len(shards) == 1:
+        if self.total <= options.shard_size:
             fill_lists(index, self.own_blocks)
             return index
-        return ShardedIndex.write(index, [[self.files[i] for i in shard] for shard in shards], self.own_blocks, folder)
+        return ShardedIndex.write(index, self.own_blocks, options.shard_size, folder)
 
 
-def shard_files(file_totals: np.ndarray, shard_size: int) -> list[list[int]]:
-    """Consecutive files grouped to at most `shard_size` descriptors a group (a larger file is a group alone;
-    a file with none joins the group before it, so no group is empty)."""
-    shards: list[list[int]] = [[]]
-    held = 0
-    for i, n in enumerate(file_totals.tolist()):
+def list_ranges(sizes: np.ndarray, shard_size: int) -> np.ndarray:
+    """Bounds (first list of each range, then the number of lists) of consecutive lists of `sizes` entries
+    holding at most `shard_size` entries a range (a larger list is a range alone)."""
+    bounds, held = [0], 0
+    for list_no, n in enumerate(sizes.tolist()):
         if n and held and held + n > shard_size:
-            shards.append([])
+            bounds.append(list_no)
             held = 0
-        shards[-1].append(i)
         held += n
-    return shards
+    return np.array([*bounds, len(sizes)], np.int64)
 
 
 @dataclass(frozen=True)
 class ShardedIndex:
-    """Inverted lists too large to hold at once: shards of them on disk, sharing one quantizer, searched one at a time.
+    """Inverted lists too large to hold at once: shards of whole lists on disk, sharing one quantizer,
+    searched one at a time.
 
-    A query's `nprobe` lists are found once; each shard, read back in turn, is searched in those
-    lists (`search_preassigned`) and its nearest merged with those of the shards before it (the
-    earlier shard first among equals). That gives the neighbours one index of every descriptor
-    gives, but for which of several descriptors as near as the k-th take the last places, while
-    memory holds one shard (and the quantizer, which each shard's file also holds).
+    A shard holds a range of consecutive lists, which the vocabulary (`vocabulary`) numbers top cell
+    by top cell, so a query's `nprobe` nearest lists fall in one shard or a few. Its lists are found
+    once; each shard, read back in turn, is searched by the queries with lists in it, in those lists
+    (`search_preassigned`), and its nearest merged with those of the shards before it. That gives the
+    neighbours one index of every descriptor gives, but for which of several descriptors as near as
+    the k-th take the last places, while memory holds one shard (and the quantizer, which each
+    shard's file also holds).
     """
 
     files: list[Path]
-    offsets: np.ndarray  # int64: the position, among all descriptors, of each shard's first
+    bounds: np.ndarray   # int64: the first list of each shard, then the number of lists
     template: Any        # the inverted-list index the shards copy (quantizer, lists, nprobe); it holds the quantizer alive
 
     @classmethod
-    def write(cls, template: Any, shards: list[list[Path]], blocks: Callable[[Sequence[Path]], Iterator[np.ndarray]],
+    def write(cls, template: Any, blocks: Callable[[], Iterator[np.ndarray]], shard_size: int,
               folder: Path) -> ShardedIndex:
-        """Fill an index with the quantizer of inverted-list index `template` with each shard's `blocks(files)`, written to `folder`."""
+        """Shards of about `shard_size` descriptors of the lists of inverted-list index `template`, holding the
+        descriptors of `blocks()` (ids: their positions, in order), written to `folder`.
+
+        `blocks()` is read once to find each descriptor's list (kept in `folder`), then once a shard.
+        """
         import faiss
 
-        paths, totals = [], []
-        for n, files in enumerate(shards):
+        assigned, sizes = [], np.zeros(template.nlist, np.int64)
+        for n, block in enumerate(blocks()):
+            lists = nearest_list(template.quantizer, block)
+            sizes += np.bincount(lists, minlength=template.nlist)
+            assigned.append(folder / f"lists-{n:06d}.npy")
+            np.save(assigned[-1], lists)
+        bounds = list_ranges(sizes, shard_size)
+        paths = []
+        for n, (first, end) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
             shard = faiss.IndexBinaryIVF(template.quantizer, template.d, template.nlist)  # trained: its quantizer holds every list
-            fill_lists(shard, partial(blocks, files))
+            reserve_lists(shard, np.where((np.arange(template.nlist) >= first) & (np.arange(template.nlist) < end), sizes, 0))
+            position = 0
+            for block, path in zip(blocks(), assigned, strict=True):
+                lists = np.load(path)
+                here = np.flatnonzero((lists >= first) & (lists < end))
+                add_to_lists(shard, block[here], lists[here], position + here)
+                position += len(block)
             paths.append(folder / f"shard-{n:04d}.faissb")
             faiss.write_index_binary(shard, str(paths[-1]))
-            totals.append(shard.ntotal)
             del shard
-        return cls(paths, np.cumsum([0, *totals[:-1]]).astype(np.int64), template)
+        for path in assigned:
+            path.unlink()
+        return cls(paths, bounds, template)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(distances int32, positions int64) of each query's `k` nearest descriptors, as `IndexBinaryIVF.search`."""
@@ -197,13 +214,15 @@ class ShardedIndex:
         queries = queries[order]
         dist = np.full((len(queries), k), np.iinfo(np.int32).max, np.int32)  # what faiss gives for no neighbour
         nearest = np.full((len(queries), k), -1, np.int64)
-        for path, offset in zip(self.files, self.offsets.tolist(), strict=True):
+        for path, first, end in zip(self.files, self.bounds[:-1].tolist(), self.bounds[1:].tolist(), strict=True):
             shard: Any = faiss.read_index_binary(str(path))  # an IndexBinaryIVF, typed as its base
             shard.nprobe = lists.shape[1]
-            for start in range(0, len(queries), QUERY_BATCH):
-                part = slice(start, start + QUERY_BATCH)
-                d, i = shard.search_preassigned(queries[part], k, lists[part], None)
-                i[i >= 0] += offset
+            inside = (lists >= first) & (lists < end)
+            rows = np.flatnonzero(inside.any(axis=1))  # the queries with lists here, still in list order
+            for start in range(0, len(rows), QUERY_BATCH):
+                part = rows[start:start + QUERY_BATCH]
+                # a list of another shard is left out (faiss skips a list -1)
+                d, i = shard.search_preassigned(queries[part], k, np.where(inside[part], lists[part], -1), None)
                 dist[part], nearest[part] = faiss.merge_knn_results(np.stack([dist[part], d]),
                                                                     np.stack([nearest[part], i]))
             del shard
@@ -242,7 +261,7 @@ def spool_descriptors(ids: np.ndarray, read_greys: GreyReader, folder: Path, opt
                       chunk_panels: int, done: Callable[[int], None]) -> DescriptorSpool:
     """Find the descriptors of panels `ids` `chunk_panels` at a time, each chunk saved to `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    files, counts, totals = [], [], []
+    files, counts = [], []
     for n, start in enumerate(range(0, len(ids), chunk_panels)):
         part = ids[start:start + chunk_panels]
         own, mirror = panel_descriptors(read_greys(part), options)
@@ -251,10 +270,8 @@ def spool_descriptors(ids: np.ndarray, read_greys: GreyReader, folder: Path, opt
         files.append(folder / f"descriptors-{n:06d}.npz")
         np.savez(files[-1], **vars(chunk))
         counts.append(chunk.own_counts)
-        totals.append(len(chunk.own))
         done(len(part))
-    return DescriptorSpool(files, ids, np.concatenate(counts) if counts else np.zeros(0, np.int64),
-                           np.array(totals, np.int64))
+    return DescriptorSpool(files, ids, np.concatenate(counts) if counts else np.zeros(0, np.int64))
 
 
 def binary_kmeans(x: np.ndarray, k: int, *, iterations: int = 10, seed: int = 0) -> np.ndarray:
@@ -359,26 +376,46 @@ def descriptor_index(total: int, rows: Callable[[np.ndarray], np.ndarray],
 def fill_lists(index: Any, blocks: Callable[[], Iterator[np.ndarray]]) -> None:
     """Add the descriptors of every block of `blocks()` (read twice) to the empty inverted-list `index`, in order.
 
-    Each list is sized once, to the entries it will hold, before they are added: lists grown by
-    appends keep up to twice what they hold (a std::vector doubles), 59 bytes a 40-byte entry (a
-    32-byte code and an 8-byte id) against 44 sized first, on 4 million descriptors. Each
-    descriptor's list is found once, in the first pass, and handed to the second.
+    Each descriptor's list is found once, in the first pass, and handed to the second.
     """
-    import faiss
-
     if index.ntotal:
         raise ValueError(f"fill_lists fills an empty index; this one holds {index.ntotal} entries")
-    lists = [index.quantizer.assign(block, 1)[:, 0].astype(np.int32) for block in blocks()]
-    if any(len(of_block) and of_block.min() < 0 for of_block in lists):  # a quantizer with no centroid near
-        raise ValueError("the index's quantizer left descriptors without a list")
-    sizes = np.bincount(np.concatenate(lists), minlength=index.nlist) if lists else np.zeros(index.nlist, np.int64)
-    for list_no, size in enumerate(sizes.tolist()):
-        index.invlists.resize(list_no, size)  # room for every entry (a vector keeps its capacity ...
-        index.invlists.resize(list_no, 0)     # ... when emptied): the adds below never reallocate
+    lists = [nearest_list(index.quantizer, block) for block in blocks()]
+    reserve_lists(index, np.bincount(np.concatenate(lists), minlength=index.nlist) if lists
+                  else np.zeros(index.nlist, np.int64))
+    position = 0
     for block, of_block in zip(blocks(), lists, strict=True):
-        # named, not temporaries: `swig_ptr` keeps no reference to the array it points into
-        codes, assigned = np.ascontiguousarray(block), of_block.astype(np.int64)
-        index.add_core(len(codes), faiss.swig_ptr(codes), None, faiss.swig_ptr(assigned))
+        add_to_lists(index, block, of_block, position + np.arange(len(block)))
+        position += len(block)
+
+
+def nearest_list(quantizer: Any, descriptors: np.ndarray) -> np.ndarray:
+    """The inverted list (int32) each descriptor belongs in: its nearest centroid's."""
+    lists = quantizer.assign(descriptors, 1)[:, 0].astype(np.int32)
+    if len(lists) and lists.min() < 0:  # a quantizer with no centroid near
+        raise ValueError("the index's quantizer left descriptors without a list")
+    return lists
+
+
+def reserve_lists(index: Any, sizes: np.ndarray) -> None:
+    """Size each list of the empty inverted-list `index` once, to the `sizes` entries it will hold.
+
+    Lists grown by appends keep up to twice what they hold (a std::vector doubles), 59 bytes a
+    40-byte entry (a 32-byte code and an 8-byte id) against 44 sized first, on 4 million descriptors.
+    """
+    for list_no, size in enumerate(sizes.tolist()):
+        if size:
+            index.invlists.resize(list_no, size)  # room for every entry (a vector keeps its capacity ...
+            index.invlists.resize(list_no, 0)     # ... when emptied): the adds never reallocate
+
+
+def add_to_lists(index: Any, codes: np.ndarray, lists: np.ndarray, ids: np.ndarray) -> None:
+    """Add descriptors `codes` to their `lists` of inverted-list `index`, under `ids`."""
+    import faiss
+
+    # named, not temporaries: `swig_ptr` keeps no reference to the array it points into
+    codes, lists, ids = np.ascontiguousarray(codes), lists.astype(np.int64), ids.astype(np.int64)
+    index.add_core(len(codes), faiss.swig_ptr(codes), faiss.swig_ptr(ids), faiss.swig_ptr(lists))
 
 
 def _votes(dist: np.ndarray, nb: np.ndarray, holders: np.ndarray, ends: np.ndarray, owner_of_query: np.ndarray,

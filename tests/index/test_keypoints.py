@@ -20,11 +20,11 @@ from index.keypoints import (
     fill_lists,
     keypoint_pairs,
     keypoint_votes,
+    list_ranges,
     lists_in_order,
     orb_descriptors,
     sample_positions,
     search_inverted_lists,
-    shard_files,
     strongest_per_panel,
 )
 
@@ -89,7 +89,7 @@ def test_strongest_per_panel_keeps_the_top_partners_of_either_panel() -> None:
 def test_panels_taken_a_few_at_a_time_vote_as_all_at_once(panels: list[Image.Image], exact_up_to: int,
                                                            shard_size: int, tmp_path: Path) -> None:
     """The descriptors wait on disk a chunk at a time (bounded memory); the votes are those of one chunk,
-    and those of one index when the chunks' index is written in shards and searched one shard at a time."""
+    and the same when the index is written in shards and searched one shard at a time."""
     greys = [grey_image(p, SIDE) for p in panels]
     options = KeypointOptions(exact_up_to=exact_up_to, nprobe=64, shard_size=shard_size)
     ids = np.arange(len(panels)) * 10 + 3  # row ids, not positions
@@ -105,11 +105,10 @@ def test_panels_taken_a_few_at_a_time_vote_as_all_at_once(panels: list[Image.Ima
     chunked = keypoint_votes(ids, read, tmp_path / "chunked", options, chunk_panels=2)
     assert read_calls == [2, 2, 2, 2, 1]
     assert len(list((tmp_path / "chunked").glob("descriptors-*.npz"))) == 5
-    # up to 400 descriptors a panel: a 1,000-descriptor shard holds one or two chunks of two panels; all nine
-    # panels in one chunk are one (larger) shard, held in memory
-    shards = len(list((tmp_path / "chunked").glob("shard-*.faissb")))
-    assert (3 <= shards <= 5) if shard_size == 1_000 else shards == 0
-    assert not list((tmp_path / "whole").glob("shard-*.faissb"))
+    # up to 400 descriptors a panel, nine panels: 1,000-descriptor shards of whole lists are three to five,
+    # however the panels were chunked (the same lists); under the shard size the index is held in memory
+    shards = [len(list((tmp_path / run).glob("shard-*.faissb"))) for run in ("whole", "chunked")]
+    assert shards[0] == shards[1] and ((3 <= shards[0] <= 5) if shard_size == 1_000 else shards[0] == 0)
     for x, y in zip(whole, chunked):
         np.testing.assert_array_equal(x, y)
     a, b, votes = whole
@@ -151,12 +150,12 @@ def test_inverted_lists_are_even_and_find_a_descriptor_again_after_noise(panels:
     assert np.mean(nearest[:, 0] == np.arange(len(own))) >= 0.95
 
 
-def test_shards_are_consecutive_files_up_to_the_shard_size() -> None:
-    assert shard_files(np.array([3, 3, 3, 10, 1, 2]), 6) == [[0, 1], [2], [3], [4, 5]]  # a larger file alone
-    assert shard_files(np.array([3, 3]), 100) == [[0, 1]]
-    # a file without descriptors never makes a shard of its own
-    assert shard_files(np.array([0, 0, 7, 0]), 6) == [[0, 1, 2, 3]]
-    assert shard_files(np.array([3, 3, 10, 0]), 6) == [[0, 1], [2, 3]]
+def test_shards_are_consecutive_lists_up_to_the_shard_size() -> None:
+    assert list_ranges(np.array([3, 3, 3, 10, 1, 2]), 6).tolist() == [0, 2, 3, 4, 6]  # a larger list alone
+    assert list_ranges(np.array([3, 3]), 100).tolist() == [0, 2]
+    # an empty list never makes a shard of its own
+    assert list_ranges(np.array([0, 0, 7, 0]), 6).tolist() == [0, 4]
+    assert list_ranges(np.array([3, 3, 10, 0]), 6).tolist() == [0, 2, 4]
 
 
 def test_a_tie_at_the_last_neighbour_decides_no_vote() -> None:
@@ -188,11 +187,20 @@ def test_a_sharded_index_finds_the_neighbours_one_index_finds(panels: list[Image
     options = KeypointOptions(exact_up_to=100, list_size=16, nprobe=8)
     whole = descriptor_index(len(own), lambda rows: own[rows], options)
     fill_lists(whole, lambda: iter([own]))
-    blocks = dict(zip([Path(name) for name in "abc"], np.array_split(own, 3)))
-    sharded = ShardedIndex.write(whole, [[Path("a")], [Path("b"), Path("c")]],  # with the whole index's quantizer
-                                 lambda files: (blocks[f] for f in files), tmp_path)
-    np.testing.assert_array_equal(sharded.offsets, [0, len(blocks[Path("a")])])
-    assert [f.name for f in sharded.files] == ["shard-0000.faissb", "shard-0001.faissb"]
+    blocks = np.array_split(own, 3)
+    sizes = np.bincount(whole.quantizer.assign(own, 1)[:, 0], minlength=whole.nlist)
+    shard_size = len(own) // 3
+    sharded = ShardedIndex.write(whole, lambda: iter(blocks), shard_size, tmp_path)  # with the whole index's quantizer
+    np.testing.assert_array_equal(sharded.bounds, list_ranges(sizes, shard_size))
+    assert len(sharded.files) >= 3 and [f.name for f in sharded.files][:2] == ["shard-0000.faissb", "shard-0001.faissb"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == sorted(f.name for f in sharded.files)  # lists' files gone
+    for path, first, end in zip(sharded.files, sharded.bounds[:-1], sharded.bounds[1:], strict=True):
+        shard = faiss.read_index_binary(str(path))  # whole lists of its range, each as the whole index's, none else
+        for list_no in range(whole.nlist):
+            n = int(sizes[list_no]) if first <= list_no < end else 0
+            assert shard.invlists.list_size(list_no) == n
+            for got, want in zip(_list_entries(shard, list_no, n), _list_entries(whole, list_no, n), strict=True):
+                np.testing.assert_array_equal(got, want)
     queries = own[::5]
     (d_whole, i_whole), (d_shards, i_shards) = whole.search(queries, 8), sharded.search(queries, 8)
     np.testing.assert_array_equal(d_shards, d_whole)
