@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+FIELDS = ("RssAnon", "RssShmem", "RssFile")  # what a process's resident size is made of
+STAGE_LINE = re.compile(r"jobs\.clock: stage (.+)$")  # `reusescan -v scan` logs each stage as it starts
 
 
 def _status_kb(path: str) -> dict[str, int]:
@@ -162,6 +164,46 @@ class WorkerSampler(threading.Thread):
         self._cpu_at[pid] = cpu
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core since boot, from /proc/stat (busy: user, nice, system, irq, softirq)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        ticks = [int(v) for v in fh.readline().split()[1:]]
+    return ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6], sum(ticks)
+
+
+def sample(pid: int, started: float, out: list[dict[str, float]], period: float = 0.5) -> None:
+    """Append {t, RssAnon, RssShmem, RssFile, VmHWM (MB), cores busy since the last sample} of process `pid`
+    every `period` s until it is gone."""
+    cores = os.cpu_count() or 1
+    busy_before, all_before = cpu_ticks()
+    while True:
+        status = _status_kb(f"/proc/{pid}/status")
+        if not status:
+            return
+        busy, every = cpu_ticks()
+        share = (busy - busy_before) / max(every - all_before, 1)
+        busy_before, all_before = busy, every
+        out.append({"t": time.monotonic() - started, "cores": cores * share,
+                    **{k: status.get(k, 0) / 1024 for k in (*FIELDS, "VmHWM")}})
+        time.sleep(period)
+
+
+def by_stage(samples: list[dict[str, float]], stages: list[tuple[float, str]]) -> list[dict[str, Any]]:
+    """Per stage (start time, name; a stage run twice is two rows) the largest of each field and of their sum."""
+    rows = []
+    ends = [t for t, _ in stages[1:]] + [float("inf")]
+    for (start, name), end in zip(stages, ends):
+        inside = [s for s in samples if start <= s["t"] < end]
+        if not inside:
+            continue
+        row: dict[str, Any] = {"stage": name, "seconds": round(min(end, samples[-1]["t"]) - start, 1)}
+        row.update({k: round(max(s[k] for s in inside)) for k in FIELDS})
+        row["resident"] = round(max(sum(s[k] for k in FIELDS) for s in inside))
+        row["cores_busy"] = round(sum(s["cores"] for s in inside) / len(inside), 2)
+        rows.append(row)
+    return rows
+
+
 def parse_summary(output: str) -> dict[str, Any]:
     """Counts and stage seconds from `reusescan scan`'s closing lines (the same wording in every release)."""
     counts = re.search(r"documents (\d+) .*panels (\d+) .*candidates (\d+), pairs (\d+)", output)
@@ -178,11 +220,32 @@ def child(corpus: Path, out: Path, threshold: float | None) -> None:
     sampler = WorkerSampler()
     started = time.monotonic()
     at = [] if threshold is None else ["--threshold", str(threshold)]
-    proc = subprocess.Popen([sys.executable, "-m", "jobs", "scan", str(corpus), "--out", str(out), *at, "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # -v: the scan logs each stage as it starts, which places each memory sample of the scan process in its stage
+    proc = subprocess.Popen([sys.executable, "-m", "jobs", "-v", "scan", str(corpus), "--out", str(out), *at,
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler.scan_pid = proc.pid
     sampler.start()
-    stdout, stderr = proc.communicate()
+    samples: list[dict[str, float]] = []
+    memory = threading.Thread(target=sample, args=(proc.pid, started, samples), daemon=True)
+    memory.start()
+    stages: list[tuple[float, str]] = [(0.0, "start (imports, Ray)")]
+    logged: list[str] = []
+
+    def read_log() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            logged.append(line)
+            if found := STAGE_LINE.search(line.rstrip()):
+                stages.append((time.monotonic() - started, found.group(1)))
+
+    reader = threading.Thread(target=read_log, daemon=True)
+    reader.start()
+    assert proc.stdout is not None
+    stdout = proc.stdout.read()
+    proc.wait()
+    reader.join()
+    memory.join()
+    stderr = "".join(logged)
     wall = time.monotonic() - started
     sampler.stop.set()
     sampler.join()
@@ -197,6 +260,7 @@ def child(corpus: Path, out: Path, threshold: float | None) -> None:
         "workers_seen": len(sampler.seen), "store_bytes": store_bytes,
         "cpu_s": round(sum(sampler.cpu_by_role.values()), 1),  # every process of the scan, as sampled
         "cpu_s_by_role": {k: round(v, 1) for k, v in sorted(sampler.cpu_by_role.items(), key=lambda kv: -kv[1])},
+        "driver_by_stage": by_stage(samples, stages),  # the scan process's memory (MB) stage by stage
     }), flush=True)
 
 
@@ -261,6 +325,7 @@ def summarise(runs: list[dict[str, Any]], papers: int) -> dict[str, Any]:
         "cpu_s": med(lambda r: r["cpu_s"]),
         "cpu_s_by_role": {k: med(lambda r, k=k: r["cpu_s_by_role"].get(k, 0.0)) for k in first["cpu_s_by_role"]},
         "report_sha256": sorted({r["report_sha256"] for r in runs}),
+        "driver_by_stage": first["driver_by_stage"],
         **({"score": first["score"]} if "score" in first else {}),
     }
 

@@ -17,59 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from benchmarks.bench_scale import _status_kb
+from benchmarks.bench_scale import STAGE_LINE, by_stage, sample
 
 REPO = Path(__file__).resolve().parents[1]
-FIELDS = ("RssAnon", "RssShmem", "RssFile")
-STAGE_LINE = re.compile(r"jobs\.clock: stage (.+)$")
-
-
-def cpu_ticks() -> tuple[int, int]:
-    """(busy, all) clock ticks of every core since boot, from /proc/stat (busy: user, nice, system, irq, softirq)."""
-    with open("/proc/stat", encoding="ascii") as fh:
-        ticks = [int(v) for v in fh.readline().split()[1:]]
-    return ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6], sum(ticks)
-
-
-def sample(pid: int, started: float, out: list[dict[str, float]], period: float = 0.5) -> None:
-    """Append {t, RssAnon, RssShmem, RssFile, VmHWM (MB), cores busy since the last sample} of process `pid`
-    every `period` s until it is gone."""
-    cores = os.cpu_count() or 1
-    busy_before, all_before = cpu_ticks()
-    while True:
-        status = _status_kb(f"/proc/{pid}/status")
-        if not status:
-            return
-        busy, every = cpu_ticks()
-        share = (busy - busy_before) / max(every - all_before, 1)
-        busy_before, all_before = busy, every
-        out.append({"t": time.monotonic() - started, "cores": cores * share,
-                    **{k: status.get(k, 0) / 1024 for k in (*FIELDS, "VmHWM")}})
-        time.sleep(period)
-
-
-def by_stage(samples: list[dict[str, float]], stages: list[tuple[float, str]]) -> list[dict[str, Any]]:
-    """Per stage (start time, name; a stage run twice is two rows) the largest of each field and of their sum."""
-    rows = []
-    ends = [t for t, _ in stages[1:]] + [float("inf")]
-    for (start, name), end in zip(stages, ends):
-        inside = [s for s in samples if start <= s["t"] < end]
-        if not inside:
-            continue
-        row: dict[str, Any] = {"stage": name, "seconds": round(min(end, samples[-1]["t"]) - start, 1)}
-        row.update({k: round(max(s[k] for s in inside)) for k in FIELDS})
-        row["resident"] = round(max(sum(s[k] for k in FIELDS) for s in inside))
-        row["cores_busy"] = round(sum(s["cores"] for s in inside) / len(inside), 2)
-        rows.append(row)
-    return rows
 
 
 def main() -> None:

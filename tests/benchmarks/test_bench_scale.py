@@ -19,7 +19,7 @@ def test_an_idle_titled_worker_counts_to_its_last_task() -> None:
 
 
 def test_memory_by_stage_takes_each_stages_largest_sample() -> None:
-    from benchmarks.memory_by_stage import by_stage
+    from benchmarks.bench_scale import by_stage
 
     samples = [{"t": t, "RssAnon": anon, "RssShmem": shm, "RssFile": 100.0, "VmHWM": 0.0, "cores": cores}
                for t, anon, shm, cores in [(0.5, 400, 0, 0.5), (1.5, 700, 0, 1.5), (2.5, 500, 50, 2.0),
