@@ -70,7 +70,7 @@ def main() -> None:
     print(f"panels {len(ids)}, descriptors {spool.total}, lists {quantizer.ntotal}, "
           f"shards {len(index.files) if sharded else 1}, queries {len(queries)}"
           f"{' (own order)' if args.plain and not sharded else ''}")
-    print(f"descriptors a query reads: {sizes[lists].sum(axis=1).mean():.0f} (a list: mean {sizes.mean():.0f}, "
+    print(f"descriptors a query reads: {np.where(lists >= 0, sizes[lists], 0).sum(axis=1).mean():.0f} (a list: mean {sizes.mean():.0f}, "
           f"largest {sizes.max()})")
     print(f"ms a thousand queries: lists {per_thousand(lists_wall, len(queries))} wall / "
           f"{per_thousand(lists_cpu, len(queries))} CPU; search, lists included: {per_thousand(search_wall, len(queries))} wall / "

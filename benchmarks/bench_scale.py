@@ -13,7 +13,8 @@ whose PYTHONPATH is that checkout). Reports per variant the medians over repeats
 seconds per paper of each stage, candidate pairs per panel, pixel-check pairs/s, peak RSS
 of the driver (its /proc/self/status VmHWM; and, sampled, the peaks of its private memory,
 RssAnon, and of Ray's shared object-store pages it has mapped, RssShmem, which VmRSS counts
-too) and of the Ray workers (`ray::` processes,
+too; and stage by stage, `driver_by_stage`: the scan runs with `-v`, whose log names each stage as
+it starts) and of the Ray workers (`ray::` processes,
 sampled every 0.5 s: the largest one and the largest sum), store bytes per paper, the CPU
 seconds of every process of the scan and where they went (`cpu_s_by_role`: the driver, Ray's
 services, each worker by its task: a `ray::IDLE` worker's CPU goes to what it last ran); the
@@ -222,7 +223,8 @@ def child(corpus: Path, out: Path, threshold: float | None) -> None:
     at = [] if threshold is None else ["--threshold", str(threshold)]
     # -v: the scan logs each stage as it starts, which places each memory sample of the scan process in its stage
     proc = subprocess.Popen([sys.executable, "-m", "jobs", "-v", "scan", str(corpus), "--out", str(out), *at,
-                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            encoding="utf-8", errors="replace")  # a stray byte in a log line must not stop the reader
     sampler.scan_pid = proc.pid
     sampler.start()
     samples: list[dict[str, float]] = []
@@ -243,10 +245,10 @@ def child(corpus: Path, out: Path, threshold: float | None) -> None:
     assert proc.stdout is not None
     stdout = proc.stdout.read()
     proc.wait()
+    wall = time.monotonic() - started
     reader.join()
     memory.join()
     stderr = "".join(logged)
-    wall = time.monotonic() - started
     sampler.stop.set()
     sampler.join()
     if proc.returncode:
@@ -325,7 +327,7 @@ def summarise(runs: list[dict[str, Any]], papers: int) -> dict[str, Any]:
         "cpu_s": med(lambda r: r["cpu_s"]),
         "cpu_s_by_role": {k: med(lambda r, k=k: r["cpu_s_by_role"].get(k, 0.0)) for k in first["cpu_s_by_role"]},
         "report_sha256": sorted({r["report_sha256"] for r in runs}),
-        "driver_by_stage": first["driver_by_stage"],
+        "driver_by_stage": first["driver_by_stage"],  # the first run's: stages are not matched across runs
         **({"score": first["score"]} if "score" in first else {}),
     }
 

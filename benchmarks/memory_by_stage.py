@@ -10,7 +10,8 @@ stage of the scan (the `stage ...` lines it logs), the largest of each and of th
 process's peak (`VmHWM`), and how many of the machine's cores were busy in the stage on average
 (from /proc/stat: run nothing else beside it). OUT holding a finished scan of CORPUS makes it a rescan: nothing is
 extracted again, so it measures the matching stages and the report alone (a 1,000-paper rescan
-takes ~12 minutes on 2 cores, a 5,000-paper one ~65). `bench_scale.py` gives the whole run's peaks.
+takes ~12 minutes on 2 cores, a 5,000-paper one ~65). `bench_scale.py` gives the same table (`driver_by_stage`) beside
+its timings, and the workers' peaks.
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def main() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "jobs", "-v", "scan", str(args.corpus.resolve()), "--out",
                              str(args.out.resolve()), "--no-progress", *scan_options],
                             cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                            errors="replace")
     samples: list[dict[str, float]] = []
     sampler = threading.Thread(target=sample, args=(proc.pid, started, samples), daemon=True)
     sampler.start()

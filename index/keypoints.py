@@ -37,7 +37,7 @@ from index.memory import release_freed_memory
 logger = logging.getLogger(__name__)
 
 QUERY_BATCH = 65_536  # descriptors searched at a time
-SEARCH_GROUP = 262_144  # ... and in inverted lists: a group is put in list order, and reads every shard once
+SEARCH_GROUP = 262_144  # ... and in inverted lists: a group is put in list order, and reads each shard once
 CHUNK_PANELS = 2048   # panels whose descriptors are found (then searched) at a time: ~70 kB a panel in memory
 TRAIN_PER_LIST = 32       # sampled descriptors a list's centroid is trained on
 SAMPLE_BLOCK = 1 << 22    # positions the training sample is drawn from at a time (32 MB of int64)
@@ -160,9 +160,9 @@ class ShardedIndex:
     searched one at a time.
 
     A shard holds a range of consecutive lists, which the vocabulary (`vocabulary`) numbers top cell
-    by top cell, so a query's `nprobe` nearest lists fall in one shard or a few. Its lists are found
-    once; each shard, read back in turn, is searched by the queries with lists in it, in those lists
-    (`search_preassigned`), and its nearest merged with those of the shards before it. That gives the
+    by top cell, so a query's `nprobe` nearest lists fall mostly in one shard or a few. A query's
+    lists are found once; each shard, read back in turn, is searched by the queries with lists in it,
+    in those lists (`search_preassigned`), and its nearest merged with those of the shards before it. That gives the
     neighbours one index of every descriptor gives, but for which of several descriptors as near as
     the k-th take the last places, while memory holds one shard (and the quantizer, which each
     shard's file also holds).
@@ -217,17 +217,19 @@ class ShardedIndex:
         dist = np.full((len(queries), k), np.iinfo(np.int32).max, np.int32)  # what faiss gives for no neighbour
         nearest = np.full((len(queries), k), -1, np.int64)
         for path, first, end in zip(self.files, self.bounds[:-1].tolist(), self.bounds[1:].tolist(), strict=True):
-            shard: Any = faiss.read_index_binary(str(path))  # an IndexBinaryIVF, typed as its base
-            shard.nprobe = lists.shape[1]
             inside = (lists >= first) & (lists < end)
             rows = np.flatnonzero(inside.any(axis=1))  # the queries with lists here, still in list order
+            if not len(rows):
+                continue
+            shard: Any = faiss.read_index_binary(str(path))  # an IndexBinaryIVF, typed as its base
+            shard.nprobe = lists.shape[1]
             for start in range(0, len(rows), QUERY_BATCH):
                 part = rows[start:start + QUERY_BATCH]
                 # a list of another shard is left out (faiss skips a list -1)
                 d, i = shard.search_preassigned(queries[part], k, np.where(inside[part], lists[part], -1), None)
                 dist[part], nearest[part] = faiss.merge_knn_results(np.stack([dist[part], d]),
                                                                     np.stack([nearest[part], i]))
-            del shard
+            del shard, inside
         return in_given_order(dist, order), in_given_order(nearest, order)
 
 
@@ -238,6 +240,8 @@ def lists_in_order(quantizer: Any, queries: np.ndarray, nprobe: int) -> tuple[np
     Queries searched in this order read the same lists one after the other, from the CPU's caches:
     the same neighbours, in 0.71 of the keypoint stage's time at 1,000 papers (docs/benchmarks.md).
     """
+    # at most every list: FAISS's search takes `nprobe` lists a query where it would search only `nlist`
+    nprobe = min(nprobe, quantizer.ntotal)
     lists = np.empty((len(queries), nprobe), np.int32)
     for start in range(0, len(queries), QUERY_BATCH):
         lists[start:start + QUERY_BATCH] = quantizer.search(queries[start:start + QUERY_BATCH], nprobe)[1]
@@ -255,7 +259,11 @@ def in_given_order(rows: np.ndarray, order: np.ndarray) -> np.ndarray:
 def search_inverted_lists(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """`index.search` of an `IndexBinaryIVF`, the queries taken in the order of their nearest list (`lists_in_order`)."""
     order, lists = lists_in_order(index.quantizer, queries, index.nprobe)
-    dist, nearest = index.search_preassigned(queries[order], k, lists, None)
+    queries = queries[order]
+    dist, nearest = np.empty((len(queries), k), np.int32), np.empty((len(queries), k), np.int64)
+    for start in range(0, len(queries), QUERY_BATCH):  # FAISS copies a batch's lists (int64) and distances
+        part = slice(start, start + QUERY_BATCH)
+        dist[part], nearest[part] = index.search_preassigned(queries[part], k, lists[part], None)
     return in_given_order(dist, order), in_given_order(nearest, order)
 
 
@@ -370,7 +378,7 @@ def descriptor_index(total: int, rows: Callable[[np.ndarray], np.ndarray],
     sample = sample_positions(total, round(TRAIN_PER_LIST * lists))
     quantizer = vocabulary(rows(sample), max(2, round(np.sqrt(lists))))
     clustered = faiss.IndexBinaryIVF(quantizer, bits, quantizer.ntotal)  # trained: its quantizer holds every list
-    # at most every list: faiss reads the lists a query is given with the stride `nprobe`
+    # at most every list, as `lists_in_order` gives them: FAISS's search wants that many lists a query
     clustered.nprobe = min(options.nprobe, quantizer.ntotal)
     return clustered
 
@@ -484,7 +492,7 @@ def keypoint_votes(ids: np.ndarray, read_greys: GreyReader, folder: Path,
         queries = np.concatenate([chunk.own, chunk.mirror])
         owners = np.concatenate([np.repeat(chunk.ids, chunk.own_counts), np.repeat(chunk.ids, chunk.mirror_counts)])
         key_parts, vote_parts = [tally[0]], [tally[1]]
-        # bounded memory: the search's arrays are 8 a query; a sharded index reads every shard once a group
+        # bounded memory: the search's arrays are k + nprobe a query; a sharded index reads each shard once a group
         for start in range(0, len(queries), group):
             dist, nb = search(queries[start:start + group], options.neighbours)
             of_group = owners[start:start + group]

@@ -1,4 +1,4 @@
-"""bench_scale's CPU accounting (a worker titled `ray::IDLE` counts to what it last ran) and memory_by_stage's table."""
+"""bench_scale's CPU accounting (a worker titled `ray::IDLE` counts to what it last ran) and its memory table by stage."""
 from __future__ import annotations
 
 from benchmarks.bench_scale import WorkerSampler
@@ -18,7 +18,7 @@ def test_an_idle_titled_worker_counts_to_its_last_task() -> None:
                                    "ray::align_chunk_rows": 1.0, "ray services": 3.0}
 
 
-def test_memory_by_stage_takes_each_stages_largest_sample() -> None:
+def test_the_memory_by_stage_takes_each_stages_largest_sample() -> None:
     from benchmarks.bench_scale import by_stage
 
     samples = [{"t": t, "RssAnon": anon, "RssShmem": shm, "RssFile": 100.0, "VmHWM": 0.0, "cores": cores}
