@@ -161,11 +161,11 @@ class ShardedIndex:
 
     A shard holds a range of consecutive lists, which the vocabulary (`vocabulary`) numbers top cell
     by top cell, so a query's `nprobe` nearest lists fall mostly in one shard or a few. A query's
-    lists are found once; each shard, read back in turn, is searched by the queries with lists in it,
-    in those lists (`search_preassigned`), and its nearest merged with those of the shards before it. That gives the
-    neighbours one index of every descriptor gives, but for which of several descriptors as near as
-    the k-th take the last places, while memory holds one shard (and the quantizer, which each
-    shard's file also holds).
+    lists are found once; each shard, read back in turn, is searched by the queries with lists in
+    it, in those lists (`search_preassigned`), and its nearest merged with those of the shards
+    before it. That gives the neighbours one index of every descriptor gives, but for which of
+    several descriptors as near as the k-th take the last places, while memory holds one shard
+    (and the quantizer, which each shard's file also holds).
     """
 
     files: list[Path]
