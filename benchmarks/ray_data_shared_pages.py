@@ -7,7 +7,7 @@ DOCUMENTS paths (one block each), a task a document returning MB megabytes (the 
 an actor pool of one returning a one-row table a batch of 8 (`jobs.staging.stage_batch`'s row count),
 and `iter_batches` in the driver, which reads nothing else. Prints the driver's private memory and the
 object-store pages it has mapped (`RssAnon`, `RssShmem`, MB) after `from_items` and at the end.
-Session 21: 1,000 documents of 1 MB left 5 MB mapped, 4,000 left 29 MB (the scan: 15 MB at 1,000
+Session 21, the probe this was made from: 1,000 documents of 1 MB left 5 MB mapped, 4,000 left 29 MB (the scan: 15 MB at 1,000
 papers, 316 MB at 5,000), so the growth is Ray Data's own traffic, not the scan's code.
 """
 from __future__ import annotations
