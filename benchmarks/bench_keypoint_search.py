@@ -62,10 +62,8 @@ def main() -> None:
         _, lists = kp.lists_in_order(quantizer, queries, options.nprobe)
         lists_wall, lists_cpu = time.perf_counter() - wall, time.process_time() - cpu
         wall, cpu = time.perf_counter(), time.process_time()
-        if args.plain and not sharded:
-            index.search(queries, options.neighbours)
-        else:
-            (index.search if sharded else lambda q, k: kp.search_inverted_lists(index, q, k))(queries, options.neighbours)
+        plain = args.plain and not sharded
+        (index.search if plain else kp.search_function(index))(queries, options.neighbours)
         search_wall, search_cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(f"panels {len(ids)}, descriptors {spool.total}, lists {quantizer.ntotal}, "
           f"shards {len(index.files) if sharded else 1}, queries {len(queries)}"

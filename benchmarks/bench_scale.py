@@ -39,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +98,8 @@ def role_of(pid: int, cmdline: bytes, scan_pid: int | None) -> str:
 
 class WorkerSampler(threading.Thread):
     """Peak RSS of this process's Ray workers (descendants whose cmdline starts with `ray::`; other
-    people's Ray clusters on the machine are not counted), sampled until stopped; and of the scan
-    process (`scan_pid`, once set) the peaks of its private memory (`RssAnon`) and of the shared
-    memory it has mapped (`RssShmem`: Ray's object store pages it has read or written, which its
-    VmRSS counts too). Also where the CPU went (`cpu_by_role`): each descendant's CPU seconds since
+    people's Ray clusters on the machine are not counted), sampled until stopped (the scan process's
+    own memory is `sample`'s). Also where the CPU went (`cpu_by_role`): each descendant's CPU seconds since
     the last sample, counted to what it was then (`role_of`: a worker's title is its task); a
     process's last half second before it exits is not seen."""
 
@@ -108,8 +107,7 @@ class WorkerSampler(threading.Thread):
         super().__init__(daemon=True)
         self.period, self.stop = period, threading.Event()
         self.peak_one_kb = self.peak_sum_kb = 0
-        self.scan_pid: int | None = None
-        self.scan_private_kb = self.scan_shared_kb = 0
+        self.scan_pid: int | None = None  # its CPU counts to the driver
         self.seen: set[int] = set()
         self.root = os.getpid()
         self.cpu_by_role: dict[str, float] = {}
@@ -145,10 +143,6 @@ class WorkerSampler(threading.Thread):
                 total += status.get("VmRSS", 0)
                 self.peak_one_kb = max(self.peak_one_kb, status.get("VmHWM", 0))
             self.peak_sum_kb = max(self.peak_sum_kb, total)
-            if self.scan_pid is not None:
-                scan = _status_kb(f"/proc/{self.scan_pid}/status")
-                self.scan_private_kb = max(self.scan_private_kb, scan.get("RssAnon", 0))
-                self.scan_shared_kb = max(self.scan_shared_kb, scan.get("RssShmem", 0))
             self.stop.wait(self.period)
 
     def _count_cpu(self, pid: int, cmdline: bytes, cpu: float) -> None:
@@ -187,6 +181,16 @@ def sample(pid: int, started: float, out: list[dict[str, float]], period: float 
         out.append({"t": time.monotonic() - started, "cores": cores * share,
                     **{k: status.get(k, 0) / 1024 for k in (*FIELDS, "VmHWM")}})
         time.sleep(period)
+
+
+def read_stages(lines: Iterable[str], started: float, stages: list[tuple[float, str]],
+                kept: list[str] | None = None) -> None:
+    """Append (seconds since `started`, name) to `stages` for each stage a scan's `-v` log `lines` starts (and each line to `kept`)."""
+    for line in lines:
+        if kept is not None:
+            kept.append(line)
+        if found := STAGE_LINE.search(line.rstrip()):
+            stages.append((time.monotonic() - started, found.group(1)))
 
 
 def by_stage(samples: list[dict[str, float]], stages: list[tuple[float, str]]) -> list[dict[str, Any]]:
@@ -233,14 +237,7 @@ def child(corpus: Path, out: Path, threshold: float | None) -> None:
     stages: list[tuple[float, str]] = [(0.0, "start (imports, Ray)")]
     logged: list[str] = []
 
-    def read_log() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            logged.append(line)
-            if found := STAGE_LINE.search(line.rstrip()):
-                stages.append((time.monotonic() - started, found.group(1)))
-
-    reader = threading.Thread(target=read_log, daemon=True)
+    reader = threading.Thread(target=read_stages, args=(proc.stderr, started, stages, logged), daemon=True)
     reader.start()
     assert proc.stdout is not None
     stdout = proc.stdout.read()
@@ -257,7 +254,8 @@ def child(corpus: Path, out: Path, threshold: float | None) -> None:
     print("RESULT " + json.dumps({
         **parse_summary(stdout + stderr), "wall": wall,
         "driver_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,  # the scan's own process
-        "driver_private_peak_mb": sampler.scan_private_kb / 1024, "driver_shared_peak_mb": sampler.scan_shared_kb / 1024,
+        "driver_private_peak_mb": max((s["RssAnon"] for s in samples), default=0.0),
+        "driver_shared_peak_mb": max((s["RssShmem"] for s in samples), default=0.0),
         "worker_peak_mb": sampler.peak_one_kb / 1024, "workers_sum_peak_mb": sampler.peak_sum_kb / 1024,
         "workers_seen": len(sampler.seen), "store_bytes": store_bytes,
         "cpu_s": round(sum(sampler.cpu_by_role.values()), 1),  # every process of the scan, as sampled

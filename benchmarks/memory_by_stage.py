@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.bench_scale import STAGE_LINE, by_stage, sample
+from benchmarks.bench_scale import by_stage, read_stages, sample
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,16 +48,12 @@ def main() -> None:
     samples: list[dict[str, float]] = []
     sampler = threading.Thread(target=sample, args=(proc.pid, started, samples), daemon=True)
     sampler.start()
-    stages: list[tuple[float, str]] = []
+    stages: list[tuple[float, str]] = [(0.0, "start (imports, Ray)")]
     assert proc.stderr is not None
-    for line in proc.stderr:
-        found = STAGE_LINE.search(line.rstrip())
-        if found:
-            stages.append((time.monotonic() - started, found.group(1)))
+    read_stages(proc.stderr, started, stages)
     if proc.wait():
         raise SystemExit(f"the scan failed ({proc.returncode})")
     sampler.join()
-    stages.insert(0, (0.0, "start (imports, Ray)"))
     rows = by_stage(samples, stages)
     for row in rows:
         print(f"{row['stage']:22s} {row['seconds']:8.1f} s  {row['cores_busy']:4.2f} cores busy  private "

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -192,15 +192,7 @@ class ShardedIndex:
         paths = []
         for n, (first, end) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
             shard = faiss.IndexBinaryIVF(template.quantizer, template.d, template.nlist)  # trained: its quantizer holds every list
-            in_shard = np.zeros_like(sizes)
-            in_shard[first:end] = sizes[first:end]
-            reserve_lists(shard, in_shard)
-            position = 0
-            for block, path in zip(blocks(), assigned, strict=True):
-                lists = np.load(path)
-                here = np.flatnonzero((lists >= first) & (lists < end))
-                add_to_lists(shard, block[here], lists[here], position + here)
-                position += len(block)
+            fill_list_range(shard, blocks(), (np.load(path) for path in assigned), sizes, first, end)
             paths.append(folder / f"shard-{n:04d}.faissb")
             faiss.write_index_binary(shard, str(paths[-1]))
             del shard
@@ -210,10 +202,12 @@ class ShardedIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(distances int32, positions int64) of each query's `k` nearest descriptors, as `IndexBinaryIVF.search`."""
+        return in_list_order(self.template.quantizer, self.template.nprobe, queries, partial(self._search_sorted, k=k))
+
+    def _search_sorted(self, queries: np.ndarray, lists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """`search` of queries already in list order, given their lists."""
         import faiss
 
-        order, lists = lists_in_order(self.template.quantizer, queries, self.template.nprobe)
-        queries = queries[order]
         dist = np.full((len(queries), k), np.iinfo(np.int32).max, np.int32)  # what faiss gives for no neighbour
         nearest = np.full((len(queries), k), -1, np.int64)
         for path, first, end in zip(self.files, self.bounds[:-1].tolist(), self.bounds[1:].tolist(), strict=True):
@@ -230,7 +224,7 @@ class ShardedIndex:
                 dist[part], nearest[part] = faiss.merge_knn_results(np.stack([dist[part], d]),
                                                                     np.stack([nearest[part], i]))
             del shard, inside
-        return in_given_order(dist, order), in_given_order(nearest, order)
+        return dist, nearest
 
 
 def lists_in_order(quantizer: Any, queries: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
@@ -249,6 +243,15 @@ def lists_in_order(quantizer: Any, queries: np.ndarray, nprobe: int) -> tuple[np
     return order, lists[order]
 
 
+def in_list_order(quantizer: Any, nprobe: int, queries: np.ndarray,
+                  search_sorted: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """`search_sorted(queries, lists)` of the queries put in list order (`lists_in_order`), its results put back."""
+    order, lists = lists_in_order(quantizer, queries, nprobe)
+    dist, nearest = search_sorted(queries[order], lists)
+    return in_given_order(dist, order), in_given_order(nearest, order)
+
+
 def in_given_order(rows: np.ndarray, order: np.ndarray) -> np.ndarray:
     """The rows of a result for queries taken in `order`, back in the queries' own order."""
     out = np.empty_like(rows)
@@ -258,13 +261,21 @@ def in_given_order(rows: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 def search_inverted_lists(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """`index.search` of an `IndexBinaryIVF`, the queries taken in the order of their nearest list (`lists_in_order`)."""
-    order, lists = lists_in_order(index.quantizer, queries, index.nprobe)
-    queries = queries[order]
-    dist, nearest = np.empty((len(queries), k), np.int32), np.empty((len(queries), k), np.int64)
-    for start in range(0, len(queries), QUERY_BATCH):  # FAISS copies a batch's lists (int64) and distances
-        part = slice(start, start + QUERY_BATCH)
-        dist[part], nearest[part] = index.search_preassigned(queries[part], k, lists[part], None)
-    return in_given_order(dist, order), in_given_order(nearest, order)
+    def search_sorted(queries: np.ndarray, lists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dist, nearest = np.empty((len(queries), k), np.int32), np.empty((len(queries), k), np.int64)
+        for start in range(0, len(queries), QUERY_BATCH):  # FAISS copies a batch's lists (int64) and distances
+            part = slice(start, start + QUERY_BATCH)
+            dist[part], nearest[part] = index.search_preassigned(queries[part], k, lists[part], None)
+        return dist, nearest
+
+    return in_list_order(index.quantizer, index.nprobe, queries, search_sorted)
+
+
+def search_function(index: Any) -> Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
+    """How `keypoint_votes` searches `index` (exact, inverted lists in list order, or shards)."""
+    import faiss
+
+    return partial(search_inverted_lists, index) if isinstance(index, faiss.IndexBinaryIVF) else index.search
 
 
 def spool_descriptors(ids: np.ndarray, read_greys: GreyReader, folder: Path, options: KeypointOptions,
@@ -391,11 +402,21 @@ def fill_lists(index: Any, blocks: Callable[[], Iterator[np.ndarray]]) -> None:
     if index.ntotal:
         raise ValueError(f"fill_lists fills an empty index; this one holds {index.ntotal} entries")
     lists = [nearest_list(index.quantizer, block) for block in blocks()]
-    reserve_lists(index, np.bincount(np.concatenate(lists), minlength=index.nlist) if lists
-                  else np.zeros(index.nlist, np.int64))
+    sizes = np.bincount(np.concatenate(lists), minlength=index.nlist) if lists else np.zeros(index.nlist, np.int64)
+    fill_list_range(index, blocks(), lists, sizes, 0, index.nlist)
+
+
+def fill_list_range(index: Any, blocks: Iterable[np.ndarray], lists: Iterable[np.ndarray], sizes: np.ndarray,
+                    first: int, end: int) -> None:
+    """Add to empty `index` the descriptors of `blocks` whose list (`lists`, block by block) is in [first, end),
+    under their positions among all blocks; `sizes`: every list's entries."""
+    in_range = np.zeros_like(sizes)
+    in_range[first:end] = sizes[first:end]
+    reserve_lists(index, in_range)
     position = 0
-    for block, of_block in zip(blocks(), lists, strict=True):
-        add_to_lists(index, block, of_block, position + np.arange(len(block)))
+    for block, of_block in zip(blocks, lists, strict=True):
+        here = np.flatnonzero((of_block >= first) & (of_block < end))
+        add_to_lists(index, block[here], of_block[here], position + here)
         position += len(block)
 
 
@@ -481,7 +502,7 @@ def keypoint_votes(ids: np.ndarray, read_greys: GreyReader, folder: Path,
     if spool.ids.max() >= 1 << 31:  # `pair_keys` packs two row ids into one int64
         raise ValueError(f"row id {int(spool.ids.max())} is beyond the keypoint votes' 2**31")
     index = spool.index(options, folder)
-    search = partial(search_inverted_lists, index) if isinstance(index, faiss.IndexBinaryIVF) else index.search
+    search = search_function(index)
     # a group's queries are put in the order of the lists they search: the more of them, the more share a list
     group = QUERY_BATCH if isinstance(index, faiss.IndexBinaryFlat) else SEARCH_GROUP
     has_own = spool.own_counts > 0
