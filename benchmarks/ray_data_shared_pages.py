@@ -1,14 +1,16 @@
-"""Does Ray Data alone make its driver map object-store pages? The scan's extraction stage, without the scan.
+"""Does Ray Data make its driver map object-store pages? The scan's extraction stage, without the scan.
 
-    python benchmarks/ray_data_shared_pages.py DOCUMENTS [MB]
+    python benchmarks/ray_data_shared_pages.py DOCUMENTS [MB] [--read-every-block]
 
 Runs the shape of `jobs.pipeline.run_extract_and_embed` on made-up data: `ray.data.from_items` of
 DOCUMENTS paths (one block each), a task a document returning MB megabytes (the extracted images),
-an actor pool of one returning a one-row table a batch of 8 (`jobs.staging.stage_batch`'s row count),
-and `iter_batches` in the driver, which reads nothing else. Prints the driver's private memory and the
-object-store pages it has mapped (`RssAnon`, `RssShmem`, MB) after `from_items` and at the end.
-Session 21, the probe this was made from: 1,000 documents of 1 MB left 5 MB mapped, 4,000 left 29 MB (the scan: 15 MB at 1,000
-papers, 316 MB at 5,000), so the growth is Ray Data's own traffic, not the scan's code.
+an actor pool of one returning a batch of 8 as 8 rows of nulls (`jobs.staging.stage_batch`'s row
+count), and the driver taking the blocks with `jobs.pipeline.output_tables` (which counts blocks of
+nulls from Ray's metadata) or, with --read-every-block, `iter_batches` (which reads every block, as
+the scan did until session 22). Prints the driver's private memory and the object-store pages it has
+mapped (`RssAnon`, `RssShmem`, MB) after `from_items` and at the end.
+Session 21, reading every block: 1,000 documents of 1 MB left 5 MB mapped, 4,000 left 29 MB (the
+scan: 15 MB at 1,000 papers, 316 MB at 5,000); session 22 on reading: see docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ import pyarrow as pa
 import ray
 from ray.data import ActorPoolStrategy
 
+from jobs.pipeline import NULL_ROWS, output_tables
+
 
 def driver_memory_mb() -> dict[str, int]:
     """This process's private memory and mapped object-store pages, MB."""
@@ -28,15 +32,17 @@ def driver_memory_mb() -> dict[str, int]:
     return {k: int(fields[k].split()[0]) // 1024 for k in ("RssAnon", "RssShmem")}
 
 
-class OneRow:
-    """What the embedding actors return to the driver: a batch's row count."""
+class RowCount:
+    """What the embedding actors return to the driver: a batch's row count, as rows of nulls."""
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return pa.table({"rows": pa.array([batch.num_rows], pa.int64())})
+        return pa.table({NULL_ROWS: pa.nulls(batch.num_rows)})
 
 
 def main() -> None:
-    documents, megabytes = int(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
+    read_every_block = "--read-every-block" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--read-every-block"]
+    documents, megabytes = int(args[0]), float(args[1]) if len(args) > 1 else 1.0
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
 
     def extracted(batch: pa.Table) -> pa.Table:
@@ -45,11 +51,12 @@ def main() -> None:
     ds = ray.data.from_items([{"path": f"doc_{i:06d}.pdf"} for i in range(documents)], override_num_blocks=documents)
     print("after from_items", driver_memory_mb(), flush=True)
     ds = ds.map_batches(extracted, batch_size=1, batch_format="pyarrow", max_calls=50)
-    ds = ds.map_batches(OneRow, batch_size=8, batch_format="pyarrow", compute=ActorPoolStrategy(size=1))
+    ds = ds.map_batches(RowCount, batch_size=8, batch_format="pyarrow", compute=ActorPoolStrategy(size=1))
     started = time.monotonic()
-    for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        pass
-    print(f"end: {documents} documents of {megabytes} MB in {time.monotonic() - started:.0f} s", driver_memory_mb())
+    blocks = ds.iter_batches(batch_size=None, batch_format="pyarrow") if read_every_block else output_tables(ds)
+    rows = sum(block.num_rows for block in blocks)
+    print(f"end: {documents} documents of {megabytes} MB, {rows} rows, {'every block read' if read_every_block else 'output_tables'}, "
+          f"in {time.monotonic() - started:.0f} s", driver_memory_mb())
 
 
 if __name__ == "__main__":

@@ -24,7 +24,14 @@ from jobs.pipeline import (
     run_extract_and_embed,
 )
 from jobs.scoring import model_id_of
-from jobs.staging import STAGING_DIRNAME, STORE_FILE_ROWS, StagingArea, document_aligned_slices, stage_batch
+from jobs.staging import (
+    STAGE_ERROR_COLUMN,
+    STAGING_DIRNAME,
+    STORE_FILE_ROWS,
+    StagingArea,
+    document_aligned_slices,
+    stage_batch,
+)
 from scanner.discover import document_key
 from scanner.extract import file_sha256
 from scanner.noise import flag_boilerplate_table
@@ -95,11 +102,10 @@ def ingest(
         write_where_embedded = partial(stage_batch, root=str(staging.root.absolute()))
         rows_before, rows_written = staging.row_count(), 0
         for summary in run_extract_and_embed(todo, root, pipeline, then=write_where_embedded):
-            failed = [e for e in summary.column("error").to_pylist() if e]
-            if failed:
-                raise StoreError(f"cannot write to the staging area {staging.root}: {failed[0]} "
+            if STAGE_ERROR_COLUMN in summary.column_names:
+                raise StoreError(f"cannot write to the staging area {staging.root}: {summary.column(STAGE_ERROR_COLUMN)[0]} "
                                  "(the batches written so far are kept; run the scan again to go on)")
-            rows_written += sum(summary.column("rows").to_pylist())
+            rows_written += summary.num_rows
     rows_found = staging.row_count() - rows_before
     if rows_found < rows_written:  # an actor on a node that does not share the store's path
         raise StoreError(f"the embedding actors wrote {rows_written} rows to {staging.root}, but this process finds "

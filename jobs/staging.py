@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from index.store import PAGE_ROWS, PIXELS_COLUMN, POSE_COLUMN, stream_rows
-from jobs.pipeline import REGION_COLUMN, ROW_DOC, ROW_RECORD
+from jobs.pipeline import NULL_ROWS, REGION_COLUMN, ROW_DOC, ROW_RECORD
 from scanner.noise import pixel_hash
 
 logger = logging.getLogger(__name__)
@@ -235,18 +235,22 @@ class StagingArea:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+STAGE_ERROR_COLUMN = "error"  # `stage_batch`'s answer for a batch it could not write: one row, the error
+
+
 def stage_batch(batch: pa.Table, *, root: str) -> pa.Table:
     """Write an embedded batch to the staging area at `root` where it was made (`run_extract_and_embed`'s `then`).
 
-    What goes back to the driver is one row: the batch's row count, and the error when it could
-    not be written (the driver stops the scan on it: a full disk must not look like a crashed
-    document, which is what Ray, told to drop a failed block, would make of an exception here). The
-    images, vectors and pixel features then never reach the driver, which mapped ~0.5 GB of them
-    from Ray's object store at 1,000 papers and ~1 GB at 5,000.
+    What goes back to the driver is a table of as many rows as were written and no data (one null
+    column, `NULL_ROWS`), which the driver counts from Ray's block metadata without reading the
+    block (`jobs.pipeline.output_tables`); or, when the batch could not be written, one row with the
+    error (`STAGE_ERROR_COLUMN`): the driver stops the scan on it, because a full disk must not look
+    like a crashed document, which is what Ray, told to drop a failed block, would make of an
+    exception here. The images, vectors and pixel features then never reach the driver, which mapped
+    ~0.5 GB of them from Ray's object store at 1,000 papers and ~1 GB at 5,000.
     """
     try:
         StagingArea(Path(root)).write(batch)
-        error = ""
     except Exception as exc:  # any failure: reported to the driver, which stops the scan with it
-        error = f"{type(exc).__name__}: {exc}"
-    return pa.table({"rows": pa.array([batch.num_rows], pa.int64()), "error": pa.array([error], pa.string())})
+        return pa.table({STAGE_ERROR_COLUMN: pa.array([f"{type(exc).__name__}: {exc}"], pa.string())})
+    return pa.table({NULL_ROWS: pa.nulls(batch.num_rows)})

@@ -133,7 +133,7 @@ def test_batches_the_actors_staged_where_this_process_cannot_see_them_stop_the_i
     paper.write_bytes(b"%PDF-1.4 stand-in")
 
     def staged_elsewhere(paths: object, root: object, options: object, *, then: object) -> Iterator[pa.Table]:
-        yield pa.table({"rows": pa.array([3], pa.int64()), "error": pa.array([""], pa.string())})
+        yield pa.table({"null_rows": pa.nulls(3)})
 
     monkeypatch.setattr("jobs.ingest.run_extract_and_embed", staged_elsewhere)
     with pytest.raises(StoreError, match="wrote 3 rows to .* but this process finds 0 of them"):
