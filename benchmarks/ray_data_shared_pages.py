@@ -14,7 +14,7 @@ scan: 15 MB at 1,000 papers, 316 MB at 5,000); session 22 on reading: see docs/b
 """
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 
 import numpy as np
@@ -40,9 +40,12 @@ class RowCount:
 
 
 def main() -> None:
-    read_every_block = "--read-every-block" in sys.argv
-    args = [a for a in sys.argv[1:] if a != "--read-every-block"]
-    documents, megabytes = int(args[0]), float(args[1]) if len(args) > 1 else 1.0
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("documents", type=int)
+    parser.add_argument("megabytes", type=float, nargs="?", default=1.0, help="of made-up images a document")
+    parser.add_argument("--read-every-block", action="store_true", help="iter_batches, not output_tables")
+    args = parser.parse_args()
+    documents, megabytes, read_every_block = args.documents, args.megabytes, args.read_every_block
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
 
     def extracted(batch: pa.Table) -> pa.Table:
