@@ -15,14 +15,18 @@ scan: 15 MB at 1,000 papers, 316 MB at 5,000); session 22 on reading: see docs/b
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import ray
 from ray.data import ActorPoolStrategy
 
-from jobs.pipeline import NULL_ROWS, output_tables
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jobs.pipeline import NULL_ROWS, output_tables  # noqa: E402
 
 
 def driver_memory_mb() -> dict[str, int]:
