@@ -103,7 +103,8 @@ def ingest(
         rows_before, rows_written = staging.row_count(), 0
         for summary in run_extract_and_embed(todo, root, pipeline, then=write_where_embedded):
             if STAGE_ERROR_COLUMN in summary.column_names:
-                raise StoreError(f"cannot write to the staging area {staging.root}: {summary.column(STAGE_ERROR_COLUMN)[0]} "
+                error = summary.column(STAGE_ERROR_COLUMN)[0].as_py()
+                raise StoreError(f"cannot write to the staging area {staging.root}: {error} "
                                  "(the batches written so far are kept; run the scan again to go on)")
             rows_written += summary.num_rows
     rows_found = staging.row_count() - rows_before
