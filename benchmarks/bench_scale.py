@@ -15,7 +15,7 @@ of the driver (its /proc/self/status VmHWM; and, sampled, the peaks of its priva
 RssAnon, and of Ray's shared object-store pages it has mapped, RssShmem, which VmRSS counts
 too; and stage by stage, `driver_by_stage`: the scan runs with `-v`, whose log names each stage as
 it starts) and of the Ray workers (`ray::` processes,
-sampled every 0.5 s: the largest one and the largest sum), store bytes per paper, the CPU
+sampled every 0.5 s: the largest one, with its task then, `worker_peak_role`, and the largest sum), store bytes per paper, the CPU
 seconds of every process of the scan and where they went (`cpu_s_by_role`: the driver, Ray's
 services, each worker by its task: a `ray::IDLE` worker's CPU goes to what it last ran); the
 new/old ratios; and whether report.csv is the same for both variants (it must be).
@@ -107,6 +107,7 @@ class WorkerSampler(threading.Thread):
         super().__init__(daemon=True)
         self.period, self.stop = period, threading.Event()
         self.peak_one_kb = self.peak_sum_kb = 0
+        self.peak_one_role = ""  # what the largest worker ran when its peak was seen
         self.scan_pid: int | None = None  # its CPU counts to the driver
         self.seen: set[int] = set()
         self.root = os.getpid()
@@ -141,9 +142,16 @@ class WorkerSampler(threading.Thread):
                 self.seen.add(pid)
                 status = _status_kb(f"/proc/{pid}/status")
                 total += status.get("VmRSS", 0)
-                self.peak_one_kb = max(self.peak_one_kb, status.get("VmHWM", 0))
+                self._note_peak(pid, cmd, status.get("VmHWM", 0))
             self.peak_sum_kb = max(self.peak_sum_kb, total)
             self.stop.wait(self.period)
+
+    def _note_peak(self, pid: int, cmdline: bytes, peak_kb: int) -> None:
+        """Keep the largest worker's peak and its task then (a `ray::IDLE` worker's: what it last ran)."""
+        if peak_kb > self.peak_one_kb:
+            role = role_of(pid, cmdline, self.scan_pid)
+            self.peak_one_kb = peak_kb
+            self.peak_one_role = self._worked_as.get(pid, role) if role == IDLE_TITLE else role
 
     def _count_cpu(self, pid: int, cmdline: bytes, cpu: float) -> None:
         before = self._cpu_at.get(pid, 0.0)
@@ -256,7 +264,8 @@ def child(corpus: Path, out: Path, threshold: float | None) -> None:
         "driver_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,  # the scan's own process
         "driver_private_peak_mb": max((s["RssAnon"] for s in samples), default=0.0),
         "driver_shared_peak_mb": max((s["RssShmem"] for s in samples), default=0.0),
-        "worker_peak_mb": sampler.peak_one_kb / 1024, "workers_sum_peak_mb": sampler.peak_sum_kb / 1024,
+        "worker_peak_mb": sampler.peak_one_kb / 1024, "worker_peak_role": sampler.peak_one_role,
+        "workers_sum_peak_mb": sampler.peak_sum_kb / 1024,
         "workers_seen": len(sampler.seen), "store_bytes": store_bytes,
         "cpu_s": round(sum(sampler.cpu_by_role.values()), 1),  # every process of the scan, as sampled
         "cpu_s_by_role": {k: round(v, 1) for k, v in sorted(sampler.cpu_by_role.items(), key=lambda kv: -kv[1])},

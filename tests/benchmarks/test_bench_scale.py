@@ -18,6 +18,16 @@ def test_an_idle_titled_worker_counts_to_its_last_task() -> None:
                                    "ray::align_chunk_rows": 1.0, "ray services": 3.0}
 
 
+def test_the_largest_worker_is_named_by_its_task_when_its_peak_was_seen() -> None:
+    sampler = WorkerSampler()
+    sampler._count_cpu(11, b"ray::_read_chunk\0", 1.0)
+    sampler._note_peak(11, b"ray::IDLE\0", 2000)  # idle since the read: the read is named
+    sampler._note_peak(12, b"ray::align_chunk_rows\0", 1500)  # smaller: not the largest
+    assert (sampler.peak_one_kb, sampler.peak_one_role) == (2000, "ray::_read_chunk")
+    sampler._note_peak(12, b"ray::align_chunk_rows\0", 2500)
+    assert (sampler.peak_one_kb, sampler.peak_one_role) == (2500, "ray::align_chunk_rows")
+
+
 def test_the_memory_by_stage_takes_each_stages_largest_sample() -> None:
     from benchmarks.bench_scale import by_stage
 
