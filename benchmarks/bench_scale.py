@@ -329,6 +329,7 @@ def summarise(runs: list[dict[str, Any]], papers: int) -> dict[str, Any]:
         "driver_private_peak_mb": med(lambda r: r["driver_private_peak_mb"]),
         "driver_shared_peak_mb": med(lambda r: r["driver_shared_peak_mb"]),
         "worker_peak_mb": med(lambda r: r["worker_peak_mb"]),
+        "worker_peak_roles": sorted({r["worker_peak_role"] for r in runs}),
         "workers_sum_peak_mb": med(lambda r: r["workers_sum_peak_mb"]),
         "store_kb_per_paper": round(first["store_bytes"] / papers / 1024, 1),
         "cpu_s": med(lambda r: r["cpu_s"]),
