@@ -146,22 +146,23 @@ class WorkerSampler(threading.Thread):
             self.peak_sum_kb = max(self.peak_sum_kb, total)
             self.stop.wait(self.period)
 
+    def _task_of(self, pid: int, cmdline: bytes) -> str:
+        """`role_of`, but a `ray::IDLE` worker is what it last ran (see `role_of`)."""
+        role = role_of(pid, cmdline, self.scan_pid)
+        return self._worked_as.get(pid, role) if role == IDLE_TITLE else role
+
     def _note_peak(self, pid: int, cmdline: bytes, peak_kb: int) -> None:
-        """Keep the largest worker's peak and its task then (a `ray::IDLE` worker's: what it last ran)."""
+        """Keep the largest worker's peak and its task then."""
         if peak_kb > self.peak_one_kb:
-            role = role_of(pid, cmdline, self.scan_pid)
-            self.peak_one_kb = peak_kb
-            self.peak_one_role = self._worked_as.get(pid, role) if role == IDLE_TITLE else role
+            self.peak_one_kb, self.peak_one_role = peak_kb, self._task_of(pid, cmdline)
 
     def _count_cpu(self, pid: int, cmdline: bytes, cpu: float) -> None:
         before = self._cpu_at.get(pid, 0.0)
         if cpu < before:  # the pid was reused by a new process
             before = 0.0
             self._worked_as.pop(pid, None)
-        role = role_of(pid, cmdline, self.scan_pid)
-        if role == IDLE_TITLE:  # what it last ran, if anything (see `role_of`)
-            role = self._worked_as.get(pid, role)
-        elif role.startswith("ray::"):
+        role = self._task_of(pid, cmdline)
+        if role.startswith("ray::") and role != IDLE_TITLE:
             self._worked_as[pid] = role
         self.cpu_by_role[role] = self.cpu_by_role.get(role, 0.0) + cpu - before
         self._cpu_at[pid] = cpu

@@ -27,14 +27,14 @@ from ray.data import ActorPoolStrategy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bench_scale import _status_kb  # noqa: E402
 from jobs.pipeline import NULL_ROWS, output_tables  # noqa: E402
 
 
 def driver_memory_mb() -> dict[str, int]:
     """This process's private memory and mapped object-store pages, MB."""
-    with open("/proc/self/status", encoding="ascii") as fh:
-        fields = dict(line.split(":", 1) for line in fh)
-    return {k: int(fields[k].split()[0]) // 1024 for k in ("RssAnon", "RssShmem")}
+    status = _status_kb("/proc/self/status")
+    return {k: status.get(k, 0) // 1024 for k in ("RssAnon", "RssShmem")}
 
 
 class RowCount:

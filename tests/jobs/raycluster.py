@@ -4,7 +4,7 @@ Each node gets its own temporary directory, ports and a custom resource naming i
 cluster has its own token (Ray >= 2.59 starts clusters with token authentication), so
 nothing of the user's `~/.ray` is read. `stop` kills every process of the cluster by its
 process group and by its temporary directory, never by name: other Ray instances on the
-machine are left alone.
+machine are left alone. `ray_up` is the one-node local Ray of the tests that need no cluster.
 """
 from __future__ import annotations
 
@@ -19,8 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import ray
 
 # `ray start`, with a longer wait for the raylet to register: Ray allows it a fixed 30 s (not
 # configurable), which a heavily loaded machine misses, and the raylet then dies with the command.
@@ -190,3 +193,16 @@ def wait_for_nodes(cluster: LocalCluster, n: int, timeout_s: float = 90.0) -> No
         if time.monotonic() > deadline:
             raise RuntimeError(f"the cluster at {cluster.address} did not reach {n} nodes")
         time.sleep(1.0)
+
+
+@contextlib.contextmanager
+def ray_up() -> Iterator[None]:
+    """Ray with 2 CPUs for the body: started here and shut down after, unless it was up already."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()

@@ -8,6 +8,7 @@ import pytest
 import ray
 
 from jobs.pipeline import output_tables
+from tests.jobs.raycluster import ray_up
 
 
 def _staged_or_data(batch: pa.Table) -> pa.Table:
@@ -31,17 +32,11 @@ def test_blocks_without_data_are_counted_from_their_metadata_and_never_read(monk
         fetched.extend(got if isinstance(got, list) else [got])
         return got
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
+    with ray_up():
         ds = ray.data.range(8, override_num_blocks=8).map_batches(_staged_or_data, batch_size=1, batch_format="pyarrow")
-        monkeypatch.setattr(ray, "get", recording_get)
-        tables = list(output_tables(ds))
-    finally:
-        monkeypatch.undo()
-        if started:
-            ray.shutdown()
+        with monkeypatch.context() as patched:
+            patched.setattr(ray, "get", recording_get)
+            tables = list(output_tables(ds))
     data = sorted(x for t in tables if "x" in t.column_names for x in t.column("x").to_pylist())
     staged = [t for t in tables if t.column_names == ["null_rows"]]
     assert data == [1, 3, 5, 7] and len(staged) == 4

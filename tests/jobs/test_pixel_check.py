@@ -2,12 +2,11 @@
 read by a worker."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +30,7 @@ from jobs.pixel_check import (
     run_in_tasks,
 )
 from tests.index.helpers import figures_table, forget_file_sizes
+from tests.jobs.raycluster import ray_up
 from training.synth import KINDS, generate_specimen_field
 
 
@@ -39,19 +39,6 @@ def _fails_in_workers(data: int, xs: np.ndarray, ys: np.ndarray, driver_pid: int
     if os.getpid() != driver_pid:
         raise RuntimeError("worker lost")
     return xs + ys + data
-
-
-@contextlib.contextmanager
-def _ray_up() -> Iterator[None]:
-    """Ray with 2 CPUs for the body: started here and shut down after, unless it was up already."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def test_without_ray_the_pairs_are_checked_in_this_process() -> None:
@@ -83,7 +70,7 @@ def test_pairs_sharing_a_panel_are_taken_together_and_results_come_back_in_order
 def test_a_failed_pixel_check_task_is_redone_in_the_driver(caplog: pytest.LogCaptureFixture) -> None:
     n = PIXEL_CHECK_TASK_PAIRS * 2 + 5  # three tasks
     ticks: list[int] = []
-    with _ray_up(), caplog.at_level(logging.WARNING, logger="jobs.pixel_check"):
+    with ray_up(), caplog.at_level(logging.WARNING, logger="jobs.pixel_check"):
         out = run_in_tasks(_fails_in_workers, 1000, np.arange(n), np.ones(n, np.int64), os.getpid(), ticks.append)
     assert out.tolist() == [i + 1001 for i in range(n)]  # every pair, in order
     assert caplog.text.count("pixel check task failed") == 3
@@ -126,7 +113,7 @@ def _check(n: int, read: Callable[[list[int]], ChunkPixels]) -> np.ndarray:
 @pytest.mark.slow
 @pytest.mark.ray
 def test_a_chunk_is_read_by_a_worker_not_the_driver(caplog: pytest.LogCaptureFixture) -> None:
-    with _ray_up():
+    with ray_up():
         many = _check(8 * PIXEL_CHECK_TASK_PAIRS, _read_by)  # two chunks of four tasks each
         few = _check(PIXEL_CHECK_TASK_PAIRS, _read_by)  # one task: checked, so read, in the driver
         with pytest.raises(StoreError, match="shorter than the manifest"):  # a read's error reaches the caller
@@ -213,7 +200,7 @@ def test_a_chunks_images_are_the_stored_bytes_across_files(tmp_path) -> None:
 @pytest.mark.slow
 @pytest.mark.ray
 def test_the_driver_says_how_many_panels_a_worker_decoded(caplog: pytest.LogCaptureFixture) -> None:
-    with _ray_up(), caplog.at_level(logging.INFO, logger="jobs.pixel_check"):
+    with ray_up(), caplog.at_level(logging.INFO, logger="jobs.pixel_check"):
         _check(2 * PIXEL_CHECK_TASK_PAIRS, _read_as_images)  # one chunk, read in a worker
     panels = 4 * PIXEL_CHECK_TASK_PAIRS
     assert f"pixel check: {panels} of {panels} panels have nothing stored it can use" in caplog.text
